@@ -1,0 +1,43 @@
+# The two commands the README promises: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run test test-unit test-integration lint venv system-deps bench clean
+
+$(BIN)/ssh-access-exporter: pyproject.toml
+	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/ssh-access-exporter
+
+## make run: start the exporter on :9822 against this host
+run: venv
+	$(BIN)/ssh-access-exporter $(ARGS)
+
+system-deps:
+	./scripts/install-system-deps.sh
+
+lint: venv
+	$(BIN)/ruff check exporter tests benchmarks
+	$(BIN)/ruff format --check exporter tests benchmarks
+	$(BIN)/mypy
+
+## make test: install what the tests need, lint, run the whole suite
+test: system-deps venv lint
+	$(BIN)/pytest tests
+
+test-unit: venv
+	$(BIN)/pytest -m unit tests
+
+test-integration: system-deps venv
+	$(BIN)/pytest -m integration tests
+
+bench: system-deps venv
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Collectors: turn the typed data of exporter.sources into metric families."""

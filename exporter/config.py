@@ -1,0 +1,71 @@
+"""The YAML file behind --config.file: what flags express badly (the watchlist, later log sources).
+
+Validation is strict: an unknown key or a bad value is an error that names the key, so a typo never
+silently turns a check off.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """The validated content of --config.file (empty when no file is given)."""
+
+    watchlist: tuple[Network, ...] = field(default_factory=tuple)
+
+
+def _parse_watchlist(value: Any) -> tuple[Network, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("watchlist: must be a list of addresses or CIDR networks")
+    networks = []
+    for index, item in enumerate(value):
+        try:
+            networks.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            raise ConfigError(f"watchlist[{index}]: {item!r} is not an address or CIDR network") from None
+    return tuple(networks)
+
+
+_KEYS = {"watchlist": _parse_watchlist}
+
+
+def parse_config(text: str, origin: str = "config") -> FileConfig:
+    """Validate YAML text into a FileConfig."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    if data is None:
+        return FileConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: top level must be a mapping of keys ({', '.join(_KEYS)})")
+    unknown = sorted(str(k) for k in data if k not in _KEYS)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key in {origin} (known: {', '.join(_KEYS)})")
+    return FileConfig(**{key: parse(data.get(key)) for key, parse in _KEYS.items()})
+
+
+def load_config(path: Path | None) -> FileConfig:
+    """Read and validate the file; no file means defaults."""
+    if path is None:
+        return FileConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config.file: cannot read {path}: {exc}") from None
+    return parse_config(text, origin=str(path))

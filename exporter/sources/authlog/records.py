@@ -1,0 +1,56 @@
+"""The shared vocabulary of the auth-log pipeline: one log record in, at most one event out.
+
+Files give raw lines that `framing` turns into a SyslogRecord; the journal gives SyslogRecords
+directly. `classify` turns a record into an Event. Nothing here knows of Prometheus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The closed set of event names (contract: ssh_access_sshd_events_total{event}).
+EVENTS: tuple[str, ...] = (
+    "auth_failed",
+    "auth_accepted",
+    "invalid_user",
+    "user_not_allowed",
+    "root_login_refused",
+    "max_auth_tries_exceeded",
+    "pam_auth_failure",
+    "preauth_disconnect",
+    "negotiation_failed",
+    "banner_error",
+    "login_grace_timeout",
+    "wrapper_refused",
+    "maxstartups_drop",
+    "maxstartups_throttling_begin",
+    "maxstartups_throttling_end",
+    "penalty_drop",
+    "penalty_applied",
+)
+
+# Cap on the message text kept from one line: sshd itself cuts messages at 500 characters.
+MAX_MESSAGE_CHARS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogRecord:
+    """One log line with its framing removed. Fields the line does not carry are None."""
+
+    message: str
+    ident: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    time: float | None = None  # seconds since the epoch, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One classified sshd event (contract: the fields of `replay --format json`)."""
+
+    event: str
+    address: str | None = None
+    user: str | None = None
+    method: str | None = None
+    pid: int | None = None
+    time: float | None = None
