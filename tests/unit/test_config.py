@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from exporter.config import ConfigError, parse_config
+
+
+def test_empty_config_is_defaults() -> None:
+    assert parse_config("").watchlist == ()
+
+
+def test_watchlist_accepts_addresses_and_networks() -> None:
+    config = parse_config("watchlist:\n  - 192.0.2.10\n  - 198.51.100.0/24\n  - 2001:db8::/32\n")
+    assert config.watchlist == (
+        ipaddress.ip_network("192.0.2.10/32"),
+        ipaddress.ip_network("198.51.100.0/24"),
+        ipaddress.ip_network("2001:db8::/32"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("watchlsit: []\n", "watchlsit"),
+        ("watchlist: 192.0.2.1\n", "watchlist"),
+        ("watchlist: [not-an-address]\n", "watchlist[0]"),
+        ("- a\n- b\n", "top level"),
+        ("watchlist: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_the_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        parse_config(text)
