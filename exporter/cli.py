@@ -32,7 +32,7 @@ EXIT_USAGE = 2
 
 def flag(args: argparse.Namespace, name: str) -> object:
     """The value of a dotted flag (`flag(args, "collector.sshd.binary")`)."""
-    return getattr(args, name)
+    return getattr(args, name.replace("-", "_"))
 
 
 def _positive_seconds(value: str) -> float:
@@ -90,7 +90,9 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ssh-access-exporter {__version__}")
     parser.add_argument("--web.listen-address", default=":9822", help="address to listen on (default :9822)")
-    parser.add_argument("--web.telemetry-path", default="/metrics", help="path of the metrics (default /metrics)")
+    parser.add_argument(
+        "--web.telemetry-path", default="/metrics", help="path of the metrics (default /metrics)"
+    )
     parser.add_argument(
         "--scrape.timeout",
         type=_positive_seconds,
@@ -118,7 +120,7 @@ def serve(argv: Sequence[str]) -> int:
 
     scraper = ScrapeCollector(collectors, timeout=float(str(flag(args, "scrape.timeout"))))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(scraper)  # type: ignore[arg-type]
+    registry.register(scraper)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     try:

@@ -1,0 +1,204 @@
+"""The model of sshd on this host: effective config, its health, listeners and their load.
+
+One `SshdReader.read()` gives a `SshdSnapshot` that the sshd collector and `diagnose` both render.
+Expensive facts (running `sshd -T`, reading the binary) are cached on the signature of the files they
+depend on, so a scrape re-runs sshd only after a config or binary change.
+
+"Reload pending" compares the newest mtime of a listener's config files (Includes too) with the time
+the listener last (re)started. sshd applies a reload (SIGHUP) by re-executing itself under the same
+pid, which /proc does not date, but it rewrites its PidFile on every start: the reload time is the later
+of the process start and the PidFile's mtime, when that file holds the listener's pid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.paths import HostPaths
+from exporter.sources.sshd_binary import (
+    SshdVersion,
+    config_test_verdict,
+    file_signature,
+    read_version,
+    run_sshd,
+    version_from_output,
+)
+from exporter.sources.sshd_config import (
+    EffectiveConfig,
+    ParsedFiles,
+    parse_sshd_t,
+    read_config_files,
+)
+from exporter.sources.sshd_processes import Listener, classify_listeners, read_processes
+from exporter.sources.sshd_sockets import listening_ports, read_tcp_sockets, states_on_ports
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConfigState:
+    """The effective config and how it was obtained."""
+
+    effective: EffectiveConfig | None  # None: neither sshd -T nor the files gave a usable config
+    valid: bool | None  # `sshd -t` verdict; None when sshd could not tell (no binary, no host keys)
+    sshd_t_error: str  # why `sshd -T` was not used ("" when it was)
+    parse_errors: tuple[str, ...]  # problems the file parser met (unreadable Include, bad lines)
+
+
+@dataclass(frozen=True)
+class ListenerState:
+    """One sshd instance as seen now."""
+
+    listener: Listener
+    started: float  # last (re)start, seconds since the epoch
+    reload_pending: bool | None  # None: its config files could not be read
+    ports: tuple[int, ...]
+    ports_from_sockets: bool  # False: taken from the config (sockets need root)
+    tcp_states: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SshdSnapshot:
+    version: SshdVersion | None
+    config: ConfigState
+    listeners: tuple[ListenerState, ...]
+
+    @property
+    def startups(self) -> int:
+        return sum(state.listener.startups for state in self.listeners)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+class SshdReader:
+    """Reads sshd's state under --path.rootfs / --path.procfs."""
+
+    def __init__(
+        self, paths: HostPaths, binary: str = "/usr/sbin/sshd", config: str = "/etc/ssh/sshd_config"
+    ):
+        self.paths = paths
+        self.binary = binary
+        self.config = config
+        self._version_cache: tuple[object, SshdVersion | None] = ((), None)
+        self._config_cache: tuple[object, ConfigState] | None = None
+        self._ports_cache: dict[tuple[int, float], set[int] | None] = {}
+
+    # -- version -------------------------------------------------------------------------------
+    def version(self) -> SshdVersion | None:
+        local = self.paths.root(self.binary)
+        signature = file_signature([local])
+        if self._version_cache[0] != signature:
+            version = read_version(local)
+            if version is None and self.paths.is_host_root and local.exists():
+                run = run_sshd(local, "-V")
+                version = version_from_output(run.stderr + run.stdout)
+            self._version_cache = (signature, version)
+        return self._version_cache[1]
+
+    # -- config --------------------------------------------------------------------------------
+    def parse_files(self, config: str) -> ParsedFiles:
+        return read_config_files(self.paths, config)
+
+    def config_state(self, version: SshdVersion | None) -> tuple[ConfigState, ParsedFiles]:
+        parsed = self.parse_files(self.config)
+        local_files = [self.paths.root(f) for f in parsed.files] or [self.paths.root(self.config)]
+        signature = (file_signature([*local_files, self.paths.root(self.binary)]), tuple(parsed.files))
+        if self._config_cache is None or self._config_cache[0] != signature:
+            state = self._compute_config(parsed, version)
+            if state.sshd_t_error:
+                log.info(
+                    "sshd -T unavailable, using the config file parser",
+                    extra={"config": self.config, "reason": state.sshd_t_error},
+                )
+            self._config_cache = (signature, state)
+        return self._config_cache[1], parsed
+
+    def _compute_config(self, parsed: ParsedFiles, version: SshdVersion | None) -> ConfigState:
+        ver = version.version if version else None
+        files = tuple(parsed.files)
+        binary = self.paths.root(self.binary)
+        if not self.paths.is_host_root:
+            reason = "--path.rootfs is not /: host binaries are not executed"
+        elif not binary.exists():
+            reason = f"{self.binary} not found"
+        else:
+            run = run_sshd(binary, "-T", "-f", self.config)
+            valid = config_test_verdict(run)  # `sshd -T` checks the config exactly as `sshd -t` does
+            if run.ok:
+                try:
+                    effective = EffectiveConfig.from_options(parse_sshd_t(run.stdout), "sshd_t", ver, files)
+                    return ConfigState(effective, valid, "", tuple(parsed.errors))
+                except (ValueError, IndexError) as exc:
+                    reason = f"unexpected sshd -T output: {exc}"
+            else:
+                reason = (run.stderr.strip().splitlines() or ["failed"])[-1][:200]
+                if valid is False:
+                    log.warning("sshd config is invalid", extra={"config": self.config, "err": reason})
+                    return ConfigState(self._from_files(parsed, ver), False, reason, tuple(parsed.errors))
+        return ConfigState(self._from_files(parsed, ver), None, reason, tuple(parsed.errors))
+
+    def _from_files(self, parsed: ParsedFiles, version: str | None) -> EffectiveConfig | None:
+        if not parsed.files:
+            return None
+        try:
+            return EffectiveConfig.from_options(parsed.options, "file", version, tuple(parsed.files))
+        except (ValueError, IndexError) as exc:
+            parsed.errors.append(f"{self.config}: {exc}")
+            return None
+
+    # -- listeners -----------------------------------------------------------------------------
+    def _started(self, listener: Listener, pid_file: str | None) -> float:
+        """Process start, or the PidFile's mtime when sshd rewrote it since (a reload re-execs)."""
+        started = listener.create_time
+        if pid_file:
+            local = self.paths.root(pid_file)
+            try:
+                if local.read_text().strip() == str(listener.pid):
+                    started = max(started, os.stat(local).st_mtime)
+            except (OSError, UnicodeDecodeError):
+                pass
+        return started
+
+    def _ports(
+        self, listener: Listener, started: float, fallback: tuple[int, ...]
+    ) -> tuple[tuple[int, ...], bool]:
+        key = (listener.pid, started)
+        if key not in self._ports_cache:
+            if len(self._ports_cache) > 64:
+                self._ports_cache.clear()
+            self._ports_cache[key] = listening_ports(self.paths.procfs, listener.pid)
+        ports = self._ports_cache[key]
+        return (tuple(sorted(ports)), True) if ports else (fallback, False)
+
+    def _listener_state(
+        self, listener: Listener, main: ConfigState, main_files: ParsedFiles
+    ) -> ListenerState:
+        if listener.config == self.config:
+            parsed = main_files
+            effective = main.effective
+        else:
+            parsed = self.parse_files(listener.config)
+            effective = self._from_files(parsed, None)
+        started = self._started(listener, effective.pid_file if effective else "/run/sshd.pid")
+        mtimes = [m for m in (_mtime(self.paths.root(f)) for f in parsed.files) if m is not None]
+        newest = max(mtimes, default=None)
+        reload_pending = None if newest is None else newest > started
+        ports, from_sockets = self._ports(listener, started, effective.ports if effective else (22,))
+        sockets = read_tcp_sockets(self.paths.procfs, listener.pid)
+        states = dict(states_on_ports(sockets, set(ports)))
+        return ListenerState(listener, started, reload_pending, ports, from_sockets, states)
+
+    def read(self) -> SshdSnapshot:
+        version = self.version()
+        config, parsed = self.config_state(version)
+        listeners = classify_listeners(read_processes(self.paths.procfs))
+        states = tuple(self._listener_state(listener, config, parsed) for listener in listeners)
+        return SshdSnapshot(version, config, states)

@@ -1,0 +1,105 @@
+"""What the sshd binary says: its version, `sshd -T` (effective config) and `sshd -t` (validity).
+
+Running sshd costs a fork and a config parse, so callers cache on the signature of the files involved
+(`file_signature`). Nothing here raises for a missing or failing sshd: results carry the error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+_VERSION = re.compile(rb"OpenSSH_(\d+\.\d+(?:\.\d+)?p\d+)([^\x00\n]{0,80})")
+_VERSION_V = re.compile(r"OpenSSH_(\d+\.\d+(?:\.\d+)?(?:p\d+)?)")
+_CONFIG_ERROR = re.compile(
+    r"line \d+:|bad configuration option|terminating|unsupported option|missing argument|"
+    r"Directive '.*' is not allowed|keyword .* extra arguments|Include",
+    re.IGNORECASE,
+)
+SSHD_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class SshdVersion:
+    """`9.2p1` and the full release string (`OpenSSH_9.2p1 Debian-2+deb12u1`)."""
+
+    version: str
+    release: str
+
+
+def read_version(binary: Path) -> SshdVersion | None:
+    """The release string compiled into the binary: works without executing it (containers, rootfs)."""
+    try:
+        data = binary.read_bytes()
+    except OSError:
+        return None
+    match = _VERSION.search(data)
+    if not match:
+        return None
+    suffix = match.group(2).decode("ascii", "replace").split("%")[0].rstrip(", ")
+    version = match.group(1).decode()
+    return SshdVersion(version, f"OpenSSH_{version}{suffix}")
+
+
+def version_from_output(text: str) -> SshdVersion | None:
+    """`sshd -V` prints `OpenSSH_9.2p1 Debian-2+deb12u1, OpenSSL ...`."""
+    match = _VERSION_V.search(text)
+    return SshdVersion(match.group(1), text.split(",", maxsplit=1)[0].strip()) if match else None
+
+
+@dataclass(frozen=True)
+class SshdRun:
+    """The outcome of one sshd invocation."""
+
+    returncode: int | None  # None: it could not be started or timed out
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_sshd(binary: Path, *args: str, timeout: float = SSHD_TIMEOUT) -> SshdRun:
+    """Run sshd with a timeout and a minimal environment; never raises."""
+    try:
+        proc = subprocess.run(
+            [str(binary), *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return SshdRun(None, "", f"{binary} timed out after {timeout:g}s")
+    except OSError as exc:
+        return SshdRun(None, "", f"{binary}: {exc.strerror or exc}")
+    return SshdRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def config_test_verdict(run: SshdRun) -> bool | None:
+    """`sshd -t`: True valid, False a config error, None unknown (no host keys, not root, no binary)."""
+    if run.ok:
+        return True
+    if run.returncode is not None and _CONFIG_ERROR.search(run.stderr):
+        return False
+    return None
+
+
+def file_signature(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of each file; a changed signature means re-run sshd."""
+    signature = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            signature.append((str(path), -1, -1))
+        else:
+            signature.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(signature)

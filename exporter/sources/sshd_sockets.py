@@ -1,0 +1,86 @@
+"""TCP connections on sshd's listening ports, by state, as the kernel sees them in sshd's namespace.
+
+The counts come from `/proc/PID/net/tcp{,6}` of the listener (its own network namespace), parsed
+here because it is one read per family and needs no privileges. Which ports the listener holds comes
+from psutil (the listener's own sockets, which needs root); without root the caller falls back to the
+ports of the effective config.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from exporter.sources.psutil_procfs import psutil_procfs
+
+# /proc/net/tcp state codes (include/net/tcp_states.h); LISTEN is reported apart.
+TCP_STATES: dict[int, str] = {
+    0x01: "established",
+    0x02: "syn_sent",
+    0x03: "syn_recv",
+    0x04: "fin_wait1",
+    0x05: "fin_wait2",
+    0x06: "time_wait",
+    0x07: "close",
+    0x08: "close_wait",
+    0x09: "last_ack",
+    0x0A: "listen",
+    0x0B: "closing",
+    0x0C: "new_syn_recv",
+}
+CONNECTION_STATES: tuple[str, ...] = tuple(s for s in TCP_STATES.values() if s != "listen")
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    local_port: int
+    remote_port: int
+    state: str
+
+
+def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
+    """`/proc/net/tcp` or `tcp6`: header line, then `sl local rem st ...`; bad lines are skipped."""
+    sockets = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        try:
+            local_port = int(fields[1].rpartition(":")[2], 16)
+            remote_port = int(fields[2].rpartition(":")[2], 16)
+            state = TCP_STATES.get(int(fields[3], 16))
+        except ValueError:
+            continue
+        if state is not None:
+            sockets.append(TcpSocket(local_port, remote_port, state))
+    return sockets
+
+
+def read_tcp_sockets(procfs: Path, pid: int | None = None) -> list[TcpSocket]:
+    """Sockets of the namespace of `pid` (or of procfs/net). Missing files mean no sockets."""
+    base = procfs / str(pid) / "net" if pid is not None else procfs / "net"
+    sockets: list[TcpSocket] = []
+    for family in ("tcp", "tcp6"):
+        try:
+            sockets.extend(parse_proc_net_tcp((base / family).read_text(errors="replace")))
+        except OSError:
+            continue
+    return sockets
+
+
+def states_on_ports(sockets: list[TcpSocket], ports: set[int]) -> Counter[str]:
+    """Connections (not listeners) whose local port is one of sshd's, counted by state."""
+    return Counter(s.state for s in sockets if s.local_port in ports and s.state != "listen")
+
+
+def listening_ports(procfs: Path, pid: int) -> set[int] | None:
+    """The TCP ports a process listens on; None when its sockets cannot be read (not root)."""
+    try:
+        with psutil_procfs(procfs):
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr}
