@@ -29,6 +29,29 @@ EVENTS: tuple[str, ...] = (
     "penalty_applied",
 )
 
+# The closed set of PerSourcePenalties reasons (contract: ssh_access_sshd_penalties_total{reason}).
+PENALTY_REASONS: tuple[str, ...] = (
+    "crash",
+    "authfail",
+    "noauth",
+    "grace_exceeded",
+    "refuseconnection",
+    "invaliduser",
+    "table_full",
+    "other",
+)
+
+# The closed set of auth methods (contract: ssh_access_sshd_auth_failures_total{method}).
+AUTH_METHODS: tuple[str, ...] = (
+    "password",
+    "publickey",
+    "keyboard-interactive",
+    "hostbased",
+    "gssapi-with-mic",
+    "none",
+    "other",
+)
+
 # Cap on the message text kept from one line: sshd itself cuts messages at 500 characters.
 MAX_MESSAGE_CHARS = 2048
 
@@ -54,3 +77,7 @@ class Event:
     method: str | None = None
     pid: int | None = None
     time: float | None = None
+    # Not part of the replay JSON: the penalty reason (closed set, PENALTY_REASONS) of penalty_drop and
+    # penalty_applied, and the episode's dropped-connection total of maxstartups_throttling_end.
+    reason: str | None = None
+    count: int | None = None
