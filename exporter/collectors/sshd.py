@@ -58,7 +58,9 @@ def config_families(config: EffectiveConfig) -> Iterator[Metric]:
         math.inf if per_source is None else per_source,
     )
     netblock = _gauge(
-        "persource_netblock_size_bits", "Effective PerSourceNetBlockSize prefix length.", labels=["family"]
+        "persource_netblock_prefix_length",
+        "Effective PerSourceNetBlockSize prefix length.",
+        labels=["family"],
     )
     netblock.add_metric(["ipv4"], config.per_source_netblock_v4)
     netblock.add_metric(["ipv6"], config.per_source_netblock_v6)

@@ -18,6 +18,7 @@ children's titles tell how far the connection got:
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections import defaultdict
@@ -169,8 +170,9 @@ def classify_listeners(processes: list[ProcessInfo]) -> list[Listener]:
 def read_processes(procfs: Path) -> list[ProcessInfo]:
     """sshd processes under procfs. Vanishing processes and unreadable entries are skipped."""
     found: list[ProcessInfo] = []
+    pids = [int(entry) for entry in os.listdir(procfs) if entry.isdigit()]  # OSError: procfs unusable
     with psutil_procfs(procfs):
-        for pid in psutil.pids():
+        for pid in pids:
             try:
                 proc = psutil.Process(pid)
                 with proc.oneshot():

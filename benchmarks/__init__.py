@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks` runs them side by side with the peer tools."""

@@ -1,0 +1,29 @@
+"""Builds fake procfs trees for tests: just the files psutil and the readers look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BOOT_TIME = 1_700_000_000
+CLOCK_TICKS = 100
+
+
+def make_procfs(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "stat").write_text(f"cpu  1 2 3 4\nbtime {BOOT_TIME}\n")
+    return root
+
+
+def add_process(
+    procfs: Path, pid: int, ppid: int, title: str, comm: str = "sshd", start_ticks: int = 1000
+) -> None:
+    """One process: /proc/PID/stat (comm, ppid, starttime) and a setproctitle-style cmdline."""
+    directory = procfs / str(pid)
+    directory.mkdir(parents=True, exist_ok=True)
+    fields = ["S", str(ppid)] + ["0"] * 17 + [str(start_ticks)] + ["0"] * 20
+    (directory / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
+    (directory / "cmdline").write_bytes(title.encode() + b"\0" * 8)
+
+
+def start_time(start_ticks: int) -> float:
+    return BOOT_TIME + start_ticks / CLOCK_TICKS

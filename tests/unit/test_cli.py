@@ -1,0 +1,105 @@
+"""The command line and HTTP view: flags, exit codes, landing page, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+from exporter.web import parse_listen_address
+from tests.exposition import samples, value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--no-such-flag"], "--no-such-flag"),
+        (["--web.listen-address", "nonsense"], "web.listen-address"),
+        (["--web.telemetry-path", "metrics"], "web.telemetry-path"),
+        (["--path.procfs", "/nonexistent"], "path.procfs"),
+        (["--scrape.timeout", "-1"], "scrape.timeout"),
+        (["--log.format", "xml"], "log.format"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_flag(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_config_file_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("watchlist:\n  - 192.0.2.1\nwatchlst: []\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config.file", str(config)])
+    assert exit_info.value.code == 2
+    assert "watchlst" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(":9822", ("", 9822)), ("127.0.0.1:1", ("127.0.0.1", 1)), ("[::1]:9822", ("::1", 9822))],
+)
+def test_listen_address(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen_address(text) == expected
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_serve_landing_metrics_404_and_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "exporter",
+            f"--web.listen-address=127.0.0.1:{port}", "--web.telemetry-path=/m",
+            f"--path.rootfs={tmp_path}", "--no-collector.sshd", "--log.format=json",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                status, body = _get(f"http://127.0.0.1:{port}/m")
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert status == 200
+        found = samples(body)
+        assert value(found, "ssh_access_collector_success", collector="sshd") is None  # disabled
+        assert value(found, "process_resident_memory_bytes") is not None
+        status, landing = _get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and "ssh-access-exporter" in landing and "href='/m'" in landing
+        assert _get(f"http://127.0.0.1:{port}/nope")[0] == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stderr is not None
+        assert '"msg": "shutting down"' in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,0 +1,120 @@
+"""The sshd collector on fixture trees: no sshd runs, so the config comes from the file parser."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from exporter.collectors.sshd import SshdCollector
+from exporter.paths import HostPaths
+from exporter.sources.sshd import SshdReader
+from tests.exposition import promtool_check, render, samples, value
+from tests.procfs_tree import add_process, make_procfs, start_time
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> HostPaths:
+    rootfs = tmp_path / "root"
+    ssh = rootfs / "etc/ssh"
+    (ssh / "sshd_config.d").mkdir(parents=True)
+    (ssh / "sshd_config").write_text(
+        "Include /etc/ssh/sshd_config.d/*.conf\nPort 2222\nPidFile /run/sshd.pid\n"
+    )
+    (ssh / "sshd_config.d/limits.conf").write_text("MaxStartups 3:50:6\nLoginGraceTime 1m\n")
+    (ssh / "alt_config").write_text("Port 2223\nPidFile /run/alt.pid\n")
+    (rootfs / "run").mkdir()
+    procfs = make_procfs(tmp_path / "proc")
+    add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 2 of 3-6 startups", start_ticks=1000)
+    add_process(procfs, 101, 100, "sshd: [accepted]")
+    add_process(procfs, 102, 100, "sshd: alice [priv]")
+    add_process(procfs, 103, 102, "sshd: alice@pts/0")
+    add_process(procfs, 104, 100, "sshd: [accepted]")
+    add_process(
+        procfs, 200, 1, "sshd: /usr/sbin/sshd -D -f /etc/ssh/alt_config [listener] 0 of 10-100 startups"
+    )
+    # Every config file is older than both listeners...
+    old = start_time(1000) - 100
+    for path in (ssh / "sshd_config", ssh / "sshd_config.d/limits.conf", ssh / "alt_config"):
+        os.utime(path, (old, old))
+    return HostPaths(rootfs=rootfs, procfs=procfs)
+
+
+def scrape(host: HostPaths) -> str:
+    return render(SshdCollector(SshdReader(host)).collect())
+
+
+def test_fixture_host_exposition(host: HostPaths) -> None:
+    text = scrape(host)
+    found = samples(text)
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 1
+    assert value(found, "ssh_access_sshd_config_source", source="sshd_t") == 0
+    assert value(found, "ssh_access_sshd_config_valid") is None  # unknown without running sshd
+    assert value(found, "ssh_access_sshd_maxstartups_start") == 3
+    assert value(found, "ssh_access_sshd_maxstartups_rate") == 0.5
+    assert value(found, "ssh_access_sshd_maxstartups_full") == 6
+    persource = value(found, "ssh_access_sshd_persource_maxstartups")
+    assert persource is not None and math.isinf(persource)
+    assert value(found, "ssh_access_sshd_login_grace_time_seconds") == 60
+    assert value(found, "ssh_access_sshd_listeners") == 2
+    assert value(found, "ssh_access_sshd_startups") == 2
+    assert value(found, "ssh_access_sshd_listener_startups", listener="/etc/ssh/sshd_config") == 2
+    assert value(found, "ssh_access_sshd_listener_startups", listener="/etc/ssh/alt_config") == 0
+    assert value(found, "ssh_access_sshd_listener_maxstartups_full", listener="/etc/ssh/sshd_config") == 6
+    assert value(found, "ssh_access_sshd_unauthenticated_connections", stage="accepted") == 2
+    assert value(found, "ssh_access_sshd_unauthenticated_connections", stage="authenticating") == 0
+    assert value(found, "ssh_access_sshd_sessions") == 1
+    assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") == 0
+    assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/alt_config") == 0
+    if shutil.which("promtool"):
+        assert promtool_check(text) is None
+
+
+def test_edited_include_means_reload_pending(host: HostPaths) -> None:
+    (host.rootfs / "etc/ssh/sshd_config.d/limits.conf").write_text("MaxStartups 5:50:9\n")  # mtime: now
+    found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") == 1
+    assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/alt_config") == 0
+    assert value(found, "ssh_access_sshd_maxstartups_start") == 5  # the file, not yet the listener
+    assert value(found, "ssh_access_sshd_listener_maxstartups_start", listener="/etc/ssh/sshd_config") == 3
+
+
+def test_pid_file_rewritten_by_reload_clears_pending(host: HostPaths) -> None:
+    (host.rootfs / "etc/ssh/sshd_config.d/limits.conf").write_text("MaxStartups 5:50:9\n")
+    (host.rootfs / "run/sshd.pid").write_text("100\n")  # sshd rewrites it when SIGHUP re-execs it
+    found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") == 0
+
+
+def test_no_sshd_running_and_garbage_config(host: HostPaths) -> None:
+    for pid in (100, 101, 102, 103, 104, 200):
+        shutil.rmtree(host.procfs / str(pid))
+    (host.rootfs / "etc/ssh/sshd_config").write_bytes(b"\x7fELF\x00\x01garbage\nMaxStartups banana\n")
+    found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_listeners") == 0
+    assert value(found, "ssh_access_sshd_startups") == 0
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 0  # no usable config
+    errors = value(found, "ssh_access_sshd_config_parse_errors")
+    assert errors is not None and errors >= 1
+    assert value(found, "ssh_access_sshd_maxstartups_start") is None
+
+
+def test_missing_config_still_reports_load(host: HostPaths) -> None:
+    shutil.rmtree(host.rootfs / "etc/ssh")
+    found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_startups") == 2
+    assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") is None
+
+
+def test_version_is_read_from_the_binary(host: HostPaths) -> None:
+    binary = host.rootfs / "usr/sbin/sshd"
+    binary.parent.mkdir(parents=True)
+    binary.write_bytes(b"\x7fELF\x00OpenSSH_2.*,OpenSSH_3.0*\x00OpenSSH_9.8p1 Debian-3\x00OpenSSH_%s\x00")
+    found = samples(scrape(host))
+    assert (
+        value(found, "ssh_access_sshd_version_info", version="9.8p1", release="OpenSSH_9.8p1 Debian-3") == 1
+    )
+    assert value(found, "ssh_access_sshd_persource_penalties_enabled") == 1  # default on from 9.8

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.sshd_processes import (
+    ProcessInfo,
+    classify_listeners,
+    config_from_argv,
+    parse_listener_title,
+    read_processes,
+)
+from tests.procfs_tree import add_process, make_procfs, start_time
+
+
+def proc(pid: int, ppid: int, title: str, name: str = "sshd") -> ProcessInfo:
+    return ProcessInfo(pid, ppid, name, title, 1_700_000_000.0)
+
+
+def test_listener_title_is_parsed() -> None:
+    title = parse_listener_title("sshd: /usr/sbin/sshd -D -f /etc/ssh/alt [listener] 4 of 3-6 startups")
+    assert title is not None
+    assert (title.startups, title.start, title.full) == (4, 3, 6)
+    assert config_from_argv(title.argv) == "/etc/ssh/alt"
+
+
+@pytest.mark.parametrize(
+    ("argv", "config"),
+    [
+        ("/usr/sbin/sshd -D", "/etc/ssh/sshd_config"),
+        ("/usr/sbin/sshd -D -f /tmp/x/cfg", "/tmp/x/cfg"),
+        ("/usr/sbin/sshd -f/tmp/y -D", "/tmp/y"),
+        ("/usr/sbin/sshd -D -f", "/etc/ssh/sshd_config"),
+        ('/usr/sbin/sshd -f "/tmp/with space" -D', "/tmp/with space"),
+    ],
+)
+def test_config_from_argv(argv: str, config: str) -> None:
+    assert config_from_argv(argv) == config
+
+
+def test_not_a_listener_title() -> None:
+    assert parse_listener_title("sshd: [accepted]") is None
+    assert parse_listener_title("sshd: /usr/sbin/sshd -D [listener] x of 3-6 startups") is None
+
+
+# One tree per OpenSSH generation: (listener, then per connection: monitor title + descendant titles).
+GENERATIONS = {
+    "7.x without listener title": (
+        proc(100, 1, "/usr/sbin/sshd -D"),
+        [
+            ("sshd: [accepted]", [], "accepted"),
+            ("sshd: [accepted]", ["sshd: [net]"], "preauth"),
+            ("sshd: root [priv]", ["sshd: root [net]"], "authenticating"),
+            ("sshd: unknown [priv]", ["sshd: unknown [net]"], "authenticating"),
+            ("sshd: alice [priv]", ["sshd: alice@pts/0"], "session"),
+            ("sshd: bob [priv]", ["sshd: bob@notty"], "session"),
+            ("sshd: carol [priv]", ["sshd: carol@internal-sftp"], "session"),
+            ("/usr/sbin/sshd -D -R", [], "accepted"),
+        ],
+    ),
+    "8.2-9.7": (
+        proc(100, 1, "sshd: /usr/sbin/sshd -D [listener] 4 of 10-100 startups"),
+        [
+            ("sshd: [accepted]", [], "accepted"),
+            ("sshd: [accepted]", ["sshd: [net]"], "preauth"),
+            ("sshd: root [priv]", ["sshd: root [net]"], "authenticating"),
+            ("sshd: unknown [priv]", [], "authenticating"),
+            ("sshd: alice [priv]", ["sshd: alice@pts/0"], "session"),
+        ],
+    ),
+    "9.8-9.9 sshd-session": (
+        proc(100, 1, "sshd: /usr/sbin/sshd -D [listener] 3 of 10-100 startups"),
+        [
+            ("sshd-session: [accepted]", [], "accepted"),
+            ("sshd-session: alice [priv]", ["sshd-session: alice [net]"], "authenticating"),
+            ("sshd-session: [accepted]", ["sshd-session: [net]"], "preauth"),
+            ("sshd-session: bob [priv]", ["sshd-session: bob@pts/0"], "session"),
+        ],
+    ),
+    "10.x sshd-auth": (
+        proc(100, 1, "sshd: /usr/sbin/sshd -D [listener] 4 of 10-100 startups"),
+        [
+            ("sshd-session: [accepted]", [], "accepted"),
+            ("sshd-session: [accepted]", ["sshd-auth: [session-auth early]"], "preauth"),
+            ("sshd-session: [accepted]", ["sshd-auth: [session-auth]"], "preauth"),
+            ("sshd-session: alice [priv]", ["sshd-auth: alice [net]"], "authenticating"),
+            (
+                "sshd-session: bob [priv]",
+                ["sshd-session: bob [postauth]", "sshd-session: bob@pts/1"],
+                "session",
+            ),
+        ],
+    ),
+}
+
+
+def _name(title: str) -> str:
+    head = title.split(":", 1)[0]
+    return head if head in ("sshd", "sshd-session", "sshd-auth") else "sshd"
+
+
+@pytest.mark.parametrize("generation", list(GENERATIONS))
+def test_connections_are_staged_from_titles(generation: str) -> None:
+    listener, connections = GENERATIONS[generation]
+    processes = [listener, proc(1, 0, "/sbin/init", name="systemd")]
+    expected = {"accepted": 0, "preauth": 0, "authenticating": 0}
+    sessions = 0
+    pid = 200
+    for monitor, descendants, stage in connections:
+        monitor_pid = pid
+        processes.append(proc(monitor_pid, listener.pid, monitor, _name(monitor)))
+        parent = monitor_pid
+        for title in descendants:
+            pid += 1
+            processes.append(proc(pid, parent, title, _name(title)))
+            parent = pid
+        pid += 1
+        if stage == "session":
+            sessions += 1
+        else:
+            expected[stage] += 1
+    [found] = classify_listeners(processes)
+    assert found.pid == 100
+    assert found.stages == expected
+    assert found.sessions == sessions
+    if found.title is None:  # old sshd: the count comes from the children
+        assert found.startups == sum(expected.values())
+    else:
+        assert found.startups == found.title.startups
+
+
+def test_two_instances_are_reported_apart() -> None:
+    processes = [
+        proc(100, 1, "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups"),
+        proc(101, 100, "sshd: [accepted]"),
+        proc(300, 1, "sshd: /usr/sbin/sshd -D -f /etc/ssh/sshd_config_2222 [listener] 2 of 3-6 startups"),
+        proc(301, 300, "sshd: [accepted]"),
+        proc(302, 300, "sshd: [accepted]"),
+    ]
+    first, second = classify_listeners(processes)
+    assert (first.config, first.startups, first.stages["accepted"]) == ("/etc/ssh/sshd_config", 1, 1)
+    assert (second.config, second.startups, second.stages["accepted"]) == ("/etc/ssh/sshd_config_2222", 2, 2)
+
+
+def test_orphaned_session_is_not_a_listener() -> None:
+    assert classify_listeners([proc(500, 1, "sshd: alice@pts/0")]) == []
+
+
+def test_read_processes_from_a_fixture_tree_with_garbage(tmp_path: Path) -> None:
+    procfs = make_procfs(tmp_path / "proc")
+    add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups", start_ticks=500)
+    add_process(procfs, 101, 100, "sshd: [accepted]")
+    add_process(procfs, 102, 1, "/usr/bin/bash", comm="bash")
+    (procfs / "103").mkdir()  # vanished process: no files
+    (procfs / "104").mkdir()
+    (procfs / "104" / "stat").write_bytes(b"\x00\xff garbage")
+    (procfs / "105").mkdir()
+    (procfs / "105" / "stat").write_text("105 (sshd) S\n")  # truncated stat
+    (procfs / "self").mkdir()
+    found = read_processes(procfs)
+    assert sorted(p.pid for p in found) == [100, 101]
+    listener = next(p for p in found if p.pid == 100)
+    assert listener.create_time == pytest.approx(start_time(500))
+    assert listener.title == "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups"

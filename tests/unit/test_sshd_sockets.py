@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.sources.sshd_sockets import parse_proc_net_tcp, read_tcp_sockets, states_on_ports
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0
+   1: 0100007F:08AE 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 20 4
+   2: 0100007F:08AE 0100007F:D2F2 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4
+   3: 0100007F:08AE 0100007F:D2F4 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0
+   4: 0100007F:2382 0100007F:D2F6 01 00000000:00000000 00:00000000 00000000     0        0 1004 1 0 20 4
+   garbage line
+   5: ZZZ:QQ 0100007F:D2F6 01
+"""
+TCP6 = """  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000001000000:08AE 00000000000000000000000001000000:C350 03 0
+"""
+
+
+def test_states_on_sshd_ports_only() -> None:
+    sockets = parse_proc_net_tcp(TCP) + parse_proc_net_tcp(TCP6)
+    assert dict(states_on_ports(sockets, {2222})) == {"established": 2, "time_wait": 1, "syn_recv": 1}
+
+
+def test_read_from_a_process_namespace(tmp_path: Path) -> None:
+    (tmp_path / "42" / "net").mkdir(parents=True)
+    (tmp_path / "42" / "net" / "tcp").write_text(TCP)
+    assert len(read_tcp_sockets(tmp_path, 42)) == 5
+    assert read_tcp_sockets(tmp_path, 43) == []  # gone: no sockets, no error
