@@ -1,0 +1,209 @@
+"""The sshd collector against a real sshd on loopback (MaxStartups 3:50:6)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.sshd_config import EffectiveConfig, parse_sshd_t
+from tests.exposition import Samples, promtool_check, value
+from tests.integration.harness import SSHD, Exporter, Sshd, require_root_and
+from tests.net import wait_for_port
+
+
+@pytest.fixture(autouse=True)
+def _needs_sshd() -> None:
+    require_root_and(SSHD, "ssh-keygen", "promtool")
+
+
+class Held:
+    """Banner-less TCP connections held open to sshd; only those sshd accepted are kept."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sockets: list[socket.socket] = []
+        self.dropped = 0
+
+    def hold(self, count: int, attempts: int = 300) -> None:
+        """Open connections until `count` are accepted (past `start` sshd drops some at random)."""
+        while len(self.sockets) < count:
+            assert attempts > 0, f"sshd accepted only {len(self.sockets)} of {count}"
+            attempts -= 1
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            first = sock.recv(256)
+            if first.startswith(b"SSH-2.0-"):
+                self.sockets.append(sock)
+                time.sleep(0.2)  # the listener's title updates on accept
+            else:
+                assert b"Exceeded MaxStartups" in first or first == b"", first
+                self.dropped += 1
+                sock.close()
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    with Sshd(tmp_path / "sshd", "MaxStartups 3:50:6\n") as server:
+        yield server
+
+
+def _startups(expected: int) -> object:
+    return lambda found: value(found, "ssh_access_sshd_startups") == expected
+
+
+def test_startups_follow_held_connections_exactly(sshd: Sshd) -> None:
+    held = Held(sshd.port)
+    label = str(sshd.config)
+    with Exporter(f"--collector.sshd.config={sshd.config}") as exporter:
+        try:
+            for count in (0, 2, 4, 6):
+                held.hold(count)
+                found = exporter.wait_until(_startups(count))
+                assert value(found, "ssh_access_sshd_startups") == count
+                assert value(found, "ssh_access_sshd_listener_startups", listener=label) == count
+                assert value(found, "ssh_access_sshd_listener_startups_from_title", listener=label) == 1
+                assert value(found, "ssh_access_sshd_unauthenticated_connections", stage="accepted") == count
+                assert value(found, "ssh_access_sshd_tcp_connections", state="established") == count
+                assert value(found, "ssh_access_sshd_listener_maxstartups_start", listener=label) == 3
+                assert value(found, "ssh_access_sshd_listener_maxstartups_full", listener=label) == 6
+            assert held.dropped > 0  # past start, sshd really dropped some (random early drop)
+        finally:
+            held.close()
+        found = exporter.wait_until(_startups(0))
+        assert value(found, "ssh_access_sshd_startups") == 0
+        assert promtool_check(exporter.text()) is None
+
+
+def _sshd_t(config: Path) -> EffectiveConfig:
+    out = subprocess.run([SSHD, "-T", "-f", str(config)], capture_output=True, text=True, check=True)
+    return EffectiveConfig.from_options(parse_sshd_t(out.stdout), "sshd_t")
+
+
+def _assert_config_metrics(found: Samples, expected: EffectiveConfig) -> None:
+    assert value(found, "ssh_access_sshd_maxstartups_start") == expected.max_startups.start
+    assert value(found, "ssh_access_sshd_maxstartups_rate") == expected.max_startups.rate
+    assert value(found, "ssh_access_sshd_maxstartups_full") == expected.max_startups.full
+    persource = value(found, "ssh_access_sshd_persource_maxstartups")
+    assert persource is not None
+    if expected.per_source_max_startups is None:
+        assert math.isinf(persource)
+    else:
+        assert persource == expected.per_source_max_startups
+    netblock = "ssh_access_sshd_persource_netblock_prefix_length"
+    assert value(found, netblock, family="ipv4") == expected.per_source_netblock_v4
+    assert value(found, netblock, family="ipv6") == expected.per_source_netblock_v6
+    assert value(found, "ssh_access_sshd_login_grace_time_seconds") == expected.login_grace_time
+    assert value(found, "ssh_access_sshd_max_auth_tries") == expected.max_auth_tries
+
+
+def test_config_metrics_equal_sshd_t_and_version(sshd: Sshd) -> None:
+    with sshd.config.open("a") as config:
+        config.write(
+            "PerSourceMaxStartups 2\nPerSourceNetBlockSize 24:56\nLoginGraceTime 1m30s\nMaxAuthTries 4\n"
+        )
+    with Exporter(f"--collector.sshd.config={sshd.config}") as exporter:
+        found = exporter.scrape()
+    expected = _sshd_t(sshd.config)
+    assert expected.per_source_max_startups == 2 and expected.login_grace_time == 90
+    _assert_config_metrics(found, expected)
+    assert value(found, "ssh_access_sshd_config_source", source="sshd_t") == 1
+    assert value(found, "ssh_access_sshd_config_valid") == 1
+    version = subprocess.run([SSHD, "-V"], capture_output=True, text=True, check=False).stderr
+    [info] = [k for k in found if k[0] == "ssh_access_sshd_version_info"]
+    labels = dict(info[1])
+    assert version.startswith(f"OpenSSH_{labels['version'].split('p')[0]}")
+    assert labels["release"].startswith(f"OpenSSH_{labels['version']}")
+
+
+def test_reload_pending_after_edit_and_cleared_by_reload(sshd: Sshd) -> None:
+    label = str(sshd.config)
+    with Exporter(f"--collector.sshd.config={sshd.config}") as exporter:
+        assert value(exporter.scrape(), "ssh_access_sshd_config_reload_pending", listener=label) == 0
+        time.sleep(1.1)  # mtimes and process start times are compared, not file contents
+        with sshd.config.open("a") as config:
+            config.write("MaxStartups 4:50:8\n")  # ignored: first value wins, but the file changed
+        found = exporter.scrape()
+        assert value(found, "ssh_access_sshd_config_reload_pending", listener=label) == 1
+        started = value(found, "ssh_access_sshd_listener_start_time_seconds", listener=label)
+        time.sleep(1.1)
+        os.kill(sshd.pid, signal.SIGHUP)  # sshd re-execs itself under the same pid
+        found = exporter.wait_until(
+            lambda f: value(f, "ssh_access_sshd_config_reload_pending", listener=label) == 0
+        )
+        assert value(found, "ssh_access_sshd_config_reload_pending", listener=label) == 0
+        reloaded = value(found, "ssh_access_sshd_listener_start_time_seconds", listener=label)
+        assert started is not None and reloaded is not None and reloaded > started
+        wait_for_port(sshd.port)
+
+
+def test_killed_sshd_is_reported_absent_without_failing_the_scrape(sshd: Sshd) -> None:
+    with Exporter(f"--collector.sshd.config={sshd.config}") as exporter:
+        assert value(exporter.scrape(), "ssh_access_sshd_listeners") == 1
+        os.kill(sshd.pid, signal.SIGKILL)
+        found = exporter.wait_until(lambda f: value(f, "ssh_access_sshd_listeners") == 0)
+        assert value(found, "ssh_access_sshd_listeners") == 0
+        assert value(found, "ssh_access_sshd_startups") == 0
+        assert value(found, "ssh_access_collector_success", collector="sshd") == 1
+        assert value(found, "ssh_access_sshd_listener_startups", listener=str(sshd.config)) is None
+        assert value(found, "ssh_access_sshd_maxstartups_start") == 3  # config still known
+
+
+def test_two_instances_are_reported_apart(tmp_path: Path) -> None:
+    with (
+        Sshd(tmp_path / "a", "MaxStartups 3:50:6\n") as first,
+        Sshd(tmp_path / "b", "MaxStartups 5:30:10\n") as second,
+        Exporter(f"--collector.sshd.config={first.config}") as exporter,
+    ):
+        one, two = Held(first.port), Held(second.port)
+        try:
+            one.hold(1)
+            two.hold(3)
+            found = exporter.wait_until(_startups(4))
+            assert value(found, "ssh_access_sshd_listeners") == 2
+            assert value(found, "ssh_access_sshd_startups") == 4
+            assert value(found, "ssh_access_sshd_listener_startups", listener=str(first.config)) == 1
+            assert value(found, "ssh_access_sshd_listener_startups", listener=str(second.config)) == 3
+            assert (
+                value(found, "ssh_access_sshd_listener_maxstartups_full", listener=str(second.config)) == 10
+            )
+            assert value(found, "ssh_access_sshd_tcp_connections", state="established") == 4
+        finally:
+            one.close()
+            two.close()
+
+
+def test_fallback_to_files_when_sshd_t_cannot_run(tmp_path: Path) -> None:
+    """No readable host key: `sshd -T` fails, the file parser gives the same answer."""
+    server = Sshd(tmp_path / "s", "MaxStartups 7:40:20\nInclude limits.d/*.conf\n")
+    include = Path("/etc/ssh/limits.d")
+    assert not include.exists()
+    good = _sshd_t(server.config)
+    server.hostkey.unlink()
+    with Exporter(f"--collector.sshd.config={server.config}") as exporter:
+        found = exporter.scrape()
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 1
+    assert value(found, "ssh_access_sshd_config_source", source="sshd_t") == 0
+    assert value(found, "ssh_access_sshd_config_valid") is None  # sshd could not tell
+    _assert_config_metrics(found, good)
+
+
+def test_invalid_config_is_reported(tmp_path: Path) -> None:
+    server = Sshd(tmp_path / "s", "MaxStartups 4:30:8\nNoSuchOption yes\n")
+    with Exporter(f"--collector.sshd.config={server.config}") as exporter:
+        found = exporter.scrape()
+    assert value(found, "ssh_access_sshd_config_valid") == 0
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 1
+    assert value(found, "ssh_access_sshd_maxstartups_start") == 4
+    assert value(found, "ssh_access_collector_success", collector="sshd") == 1
