@@ -77,7 +77,8 @@ class Event:
     method: str | None = None
     pid: int | None = None
     time: float | None = None
-    # Not part of the replay JSON: the penalty reason (closed set, PENALTY_REASONS) of penalty_drop and
-    # penalty_applied, and the episode's dropped-connection total of maxstartups_throttling_end.
+    # Not part of the replay JSON. reason: the penalty reason (PENALTY_REASONS) of penalty_drop and
+    # penalty_applied. count: the episode's dropped-connection total of maxstartups_throttling_end; for
+    # penalty_applied 1 when the penalty is in force (`new ... active`, `activating`), 0 when deferred.
     reason: str | None = None
     count: int | None = None

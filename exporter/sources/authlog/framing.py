@@ -1,0 +1,156 @@
+"""Syslog framings -> SyslogRecord: the first step of the auth-log hot path.
+
+Four framings reach us from files (the journal gives records directly):
+
+    Nov 23 19:04:34 host sshd[6032]: msg                        traditional (day space- or zero-padded,
+    Nov 23 19:04:34 sshd[6032]: msg                               host optional, fraction optional)
+    2023-07-29T04:15:01.889064+02:00 host sshd[6032]: msg       RFC 3339 (Debian 12 rsyslog default)
+    <38>1 2019-07-08T17:40:16.954167-04:00 host sshd 57915 - - msg   RFC 5424
+    msg                                                          bare (`sshd -E`, pasted lines)
+
+One compiled regex per framing, chosen by a cheap look at the first characters. Converting a timestamp
+to epoch seconds is cached per minute, so the calendar arithmetic runs once a minute of log, not per line.
+Traditional timestamps carry no year and are local time: the year is the one that puts the line not more
+than a week in the future, so a December line read in January belongs to last year.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections.abc import Callable
+
+from exporter.sources.authlog.records import MAX_MESSAGE_CHARS, SyslogRecord
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+    )
+}
+
+# `host ident[pid]: ` or `ident[pid]: ` or `ident: `. A host never contains `[` nor ends with `:`, which
+# is what tells a host-less line (`sshd[1]: error: ...`) from one with a host.
+_TAIL = r"(?:([^\s\[]+(?<!:)) )?([^\s\[\]:]+)(?:\[(\d+)\])?: ?(.*)"
+
+_TRADITIONAL = re.compile(r"([A-Z][a-z]{2} +\d{1,2} \d\d:\d\d):(\d\d)(\.\d+)? +" + _TAIL, re.DOTALL)
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d) +" + _TAIL, re.DOTALL)
+_RFC5424 = re.compile(
+    r"<\d{1,3}>\d{1,2} "
+    r"(?:-|(\d{4}-\d\d-\d\dT\d\d:\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)) "
+    r"(\S+) (\S+) (\S+) \S+ "  # host, app-name, procid, msgid
+    r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+)"  # structured data
+    r"(?: (?:\ufeff)?(.*))?",
+    re.DOTALL,
+)
+
+# Reading a December line in January: a line more than this far in the future is from last year.
+_FUTURE_SLACK = 7 * 86400
+_CACHE_SIZE = 4096
+_CACHE_MAX_AGE = 3600.0
+
+
+class Framer:
+    """Parses lines; holds the per-minute timestamp cache (and the clock used to infer years)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._minutes: dict[str, float] = {}
+        self._born = clock()
+
+    def _cached(self, key: str) -> float | None:
+        value = self._minutes.get(key)
+        if value is None:
+            now = self._clock()
+            if len(self._minutes) >= _CACHE_SIZE or now - self._born > _CACHE_MAX_AGE:
+                self._minutes.clear()  # also forgets year decisions made long ago
+                self._born = now
+        return value
+
+    def _traditional_minute(self, key: str) -> float:
+        """Epoch seconds of `Mmm d HH:MM` in local time, in the year that is not in the future."""
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        month_day, hm = key.rsplit(" ", 1)
+        month_name, day = month_day.split()
+        hour, minute = hm.split(":")
+        now = self._clock()
+        year = time.localtime(now).tm_year
+        fields = (int(day), int(hour), int(minute), 0, 0, 0, -1)
+        value = time.mktime((year, _MONTHS[month_name], *fields))
+        if value - now > _FUTURE_SLACK:
+            value = time.mktime((year - 1, _MONTHS[month_name], *fields))
+        self._minutes[key] = value
+        return value
+
+    def _iso_minute(self, key: str, offset: str) -> float:
+        """Epoch seconds of `YYYY-MM-DDTHH:MM` at a UTC offset (`Z`, `+02:00`, `-0400`)."""
+        cached = self._cached(key + offset)
+        if cached is not None:
+            return cached
+        value = float(
+            calendar.timegm(
+                (int(key[0:4]), int(key[5:7]), int(key[8:10]), int(key[11:13]), int(key[14:16]), 0, 0, 0, 0)
+            )
+        )
+        if offset != "Z":
+            sign = -1 if offset[0] == "+" else 1
+            digits = offset[1:].replace(":", "")
+            value += sign * (int(digits[0:2]) * 3600 + int(digits[2:4]) * 60)
+        self._minutes[key + offset] = value
+        return value
+
+    def parse(self, text: str) -> SyslogRecord | None:
+        """One line (trailing newline allowed) -> record; None for what is not a log line."""
+        text = text.rstrip("\r\n")
+        if not text or text[0] == "#" or text.startswith("-- ") or text.isspace():
+            return None
+        first = text[0]
+        if first == "<":
+            return self._rfc5424(text)
+        match = None
+        if first.isdigit():
+            match = _RFC3339.match(text)
+            if match is not None:
+                minute, second, fraction, offset, host, ident, pid, message = match.groups()
+                stamp = (
+                    self._iso_minute(minute, offset) + int(second) + (float(fraction) if fraction else 0.0)
+                )
+        elif text[:3] in _MONTHS:
+            match = _TRADITIONAL.match(text)
+            if match is not None:
+                minute, second, fraction, host, ident, pid, message = match.groups()
+                stamp = (
+                    self._traditional_minute(minute) + int(second) + (float(fraction) if fraction else 0.0)
+                )
+        if match is None:
+            return SyslogRecord(text[:MAX_MESSAGE_CHARS])
+        return SyslogRecord(
+            message[:MAX_MESSAGE_CHARS], ident, int(pid) if pid is not None else None, host, stamp
+        )
+
+    def _rfc5424(self, text: str) -> SyslogRecord | None:
+        match = _RFC5424.match(text)
+        if match is None:
+            return SyslogRecord(text[:MAX_MESSAGE_CHARS])
+        minute, second, fraction, offset, host, app, procid, message = match.groups()
+        stamp = None
+        if minute is not None:
+            stamp = self._iso_minute(minute, offset) + int(second) + (float(fraction) if fraction else 0.0)
+        return SyslogRecord(
+            (message or "")[:MAX_MESSAGE_CHARS],
+            None if app == "-" else app,
+            int(procid) if procid.isdigit() else None,
+            None if host == "-" else host,
+            stamp,
+        )
+
+
+_DEFAULT = Framer()
+
+
+def parse_line(text: str) -> SyslogRecord | None:
+    """Frame one line with the process-wide Framer (wall clock for the year of traditional lines)."""
+    return _DEFAULT.parse(text)
