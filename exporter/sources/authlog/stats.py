@@ -1,0 +1,242 @@
+"""The auth-log counters: fed record by record by a tailer thread, read as a snapshot by scrapes.
+
+Decisions the metrics rest on:
+- Addresses carry over by pid: a per-connection line without an address (`kex_exchange_identification:
+  ...`, `User x not allowed because account is locked`) gets the address an earlier line of the same pid
+  gave. The map is an LRU of PID_MAP_SIZE pids; listener lines (drops, throttling, penalties) neither
+  feed nor read it, since the listener's pid serves every connection.
+- MaxStartups drops are exact whatever the LogLevel and version: within an episode (8.4-9.9, `beginning`
+  .. `exited`) the episode's count is max(drop lines seen, largest total an `in ... N connections
+  dropped` / `exited ... N connections dropped` line gave), and only its increase is added, so a drop
+  logged at VERBOSE and also counted by the summary is counted once, and drops hidden at INFO are still
+  counted. Outside an episode (<= 8.3, 10.0+) each drop line counts one and `Maxstartups logging
+  rate-limited: additional N connections dropped` adds the N lines sshd did not write.
+- Throttling is 1 between `beginning` and `exited`. 10.0+ logs neither: there, throttling is 1 while a
+  MaxStartups drop was seen in the last THROTTLING_HOLD_SECONDS.
+- Penalties count penalties put in force (`new ... active`, `activating ...`); a deferred one counts
+  when it activates. Connections refused under a penalty are counted apart (penalty_dropped), exactly
+  as MaxStartups ones are (drop lines plus `PerSourcePenalties logging rate-limited: additional N`).
+- Top offenders count FAILURE_EVENTS. preauth_disconnect is left out: every client that hangs up before
+  logging in produces one, it would rank busy legitimate hosts. One wrong password may show as several
+  events (auth_failed, pam_auth_failure): the ranking, not the count, is the point.
+- Times are the log's (epoch seconds); lines without one (bare `sshd -E` lines) take the wall clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from exporter.sources.authlog.classify import DropSummary, Note, classify, is_sshd
+from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, PENALTY_REASONS, Event, SyslogRecord
+from exporter.sources.authlog.topk import SlidingTopK
+
+FAILURE_EVENTS = frozenset(
+    {
+        "auth_failed",
+        "invalid_user",
+        "pam_auth_failure",
+        "max_auth_tries_exceeded",
+        "user_not_allowed",
+        "root_login_refused",
+    }
+)
+LISTENER_EVENTS = frozenset(
+    {
+        "maxstartups_drop",
+        "maxstartups_throttling_begin",
+        "maxstartups_throttling_end",
+        "penalty_drop",
+        "penalty_applied",
+    }
+)
+PID_MAP_SIZE = 4096
+THROTTLING_HOLD_SECONDS = 60.0
+TOP_OFFENDERS_WINDOW_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """How one source (a file path, `journal`) is doing."""
+
+    lines_read: int = 0
+    lines_unmatched: int = 0
+    rotations: int = 0
+    last_event_time: float | None = None
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """Plain data for the collector: every closed-set key is present, from 0."""
+
+    events: Mapping[str, int]
+    auth_failures: Mapping[str, int]
+    maxstartups_dropped: int
+    maxstartups_throttling: bool
+    penalties: Mapping[str, int]
+    penalty_dropped: int
+    top_offenders: tuple[tuple[str, int], ...]
+    sources: Mapping[str, SourceHealth]
+
+
+class _Source:
+    __slots__ = ("last_event_time", "lines_read", "lines_unmatched", "rotations")
+
+    def __init__(self) -> None:
+        self.lines_read = 0
+        self.lines_unmatched = 0
+        self.rotations = 0
+        self.last_event_time: float | None = None
+
+
+class Stats:
+    """Aggregates classified records; `feed` from one thread, `snapshot` from any."""
+
+    def __init__(self, top_n: int = 10, clock: Callable[[], float] = time.time) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._events = dict.fromkeys(EVENTS, 0)
+        self._auth_failures = dict.fromkeys(AUTH_METHODS, 0)
+        self._penalties = dict.fromkeys(PENALTY_REASONS, 0)
+        self._penalty_dropped = 0
+        self._dropped = 0
+        self._episode_open = False
+        self._episode_lines = 0
+        self._episode_summary = 0
+        self._last_loose_drop: float | None = None
+        self._pids: OrderedDict[int, str] = OrderedDict()
+        self._top = SlidingTopK(top_n, TOP_OFFENDERS_WINDOW_SECONDS)
+        self._sources: dict[str, _Source] = {}
+        self.latest_time: float | None = None
+
+    def source(self, name: str) -> None:
+        """Declare a source so its health series exist (at 0) before its first line."""
+        with self._lock:
+            self._sources.setdefault(name, _Source())
+
+    def rotated(self, name: str) -> None:
+        """Hook for the tailer: the file behind `name` was rotated (renamed or truncated)."""
+        with self._lock:
+            self._sources.setdefault(name, _Source()).rotations += 1
+
+    def feed(self, record: SyslogRecord | None, source: str) -> Event | None:
+        """Count one line read from `source` (None: not a log line); return its event, address resolved."""
+        outcome = classify(record) if record is not None and is_sshd(record) else None
+        with self._lock:
+            health = self._sources.get(source)
+            if health is None:
+                health = self._sources[source] = _Source()
+            health.lines_read += 1
+            if outcome is None:
+                if record is not None and is_sshd(record):
+                    health.lines_unmatched += 1
+                return None
+            if type(outcome) is Event:
+                event = self._count_event(outcome)
+                health.last_event_time = event.time if event.time is not None else self._clock()
+                return event
+            if type(outcome) is Note:
+                if outcome.address is not None and outcome.pid is not None:
+                    self._remember(outcome.pid, outcome.address)
+            elif type(outcome) is DropSummary:
+                self._summary(outcome)
+            return None
+
+    def feed_many(self, records: Iterable[SyslogRecord | None], source: str) -> None:
+        for record in records:
+            self.feed(record, source)
+
+    def _remember(self, pid: int, addr: str) -> None:
+        pids = self._pids
+        if pids.get(pid) != addr:
+            pids[pid] = addr
+            pids.move_to_end(pid)
+            if len(pids) > PID_MAP_SIZE:
+                pids.popitem(last=False)
+
+    def _count_event(self, event: Event) -> Event:
+        name, pid, addr = event.event, event.pid, event.address
+        if name not in LISTENER_EVENTS and pid is not None:
+            known = self._pids.get(pid)
+            if addr is None:
+                if known is not None:
+                    event = Event(name, known, event.user, event.method, pid, event.time)
+            elif name == "login_grace_timeout" and known is not None:
+                if known != addr:  # 9.8.0 swapped from/to: trust the connection's own lines
+                    event = Event(name, known, event.user, event.method, pid, event.time)
+            else:
+                self._remember(pid, addr)
+        self._events[name] += 1
+        when = event.time if event.time is not None else self._clock()
+        if self.latest_time is None or when > self.latest_time:
+            self.latest_time = when
+        if name in FAILURE_EVENTS:
+            if name == "auth_failed" and event.method is not None:
+                self._auth_failures[event.method] += 1
+            if event.address is not None:
+                self._top.add(event.address, when)
+        elif name == "maxstartups_drop":
+            self._drop_line(when)
+        elif name == "maxstartups_throttling_begin":
+            self._episode_open, self._episode_lines, self._episode_summary = True, 0, 0
+        elif name == "maxstartups_throttling_end":
+            self._episode_total(event.count or 0)
+            self._episode_open = False
+        elif name == "penalty_drop":
+            self._penalty_dropped += 1
+        elif name == "penalty_applied" and event.count:
+            self._penalties[event.reason or "other"] += 1
+        return event
+
+    def _episode_known(self) -> int:
+        return max(self._episode_lines, self._episode_summary)
+
+    def _drop_line(self, when: float) -> None:
+        if not self._episode_open:
+            self._dropped += 1
+            self._last_loose_drop = when
+            return
+        before = self._episode_known()
+        self._episode_lines += 1
+        self._dropped += self._episode_known() - before
+
+    def _episode_total(self, total: int) -> None:
+        """An `in`/`exited` line's episode total; one without `beginning` seen opens the episode."""
+        if not self._episode_open:
+            self._episode_open, self._episode_lines, self._episode_summary = True, 0, 0
+        before = self._episode_known()
+        self._episode_summary = max(self._episode_summary, total)
+        self._dropped += self._episode_known() - before
+
+    def _summary(self, summary: DropSummary) -> None:
+        if summary.kind == "episode":
+            self._episode_total(summary.count)
+        elif summary.kind == "penalty_rate_limited":
+            self._penalty_dropped += summary.count
+        else:
+            self._dropped += summary.count
+            self._last_loose_drop = summary.time if summary.time is not None else self._clock()
+
+    def snapshot(self, now: float | None = None) -> StatsSnapshot:
+        """A consistent copy; `now` ends the top-offender window and the 10.0+ throttling hold."""
+        if now is None:
+            now = self._clock()
+        with self._lock:
+            loose = self._last_loose_drop
+            throttling = self._episode_open or (loose is not None and now - loose < THROTTLING_HOLD_SECONDS)
+            return StatsSnapshot(
+                events=dict(self._events),
+                auth_failures=dict(self._auth_failures),
+                maxstartups_dropped=self._dropped,
+                maxstartups_throttling=throttling,
+                penalties=dict(self._penalties),
+                penalty_dropped=self._penalty_dropped,
+                top_offenders=tuple(self._top.top(now)),
+                sources={
+                    name: SourceHealth(s.lines_read, s.lines_unmatched, s.rotations, s.last_event_time)
+                    for name, s in self._sources.items()
+                },
+            )
