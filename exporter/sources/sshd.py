@@ -13,7 +13,9 @@ of the process start and the PidFile's mtime, when that file holds the listener'
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +34,14 @@ from exporter.sources.sshd_config import (
     parse_sshd_t,
     read_config_files,
 )
-from exporter.sources.sshd_processes import Listener, classify_listeners, read_processes
+from exporter.sources.sshd_processes import Listener, classify_listeners, read_listener_trees, read_processes
 from exporter.sources.sshd_sockets import listening_ports, read_tcp_sockets, states_on_ports
 
 log = logging.getLogger(__name__)
+
+# How often a full /proc scan looks for sshd instances started since the last one (a restarted
+# instance is found at once: its old pid is gone).
+FULL_SCAN_INTERVAL = 30.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class SshdReader:
         self._version_cache: tuple[object, SshdVersion | None] = ((), None)
         self._config_cache: tuple[object, ConfigState] | None = None
         self._ports_cache: dict[tuple[int, float], set[int] | None] = {}
+        self._known_listeners: dict[int, float] = {}  # pid -> process start, from the last full scan
+        self._last_full_scan = -math.inf
 
     # -- version -------------------------------------------------------------------------------
     def version(self) -> SshdVersion | None:
@@ -196,9 +204,22 @@ class SshdReader:
         states = dict(states_on_ports(sockets, set(ports)))
         return ListenerState(listener, started, reload_pending, ports, from_sockets, states)
 
+    def listeners(self) -> list[Listener]:
+        """Known listeners are followed through children files (cost: sshd's processes only); a full
+        scan of /proc runs when one of them is gone and every FULL_SCAN_INTERVAL to find new ones."""
+        now = time.monotonic()
+        if self._known_listeners and now - self._last_full_scan < FULL_SCAN_INTERVAL:
+            tree = read_listener_trees(self.paths.procfs, self._known_listeners)
+            if tree is not None:
+                return classify_listeners(tree)
+        listeners = classify_listeners(read_processes(self.paths.procfs))
+        self._known_listeners = {listener.pid: listener.create_time for listener in listeners}
+        self._last_full_scan = now
+        return listeners
+
     def read(self) -> SshdSnapshot:
         version = self.version()
         config, parsed = self.config_state(version)
-        listeners = classify_listeners(read_processes(self.paths.procfs))
+        listeners = self.listeners()
         states = tuple(self._listener_state(listener, config, parsed) for listener in listeners)
         return SshdSnapshot(version, config, states)

@@ -8,6 +8,7 @@ ports of the effective config.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,21 +42,20 @@ class TcpSocket:
     state: str
 
 
+# `sl: LOCAL_ADDR:PORT REMOTE_ADDR:PORT ST`: one C-level regex pass over the whole table (under a flood
+# the table has thousands of lines, and a Python split per line cost more than the kernel's read).
+_ENTRY = re.compile(
+    r"^\s*\d+: [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) ([0-9A-Fa-f]{2}) ", re.M
+)
+
+
 def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
     """`/proc/net/tcp` or `tcp6`: header line, then `sl local rem st ...`; bad lines are skipped."""
     sockets = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        try:
-            local_port = int(fields[1].rpartition(":")[2], 16)
-            remote_port = int(fields[2].rpartition(":")[2], 16)
-            state = TCP_STATES.get(int(fields[3], 16))
-        except ValueError:
-            continue
+    for local, remote, code in _ENTRY.findall(text):
+        state = TCP_STATES.get(int(code, 16))
         if state is not None:
-            sockets.append(TcpSocket(local_port, remote_port, state))
+            sockets.append(TcpSocket(int(local, 16), int(remote, 16), state))
     return sockets
 
 
