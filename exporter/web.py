@@ -59,7 +59,11 @@ def _landing_page(scraper: ScrapeCollector, telemetry_path: str) -> bytes:
     rows = []
     for name, status in scraper.status.items():
         state = {None: "not scraped yet", True: "ok", False: "failed"}[status.success]
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.last_scrape)) if status.last_scrape else ""
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.last_scrape))
+            if status.last_scrape
+            else ""
+        )
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{state}</td><td>{status.duration * 1000:.1f} ms</td>"
             f"<td>{when}</td><td>{html.escape(status.error)}</td></tr>"
