@@ -37,7 +37,7 @@ _USER_NET = re.compile(r"^\S+ \[net\]$")
 _PRIV = re.compile(r"^\S+ \[priv\]$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProcessInfo:
     """One process as read from /proc: enough to build sshd's tree."""
 
