@@ -160,7 +160,7 @@ class FileTailer:
             "fingerprint": fp.hex() if fp is not None else "",
         }
         try:
-            _write_atomic(self._state_file, json.dumps(state).encode())
+            write_atomic(self._state_file, json.dumps(state).encode())
             self._last_state_write = now
         except OSError as exc:
             self._error("state", f"cannot write state file {self._state_file}: {exc}")
@@ -499,7 +499,7 @@ class FileTailer:
         return asdict(self.health)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write-then-rename so a crash leaves either the old or the new state, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -517,4 +517,4 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.close(dfd)
 
 
-__all__ = ["AUTH_LOG_CANDIDATES", "FileTailer", "TailHealth", "default_log_files"]
+__all__ = ["AUTH_LOG_CANDIDATES", "FileTailer", "TailHealth", "default_log_files", "write_atomic"]
