@@ -159,8 +159,13 @@ _PENALISE_ACTIVATING = re.compile(
 )
 
 
+_NEEDS_CLEANUP = ("::ffff:", "[")
+
+
 def _event(name: str, record: SyslogRecord, addr: str | None = None, user: str | None = None) -> Event:
-    return Event(name, address(addr) if addr is not None else None, user, None, record.pid, record.time)
+    if addr is not None and addr.startswith(_NEEDS_CLEANUP):
+        addr = address(addr)
+    return Event(name, addr, user, None, record.pid, record.time)
 
 
 def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
@@ -168,13 +173,17 @@ def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classif
     if match is None:
         return None
     verdict, method, _invalid, user, addr = match.groups()
+    if addr.startswith(_NEEDS_CLEANUP):
+        addr = address(addr)
     if verdict == "Failed":
         name = "auth_failed"
     elif verdict == "Accepted":
         name = "auth_accepted"
     else:  # Postponed / Partial: one step of a multi-step login, no verdict yet
-        return Note(address(addr), record.pid)
-    return Event(name, address(addr), user, auth_method(method), record.pid, record.time)
+        return Note(addr, record.pid)
+    return Event(
+        name, addr, user, method if method in _METHODS else auth_method(method), record.pid, record.time
+    )
 
 
 def _invalid_user(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:

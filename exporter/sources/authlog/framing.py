@@ -30,6 +30,8 @@ _MONTHS = {
     )
 }
 
+_MONTH_INITIALS = frozenset(name[0] for name in _MONTHS)
+
 # `host ident[pid]: ` or `ident[pid]: ` or `ident: `. A host never contains `[` nor ends with `:`, which
 # is what tells a host-less line (`sshd[1]: error: ...`) from one with a host.
 _TAIL = r"(?:([^\s\[]+(?<!:)) )?([^\s\[\]:]+)(?:\[(\d+)\])?: ?(.*)"
@@ -59,20 +61,16 @@ class Framer:
         self._minutes: dict[str, float] = {}
         self._born = clock()
 
-    def _cached(self, key: str) -> float | None:
-        value = self._minutes.get(key)
-        if value is None:
-            now = self._clock()
-            if len(self._minutes) >= _CACHE_SIZE or now - self._born > _CACHE_MAX_AGE:
-                self._minutes.clear()  # also forgets year decisions made long ago
-                self._born = now
-        return value
+    def _miss(self) -> None:
+        """Before adding to the cache: bound it, and forget year decisions made long ago."""
+        now = self._clock()
+        if len(self._minutes) >= _CACHE_SIZE or now - self._born > _CACHE_MAX_AGE:
+            self._minutes.clear()
+            self._born = now
 
     def _traditional_minute(self, key: str) -> float:
         """Epoch seconds of `Mmm d HH:MM` in local time, in the year that is not in the future."""
-        cached = self._cached(key)
-        if cached is not None:
-            return cached
+        self._miss()
         month_day, hm = key.rsplit(" ", 1)
         month_name, day = month_day.split()
         hour, minute = hm.split(":")
@@ -87,9 +85,10 @@ class Framer:
 
     def _iso_minute(self, key: str, offset: str) -> float:
         """Epoch seconds of `YYYY-MM-DDTHH:MM` at a UTC offset (`Z`, `+02:00`, `-0400`)."""
-        cached = self._cached(key + offset)
+        cached = self._minutes.get(key + offset)
         if cached is not None:
             return cached
+        self._miss()
         value = float(
             calendar.timegm(
                 (int(key[0:4]), int(key[5:7]), int(key[8:10]), int(key[11:13]), int(key[14:16]), 0, 0, 0, 0)
@@ -104,32 +103,41 @@ class Framer:
 
     def parse(self, text: str) -> SyslogRecord | None:
         """One line (trailing newline allowed) -> record; None for what is not a log line."""
-        text = text.rstrip("\r\n")
-        if not text or text[0] == "#" or text.startswith("-- ") or text.isspace():
+        if text[-1:] == "\n":
+            text = text.rstrip("\r\n")
+        if not text:
             return None
         first = text[0]
-        if first == "<":
-            return self._rfc5424(text)
-        match = None
-        if first.isdigit():
-            match = _RFC3339.match(text)
-            if match is not None:
-                minute, second, fraction, offset, host, ident, pid, message = match.groups()
-                stamp = (
-                    self._iso_minute(minute, offset) + int(second) + (float(fraction) if fraction else 0.0)
-                )
-        elif text[:3] in _MONTHS:
+        if first in _MONTH_INITIALS and text[:3] in _MONTHS:
             match = _TRADITIONAL.match(text)
             if match is not None:
                 minute, second, fraction, host, ident, pid, message = match.groups()
-                stamp = (
-                    self._traditional_minute(minute) + int(second) + (float(fraction) if fraction else 0.0)
+                base = self._minutes.get(minute)
+                if base is None:
+                    base = self._traditional_minute(minute)
+                return SyslogRecord(
+                    message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS],
+                    ident,
+                    None if pid is None else int(pid),
+                    host,
+                    base + int(second) + (float(fraction) if fraction else 0.0),
                 )
-        if match is None:
-            return SyslogRecord(text[:MAX_MESSAGE_CHARS])
-        return SyslogRecord(
-            message[:MAX_MESSAGE_CHARS], ident, int(pid) if pid is not None else None, host, stamp
-        )
+        elif first.isdigit():
+            match = _RFC3339.match(text)
+            if match is not None:
+                minute, second, fraction, offset, host, ident, pid, message = match.groups()
+                return SyslogRecord(
+                    message[:MAX_MESSAGE_CHARS],
+                    ident,
+                    None if pid is None else int(pid),
+                    host,
+                    self._iso_minute(minute, offset) + int(second) + (float(fraction) if fraction else 0.0),
+                )
+        elif first == "<":
+            return self._rfc5424(text)
+        elif first == "#" or text.isspace() or text.startswith("-- "):
+            return None
+        return SyslogRecord(text[:MAX_MESSAGE_CHARS])
 
     def _rfc5424(self, text: str) -> SyslogRecord | None:
         match = _RFC5424.match(text)

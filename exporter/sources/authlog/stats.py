@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from exporter.sources.authlog.classify import DropSummary, Note, classify, is_sshd
+from exporter.sources.authlog.classify import SSHD_IDENTS, DropSummary, Note, classify
 from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, PENALTY_REASONS, Event, SyslogRecord
 from exporter.sources.authlog.topk import SlidingTopK
 
@@ -124,24 +124,24 @@ class Stats:
 
     def feed(self, record: SyslogRecord | None, source: str) -> Event | None:
         """Count one line read from `source` (None: not a log line); return its event, address resolved."""
-        outcome = classify(record) if record is not None and is_sshd(record) else None
+        sshd = record is not None and (record.ident is None or record.ident in SSHD_IDENTS)
+        outcome = classify(record) if record is not None and sshd else None
         with self._lock:
             health = self._sources.get(source)
             if health is None:
                 health = self._sources[source] = _Source()
             health.lines_read += 1
-            if outcome is None:
-                if record is not None and is_sshd(record):
-                    health.lines_unmatched += 1
-                return None
-            if type(outcome) is Event:
+            if isinstance(outcome, Event):
                 event = self._count_event(outcome)
                 health.last_event_time = event.time if event.time is not None else self._clock()
                 return event
-            if type(outcome) is Note:
+            if outcome is None:
+                if sshd:
+                    health.lines_unmatched += 1
+            elif isinstance(outcome, Note):
                 if outcome.address is not None and outcome.pid is not None:
                     self._remember(outcome.pid, outcome.address)
-            elif type(outcome) is DropSummary:
+            else:
                 self._summary(outcome)
             return None
 
@@ -151,9 +151,11 @@ class Stats:
 
     def _remember(self, pid: int, addr: str) -> None:
         pids = self._pids
-        if pids.get(pid) != addr:
+        known = pids.get(pid)
+        if known != addr:
+            if known is not None:
+                pids.move_to_end(pid)
             pids[pid] = addr
-            pids.move_to_end(pid)
             if len(pids) > PID_MAP_SIZE:
                 pids.popitem(last=False)
 
