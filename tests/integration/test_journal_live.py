@@ -1,0 +1,206 @@
+"""JournalReader against a real journald, and against a journal file made by systemd-journal-remote.
+
+journald is host-wide here: if one is already running it is used, else one is started for this module
+and killed by its pid at the end. Entries carry a per-run marker, so entries from anything else that
+logs as sshd at the same time (other tests) are ignored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.authlog.journal import JournalReader
+from exporter.sources.authlog.records import SyslogRecord
+
+JOURNALD = Path("/lib/systemd/systemd-journald")
+JOURNAL_REMOTE = Path("/lib/systemd/systemd-journal-remote")
+SOCKET = Path("/run/systemd/journal/socket")
+DEV_LOG = Path("/run/systemd/journal/dev-log")
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "journal" / "sshd.export"
+BACKENDS = ["journalctl"] + (["binding"] if importlib.util.find_spec("systemd") is not None else [])
+
+
+def journald_listening() -> bool:
+    if not SOCKET.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(str(SOCKET))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def journald() -> Iterator[int | None]:
+    """The pid of the journald this module started, or None when one was already running."""
+    if journald_listening():
+        yield None
+        return
+    if os.geteuid() != 0 or not JOURNALD.exists():
+        pytest.skip("needs root and systemd-journald (scripts/install-system-deps.sh)")
+    proc = subprocess.Popen(
+        [str(JOURNALD)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not journald_listening():
+            assert proc.poll() is None or journald_listening(), f"journald exited with {proc.returncode}"
+            assert time.monotonic() < deadline, "journald did not open its socket"
+            time.sleep(0.05)
+        yield proc.pid
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, 15)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, 9)
+                proc.wait(10)
+
+
+def logger(*args: str, stdin: str | None = None, exe: str = "logger") -> None:
+    subprocess.run([exe, *args], input=stdin, text=True, check=True, timeout=30)
+
+
+def marked(records: list[SyslogRecord], marker: str) -> list[SyslogRecord]:
+    return [r for r in records if marker in r.message]
+
+
+def sync(reader: JournalReader, marker: str) -> None:
+    """Log sync lines until the reader sees one: from then on it is positioned at the journal's end."""
+    deadline = time.monotonic() + 20
+    n = 0
+    while True:
+        n += 1
+        logger("-u", str(DEV_LOG), "-t", "sshd", f"sync {marker} {n}")
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            if marked(reader.poll(), f"sync {marker}"):
+                return
+            time.sleep(0.02)
+        assert time.monotonic() < deadline, f"reader never saw a sync line ({reader.health})"
+
+
+def collect(reader: JournalReader, marker: str, n: int, timeout: float = 15.0) -> list[SyslogRecord]:
+    got: list[SyslogRecord] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        got += marked(reader.poll(), marker)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    got += marked(reader.poll(), marker)  # nothing more may arrive
+    return got
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_live_journald_entries_by_identifier_and_by_comm(
+    journald: int | None, tmp_path: Path, backend: str
+) -> None:
+    marker = uuid.uuid4().hex
+    fake_sshd = tmp_path / "sshd"  # a process whose _COMM is "sshd", logging under another identifier
+    fake_sshd.symlink_to("/usr/bin/logger")
+    state = tmp_path / "journal.state"
+    reader = JournalReader(backend=backend, state_file=state)
+    try:
+        sync(reader, marker)
+        logger(
+            "-u", str(DEV_LOG), "-t", "sshd", "--id=4242", f"Failed password for root from 192.0.2.7 {marker}"
+        )
+        logger("-u", str(DEV_LOG), "-t", "cron", f"not sshd {marker}")
+        logger(
+            "--journald",
+            stdin=(
+                f"MESSAGE=Invalid user x from 2001:db8::5 {marker}\n"
+                "SYSLOG_IDENTIFIER=sshd-session\nSYSLOG_PID=777\n"
+            ),
+        )
+        logger("-u", str(DEV_LOG), "-t", "auth-helper", f"by comm {marker}", exe=str(fake_sshd))
+        got = collect(reader, marker, 3)
+        assert reader.health.open
+        assert reader.health.read_errors == 0
+    finally:
+        reader.close()
+    assert [(r.ident, r.pid, r.message.split(" " + marker)[0]) for r in got] == [
+        ("sshd", 4242, "Failed password for root from 192.0.2.7"),
+        ("sshd-session", 777, "Invalid user x from 2001:db8::5"),
+        ("auth-helper", got[2].pid, "by comm"),
+    ]
+    assert all(r.host and r.time and abs(r.time - time.time()) < 300 for r in got)
+    if backend == "journalctl":
+        assert reader.pid is None  # closed: journalctl was killed
+
+    # A restart resumes after the saved cursor: only what was logged while stopped is read.
+    logger("-u", str(DEV_LOG), "-t", "sshd", f"while stopped {marker}")
+    again = JournalReader(backend=backend, state_file=state)
+    try:
+        resumed = collect(again, marker, 1)
+    finally:
+        again.close()
+    assert [r.message for r in resumed] == [f"while stopped {marker}"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_journal_file_from_export_fixture(tmp_path: Path, backend: str) -> None:
+    if not JOURNAL_REMOTE.exists():
+        pytest.skip("systemd-journal-remote is not installed (scripts/install-system-deps.sh)")
+    journal = tmp_path / "fixture.journal"
+    with FIXTURE.open("rb") as export:
+        subprocess.run(
+            [str(JOURNAL_REMOTE), f"--output={journal}", "-"],
+            stdin=export,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+    reader = JournalReader(backend=backend, files=[journal], from_start=True)
+    try:
+        got: list[SyslogRecord] = []
+        deadline = time.monotonic() + 15
+        while len(got) < 5 and time.monotonic() < deadline:
+            got += reader.poll()
+            time.sleep(0.05)
+        time.sleep(0.2)
+        got += reader.poll()
+    finally:
+        reader.close()
+    assert got == [
+        SyslogRecord(
+            "Failed password for invalid user admin from 192.0.2.7 port 50022 ssh2",
+            "sshd",
+            812,
+            "fixture-host",
+            1795464000.0,
+        ),
+        SyslogRecord(
+            "Invalid user oracle from 198.51.100.23 port 40112",
+            "sshd-session",
+            813,
+            "fixture-host",
+            1795464001.0,
+        ),
+        SyslogRecord(
+            "Connection closed by invalid user \ufffd\ufffd 203.0.113.5 port 51000 [preauth]",
+            "sshd",
+            812,
+            "fixture-host",
+            1795464003.0,
+        ),
+        SyslogRecord("error: beginning MaxStartups throttling", "sshd", 900, "fixture-host", 1795464004.0),
+        SyslogRecord(
+            "Accepted publickey for alice from 2001:db8::42 port 52200 ssh2: ED25519 SHA256:abc",
+            "sshd",
+            2005,
+            "fixture-host",
+            1795464005.0,
+        ),
+    ]
