@@ -1,0 +1,145 @@
+"""`replay`: JSON lines and exposition from whole files, any bytes, exit 2 on unreadable input."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from exporter import cli
+from exporter.replay import MAX_LINE_BYTES, read_lines
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "authlog"
+KEYS = ["file", "line", "event", "address", "user", "method", "pid", "time"]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["replay", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(FIXTURES / "debian12.log")
+    code, out, _ = _run(capsys, path)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert all(list(row) == KEYS for row in rows)
+    assert [(r["line"], r["event"], r["address"], r["user"]) for r in rows] == [
+        (1, "invalid_user", "203.0.113.5", "oracle"),
+        (3, "pam_auth_failure", "203.0.113.5", None),
+        (4, "auth_failed", "203.0.113.5", "oracle"),
+        (5, "preauth_disconnect", "203.0.113.5", "oracle"),
+        (7, "auth_accepted", "2001:db8::10", "carol"),
+        (9, "wrapper_refused", "198.51.100.7", None),
+    ]
+    assert rows[2] == {
+        "file": path,
+        "line": 4,
+        "event": "auth_failed",
+        "address": "203.0.113.5",
+        "user": "oracle",
+        "method": "password",
+        "pid": 6032,
+        "time": 1795460682.1,
+    }
+
+
+def test_json_line_numbers_count_skipped_lines_and_bare_lines_have_null_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = _run(capsys, "--format", "json", str(FIXTURES / "framings.log"))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [r["line"] for r in rows] == list(range(3, 13))
+    assert rows[-1]["time"] is None and rows[-1]["pid"] is None and rows[-1]["address"] == "192.0.2.10"
+
+
+def test_files_are_one_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys,
+        "--format",
+        "metrics",
+        *(str(FIXTURES / f) for f in ("maxstartups-8.4-info.log", "maxstartups-10.0.log")),
+    )
+    assert code == 0
+    assert "ssh_access_sshd_maxstartups_dropped_connections_total 127.0\n" in out
+    assert (
+        'ssh_access_authlog_lines_read_total{source="' + str(FIXTURES / "maxstartups-10.0.log") + '"} 8.0'
+        in out
+    )
+
+
+def test_metrics_exposition(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--format", "metrics", str(FIXTURES / "debian12.log"))
+    assert code == 0
+    assert 'ssh_access_sshd_events_total{event="auth_failed"} 1.0' in out
+    assert 'ssh_access_sshd_events_total{event="penalty_applied"} 0.0' in out
+    assert 'ssh_access_sshd_auth_failures_total{method="password"} 1.0' in out
+    assert 'ssh_access_sshd_top_offender_failures{address="203.0.113.5"} 3.0' in out
+    assert "ssh_access_sshd_maxstartups_throttling 0.0" in out
+    assert 'ssh_access_authlog_lines_unmatched_total{source="' in out
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_metrics_pass_promtool(capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(str(p) for p in FIXTURES.glob("*.log"))
+    code, out, _ = _run(capsys, "--format", "metrics", *files)
+    assert code == 0
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=out, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("bad", ["missing.log", "."])
+def test_unreadable_input_exits_2_before_any_output(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, bad: str
+) -> None:
+    code, out, err = _run(capsys, str(FIXTURES / "debian12.log"), str(tmp_path / bad))
+    assert code == 2 and out == ""
+    assert "cannot read" in err and str(tmp_path / bad) in err
+
+
+def test_binary_garbage_invalid_utf8_and_huge_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "garbage.log"
+    path.write_bytes(
+        bytes(range(256)) * 50
+        + b"\nNov 23 19:04:34 host sshd[1]: Failed password for \xff\xfe from 192.0.2.1 port 1 ssh2\n"
+        + b"Nov 23 19:04:35 host sshd[1]: Invalid user "
+        + b"A" * 1_000_000
+        + b" from 192.0.2.2 port 1\n"
+        + b"\x00" * 100_000
+        + b"\nNov 23 19:04:36 host sshd[2]: Invalid user b from 192.0.2.3 port 1"  # no final newline
+    )
+    code, out, _ = _run(capsys, str(path))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [(r["event"], r["address"], r["user"]) for r in rows] == [
+        ("auth_failed", "192.0.2.1", "\ufffd\ufffd"),
+        ("invalid_user", "192.0.2.3", "b"),
+    ]
+    assert [r["line"] for r in rows] == [52, 55]  # the 256-byte garbage holds 50 newlines
+
+
+def test_read_lines_caps_and_keeps_numbering() -> None:
+    data = b"a\n" + b"x" * (3 * MAX_LINE_BYTES + 5) + b"\nb\n\xffc"
+    lines = list(read_lines(io.BytesIO(data)))
+    assert [len(line) for line in lines] == [2, MAX_LINE_BYTES, 2, 2]
+    assert lines[2:] == ["b\n", "\ufffdc"]
+
+
+def test_console_script(tmp_path: Path) -> None:
+    exe = Path(cli.__file__).parents[1] / ".venv" / "bin" / "ssh-access-exporter"
+    if not exe.exists():
+        pytest.skip("console script not installed in .venv")
+    done = subprocess.run(
+        [str(exe), "replay", str(tmp_path / "nope")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2 and "cannot read" in done.stderr
