@@ -24,6 +24,7 @@ from exporter.logsetup import LEVELS, setup_logging
 from exporter.paths import HostPaths
 from exporter.scrape import ScrapeCollector
 from exporter.web import make_app, make_http_server, parse_listen_address
+from exporter.web_config import TLSContextSource, WebConfig, WebConfigMiddleware, load_web_config
 
 log = logging.getLogger("exporter")
 
@@ -94,6 +95,11 @@ def serve_parser() -> argparse.ArgumentParser:
         "--web.telemetry-path", default="/metrics", help="path of the metrics (default /metrics)"
     )
     parser.add_argument(
+        "--web.config.file",
+        default=None,
+        help="exporter-toolkit web config (YAML): TLS, client certificates, basic auth, extra headers",
+    )
+    parser.add_argument(
         "--scrape.timeout",
         type=_positive_seconds,
         default=8.0,
@@ -113,6 +119,9 @@ def serve(argv: Sequence[str]) -> int:
         telemetry_path = str(flag(args, "web.telemetry-path"))
         if not telemetry_path.startswith("/") or telemetry_path == "/":
             raise ConfigError(f"web.telemetry-path: {telemetry_path!r} must start with / and not be /")
+        web_config_file = flag(args, "web.config.file")
+        web_config = load_web_config(Path(str(web_config_file))) if web_config_file else WebConfig()
+        tls = TLSContextSource(web_config.tls) if web_config.tls else None
         context = build_context(args)
         collectors = build_collectors(context)
     except (ConfigError, ValueError) as exc:
@@ -124,7 +133,8 @@ def serve(argv: Sequence[str]) -> int:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     try:
-        server = make_http_server(listen, make_app(registry, scraper, telemetry_path))
+        app = WebConfigMiddleware(make_app(registry, scraper, telemetry_path), web_config)
+        server = make_http_server(listen, app, tls)
     except OSError as exc:
         log.error("cannot listen", extra={"address": listen, "err": str(exc)})
         return 1
@@ -137,7 +147,13 @@ def serve(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info(
         "listening",
-        extra={"address": listen, "version": __version__, "collectors": ",".join(collectors) or "none"},
+        extra={
+            "address": listen,
+            "version": __version__,
+            "collectors": ",".join(collectors) or "none",
+            "tls": tls is not None,
+            "basic_auth": bool(web_config.basic_auth_users),
+        },
     )
     try:
         server.serve_forever()

@@ -1,7 +1,8 @@
 """The HTTP view: landing page at `/`, metrics at --web.telemetry-path, served by a threaded WSGI server.
 
 Exposition (content negotiation, OpenMetrics, gzip) is prometheus-client's `make_wsgi_app`; this module
-only routes and renders the landing page.
+only routes and renders the landing page. TLS (--web.config.file) wraps each accepted connection, and the
+handshake runs in that connection's thread, so a slow or hostile client cannot stall the accept loop.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import html
 import logging
 import socket
 import socketserver
+import ssl
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -23,6 +25,15 @@ from exporter.scrape import ScrapeCollector
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+class TLSSource(Protocol):
+    """What the server needs for TLS: the current context (it may be reloaded) and a peer check."""
+
+    def context(self) -> ssl.SSLContext: ...
+
+    def peer_allowed(self, sock: ssl.SSLSocket) -> bool: ...
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -31,10 +42,41 @@ class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http request", extra={"client": self.client_address[0], "request": format % args})
 
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        if isinstance(self.connection, ssl.SSLSocket):
+            environ["HTTPS"] = "on"  # wsgiref derives wsgi.url_scheme from it
+        return environ
+
 
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    tls: TLSSource | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:
+            try:
+                sock = self.tls.context().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except OSError:
+                sock.close()
+                raise  # socketserver drops this connection and keeps serving
+        return sock, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None and isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+                request.do_handshake()
+                request.settimeout(None)
+            except OSError as exc:  # plain HTTP, no or a bad client certificate, timeouts
+                log.debug("TLS handshake failed", extra={"client": client_address[0], "err": str(exc)})
+                return
+            if not self.tls.peer_allowed(request):
+                log.info("client certificate has no allowed SAN", extra={"client": client_address[0]})
+                return
+        super().finish_request(request, client_address)
 
 
 class DualStackWSGIServer(ThreadingWSGIServer):
@@ -101,15 +143,26 @@ def make_app(
 
 
 def make_http_server(
-    listen_address: str, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+    listen_address: str,
+    app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+    tls: TLSSource | None = None,
 ) -> WSGIServer:
+    """A threaded server on the address; with `tls`, every connection is HTTPS."""
+    server = _bind(listen_address, app)
+    server.tls = tls
+    return server
+
+
+def _bind(
+    listen_address: str, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+) -> ThreadingWSGIServer:
     host, port = parse_listen_address(listen_address)
     if host == "" and socket.has_ipv6:
         try:
             return make_server("::", port, app, DualStackWSGIServer, handler_class=_QuietHandler)
         except OSError as exc:
             log.debug("no IPv6 listener, falling back to IPv4", extra={"err": str(exc)})
-    server_class: type[WSGIServer] = ThreadingWSGIServer
+    server_class: type[ThreadingWSGIServer] = ThreadingWSGIServer
     if ":" in host:
         server_class = type("V6Server", (ThreadingWSGIServer,), {"address_family": socket.AF_INET6})
     return make_server(host or "0.0.0.0", port, app, server_class, handler_class=_QuietHandler)

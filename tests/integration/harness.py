@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -85,17 +87,25 @@ class Sshd:
 
 
 class Exporter:
-    """The exporter as users run it: the installed command, scraped over HTTP."""
+    """The exporter as users run it: the installed command, scraped over HTTP (or HTTPS with `tls`).
 
-    def __init__(self, *args: str) -> None:
+    `tls` is the client's context for https scrapes; `headers` go with every scrape (e.g. Authorization).
+    """
+
+    def __init__(
+        self, *args: str, tls: ssl.SSLContext | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/metrics"
+        self.tls = tls
+        self.headers = dict(headers or {})
         command = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args]
         self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         wait_for_port(self.port)
 
     def text(self) -> str:
-        with urllib.request.urlopen(self.url, timeout=15) as response:
+        request = urllib.request.Request(self.url, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=15, context=self.tls) as response:
             return str(response.read().decode())
 
     def scrape(self) -> Samples:
