@@ -9,7 +9,7 @@ PACKAGES=(
     fail2ban sshguard tcpd
     rsyslog logrotate systemd-journal-remote libsystemd-dev pkg-config
     prometheus prometheus-alertmanager prometheus-node-exporter
-    procps
+    procps openssl curl
 )
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "install-system-deps: not root on Debian; skipping (integration tests will skip or fail)" >&2
