@@ -11,6 +11,7 @@ import importlib.util
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ JOURNAL_REMOTE = Path("/lib/systemd/systemd-journal-remote")
 SOCKET = Path("/run/systemd/journal/socket")
 DEV_LOG = Path("/run/systemd/journal/dev-log")
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "journal" / "sshd.export"
+# Sends one syslog datagram and stays alive long enough for journald to read the sender's _COMM.
+BY_COMM = "import socket, sys, time; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto("
+BY_COMM += "sys.argv[2].encode(), sys.argv[1]); time.sleep(1)"
 BACKENDS = ["journalctl"] + (["binding"] if importlib.util.find_spec("systemd") is not None else [])
 
 
@@ -68,16 +72,17 @@ def journald() -> Iterator[int | None]:
                 proc.wait(10)
 
 
-def logger(*args: str, stdin: str | None = None, exe: str = "logger") -> None:
-    subprocess.run([exe, *args], input=stdin, text=True, check=True, timeout=30)
+def logger(*args: str, stdin: str | None = None) -> None:
+    subprocess.run(["logger", *args], input=stdin, text=True, check=True, timeout=30)
 
 
 def marked(records: list[SyslogRecord], marker: str) -> list[SyslogRecord]:
     return [r for r in records if marker in r.message]
 
 
-def sync(reader: JournalReader, marker: str) -> None:
+def sync(reader: JournalReader) -> None:
     """Log sync lines until the reader sees one: from then on it is positioned at the journal's end."""
+    marker = uuid.uuid4().hex  # not the test's marker: a late sync line must not count as the test's
     deadline = time.monotonic() + 20
     n = 0
     while True:
@@ -108,11 +113,11 @@ def test_live_journald_entries_by_identifier_and_by_comm(
 ) -> None:
     marker = uuid.uuid4().hex
     fake_sshd = tmp_path / "sshd"  # a process whose _COMM is "sshd", logging under another identifier
-    fake_sshd.symlink_to("/usr/bin/logger")
+    fake_sshd.symlink_to(sys.executable)  # alive until journald has read its /proc/PID/comm
     state = tmp_path / "journal.state"
     reader = JournalReader(backend=backend, state_file=state)
     try:
-        sync(reader, marker)
+        sync(reader)
         logger(
             "-u", str(DEV_LOG), "-t", "sshd", "--id=4242", f"Failed password for root from 192.0.2.7 {marker}"
         )
@@ -124,7 +129,11 @@ def test_live_journald_entries_by_identifier_and_by_comm(
                 "SYSLOG_IDENTIFIER=sshd-session\nSYSLOG_PID=777\n"
             ),
         )
-        logger("-u", str(DEV_LOG), "-t", "auth-helper", f"by comm {marker}", exe=str(fake_sshd))
+        subprocess.run(
+            [str(fake_sshd), "-c", BY_COMM, str(DEV_LOG), f"<38>auth-helper[4343]: by comm {marker}"],
+            check=True,
+            timeout=30,
+        )
         got = collect(reader, marker, 3)
         assert reader.health.open
         assert reader.health.read_errors == 0
@@ -133,7 +142,7 @@ def test_live_journald_entries_by_identifier_and_by_comm(
     assert [(r.ident, r.pid, r.message.split(" " + marker)[0]) for r in got] == [
         ("sshd", 4242, "Failed password for root from 192.0.2.7"),
         ("sshd-session", 777, "Invalid user x from 2001:db8::5"),
-        ("auth-helper", got[2].pid, "by comm"),
+        ("sshd", 4343, "by comm"),  # matched by _COMM: sshd's line under another identifier
     ]
     assert all(r.host and r.time and abs(r.time - time.time()) < 300 for r in got)
     if backend == "journalctl":

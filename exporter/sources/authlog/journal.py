@@ -117,7 +117,8 @@ def record_from_entry(entry: dict[str, Any]) -> SyslogRecord | None:
         pid = _int(entry.get("_PID"))
     return SyslogRecord(
         message=message,
-        ident=ident if ident is not None else comm,
+        # Matched as sshd's process under another identifier: it is sshd's line all the same.
+        ident=ident if ident in SSHD_IDENTS else comm,
         pid=pid,
         host=_text(entry.get("_HOSTNAME")),
         time=_realtime(entry.get("__REALTIME_TIMESTAMP")),
@@ -201,12 +202,17 @@ class JournalReader:
         binding = self._import_binding() if backend in ("auto", "binding") else None
         if backend == "binding" and binding is None:
             raise RuntimeError("the systemd Python binding is not installed (pip install systemd-python)")
+        impl: _Binding | _Journalctl | None = None
         if binding is not None and root is None:
-            self.health.backend = "binding"
-            self._impl: _Binding | _Journalctl = _Binding(self, binding)
-        else:
+            try:
+                impl = _Binding(self, binding)
+                self.health.backend = "binding"
+            except (OSError, ValueError) as exc:  # e.g. an unreadable journal directory
+                log.warning("journal: the systemd binding failed (%s); using journalctl instead", exc)
+        if impl is None:
             self.health.backend = "journalctl"
-            self._impl = _Journalctl(self, journalctl, queue_size, backoff_s, idle_restart_s)
+            impl = _Journalctl(self, journalctl, queue_size, backoff_s, idle_restart_s)
+        self._impl: _Binding | _Journalctl = impl
 
     @staticmethod
     def _import_binding() -> Any | None:
@@ -419,12 +425,16 @@ class _Journalctl:
                 return
             self._proc = proc
         self._last_output = time.monotonic()
-        self._owner._ok()
+        self._owner.health.open = True
         err_thread = threading.Thread(target=self._drain_stderr, args=(proc,), daemon=True)
         err_thread.start()
         assert proc.stdout is not None
+        healthy = False
         for line in proc.stdout:
             self._last_output = time.monotonic()
+            if not healthy:  # only output proves it works: a crash loop logs one line, not two per restart
+                healthy = True
+                self._owner._ok()
             record, cursor = parse_journal_json(line)
             if cursor is None:
                 self._owner.health.parse_errors += 1
