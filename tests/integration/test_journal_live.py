@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.authlog.journal import JournalReader
+from exporter.paths import HostPaths
+from exporter.sources.authlog.journal import JournalReader, journal_reader_for
 from exporter.sources.authlog.records import SyslogRecord
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
@@ -158,58 +159,83 @@ def test_live_journald_entries_by_identifier_and_by_comm(
     assert [r.message for r in resumed] == [f"while stopped {marker}"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_journal_file_from_export_fixture(tmp_path: Path, backend: str) -> None:
+# What the reader yields from the export fixture: not the cron entry; byte MESSAGE decoded.
+EXPECTED_FROM_FIXTURE = [
+    SyslogRecord(
+        "Failed password for invalid user admin from 192.0.2.7 port 50022 ssh2",
+        "sshd",
+        812,
+        "fixture-host",
+        1795464000.0,
+    ),
+    SyslogRecord(
+        "Invalid user oracle from 198.51.100.23 port 40112",
+        "sshd-session",
+        813,
+        "fixture-host",
+        1795464001.0,
+    ),
+    SyslogRecord(
+        "Connection closed by invalid user \ufffd\ufffd 203.0.113.5 port 51000 [preauth]",
+        "sshd",
+        812,
+        "fixture-host",
+        1795464003.0,
+    ),
+    SyslogRecord("error: beginning MaxStartups throttling", "sshd", 900, "fixture-host", 1795464004.0),
+    SyslogRecord(
+        "Accepted publickey for alice from 2001:db8::42 port 52200 ssh2: ED25519 SHA256:abc",
+        "sshd",
+        2005,
+        "fixture-host",
+        1795464005.0,
+    ),
+]
+
+
+def journal_file(path: Path) -> Path:
+    """A journal file made by the real systemd-journal-remote from the export fixture."""
     if not JOURNAL_REMOTE.exists():
         pytest.skip("systemd-journal-remote is not installed (scripts/install-system-deps.sh)")
-    journal = tmp_path / "fixture.journal"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with FIXTURE.open("rb") as export:
         subprocess.run(
-            [str(JOURNAL_REMOTE), f"--output={journal}", "-"],
+            [str(JOURNAL_REMOTE), f"--output={path}", "-"],
             stdin=export,
             check=True,
             capture_output=True,
             timeout=30,
         )
-    reader = JournalReader(backend=backend, files=[journal], from_start=True)
+    return path
+
+
+def read_all(reader: JournalReader, n: int) -> list[SyslogRecord]:
+    got: list[SyslogRecord] = []
     try:
-        got: list[SyslogRecord] = []
         deadline = time.monotonic() + 15
-        while len(got) < 5 and time.monotonic() < deadline:
+        while len(got) < n and time.monotonic() < deadline:
             got += reader.poll()
             time.sleep(0.05)
         time.sleep(0.2)
         got += reader.poll()
     finally:
         reader.close()
-    assert got == [
-        SyslogRecord(
-            "Failed password for invalid user admin from 192.0.2.7 port 50022 ssh2",
-            "sshd",
-            812,
-            "fixture-host",
-            1795464000.0,
-        ),
-        SyslogRecord(
-            "Invalid user oracle from 198.51.100.23 port 40112",
-            "sshd-session",
-            813,
-            "fixture-host",
-            1795464001.0,
-        ),
-        SyslogRecord(
-            "Connection closed by invalid user \ufffd\ufffd 203.0.113.5 port 51000 [preauth]",
-            "sshd",
-            812,
-            "fixture-host",
-            1795464003.0,
-        ),
-        SyslogRecord("error: beginning MaxStartups throttling", "sshd", 900, "fixture-host", 1795464004.0),
-        SyslogRecord(
-            "Accepted publickey for alice from 2001:db8::42 port 52200 ssh2: ED25519 SHA256:abc",
-            "sshd",
-            2005,
-            "fixture-host",
-            1795464005.0,
-        ),
-    ]
+    return got
+
+
+def test_journal_under_rootfs(tmp_path: Path) -> None:
+    """--path.rootfs: the journal directories under it are read (journalctl --root)."""
+    machine = "5d7e9a3c1b2f4e6d8a0b1c2d3e4f5a6b"
+    journal_file(tmp_path / "run/log/journal" / machine / "system.journal")
+    reader = journal_reader_for(HostPaths(rootfs=tmp_path), from_start=True)
+    assert reader.health.backend == "journalctl"
+    got = read_all(reader, 5)
+    assert [r.pid for r in got] == [812, 813, 812, 900, 2005]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_journal_file_from_export_fixture(tmp_path: Path, backend: str) -> None:
+    journal = journal_file(tmp_path / "fixture.journal")
+    reader = JournalReader(backend=backend, files=[journal], from_start=True)
+    got = read_all(reader, 5)
+    assert got == EXPECTED_FROM_FIXTURE

@@ -57,6 +57,13 @@ def default_journal_dirs(paths: HostPaths) -> list[Path]:
     return [p for p in (paths.root(d) for d in JOURNAL_DIRS) if p.is_dir()]
 
 
+def journal_reader_for(paths: HostPaths, **options: Any) -> JournalReader:
+    """The reader for the host's journal: the local one, or journalctl --root=ROOTFS for another tree."""
+    if paths.is_host_root:
+        return JournalReader(**options)
+    return JournalReader(root=paths.rootfs, **options)
+
+
 # ---- parsing (pure: tests feed it strings) ---------------------------------------------------------
 
 
