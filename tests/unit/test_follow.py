@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.authlog.follow import Batch, LogFollower, Source
+from exporter.sources.authlog.follow import Batch, LogFollower, Source, state_file_for
 from exporter.sources.authlog.records import SyslogRecord
 from exporter.sources.authlog.tail import FileTailer
 
@@ -156,3 +156,9 @@ def test_keeps_up_with_50000_lines_per_second(tmp_path: Path) -> None:
         follower.stop()
     assert count[0] == written
     assert lag < 2.0, f"caught up {lag:.2f} s after the writer stopped"
+
+
+def test_state_file_for_names_one_file_per_source(tmp_path: Path) -> None:
+    assert state_file_for(tmp_path, "file:/var/log/auth.log") == tmp_path / "file_var_log_auth.log.json"
+    assert state_file_for(tmp_path, "journal") == tmp_path / "journal.json"
+    assert state_file_for(tmp_path, "///") == tmp_path / "source.json"

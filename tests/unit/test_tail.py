@@ -56,7 +56,7 @@ def test_partial_line_is_held_until_newline(log: Path) -> None:
     assert t.poll() == ["next"]
 
 
-def test_crlf_and_empty_lines_are_kept_as_lines(log: Path) -> None:
+def test_empty_lines_are_lines(log: Path) -> None:
     t = FileTailer(log)
     t.poll()
     append(log, "a\n\nb\n")

@@ -16,10 +16,12 @@ the sink never saw.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Protocol
 
 from exporter.sources.authlog.records import SyslogRecord
@@ -46,6 +48,15 @@ class Source(Protocol):
     def close(self) -> None: ...
 
     def health_dict(self) -> dict[str, object]: ...
+
+
+def state_file_for(state_dir: Path, source_name: str) -> Path:
+    """One state file per source, so sources never race on one file.
+
+    `file:/var/log/auth.log` -> `STATE_DIR/file_var_log_auth.log.json`.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", source_name).strip("_") or "source"
+    return state_dir / f"{safe}.json"
 
 
 @dataclass
