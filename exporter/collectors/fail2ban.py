@@ -1,0 +1,251 @@
+"""The fail2ban collector: who is banned per jail, fail2ban's health, and whether it guards sshd.
+
+# HELP ssh_access_ban_source_up 1 when the ban tool was reached, 0 when installed but unreachable.
+# TYPE ssh_access_ban_source_up gauge
+ssh_access_ban_source_up{source="fail2ban"} 1.0
+# HELP ssh_access_banned_addresses Addresses the tool bans now, per jail, set or scenario.
+# TYPE ssh_access_banned_addresses gauge
+ssh_access_banned_addresses{jail="sshd",source="fail2ban"} 3.0
+# HELP ssh_access_fail2ban_jail_guards_sshd 1 when the jail's filter or journal match selects sshd.
+# TYPE ssh_access_fail2ban_jail_guards_sshd gauge
+ssh_access_fail2ban_jail_guards_sshd{jail="sshd"} 1.0
+
+fail2ban down is a report, not a failure: `ban_source_up 0` with the scrape and collector_success 1
+(the BanSourceDown alert keys on it). Nothing is emitted on hosts without fail2ban (no socket, database,
+/etc/fail2ban or fail2ban-server under rootfs), so hosts that never had it do not alert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+
+from exporter.collectors.registry import Context, register_collector
+from exporter.sources.fail2ban.reader import (
+    DEFAULT_DB,
+    DEFAULT_SOCKET,
+    Fail2banReader,
+    Fail2banSnapshot,
+    Jail,
+)
+from exporter.sources.sshd import SshdReader
+
+log = logging.getLogger(__name__)
+SOURCE = "fail2ban"
+DATA_SOURCES = ("socket", "database")
+
+
+def source_up(source: str, up: bool) -> GaugeMetricFamily:
+    """The shared `ssh_access_ban_source_up` family, one sample per collector."""
+    family = GaugeMetricFamily(
+        "ssh_access_ban_source_up",
+        "1 when the ban tool was reached, 0 when installed but unreachable.",
+        labels=["source"],
+    )
+    family.add_metric([source], 1.0 if up else 0.0)
+    return family
+
+
+def banned_addresses(source: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    """The shared `ssh_access_banned_addresses` family with this collector's own `source` value."""
+    family = GaugeMetricFamily(
+        "ssh_access_banned_addresses",
+        "Addresses the tool bans now, per jail, set or scenario.",
+        labels=["source", "jail"],
+    )
+    for jail, count in sorted(counts.items()):
+        family.add_metric([source, jail], count)
+    return family
+
+
+def _bool(value: bool) -> float:
+    return 1.0 if value else 0.0
+
+
+def _per_jail(name: str, doc: str, jails: tuple[Jail, ...], attribute: str) -> GaugeMetricFamily | None:
+    """A per-jail gauge of one Jail attribute, leaving out jails where the source cannot tell."""
+    family = GaugeMetricFamily(f"ssh_access_fail2ban_{name}", doc, labels=["jail"])
+    for jail in jails:
+        value = getattr(jail, attribute)
+        if value is not None:
+            family.add_metric([jail.name], float(value))
+    return family if family.samples else None
+
+
+def _per_jail_counter(name: str, doc: str, jails: tuple[Jail, ...], attribute: str) -> CounterMetricFamily:
+    family = CounterMetricFamily(f"ssh_access_fail2ban_{name}", doc, labels=["jail"])
+    for jail in jails:
+        value = getattr(jail, attribute)
+        if value is not None:
+            family.add_metric([jail.name], float(value))
+    return family
+
+
+def jail_families(jails: tuple[Jail, ...]) -> Iterator[Metric]:
+    gauges = (
+        ("permanent_bans", "Permanent bans per jail (database only).", "permanent_bans"),
+        ("jail_failing_addresses", "Addresses with failures within findtime, not yet banned.", "failing"),
+        ("jail_bantime_seconds", "How long a ban lasts (+Inf: permanent).", "bantime"),
+        ("jail_findtime_seconds", "The window in which maxretry failures ban an address.", "findtime"),
+        ("jail_maxretry", "Failures within findtime that ban an address.", "maxretry"),
+        ("jail_guards_sshd", "1 when the jail's filter or journal match selects sshd.", "guards_sshd"),
+        (
+            "jail_covers_sshd_port",
+            "1 when the jail's ban actions block every port sshd listens on (jails guarding sshd).",
+            "covers_sshd_port",
+        ),
+    )
+    for name, doc, attribute in gauges:
+        family = _per_jail(name, doc, jails, attribute)
+        if family is not None:
+            yield family
+    socket_jails = tuple(jail for jail in jails if jail.bans_total is not None)
+    if socket_jails:
+        yield _per_jail_counter(
+            "jail_bans",
+            "Bans since fail2ban-server started (resets when it restarts).",
+            socket_jails,
+            "bans_total",
+        )
+        yield _per_jail_counter(
+            "jail_failures",
+            "Failures the filter matched since fail2ban-server started (resets when it restarts).",
+            socket_jails,
+            "failures_total",
+        )
+    missing = GaugeMetricFamily(
+        "ssh_access_fail2ban_jail_log_files_missing",
+        "Log files the jail is told to read that do not exist (it sees nothing from them).",
+        labels=["jail"],
+    )
+    info = InfoMetricFamily(
+        "ssh_access_fail2ban_jail",
+        "What the jail reads: backend, log files, journal matches.",
+        labels=["jail", "backend", "logpath", "journalmatch"],
+    )
+    for jail in jails:
+        if jail.backend is None:
+            continue
+        missing.add_metric([jail.name], len(jail.missing_log_paths))
+        info.add_metric(
+            [jail.name, jail.backend, ",".join(jail.log_paths), " ".join(jail.journal_matches)], {}
+        )
+    if info.samples:
+        yield missing
+        yield info
+
+
+def snapshot_families(snapshot: Fail2banSnapshot) -> Iterator[Metric]:
+    if not snapshot.installed:
+        return
+    yield source_up(SOURCE, snapshot.up)
+    data_source = GaugeMetricFamily(
+        "ssh_access_fail2ban_data_source",
+        "Where the jails came from: the server's socket, or its database when the socket is unreachable.",
+        labels=["source"],
+    )
+    for name in DATA_SOURCES:
+        data_source.add_metric([name], _bool(snapshot.source == name))
+    yield data_source
+    if snapshot.version:
+        yield InfoMetricFamily(
+            "ssh_access_fail2ban_version", "Version of fail2ban-server.", value={"version": snapshot.version}
+        )
+    if snapshot.server_started is not None:
+        yield GaugeMetricFamily(
+            "ssh_access_fail2ban_server_start_time_seconds",
+            "When fail2ban-server started: its per-jail totals count from here.",
+            value=snapshot.server_started,
+        )
+    guarded = snapshot.sshd_guarded
+    if guarded is not None:
+        yield GaugeMetricFamily(
+            "ssh_access_fail2ban_sshd_guarded",
+            "1 when at least one enabled jail guards sshd.",
+            value=_bool(guarded),
+        )
+    if snapshot.source is not None:
+        yield banned_addresses(SOURCE, {jail.name: jail.banned for jail in snapshot.jails})
+        yield from jail_families(snapshot.jails)
+
+
+class Fail2banCollector:
+    """Renders one Fail2banReader snapshot per scrape; logs when the socket's reachability changes."""
+
+    def __init__(self, reader: Fail2banReader) -> None:
+        self.reader = reader
+        self._last_error = ""
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.reader.read()
+        if snapshot.error != self._last_error:
+            if snapshot.error:
+                log.warning("fail2ban unreachable", extra={"err": snapshot.error})
+            else:
+                log.info("fail2ban reachable again")
+            self._last_error = snapshot.error
+        yield from snapshot_families(snapshot)
+
+
+def sshd_ports(reader: SshdReader) -> frozenset[int]:
+    """The ports sshd listens on now, else the ones its config names; empty when sshd is unknown."""
+    try:
+        snapshot = reader.read()
+    except (OSError, ValueError) as exc:
+        log.debug("sshd ports unavailable", extra={"err": str(exc)})
+        return frozenset()
+    ports = {port for state in snapshot.listeners for port in state.ports}
+    if not ports and snapshot.config.effective is not None:
+        ports = set(snapshot.config.effective.ports)
+    return frozenset(ports)
+
+
+def _add_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--collector.fail2ban.socket",
+        default=DEFAULT_SOCKET,
+        help="fail2ban-server's socket (under rootfs; empty: read only the database)",
+    )
+    group.add_argument(
+        "--collector.fail2ban.db",
+        default=DEFAULT_DB,
+        help="fail2ban's sqlite database, read when the socket is unreachable (under rootfs; empty: never)",
+    )
+    group.add_argument(
+        "--collector.fail2ban.socket-owner",
+        type=int,
+        default=0,
+        help="uid the socket and its server must belong to (default 0, root)",
+    )
+    group.add_argument(
+        "--collector.fail2ban.timeout",
+        type=float,
+        default=3.0,
+        help="seconds for one whole exchange with fail2ban-server (default 3)",
+    )
+
+
+def _factory(context: Context) -> Fail2banCollector:
+    args = vars(context.args)
+    sshd = SshdReader(
+        context.paths,
+        args.get("collector.sshd.binary", "/usr/sbin/sshd"),
+        args.get("collector.sshd.config", "/etc/ssh/sshd_config"),
+    )
+    reader = Fail2banReader(
+        context.paths,
+        args["collector.fail2ban.socket"],
+        args["collector.fail2ban.db"],
+        owner_uid=args["collector.fail2ban.socket_owner"],
+        timeout=args["collector.fail2ban.timeout"],
+        sshd_ports=lambda: sshd_ports(sshd),
+    )
+    return Fail2banCollector(reader)
+
+
+register_collector(
+    "fail2ban", _factory, enabled=True, add_flags=_add_flags, help="fail2ban jails, bans and sshd coverage"
+)

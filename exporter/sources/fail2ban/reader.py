@@ -1,0 +1,268 @@
+"""The model of fail2ban on this host: is it up, its jails, their bans, and whether they guard sshd.
+
+One `Fail2banReader.read()` gives a `Fail2banSnapshot`. The socket is the primary source: one fresh
+connection per read, counts from `status JAIL short` (fail2ban 0.10+ answers it without building the
+banned list, which costs the server about 0.34 s of CPU at 100,000 bans), settings from `get JAIL ...`.
+When the socket cannot be reached the database gives what it can: the jails and their current bans
+(as fail2ban would restore them), with `up` False. With no socket configured the database is the
+source and `up` says whether it could be read.
+
+"Total banned" and "Total failed" count since the server started (fail2ban keeps them in memory), so
+they are counters that reset on a restart; `server_started` dates the reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter.paths import HostPaths
+from exporter.sources.fail2ban.database import DatabaseError, DbSnapshot, read_database
+from exporter.sources.fail2ban.ports import covers, read_services
+from exporter.sources.fail2ban.protocol import Connection, ProtocolError
+from exporter.sources.sshd_processes import boot_time, read_process
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "/var/run/fail2ban/fail2ban.sock"
+DEFAULT_DB = "/var/lib/fail2ban/fail2ban.sqlite3"
+# Any of these under rootfs means fail2ban is installed, so "unreachable" is worth reporting.
+INSTALL_MARKERS = ("/etc/fail2ban", "/usr/bin/fail2ban-server")
+BACKENDS = ("file", "systemd")
+PERMANENT = float("inf")
+
+
+@dataclass(frozen=True)
+class Jail:
+    """One jail; None where the source in use cannot tell."""
+
+    name: str
+    banned: int
+    permanent_bans: int | None = None  # database only
+    bans_total: int | None = None  # since the server started
+    failing: int | None = None  # addresses with failures within findtime
+    failures_total: int | None = None  # since the server started
+    bantime: float | None = None  # seconds; inf: permanent
+    findtime: float | None = None
+    maxretry: int | None = None
+    backend: str | None = None  # file | systemd
+    log_paths: tuple[str, ...] = ()
+    journal_matches: tuple[str, ...] = ()
+    missing_log_paths: tuple[str, ...] = ()
+    guards_sshd: bool | None = None
+    action_ports: tuple[str, ...] = ()  # each ban action's `port` setting
+    covers_sshd_port: bool | None = None  # None: not guarding sshd, or ports unknown
+
+
+@dataclass(frozen=True)
+class Fail2banSnapshot:
+    installed: bool
+    up: bool
+    source: str | None  # "socket" | "database" | None: where the jails came from
+    error: str = ""  # why the socket (or database) could not be read
+    version: str | None = None
+    server_started: float | None = None
+    db_version: int | None = None
+    jails: tuple[Jail, ...] = field(default_factory=tuple)
+
+    @property
+    def sshd_guarded(self) -> bool | None:
+        """Does any enabled jail guard sshd? None when the source cannot tell (database only)."""
+        known = [jail.guards_sshd for jail in self.jails if jail.guards_sshd is not None]
+        if self.source != "socket":
+            return None
+        return any(known)
+
+
+def _pairs(value: object, what: str) -> dict[str, object]:
+    """fail2ban's status replies: lists of (label, value) pairs."""
+    if not isinstance(value, list | tuple):
+        raise ProtocolError(f"{what}: expected a list of pairs, got {type(value).__name__}")
+    result: dict[str, object] = {}
+    for item in value:
+        if not (isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise ProtocolError(f"{what}: unexpected item {item!r:.80}")
+        result[item[0]] = item[1]
+    return result
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ProtocolError(f"{what}: not a number: {value!r:.80}")
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ProtocolError(f"{what}: not a number: {value!r:.80}") from exc
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value if item)
+    return ()
+
+
+def bantime_seconds(value: int) -> float:
+    """fail2ban's bantime: negative means forever."""
+    return PERMANENT if value < 0 else float(value)
+
+
+def mentions_sshd(texts: tuple[str, ...]) -> bool:
+    """A filter regex or journal match that selects sshd's lines (`sshd`, `sshd-session`, ssh.service)."""
+    return any("sshd" in text or "ssh.service" in text for text in texts)
+
+
+def parse_jail_status(name: str, reply: object) -> Jail:
+    """`status JAIL short` (or plain `status JAIL`): counts, backend and what the filter reads."""
+    sections = _pairs(reply, f"status {name}")
+    filt = _pairs(sections.get("Filter", []), f"status {name} Filter")
+    actions = _pairs(sections.get("Actions", []), f"status {name} Actions")
+    backend = "systemd" if "Journal matches" in filt else "file" if "File list" in filt else None
+    return Jail(
+        name=name,
+        banned=_int(actions.get("Currently banned"), "Currently banned"),
+        bans_total=_int(actions.get("Total banned"), "Total banned"),
+        failing=_int(filt.get("Currently failed"), "Currently failed"),
+        failures_total=_int(filt.get("Total failed"), "Total failed"),
+        backend=backend,
+        log_paths=_strings(filt.get("File list", ())),
+        journal_matches=_strings(filt.get("Journal matches", ())),
+    )
+
+
+def jail_names(reply: object) -> tuple[str, ...]:
+    """`status`: [("Number of jail", n), ("Jail list", "a, b")]."""
+    listed = _pairs(reply, "status").get("Jail list", "")
+    return tuple(name.strip() for name in str(listed).split(",") if name.strip())
+
+
+class Fail2banReader:
+    """Reads fail2ban through its socket, else its database, under --path.rootfs."""
+
+    def __init__(
+        self,
+        paths: HostPaths,
+        socket_path: str | None = DEFAULT_SOCKET,
+        db_path: str | None = DEFAULT_DB,
+        *,
+        owner_uid: int = 0,
+        timeout: float = 3.0,
+        sshd_ports: Callable[[], frozenset[int]] | None = None,
+        sshd_ports_ttl: float = 30.0,
+    ) -> None:
+        self.paths = paths
+        self.socket_path = socket_path or None
+        self.db_path = db_path or None
+        self.owner_uid = owner_uid
+        self.timeout = timeout
+        self._sshd_ports = sshd_ports
+        self._sshd_ports_ttl = sshd_ports_ttl
+        self._sshd_ports_cache: tuple[float, frozenset[int]] | None = None
+        self._services: dict[str, int] | None = None
+        self._bantimes: dict[str, int] = {}  # from the last socket read, for the database fallback
+
+    # -- socket --------------------------------------------------------------------------------
+    def _jail(self, conn: Connection, name: str) -> Jail:
+        jail = parse_jail_status(name, conn.request("status", name, "short"))
+        bantime = _int(conn.request("get", name, "bantime"), "bantime")
+        self._bantimes[name] = bantime
+        regexes = _strings(conn.request("get", name, "prefregex"))
+        if not mentions_sshd(regexes):
+            regexes += _strings(conn.request("get", name, "failregex"))
+        guards = mentions_sshd(regexes) or mentions_sshd(jail.journal_matches)
+        missing = tuple(p for p in jail.log_paths if not self.paths.root(p).exists())
+        specs = self._action_ports(conn, name)
+        return Jail(
+            **{
+                **jail.__dict__,
+                "bantime": bantime_seconds(bantime),
+                "findtime": float(_int(conn.request("get", name, "findtime"), "findtime")),
+                "maxretry": _int(conn.request("get", name, "maxretry"), "maxretry"),
+                "missing_log_paths": missing,
+                "guards_sshd": guards,
+                "action_ports": specs,
+                "covers_sshd_port": self._covers_sshd(specs) if guards else None,
+            }
+        )
+
+    @staticmethod
+    def _action_ports(conn: Connection, name: str) -> tuple[str, ...]:
+        """Each action's port setting; `*-allports` actions block every port whatever it says."""
+        specs = []
+        for action in _strings(conn.request("get", name, "actions")):
+            if "allports" in action:
+                specs.append("all")
+                continue
+            properties = _strings(conn.request("get", name, "actionproperties", action))
+            if "port" in properties:  # asking for a missing one would answer a pickled exception
+                specs.append(str(conn.request("get", name, "action", action, "port")))
+        return tuple(specs)
+
+    def _covers_sshd(self, specs: tuple[str, ...]) -> bool | None:
+        wanted = self.sshd_ports()
+        if self._services is None:
+            self._services = read_services(self.paths.root("/etc/services"))
+        return covers(specs, wanted, self._services)
+
+    def sshd_ports(self) -> frozenset[int]:
+        """sshd's ports, cached for a while: they change when sshd restarts, not per scrape."""
+        if self._sshd_ports is None:
+            return frozenset()
+        now = time.monotonic()
+        if self._sshd_ports_cache is None or now - self._sshd_ports_cache[0] > self._sshd_ports_ttl:
+            self._sshd_ports_cache = (now, self._sshd_ports())
+        return self._sshd_ports_cache[1]
+
+    def _started(self, pid: int) -> float | None:
+        if pid <= 0:
+            return None
+        try:
+            proc = read_process(self.paths.procfs, pid, boot_time(self.paths.procfs), only_sshd=False)
+        except (OSError, ValueError, IndexError):
+            return None
+        return proc.create_time if proc else None
+
+    def read_socket(self, path: Path) -> Fail2banSnapshot:
+        with Connection(path, self.timeout, self.owner_uid) as conn:
+            version = str(conn.request("version"))
+            jails = tuple(self._jail(conn, name) for name in jail_names(conn.request("status")))
+            pid = conn.peer_pid
+        return Fail2banSnapshot(True, True, "socket", "", version, self._started(pid), None, jails)
+
+    # -- database ------------------------------------------------------------------------------
+    def read_db(self, path: Path) -> DbSnapshot:
+        return read_database(path, self._bantimes)
+
+    def _installed(self) -> bool:
+        candidates = [*INSTALL_MARKERS, self.socket_path, self.db_path]
+        return any(self.paths.root(p).exists() for p in candidates if p)
+
+    def read(self) -> Fail2banSnapshot:
+        errors = []
+        if self.socket_path:
+            try:
+                return self.read_socket(self.paths.root(self.socket_path))
+            except (OSError, ProtocolError) as exc:
+                errors.append(f"socket {self.socket_path}: {type(exc).__name__}: {exc}")
+        if self.db_path and self.paths.root(self.db_path).exists():
+            try:
+                db = self.read_db(self.paths.root(self.db_path))
+            except DatabaseError as exc:
+                errors.append(f"database: {exc}")
+            else:
+                # A clean stop marks every jail disabled (and unbans): only a crashed server's jails remain.
+                jails = tuple(
+                    Jail(j.name, j.current_bans, permanent_bans=j.permanent_bans)
+                    for j in db.jails
+                    if j.enabled
+                )
+                up = self.socket_path is None  # database-only mode: reading it is reaching fail2ban
+                error = "; ".join(errors)
+                return Fail2banSnapshot(True, up, "database", error, db_version=db.version, jails=jails)
+        elif self.db_path and not self.socket_path:
+            errors.append(f"database {self.db_path}: not found")
+        return Fail2banSnapshot(self._installed(), False, None, "; ".join(errors))

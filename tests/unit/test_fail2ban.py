@@ -1,0 +1,499 @@
+"""fail2ban source and collector against a fake server on a unix socket and sqlite fixtures."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import build_collectors, build_context, serve_parser
+from exporter.collectors.fail2ban import Fail2banCollector, snapshot_families
+from exporter.paths import HostPaths
+from exporter.sources.fail2ban.database import DatabaseError, read_database
+from exporter.sources.fail2ban.ports import ALL_PORTS, covers, parse_port_spec, parse_services
+from exporter.sources.fail2ban.protocol import (
+    END,
+    Connection,
+    ProtocolError,
+    UnsafeReplyError,
+    UntrustedSocketError,
+    decode,
+    encode,
+    loads_plain,
+)
+from exporter.sources.fail2ban.reader import Fail2banReader, Fail2banSnapshot, parse_jail_status
+from tests.exposition import promtool_check, render, samples, value
+
+NOW = 1_800_000_000
+Reply = Callable[[list[str]], bytes]
+
+
+class FakeServer:
+    """A unix-socket server framing replies as fail2ban does; `reply` maps a command to raw pickle bytes."""
+
+    def __init__(self, path: Path, reply: Reply) -> None:
+        self.path = path
+        self.reply = reply
+        self.commands: list[list[str]] = []
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(str(path))
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                buffer = b""
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    buffer += chunk
+                    while END in buffer:
+                        frame, buffer = buffer.split(END, 1)
+                        if frame == b"<F2B_CLOSE_COMMAND>":
+                            break
+                        command = pickle.loads(frame)
+                        self.commands.append(command)
+                        conn.sendall(self.reply(command) + END)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[[Reply], FakeServer]]:
+    servers: list[FakeServer] = []
+
+    def start(reply: Reply) -> FakeServer:
+        server = FakeServer(tmp_path / f"f2b{len(servers)}.sock", reply)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def ok(result: object) -> bytes:
+    return pickle.dumps((0, result), protocol=4)
+
+
+class _Reduce:
+    """Unpickles to os.system(COMMAND): what a hostile socket could send."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
+        return (os.system, (self.command,))
+
+
+# -- protocol ---------------------------------------------------------------------------------------
+
+
+def test_requests_are_pickle_4_lists_framed_by_the_end_marker() -> None:
+    frame = encode(["status", "sshd", "short"])
+    assert frame.endswith(END)
+    assert frame[:2] == b"\x80\x04"
+    assert pickle.loads(frame[: -len(END)]) == ["status", "sshd", "short"]
+
+
+def test_replies_decode_to_the_result_of_code_zero() -> None:
+    assert decode(ok([("Number of jail", 1), ("Jail list", "sshd")]) + END) == [
+        ("Number of jail", 1),
+        ("Jail list", "sshd"),
+    ]
+    with pytest.raises(ProtocolError, match="code 1"):
+        decode(pickle.dumps((1, "boom"), 4) + END)
+    with pytest.raises(ProtocolError, match="not terminated"):
+        decode(ok("pong"))
+    with pytest.raises(ProtocolError, match="undecodable"):
+        decode(ok("pong")[:-3] + END)
+    with pytest.raises(ProtocolError, match="ERROR"):
+        decode(pickle.dumps("ERROR: load failed", 4) + END)
+
+
+def test_plain_builtins_pass_the_restricted_unpickler() -> None:
+    data = (0, [("a", 1), {"b": [1.5, None, True, b"x", frozenset({1})]}])
+    assert loads_plain(pickle.dumps(data, 4)) == data
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        (0, Exception("an exception is a global too")),
+        (0, ValueError),
+        (0, {1, 2, Path("/etc")}),
+    ],
+)
+def test_any_global_is_refused(hostile: object) -> None:
+    with pytest.raises(UnsafeReplyError):
+        loads_plain(pickle.dumps(hostile, 4))
+
+
+def test_malicious_pickle_from_a_fake_server_is_refused_and_nothing_runs(
+    tmp_path: Path, serve: Callable[[Reply], FakeServer]
+) -> None:
+    marker = tmp_path / "pwned"
+    server = serve(lambda _: pickle.dumps((0, _Reduce(f"touch {marker}")), 4))
+    with Connection(server.path, 2.0, owner_uid=os.getuid()) as conn, pytest.raises(UnsafeReplyError):
+        conn.request("ping")
+    time.sleep(0.1)
+    assert not marker.exists()
+    # and the reader reports fail2ban unreachable instead of running it
+    reader = Fail2banReader(HostPaths(tmp_path), "/" + server.path.name, None, owner_uid=os.getuid())
+    snapshot = reader.read()
+    assert (snapshot.up, snapshot.source) == (False, None)
+    assert "UnsafeReplyError" in snapshot.error
+    assert not marker.exists()
+
+
+def test_socket_owned_by_another_user_is_refused(
+    tmp_path: Path, serve: Callable[[Reply], FakeServer]
+) -> None:
+    server = serve(lambda _: ok("pong"))
+    with pytest.raises(UntrustedSocketError, match="owned by uid"):
+        Connection(server.path, 1.0, owner_uid=os.getuid() + 4242).open()
+    assert server.commands == []
+    not_socket = tmp_path / "plain"
+    not_socket.write_text("")
+    with pytest.raises(UntrustedSocketError, match="not a socket"):
+        Connection(not_socket, 1.0, owner_uid=os.getuid()).open()
+
+
+def test_server_running_as_another_user_is_refused(serve: Callable[[Reply], FakeServer]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    server = serve(lambda _: ok("pong"))
+    os.chown(server.path, 4242, -1)  # the file says 4242, the process behind it is root
+    with pytest.raises(UntrustedSocketError, match="runs as uid 0"):
+        Connection(server.path, 1.0, owner_uid=4242).open()
+
+
+def test_a_hung_server_costs_one_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "hung.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(1)  # accepts (in the kernel) and never answers
+    try:
+        started = time.monotonic()
+        with Connection(path, 0.3, owner_uid=os.getuid()) as conn, pytest.raises(TimeoutError):
+            conn.request("ping")
+        assert time.monotonic() - started < 1.0
+    finally:
+        listener.close()
+
+
+def test_oversized_reply_is_cut_off(
+    serve: Callable[[Reply], FakeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("exporter.sources.fail2ban.protocol.MAX_REPLY", 1000)
+    server = serve(lambda _: ok("x" * 5000))
+    with (
+        Connection(server.path, 2.0, owner_uid=os.getuid()) as conn,
+        pytest.raises(ProtocolError, match="larger"),
+    ):
+        conn.request("version")
+
+
+# -- a whole server ---------------------------------------------------------------------------------
+
+SSHD_ACTIONS: list[tuple[str, object]] = [("Currently banned", 3), ("Total banned", 9)]
+STATUS_SSHD = [
+    ("Filter", [("Currently failed", 2), ("Total failed", 17), ("File list", ["/var/log/auth.log"])]),
+    ("Actions", SSHD_ACTIONS),
+]
+STATUS_WEB = [
+    (
+        "Filter",
+        [("Currently failed", 0), ("Total failed", 1), ("Journal matches", ["_SYSTEMD_UNIT=nginx.service"])],
+    ),
+    ("Actions", [("Currently banned", 1), ("Total banned", 1)]),
+]
+ANSWERS: dict[tuple[str, ...], object] = {
+    ("version",): "1.0.2",
+    ("status",): [("Number of jail", 2), ("Jail list", "sshd, web")],
+    ("status", "sshd", "short"): STATUS_SSHD,
+    ("status", "web", "short"): STATUS_WEB,
+    ("get", "sshd", "bantime"): -1,
+    ("get", "web", "bantime"): 3600,
+    ("get", "sshd", "findtime"): 600,
+    ("get", "web", "findtime"): 60,
+    ("get", "sshd", "maxretry"): 5,
+    ("get", "web", "maxretry"): 10,
+    ("get", "sshd", "prefregex"): r"^(?:\[\])?\s*(?:[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?)\s+%(__prefix_line)s",
+    ("get", "web", "prefregex"): "",
+    ("get", "web", "failregex"): ["^<HOST> .* 401"],
+    ("get", "sshd", "actions"): ["iptables-multiport", "sendmail"],
+    ("get", "web", "actions"): ["iptables-allports"],
+    ("get", "sshd", "actionproperties", "iptables-multiport"): ["actionban", "port", "protocol"],
+    ("get", "sshd", "actionproperties", "sendmail"): ["actionban", "dest"],
+    ("get", "sshd", "action", "iptables-multiport", "port"): "ssh,sftp",
+}
+
+
+def fake_fail2ban(command: list[str]) -> bytes:
+    return ok(ANSWERS[tuple(command)])
+
+
+def reader_for(
+    root: Path, socket_name: str | None, ports: frozenset[int] = frozenset({22})
+) -> Fail2banReader:
+    return Fail2banReader(
+        HostPaths(root), socket_name, "/f2b.sqlite3", owner_uid=os.getuid(), sshd_ports=lambda: ports
+    )
+
+
+def test_reader_builds_jails_from_short_status_and_settings(
+    tmp_path: Path, serve: Callable[[Reply], FakeServer]
+) -> None:
+    server = serve(fake_fail2ban)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/services").write_text("ssh\t\t22/tcp\nsftp\t\t115/tcp\n")
+    snapshot = reader_for(tmp_path, "/" + server.path.name).read()
+    assert (snapshot.up, snapshot.source, snapshot.version) == (True, "socket", "1.0.2")
+    sshd, web = snapshot.jails
+    assert (sshd.banned, sshd.bans_total, sshd.failing, sshd.failures_total) == (3, 9, 2, 17)
+    assert (sshd.bantime, sshd.findtime, sshd.maxretry) == (float("inf"), 600.0, 5)
+    assert (sshd.backend, sshd.log_paths, sshd.missing_log_paths) == (
+        "file",
+        ("/var/log/auth.log",),
+        ("/var/log/auth.log",),
+    )
+    assert (sshd.guards_sshd, sshd.action_ports, sshd.covers_sshd_port) == (True, ("ssh,sftp",), True)
+    assert (web.backend, web.journal_matches, web.guards_sshd, web.covers_sshd_port) == (
+        "systemd",
+        ("_SYSTEMD_UNIT=nginx.service",),
+        False,
+        None,
+    )
+    assert snapshot.sshd_guarded is True
+    # the full banned list is never asked for
+    assert not any(c[:2] == ["status", "sshd"] and len(c) == 2 for c in server.commands)
+    assert ["get", "sshd", "action", "sendmail", "port"] not in server.commands
+
+
+def test_sshd_on_another_port_is_not_covered(tmp_path: Path, serve: Callable[[Reply], FakeServer]) -> None:
+    server = serve(fake_fail2ban)
+    snapshot = reader_for(tmp_path, "/" + server.path.name, frozenset({22, 2222})).read()
+    assert snapshot.jails[0].covers_sshd_port is False
+
+
+def test_rendered_families_pass_promtool(tmp_path: Path, serve: Callable[[Reply], FakeServer]) -> None:
+    server = serve(fake_fail2ban)
+    text = render(Fail2banCollector(reader_for(tmp_path, "/" + server.path.name)).collect())
+    assert promtool_check(text) is None
+    found = samples(text)
+    assert value(found, "ssh_access_ban_source_up", source="fail2ban") == 1
+    assert value(found, "ssh_access_banned_addresses", source="fail2ban", jail="sshd") == 3
+    assert value(found, "ssh_access_fail2ban_jail_guards_sshd", jail="sshd") == 1
+    assert value(found, "ssh_access_fail2ban_jail_guards_sshd", jail="web") == 0
+    assert value(found, "ssh_access_fail2ban_jail_bans_total", jail="sshd") == 9
+    assert value(found, "ssh_access_fail2ban_jail_failures_total", jail="sshd") == 17
+    assert value(found, "ssh_access_fail2ban_jail_bantime_seconds", jail="sshd") == float("inf")
+    assert value(found, "ssh_access_fail2ban_jail_log_files_missing", jail="sshd") == 1
+    assert value(found, "ssh_access_fail2ban_sshd_guarded") == 1
+    assert value(found, "ssh_access_fail2ban_data_source", source="socket") == 1
+
+
+def test_no_jail_guarding_sshd_is_reported(tmp_path: Path, serve: Callable[[Reply], FakeServer]) -> None:
+    answers = {**ANSWERS, ("status",): [("Number of jail", 1), ("Jail list", "web")]}
+    server = serve(lambda command: ok(answers[tuple(command)]))
+    found = samples(render(Fail2banCollector(reader_for(tmp_path, "/" + server.path.name)).collect()))
+    assert value(found, "ssh_access_fail2ban_sshd_guarded") == 0
+
+
+def test_plain_status_parses_too() -> None:
+    full = [STATUS_SSHD[0], ("Actions", [*SSHD_ACTIONS, ("Banned IP list", ["192.0.2.1"])])]
+    assert parse_jail_status("sshd", full).banned == 3
+    with pytest.raises(ProtocolError):
+        parse_jail_status("sshd", "nonsense")
+
+
+# -- database ---------------------------------------------------------------------------------------
+
+V4_SCHEMA = """
+CREATE TABLE fail2banDb(version INTEGER);
+CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
+                  bancount INTEGER NOT NULL default 1, data JSON);
+CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
+                  bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail));
+INSERT INTO fail2banDb VALUES (4);
+"""
+V2_SCHEMA = """
+CREATE TABLE fail2banDb(version INTEGER);
+CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, data JSON);
+INSERT INTO fail2banDb VALUES (2);
+"""
+
+
+def make_db(
+    path: Path, schema: str, jails: Sequence[tuple[str, int]], rows: Sequence[tuple[object, ...]]
+) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.executescript(schema)
+        conn.executemany("INSERT INTO jails VALUES (?, ?)", jails)
+        if "bips" in schema:
+            conn.executemany("INSERT INTO bips(ip, jail, timeofban, bantime) VALUES (?, ?, ?, ?)", rows)
+        else:
+            conn.executemany("INSERT INTO bans(jail, ip, timeofban) VALUES (?, ?, ?)", rows)
+    conn.close()
+    return path
+
+
+V4_ROWS = [
+    ("192.0.2.1", "sshd", NOW - 100, 600),  # current
+    ("192.0.2.2", "sshd", NOW - 700, 600),  # expired, still in the table
+    ("192.0.2.3", "sshd", NOW - 10**6, -1),  # permanent
+    ("192.0.2.4", "sshd", NOW - 100, -2),  # unknown bantime, recent: current with the jail's bantime
+    ("192.0.2.5", "sshd", NOW - 5000, -2),  # unknown bantime, older than it
+    ("192.0.2.6", "old", NOW - 10, 600),  # a disabled jail
+]
+
+
+def test_v4_current_bans_as_fail2ban_counts_them(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "v4.sqlite3", V4_SCHEMA, [("sshd", 1), ("old", 0)], V4_ROWS)
+    snapshot = read_database(db, now=NOW)
+    assert snapshot.version == 4
+    jails = {jail.name: jail for jail in snapshot.jails}
+    assert (jails["sshd"].current_bans, jails["sshd"].permanent_bans) == (3, 1)
+    assert jails["old"].enabled is False
+    # a jail bantime longer than the unknown ban's age makes it current too
+    assert {j.name: j.current_bans for j in read_database(db, {"sshd": 6000}, now=NOW).jails}["sshd"] == 4
+    # a permanent jail bantime keeps every unknown ban
+    assert {j.name: j.current_bans for j in read_database(db, {"sshd": -1}, now=NOW).jails}["sshd"] == 4
+
+
+def test_now_compares_as_an_integer_not_text(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "v4.sqlite3", V4_SCHEMA, [("sshd", 1)], V4_ROWS[:1])
+    with sqlite3.connect(db) as conn:  # the trap: strftime() is TEXT, and every integer is less than text
+        (trap,) = conn.execute(
+            "SELECT COUNT(*) FROM bips WHERE timeofban + bantime > strftime('%s', 'now')"
+        ).fetchone()
+    conn.close()
+    assert trap == 0
+    assert read_database(db, now=NOW).jails[0].current_bans == 1
+
+
+def test_v2_bans_last_the_jail_bantime(tmp_path: Path) -> None:
+    rows = [
+        ("sshd", "192.0.2.1", NOW - 100),
+        ("sshd", "192.0.2.1", NOW - 50),
+        ("sshd", "192.0.2.2", NOW - 900),
+    ]
+    db = make_db(tmp_path / "v2.sqlite3", V2_SCHEMA, [("sshd", 1)], rows)
+    snapshot = read_database(db, now=NOW)
+    assert snapshot.version == 2
+    assert snapshot.jails[0].current_bans == 1  # one address, banned twice; the other expired (600 s)
+    assert read_database(db, {"sshd": 1000}, now=NOW).jails[0].current_bans == 2
+
+
+def test_database_is_opened_read_only(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.sqlite3"
+    with pytest.raises(DatabaseError):
+        read_database(missing)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "content", [b"not a database at all" * 100, b"", b"SQLite format 3\x00" + b"\xff" * 200]
+)
+def test_garbage_database_is_an_error(tmp_path: Path, content: bytes) -> None:
+    db = tmp_path / "garbage.sqlite3"
+    db.write_bytes(content)
+    with pytest.raises(DatabaseError):
+        read_database(db)
+
+
+def test_socket_down_falls_back_to_the_database(tmp_path: Path) -> None:
+    make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1), ("old", 0)], V4_ROWS)
+    snapshot = reader_for(tmp_path, "/missing.sock").read()
+    assert (snapshot.installed, snapshot.up, snapshot.source) == (True, False, "database")
+    assert [jail.name for jail in snapshot.jails] == ["sshd"]  # disabled jails: a clean stop unbanned them
+    found = samples(render(snapshot_families(snapshot)))
+    assert value(found, "ssh_access_ban_source_up", source="fail2ban") == 0
+    assert value(found, "ssh_access_fail2ban_data_source", source="database") == 1
+    assert value(found, "ssh_access_fail2ban_sshd_guarded") is None
+
+
+def test_database_only_mode_is_up_when_the_database_reads(tmp_path: Path) -> None:
+    make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], V4_ROWS)
+    snapshot = reader_for(tmp_path, None).read()
+    assert (snapshot.up, snapshot.source) == (True, "database")
+    (tmp_path / "f2b.sqlite3").write_bytes(b"garbage" * 100)
+    snapshot = reader_for(tmp_path, None).read()
+    assert (snapshot.installed, snapshot.up, snapshot.source) == (True, False, None)
+    assert "database" in snapshot.error
+
+
+def test_not_installed_emits_nothing(tmp_path: Path) -> None:
+    snapshot = reader_for(tmp_path, "/missing.sock").read()
+    assert snapshot == Fail2banSnapshot(False, False, None, snapshot.error)
+    assert list(snapshot_families(snapshot)) == []
+
+
+# -- ports ------------------------------------------------------------------------------------------
+
+SERVICES = parse_services("ssh 22/tcp # comment\nssh 22/udp\nsftp 115/tcp\nhttp 80/tcp www\n")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("ssh", {22}),
+        ("ssh,sftp", {22, 115}),
+        ("22, 2222", {22, 2222}),
+        ("www", {80}),
+        ("1000:1002", {1000, 1001, 1002}),
+        ("ssh-http", set(range(22, 81))),
+        ("nonsense", None),
+    ],
+)
+def test_port_specs(spec: str, expected: set[int] | None) -> None:
+    parsed = parse_port_spec(spec, SERVICES)
+    assert parsed == (None if expected is None else frozenset(expected))
+
+
+def test_coverage_is_the_union_of_actions() -> None:
+    assert covers(["22", "2222"], frozenset({22, 2222}), SERVICES) is True
+    assert covers(["ssh"], frozenset({2222}), SERVICES) is False
+    assert covers(["all"], frozenset({2222}), SERVICES) is True
+    assert covers(["nonsense"], frozenset({22}), SERVICES) is None
+    assert covers(["ssh"], frozenset(), SERVICES) is None
+    assert parse_port_spec("0:65535", SERVICES) == ALL_PORTS
+
+
+def test_flags_reach_the_reader(tmp_path: Path) -> None:
+    args = serve_parser().parse_args(
+        [
+            f"--path.rootfs={tmp_path}",
+            "--collector.fail2ban.socket=/run/f2b.sock",
+            "--collector.fail2ban.db=",
+            "--collector.fail2ban.socket-owner=7",
+            "--collector.fail2ban.timeout=0.5",
+        ]
+    )
+    collector = build_collectors(build_context(args))["fail2ban"]
+    assert isinstance(collector, Fail2banCollector)
+    reader = collector.reader
+    assert (reader.socket_path, reader.db_path, reader.owner_uid, reader.timeout) == (
+        "/run/f2b.sock",
+        None,
+        7,
+        0.5,
+    )
