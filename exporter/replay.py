@@ -24,12 +24,14 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
+from itertools import islice
 from typing import BinaryIO, TextIO
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.collectors.authlog import AuthlogCollector
 from exporter.sources.authlog.framing import Framer
+from exporter.sources.authlog.records import Event
 from exporter.sources.authlog.stats import Stats
 
 EXIT_UNREADABLE = 2
@@ -50,10 +52,15 @@ def read_lines(stream: BinaryIO, cap: int = MAX_LINE_BYTES) -> Iterator[str]:
         yield raw.decode("utf-8", "replace")
 
 
-def _json_line(name: str, number: int, stats: Stats, framer: Framer, text: str, out: TextIO) -> None:
-    event = stats.feed(framer.parse(text), name)
-    if event is not None:
-        record = {
+def _batches(stream: BinaryIO, size: int = 1024) -> Iterator[list[str]]:
+    lines = read_lines(stream)
+    while batch := list(islice(lines, size)):
+        yield batch
+
+
+def _json(name: str, number: int, event: Event) -> str:
+    return json.dumps(
+        {
             "file": name,
             "line": number,
             "event": event.event,
@@ -63,22 +70,25 @@ def _json_line(name: str, number: int, stats: Stats, framer: Framer, text: str, 
             "pid": event.pid,
             "time": event.time,
         }
-        out.write(json.dumps(record) + "\n")
+    )
 
 
 def replay(streams: Sequence[tuple[str, BinaryIO]], fmt: str, out: TextIO, top_n: int = 10) -> None:
     """Feed every stream through one pipeline; print events (json) or the final exposition (metrics)."""
     stats = Stats(top_n=top_n)
-    framer = Framer()
+    parse = Framer().parse
     for name, stream in streams:
         stats.source(name)
-        if fmt == "json":
-            for number, text in enumerate(read_lines(stream), start=1):
-                _json_line(name, number, stats, framer, text, out)
-        else:
-            feed, parse = stats.feed, framer.parse
-            for text in read_lines(stream):
-                feed(parse(text), name)
+        number = 0
+        for batch in _batches(stream):
+            events = stats.feed_batch([parse(text) for text in batch], name)
+            if fmt == "json":
+                out.writelines(
+                    _json(name, number + i, event) + "\n"
+                    for i, event in enumerate(events, 1)
+                    if event is not None
+                )
+            number += len(batch)
     if fmt == "metrics":
         snapshot = stats.snapshot(now=stats.latest_time)
         registry = CollectorRegistry(auto_describe=False)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from exporter.sources.authlog.classify import SSHD_IDENTS, DropSummary, Note, classify
@@ -92,6 +92,9 @@ class _Source:
         self.last_event_time: float | None = None
 
 
+_FOREIGN = Note()  # not a log line, or another program's: read, but neither an event nor unmatched
+
+
 class Stats:
     """Aggregates classified records; `feed` from one thread, `snapshot` from any."""
 
@@ -124,30 +127,43 @@ class Stats:
 
     def feed(self, record: SyslogRecord | None, source: str) -> Event | None:
         """Count one line read from `source` (None: not a log line); return its event, address resolved."""
-        sshd = record is not None and (record.ident is None or record.ident in SSHD_IDENTS)
-        outcome = classify(record) if record is not None and sshd else None
+        return self.feed_batch((record,), source)[0]
+
+    def feed_batch(self, records: Sequence[SyslogRecord | None], source: str) -> list[Event | None]:
+        """Count lines read from `source` under one lock; their events (or None), in order.
+
+        Tailers deliver lines in batches: one lock and one health lookup per batch, not per line.
+        """
+        outcomes = [
+            _FOREIGN if r is None or (r.ident is not None and r.ident not in SSHD_IDENTS) else classify(r)
+            for r in records
+        ]
+        events: list[Event | None] = []
+        append = events.append
         with self._lock:
             health = self._sources.get(source)
             if health is None:
                 health = self._sources[source] = _Source()
-            health.lines_read += 1
-            if isinstance(outcome, Event):
-                event = self._count_event(outcome)
-                health.last_event_time = event.time if event.time is not None else self._clock()
-                return event
-            if outcome is None:
-                if sshd:
+            health.lines_read += len(records)
+            last_time = health.last_event_time
+            for outcome in outcomes:
+                if outcome.__class__ is Event:
+                    event = self._count_event(outcome)
+                    last_time = event.time if event.time is not None else self._clock()
+                    append(event)
+                    continue
+                append(None)
+                if outcome is _FOREIGN:
+                    continue
+                if outcome is None:
                     health.lines_unmatched += 1
-            elif isinstance(outcome, Note):
-                if outcome.address is not None and outcome.pid is not None:
-                    self._remember(outcome.pid, outcome.address)
-            else:
-                self._summary(outcome)
-            return None
-
-    def feed_many(self, records: Iterable[SyslogRecord | None], source: str) -> None:
-        for record in records:
-            self.feed(record, source)
+                elif isinstance(outcome, Note):
+                    if outcome.address is not None and outcome.pid is not None:
+                        self._remember(outcome.pid, outcome.address)
+                elif isinstance(outcome, DropSummary):
+                    self._summary(outcome)
+            health.last_event_time = last_time
+        return events
 
     def _remember(self, pid: int, addr: str) -> None:
         pids = self._pids
@@ -169,7 +185,7 @@ class Stats:
             elif name == "login_grace_timeout" and known is not None:
                 if known != addr:  # 9.8.0 swapped from/to: trust the connection's own lines
                     event = Event(name, known, event.user, event.method, pid, event.time)
-            else:
+            elif known != addr:
                 self._remember(pid, addr)
         self._events[name] += 1
         when = event.time if event.time is not None else self._clock()

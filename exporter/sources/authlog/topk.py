@@ -58,7 +58,12 @@ class SlidingTopK:
             return
         index = int(when // self.bucket_seconds)
         if index == self._newest and self._current is not None:
-            self._current.add(key)
+            counts = self._current.counts  # the common case inline: a repeat offender, this bucket
+            count = counts.get(key)
+            if count is None:
+                self._current.add(key)
+            else:
+                counts[key] = count + 1
             return
         if index <= self._newest - self.buckets:
             return  # older than the window
