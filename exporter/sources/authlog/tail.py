@@ -12,6 +12,8 @@ and a 250 ms poll costs two stat calls. What it handles:
 - the file vanishing and coming back (read from its start), a partial last line (held until its
   newline, emitted when it passes the cap), invalid UTF-8 (replaced), lines of any length (only
   `max_line_bytes` kept; the rest is read in chunks and dropped, so memory stays bounded);
+- limits (as for tail -F): two rotations within one poll interval, or a copytruncate of a file that
+  was empty at the last poll, can lose the lines only the rotated copy holds;
 - errors (missing file, permission denied, a directory) never raise: they are counted in `health`
   and logged once per change of state.
 
@@ -140,6 +142,11 @@ class FileTailer:
                 self._check_rotation(out, budget)
         self.more_pending = budget[0] <= 0
         return out
+
+    @property
+    def position(self) -> int | None:
+        """Bytes read so far of the file now at the path (None while it is not open)."""
+        return self._cur.offset if self._cur is not None else None
 
     def checkpoint(self, *, force: bool = False) -> None:
         """Write the state file if one is configured (at most every state_interval_s unless forced)."""
@@ -288,10 +295,7 @@ class FileTailer:
         self.health.truncations += 1
         log.info("auth log file %s was truncated; reading it again from the start", self.path)
         self._recover_from_copy(f, out)
-        if f.partial and not f.discarding:
-            self._emit(bytes(f.partial), out)
-        f.partial.clear()
-        f.discarding = False
+        # An unfinished last line is kept: after copytruncate the writer finishes it at offset 0.
         f.offset = 0
         f.fingerprint = b""
 
