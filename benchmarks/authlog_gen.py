@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,8 +139,17 @@ def other_daemons(rng: random.Random) -> tuple[str, str]:
     )
 
 
-def generate(lines: int, addresses: int, seed: int = 1, start: float = 1795392000.0) -> Iterator[str]:
-    """`lines` traditional syslog lines (with newline) over about a day from `start` (local time)."""
+def generate(
+    lines: int,
+    addresses: int,
+    seed: int = 1,
+    start: float = 1795392000.0,
+    on_fresh: Callable[[], None] | None = None,
+) -> Iterator[str]:
+    """`lines` traditional syslog lines (with newline) over about a day from `start` (local time).
+
+    on_fresh is called each time an address appears for the first time.
+    """
     rng = random.Random(seed)
     sessions, weights = zip(*SESSIONS, strict=True)
     fresh = iter(rng.sample(range(addresses), addresses))
@@ -150,6 +160,8 @@ def generate(lines: int, addresses: int, seed: int = 1, start: float = 179539200
 
     def pick() -> str:
         index = next(fresh, None)
+        if index is not None and on_fresh is not None:
+            on_fresh()
         if index is None:  # everyone has appeared: heavy tail, a few addresses do most of the work
             index = min(addresses - 1, int(rng.paretovariate(1.1)) - 1)
         return address(index)
@@ -175,15 +187,28 @@ def generate(lines: int, addresses: int, seed: int = 1, start: float = 179539200
             written += 1
 
 
+def write_log(path: Path, lines: int, addresses: int, seed: int = 1) -> int:
+    """Write the log; return how many distinct addresses it holds (`addresses` when lines suffice)."""
+    distinct = 0
+
+    def seen() -> None:
+        nonlocal distinct
+        distinct += 1
+
+    with path.open("w", encoding="utf-8") as out:
+        out.writelines(generate(lines, addresses, seed, on_fresh=seen))
+    return distinct
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("out", type=Path)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--addresses", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    with args.out.open("w", encoding="utf-8") as out:
-        out.writelines(generate(args.lines, args.addresses, args.seed))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    distinct = write_log(args.out, args.lines, args.addresses, args.seed)
+    print(f"{args.out}: {args.lines} lines, {distinct} distinct addresses")
     return 0
 
 
