@@ -13,16 +13,19 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.collectors.authlog import authlog_families
 from exporter.collectors.sshd import snapshot_families
 from exporter.scrape import ScrapeCollector
+from exporter.sources.authlog.stats import Stats
 from exporter.sources.sshd import ConfigState, ListenerState, SshdSnapshot
 from exporter.sources.sshd_binary import SshdVersion
 from exporter.sources.sshd_config import EffectiveConfig, MaxStartups
@@ -40,16 +43,10 @@ DEFAULTS = ROOT / "deploy/systemd/ssh-access-exporter.default"
 DASHBOARD = ROOT / "grafana/ssh-access-overview.json"
 PROVISIONING = ROOT / "grafana/provisioning/dashboards.yml"
 
-# Contract families (../shared/reference/contracts.md) of collectors other issues add. The sshd and
-# scrape-layer contract names are not listed here: they must come out of the real code (checked below).
+# Contract families (../shared/reference/contracts.md) of collectors other issues add (bans, firewall,
+# watchlist). The implemented ones must come out of the real code (checked below).
 CONTRACT_PENDING = frozenset(
     {
-        "ssh_access_sshd_events_total",
-        "ssh_access_sshd_auth_failures_total",
-        "ssh_access_sshd_maxstartups_dropped_connections_total",
-        "ssh_access_sshd_maxstartups_throttling",
-        "ssh_access_sshd_penalties_total",
-        "ssh_access_sshd_top_offender_failures",
         "ssh_access_banned_addresses",
         "ssh_access_ban_source_up",
         "ssh_access_fail2ban_jail_guards_sshd",
@@ -66,6 +63,12 @@ CONTRACT_IMPLEMENTED = frozenset(
         "ssh_access_sshd_maxstartups_start",
         "ssh_access_sshd_maxstartups_rate",
         "ssh_access_sshd_maxstartups_full",
+        "ssh_access_sshd_events_total",
+        "ssh_access_sshd_auth_failures_total",
+        "ssh_access_sshd_maxstartups_dropped_connections_total",
+        "ssh_access_sshd_maxstartups_throttling",
+        "ssh_access_sshd_penalties_total",
+        "ssh_access_sshd_top_offender_failures",
     }
 )
 STANDARD = frozenset({"up"})
@@ -123,20 +126,32 @@ def _full_snapshot() -> SshdSnapshot:
     )
 
 
-class _Snapshot:
-    def collect(self) -> Iterator[Any]:
-        return snapshot_families(_full_snapshot())
+class _Static:
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self.metrics = list(metrics)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.metrics)
 
 
 def exposed_names() -> set[str]:
-    """Metric names (as PromQL sees them) of a scrape with the sshd collector on a full snapshot."""
-    scraper = ScrapeCollector({"sshd": _Snapshot()})
+    """Metric names (as PromQL sees them) of a scrape with the sshd collector on a full snapshot and the
+    authlog collector on a fresh pipeline (families without samples count: their TYPE line names them)."""
+    stats = Stats()
+    stats.source("/var/log/auth.log")
+    scraper = ScrapeCollector(
+        {
+            "sshd": _Static(snapshot_families(_full_snapshot())),
+            "authlog": _Static(authlog_families(stats.snapshot())),
+        }
+    )
     try:
         text = render(scraper.collect())
     finally:
         scraper.close()
     names: set[str] = set()
     for family in text_string_to_metric_families(text):
+        names.add(f"{family.name}_total" if family.type == "counter" else family.name)
         names.update(sample.name for sample in family.samples)
     return names
 
