@@ -309,6 +309,7 @@ def test_systemd_unit_hardening() -> None:
     }
     for key, value in expected.items():
         assert settings.get(key) == [value], key
+    assert "~ptrace process_vm_readv process_vm_writev" in settings["SystemCallFilter"]
     capabilities = set(settings["CapabilityBoundingSet"][0].split())
     assert capabilities == {"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE", "CAP_NET_ADMIN", "CAP_NET_RAW"}
     defaults = DEFAULTS.read_text()
