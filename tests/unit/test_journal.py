@@ -264,3 +264,24 @@ def test_backpressure_blocks_the_pipe_instead_of_dropping(tmp_path: Path) -> Non
         reader.close()
     assert [r.message for r in got] == [f"m{i}" for i in range(500)]
     assert reader.health.entries_read == 500
+
+
+def test_an_oversized_entry_is_skipped_and_reading_goes_on(tmp_path: Path) -> None:
+    lines = tmp_path / "entries.json"
+    huge = entry(__CURSOR="big", MESSAGE="x" * (5 * 1024 * 1024))
+    lines.write_text(
+        entry(__CURSOR="a", MESSAGE="before")
+        + "\n"
+        + huge
+        + "\n"
+        + entry(__CURSOR="b", MESSAGE="after")
+        + "\n"
+    )
+    script = fake_journalctl(tmp_path, f"cat {lines}; exec sleep 300")
+    reader = JournalReader(journalctl=str(script), backend="journalctl")
+    try:
+        got = collect(reader, 2)
+    finally:
+        reader.close()
+    assert [r.message for r in got] == ["before", "after"]
+    assert reader.health.parse_errors == 1

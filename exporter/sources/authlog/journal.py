@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import queue
 import signal
 import subprocess
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 SSHD_IDENTS: tuple[str, ...] = ("sshd", "sshd-session")
 JOURNAL_DIRS: tuple[str, ...] = ("/var/log/journal", "/run/log/journal")
 _STATE_VERSION = 1
+_READ_CHUNK = 64 * 1024
+_MAX_ENTRY_BYTES = 4 * 1024 * 1024  # one JSON entry (journalctl --all prints fields of any size)
 
 
 def journal_matches() -> list[str]:
@@ -167,7 +170,8 @@ class JournalReader:
     """Follows sshd's journal entries; `poll()` never blocks and returns the records since the last call.
 
     `directory` / `files` point at a journal other than the host's (tests, a --path.rootfs tree);
-    `root` makes journalctl read the journal directories under that root (`--root`).
+    `root` makes journalctl read the journal directories under that root (`--root`). `queue_size`
+    counts batches (one per 64 KiB of journalctl output), so at most a few MB wait in memory.
     """
 
     def __init__(
@@ -181,7 +185,7 @@ class JournalReader:
         state_file: Path | None = None,
         state_interval_s: float = 1.0,
         journalctl: str = "journalctl",
-        queue_size: int = 20_000,
+        queue_size: int = 256,
         max_batch: int = 20_000,
         backoff_s: tuple[float, float] = (1.0, 30.0),
         idle_restart_s: float | None = 300.0,
@@ -371,7 +375,7 @@ class _Journalctl:
     ) -> None:
         self._owner = owner
         self._journalctl = journalctl
-        self._queue: queue.Queue[tuple[SyslogRecord | None, str | None]] = queue.Queue(queue_size)
+        self._queue: queue.Queue[list[tuple[SyslogRecord | None, str]]] = queue.Queue(queue_size)
         self._backoff = backoff_s
         self._idle_restart = idle_restart_s
         self._closing = threading.Event()
@@ -436,25 +440,7 @@ class _Journalctl:
         err_thread = threading.Thread(target=self._drain_stderr, args=(proc,), daemon=True)
         err_thread.start()
         assert proc.stdout is not None
-        healthy = False
-        for line in proc.stdout:
-            self._last_output = time.monotonic()
-            if not healthy:  # only output proves it works: a crash loop logs one line, not two per restart
-                healthy = True
-                self._owner._ok()
-            record, cursor = parse_journal_json(line)
-            if cursor is None:
-                self._owner.health.parse_errors += 1
-                continue
-            self._read_cursor = cursor
-            while not self._closing.is_set():
-                try:
-                    self._queue.put((record, cursor), timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            if self._closing.is_set():
-                break
+        self._pump(proc.stdout.fileno())
         rc = proc.wait()
         err_thread.join(2)
         with self._proc_lock:
@@ -463,6 +449,47 @@ class _Journalctl:
             detail = "; ".join(self._stderr) or "no message"
             self._owner._error("exit", f"{self._journalctl} exited with status {rc}: {detail}")
             self._owner.health.open = False
+
+    def _pump(self, fd: int) -> None:
+        """Read journalctl's output in chunks; queue one parsed batch per chunk (cheaper than per entry)."""
+        healthy = False
+        pending = b""
+        skipping = False  # inside an entry longer than _MAX_ENTRY_BYTES: drop it up to its newline
+        while not self._closing.is_set():
+            try:
+                chunk = os.read(fd, _READ_CHUNK)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self._last_output = time.monotonic()
+            if not healthy:  # only output proves it works: a crash loop logs one line, not two per restart
+                healthy = True
+                self._owner._ok()
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            if skipping and lines:
+                lines.pop(0)
+                skipping = False
+            if len(pending) > _MAX_ENTRY_BYTES:
+                pending, skipping = b"", True
+                self._owner.health.parse_errors += 1
+            batch: list[tuple[SyslogRecord | None, str]] = []
+            for line in lines:
+                record, cursor = parse_journal_json(line)
+                if cursor is None:
+                    self._owner.health.parse_errors += 1
+                    continue
+                batch.append((record, cursor))
+            if not batch:
+                continue
+            self._read_cursor = batch[-1][1]
+            while not self._closing.is_set():
+                try:
+                    self._queue.put(batch, timeout=0.2)
+                    break
+                except queue.Full:  # backpressure: journalctl waits on its pipe, nothing is dropped
+                    continue
 
     def _drain_stderr(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
@@ -476,14 +503,14 @@ class _Journalctl:
         out: list[SyslogRecord] = []
         cursor: str | None = None
         taken = 0
-        while taken < limit:
+        while taken < limit:  # whole batches: may pass the limit by one batch
             try:
-                record, cursor = self._queue.get_nowait()
+                batch = self._queue.get_nowait()
             except queue.Empty:
                 break
-            taken += 1
-            if record is not None:
-                out.append(record)
+            taken += len(batch)
+            out.extend(record for record, _ in batch if record is not None)
+            cursor = batch[-1][1]
         return out, cursor
 
     def _check_idle(self) -> None:
