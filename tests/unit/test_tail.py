@@ -322,3 +322,16 @@ def test_default_log_files(tmp_path: Path) -> None:
     assert default_log_files(paths) == [tmp_path / "var/log/secure"]
     (tmp_path / "var/log/auth.log").write_text("")
     assert default_log_files(paths) == [tmp_path / "var/log/auth.log", tmp_path / "var/log/secure"]
+
+
+def test_state_file_of_another_path_is_ignored(log: Path, tmp_path: Path) -> None:
+    state = tmp_path / "tail.state"
+    other = tmp_path / "secure"
+    other.write_text("other file\n")
+    t = FileTailer(other, state_file=state)
+    t.poll()
+    t.close()
+    t2 = FileTailer(log, state_file=state)  # the configuration changed: start at the end as usual
+    assert t2.poll() == []
+    append(log, "new\n")
+    assert t2.poll() == ["new"]

@@ -425,6 +425,9 @@ class FileTailer:
             return None
         if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
             return None
+        if data.get("path") != str(self.path):  # another file's state: it says nothing about this one
+            log.warning("ignoring state file %s: it is for %s", self._state_file, data.get("path"))
+            return None
         return data
 
     def _resume_offset(self, fd: int, st: os.stat_result, saved: dict[str, object]) -> int:
