@@ -191,13 +191,18 @@ class Fail2banCollector:
 
 
 def sshd_ports(reader: SshdReader) -> frozenset[int]:
-    """The ports sshd listens on now, else the ones its config names; empty when sshd is unknown."""
+    """The ports the sshd of --collector.sshd.config listens on now, else the ones its config names.
+
+    Other sshd instances (a second config, a test's sshd) are not the one the jail is meant to guard.
+    Empty when sshd is unknown."""
     try:
         snapshot = reader.read()
     except (OSError, ValueError) as exc:
         log.debug("sshd ports unavailable", extra={"err": str(exc)})
         return frozenset()
-    ports = {port for state in snapshot.listeners for port in state.ports}
+    ports = {
+        port for state in snapshot.listeners if state.listener.config == reader.config for port in state.ports
+    }
     if not ports and snapshot.config.effective is not None:
         ports = set(snapshot.config.effective.ports)
     return frozenset(ports)

@@ -1,0 +1,177 @@
+"""The fail2ban collector against a real fail2ban-server, sshd and rsyslog in a network namespace.
+
+sshd logs through a real rsyslogd to a temp auth.log; fail2ban's sshd jail (iptables-multiport inside
+the namespace) reads it; failed logins from 127.0.0.2 get that address banned for real. The exporter
+runs on the host and reaches the server's socket by its path.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.exposition import Samples, promtool_check, samples, value
+from tests.integration.harness import (
+    SSHD,
+    Exporter,
+    Fail2banServer,
+    NetNs,
+    Rsyslog,
+    Sshd,
+    require_root_and,
+    ssh_password_attempt,
+)
+
+
+@pytest.fixture(autouse=True)
+def _needs_daemons() -> None:
+    require_root_and(SSHD, "fail2ban-server", "rsyslogd", "sshpass", "ip", "iptables", "promtool")
+
+
+@dataclass
+class Stack:
+    netns: NetNs
+    syslog: Rsyslog
+    sshd: Sshd
+    fail2ban: Fail2banServer
+
+    def exporter(self, *extra: str) -> Exporter:
+        return Exporter(
+            f"--collector.fail2ban.socket={self.fail2ban.socket}",
+            f"--collector.fail2ban.db={self.fail2ban.db}",
+            f"--collector.sshd.config={self.sshd.config}",
+            *extra,
+        )
+
+
+def _jail(jail: str, port: int | str, logpath: Path, extra: str = "") -> str:
+    return (
+        f"[{jail}]\nenabled = true\nfilter = sshd\nport = {port}\nlogpath = {logpath}\n"
+        f"banaction = iptables-multiport\n{extra}"
+    )
+
+
+@pytest.fixture
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    jails = getattr(request, "param", None)
+    with NetNs(tmp_path / "netns") as netns, Rsyslog(tmp_path / "syslog") as syslog:
+        sshd = Sshd(tmp_path / "sshd", netns=netns, devlog=syslog.socket)
+        with sshd:
+            body = jails(sshd.port, syslog.log) if jails else _jail("sshd", sshd.port, syslog.log)
+            with Fail2banServer(tmp_path / "fail2ban", netns, body) as fail2ban:
+                yield Stack(netns, syslog, sshd, fail2ban)
+
+
+def _banned(found: Samples, jail: str = "sshd") -> float | None:
+    return value(found, "ssh_access_banned_addresses", source="fail2ban", jail=jail)
+
+
+def _up(found: Samples) -> float | None:
+    return value(found, "ssh_access_ban_source_up", source="fail2ban")
+
+
+def test_real_bans_restart_and_stop(stack: Stack) -> None:
+    with stack.exporter("--collector.fail2ban.timeout=1") as exporter:
+        found = exporter.scrape()
+        assert (_up(found), _banned(found)) == (1, 0)
+        assert value(found, "ssh_access_fail2ban_jail_guards_sshd", jail="sshd") == 1
+        assert value(found, "ssh_access_fail2ban_jail_covers_sshd_port", jail="sshd") == 1
+        assert value(found, "ssh_access_fail2ban_jail_log_files_missing", jail="sshd") == 0
+        assert value(found, "ssh_access_fail2ban_sshd_guarded") == 1
+        assert value(found, "ssh_access_fail2ban_version_info", version="1.0.2") == 1
+        assert value(found, "ssh_access_fail2ban_jail_maxretry", jail="sshd") == 2
+        assert value(found, "ssh_access_fail2ban_jail_bantime_seconds", jail="sshd") == 600
+        first_start = value(found, "ssh_access_fail2ban_server_start_time_seconds")
+        assert first_start is not None and abs(first_start - time.time()) < 120
+
+        for _ in range(2):  # an invalid user logs two failures per attempt: banned after the first
+            assert "Permission denied" in ssh_password_attempt(stack.netns, stack.sshd.port)
+        found = exporter.wait_until(lambda f: _banned(f) == 1, timeout=20)
+        assert _banned(found) == 1, stack.syslog.log.read_text()
+        assert value(found, "ssh_access_fail2ban_jail_bans_total", jail="sshd") == 1
+        failures = value(found, "ssh_access_fail2ban_jail_failures_total", jail="sshd")
+        assert failures is not None and failures >= 2
+        assert promtool_check(exporter.text()) is None
+        # the ban is real: iptables in the namespace rejects 127.0.0.2
+        assert "Connection refused" in ssh_password_attempt(stack.netns, stack.sshd.port)
+
+        # a hung server costs one scrape: up 0, the scrape intact; it recovers when it answers again
+        os.kill(stack.fail2ban.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            found = exporter.scrape()
+            assert time.monotonic() - started < 5
+            assert _up(found) == 0
+            assert value(found, "ssh_access_collector_success", collector="fail2ban") == 1
+            assert value(found, "ssh_access_fail2ban_data_source", source="database") == 1
+            assert _banned(found) == 1  # from the database, which the stopped server still holds
+        finally:
+            os.kill(stack.fail2ban.pid, signal.SIGCONT)
+        assert _up(exporter.wait_until(lambda f: _up(f) == 1)) == 1
+
+        # restart: the socket is recreated; the very next scrape reads the new server
+        stack.fail2ban.stop()
+        stack.fail2ban.start()
+        found = exporter.scrape()
+        assert _up(found) == 1
+        found = exporter.wait_until(lambda f: _banned(f) == 1)  # fail2ban restores it from its database
+        assert _banned(found) == 1
+        restarted = value(found, "ssh_access_fail2ban_server_start_time_seconds")
+        assert restarted is not None and restarted > first_start
+
+        # stopped: up 0, fail2ban's collector still succeeds, the other collectors are unaffected
+        stack.fail2ban.stop()
+        found = exporter.scrape()
+        assert _up(found) == 0
+        assert value(found, "ssh_access_collector_success", collector="fail2ban") == 1
+        assert value(found, "ssh_access_collector_success", collector="sshd") == 1
+        assert value(found, "ssh_access_sshd_listeners") is not None
+        assert _banned(found) is None  # a clean stop unbanned everything and disabled its jails
+        assert promtool_check(exporter.text()) is None
+
+
+def test_database_only_mode(stack: Stack) -> None:
+    for _ in range(2):
+        ssh_password_attempt(stack.netns, stack.sshd.port)
+    deadline = time.monotonic() + 20
+    while "Currently banned:\t1" not in stack.fail2ban.client("status", "sshd"):
+        assert time.monotonic() < deadline, stack.fail2ban.client("status", "sshd")
+        time.sleep(0.2)
+    with stack.exporter("--collector.fail2ban.socket=") as exporter:
+        found = exporter.scrape()
+        assert _up(found) == 1
+        assert value(found, "ssh_access_fail2ban_data_source", source="database") == 1
+        assert _banned(found) == 1
+        assert value(found, "ssh_access_fail2ban_permanent_bans", jail="sshd") == 0
+        assert value(found, "ssh_access_fail2ban_jail_guards_sshd", jail="sshd") is None  # unknowable
+
+
+def _misconfigured(port: int, log: Path) -> str:
+    other_log = log.parent / "other.log"
+    other_log.write_text("")
+    return (
+        _jail("sshd", "ssh", log)
+        + _jail("sshd-copy", port, other_log)
+        + (f"[web]\nenabled = true\nfilter = nginx-http-auth\nport = http\nlogpath = {other_log}\n")
+    )
+
+
+@pytest.mark.parametrize("stack", [_misconfigured], indirect=True)
+def test_config_checks_on_a_misconfigured_server(stack: Stack) -> None:
+    (stack.syslog.log.parent / "other.log").unlink()  # e.g. rotated away without a new file
+    with stack.exporter() as exporter:
+        found = exporter.scrape()
+        # sshd listens on a high port; the sshd jail blocks only "ssh" (22)
+        assert value(found, "ssh_access_fail2ban_jail_covers_sshd_port", jail="sshd") == 0
+        assert value(found, "ssh_access_fail2ban_jail_covers_sshd_port", jail="sshd-copy") == 1
+        assert value(found, "ssh_access_fail2ban_jail_log_files_missing", jail="sshd") == 0
+        assert value(found, "ssh_access_fail2ban_jail_log_files_missing", jail="sshd-copy") == 1
+        assert value(found, "ssh_access_fail2ban_jail_guards_sshd", jail="web") == 0
+        assert value(found, "ssh_access_fail2ban_jail_covers_sshd_port", jail="web") is None
+        assert samples(exporter.text())  # still a valid exposition
