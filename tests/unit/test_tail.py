@@ -140,6 +140,7 @@ def test_vanish_and_return(log: Path) -> None:
     log.unlink()
     assert t.poll() == ["last words"]
     assert t.poll() == []
+    assert not t.health.open
     log.write_text("reborn 1\nreborn 2\n")
     assert t.poll() == ["reborn 1", "reborn 2"]
     assert t.health.rotations == 1

@@ -109,8 +109,11 @@ def run(ops: list[str], root: Path) -> None:
             rotations += 1
             if kind != "copytruncate":
                 writer.finish_line()  # syslog writers never split a line across files
-            if kind == "rename":
+            if kind in ("rename", "rename_gap"):
                 log.rename(root / f"auth.log.r{rotations}")
+                if kind == "rename_gap":  # a poll sees the path missing before the new file is created
+                    writer.write(2)
+                    read += tailer.poll()
                 log.write_text("")
             elif kind == "copytruncate":
                 if (root / "auth.log.1").exists():

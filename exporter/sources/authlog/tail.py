@@ -234,9 +234,14 @@ class FileTailer:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            if not self._missing_logged:
-                log.warning("auth log file %s vanished; still reading the open file", self.path)
-                self._missing_logged = True
+            # Deleted, or renamed with its successor not created yet: drain it as a rotated file
+            # while it grows, and wait for a file at the path (read from its start when it comes).
+            log.warning("auth log file %s vanished; waiting for it to come back", self.path)
+            self._missing_logged = True
+            self.health.rotations += 1
+            self._retire(cur, out)
+            self._cur = None
+            self.health.open = False
             return
         except OSError as exc:
             self._error("stat", f"cannot stat {self.path}: {exc.strerror or exc}")
@@ -249,13 +254,16 @@ class FileTailer:
         fd, st = opened
         self.health.rotations += 1
         log.info("auth log file %s was rotated or replaced; reading the new file from its start", self.path)
-        cur.last_growth = time.monotonic()
-        self._retired.append(cur)
-        while len(self._retired) > 4:  # a pathological rotation storm: keep the newest few
-            self._retire_close(self._retired.pop(0), out)
+        self._retire(cur, out)
         self._cur = _OpenFile(fd, st, 0)
         self._missing_logged = False
         self._read(self._cur, out, budget)
+
+    def _retire(self, f: _OpenFile, out: list[str]) -> None:
+        f.last_growth = time.monotonic()
+        self._retired.append(f)
+        while len(self._retired) > 4:  # a pathological rotation storm: keep the newest few
+            self._retire_close(self._retired.pop(0), out)
 
     def _drain_retired(self, f: _OpenFile, out: list[str], budget: list[int]) -> None:
         before = f.offset
