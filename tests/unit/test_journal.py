@@ -285,3 +285,25 @@ def test_an_oversized_entry_is_skipped_and_reading_goes_on(tmp_path: Path) -> No
         reader.close()
     assert [r.message for r in got] == ["before", "after"]
     assert reader.health.parse_errors == 1
+
+
+def test_a_rejected_cursor_is_dropped_instead_of_failing_forever(tmp_path: Path) -> None:
+    state = tmp_path / "journal.state"
+    state.write_text(json.dumps({"version": 1, "cursor": "not-a-cursor"}))
+    body = (
+        'case "$*" in *--after-cursor*) echo "Failed to seek to cursor: Invalid argument" >&2; exit 1;; esac'
+    )
+    script = fake_journalctl(tmp_path, body + "\nexec sleep 300")
+    reader = JournalReader(
+        journalctl=str(script), backend="journalctl", state_file=state, backoff_s=(0.05, 0.05)
+    )
+    try:
+        wait_for(
+            lambda: reader.pid is not None and len((tmp_path / "argv.log").read_text().splitlines()) >= 2
+        )
+    finally:
+        reader.close()
+    runs = (tmp_path / "argv.log").read_text().splitlines()
+    assert "--after-cursor=not-a-cursor" in runs[0]
+    assert "--after-cursor" not in runs[1] and "--since=@" in runs[1]
+    assert "Failed to seek to cursor" in (reader.health.last_error or "")

@@ -440,7 +440,8 @@ class _Journalctl:
         err_thread = threading.Thread(target=self._drain_stderr, args=(proc,), daemon=True)
         err_thread.start()
         assert proc.stdout is not None
-        self._pump(proc.stdout.fileno())
+        cursor_used = self._read_cursor
+        produced = self._pump(proc.stdout.fileno())
         rc = proc.wait()
         err_thread.join(2)
         with self._proc_lock:
@@ -449,9 +450,16 @@ class _Journalctl:
             detail = "; ".join(self._stderr) or "no message"
             self._owner._error("exit", f"{self._journalctl} exited with status {rc}: {detail}")
             self._owner.health.open = False
+            if cursor_used is not None and not produced and "cursor" in detail.lower():
+                # A cursor journalctl rejects (another machine's, corrupt state) would fail forever.
+                log.warning("journal: cursor rejected; resuming from the time the reader started")
+                self._read_cursor = None
 
-    def _pump(self, fd: int) -> None:
-        """Read journalctl's output in chunks; queue one parsed batch per chunk (cheaper than per entry)."""
+    def _pump(self, fd: int) -> bool:
+        """Read journalctl's output in chunks; queue one parsed batch per chunk (cheaper than per entry).
+
+        Returns whether journalctl printed anything at all.
+        """
         healthy = False
         pending = b""
         skipping = False  # inside an entry longer than _MAX_ENTRY_BYTES: drop it up to its newline
@@ -490,6 +498,7 @@ class _Journalctl:
                     break
                 except queue.Full:  # backpressure: journalctl waits on its pipe, nothing is dropped
                     continue
+        return healthy
 
     def _drain_stderr(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
