@@ -307,3 +307,17 @@ def test_a_rejected_cursor_is_dropped_instead_of_failing_forever(tmp_path: Path)
     assert "--after-cursor=not-a-cursor" in runs[0]
     assert "--after-cursor" not in runs[1] and "--since=@" in runs[1]
     assert "Failed to seek to cursor" in (reader.health.last_error or "")
+
+
+def test_auto_uses_journalctl_when_the_binding_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(JournalReader, "_import_binding", staticmethod(lambda: None))
+    script = fake_journalctl(tmp_path, "exec sleep 300")
+    reader = JournalReader(journalctl=str(script))
+    try:
+        assert reader.health.backend == "journalctl"
+        with pytest.raises(RuntimeError, match="not installed"):
+            JournalReader(backend="binding")
+    finally:
+        reader.close()
