@@ -27,10 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
 
-from benchmarks.authlog_gen import write_log
 
 FAIL2BAN_FILTER = Path("/etc/fail2ban/filter.d/sshd.conf")
 
@@ -140,6 +138,16 @@ def fail2ban(path: Path, lines: int) -> Run | None:
     if exe is None or not FAIL2BAN_FILTER.exists():
         return None
     return measure("fail2ban-regex (sshd filter)", [exe, str(path), str(FAIL2BAN_FILTER)], lines)
+
+
+def write_log(path: Path, lines: int, addresses: int) -> int:
+    """Generate in a child process: this one stays small, so a forked child's pre-exec RSS (which
+    wait4 counts) never exceeds the measured tool's own. Returns the distinct addresses written."""
+    argv = [sys.executable, "-m", "benchmarks.authlog_gen", str(path), "--lines", str(lines)]
+    done = subprocess.run(
+        [*argv, "--addresses", str(addresses)], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.split(" lines, ")[1].split()[0])
 
 
 def _free_port() -> int:
