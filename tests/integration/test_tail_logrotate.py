@@ -1,5 +1,7 @@
 """The real logrotate rotates a log while a writer appends numbered lines: every line is read exactly once.
 
+The writer is a Python thread, or the real rsyslog reopening on logrotate's postrotate HUP.
+
 create mode: the writer keeps writing to the renamed file until it notices the new one (like a syslog
 daemon before its HUP), so the tailer must drain the old file after the switch. copytruncate mode:
 logrotate itself loses what is written between its copy and its truncate (documented in logrotate(8)),
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -22,7 +25,7 @@ import pytest
 from exporter.sources.authlog.tail import FileTailer
 
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
-SEQ = re.compile(r" seq=(\d+)$")
+SEQ = re.compile(r" seq=(-?\d+)$")
 RATE_PER_S = 2000
 ROTATIONS = 12
 
@@ -160,3 +163,84 @@ def test_logrotate_while_writing_loses_and_repeats_nothing(tmp_path: Path, mode:
         # logrotate's own copy-to-truncate window (it syncs the copy first) loses a few ms of lines
         assert len(kept) >= 0.8 * len(written)
     assert writer.written > ROTATIONS * 0.15 * RATE_PER_S * 0.5
+
+
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+
+
+def test_rsyslog_reopens_after_logrotate_hup_and_nothing_is_lost(tmp_path: Path) -> None:
+    """The real chain: sshd-like datagrams -> rsyslog -> auth.log, logrotate create + postrotate HUP."""
+    if not (os.path.exists(LOGROTATE) and os.path.exists(RSYSLOGD)) or os.geteuid() != 0:
+        pytest.skip("needs root, rsyslog and logrotate (scripts/install-system-deps.sh)")
+    logdir = tmp_path / "log"
+    logdir.mkdir(mode=0o755)
+    log = logdir / "auth.log"
+    sock = tmp_path / "devlog"
+    pidfile = tmp_path / "rsyslog.pid"
+    conf = tmp_path / "rsyslog.conf"
+    conf.write_text(
+        f'global(workDirectory="{tmp_path}")\n'
+        'module(load="imuxsock" SysSock.Use="off")\n'
+        f'input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0")\n'
+        f'auth,authpriv.* action(type="omfile" file="{log}")\n'
+    )
+    rotate_conf = tmp_path / "logrotate.conf"
+    rotate_conf.write_text(
+        f"{log} {{\n    rotate 1000\n    nocompress\n    missingok\n    create 0640 root root\n"
+        f"    postrotate\n        kill -HUP $(cat {pidfile})\n    endscript\n}}\n"
+    )
+    rsyslog = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i", str(pidfile)])
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        deadline = time.monotonic() + 10
+        while not (sock.exists() and pidfile.exists()):
+            assert rsyslog.poll() is None and time.monotonic() < deadline, "rsyslogd did not start"
+            time.sleep(0.05)
+        sender.connect(str(sock))
+        sender.send(b"<38>sshd[1]: warm-up seq=-1")
+        while not log.exists():
+            assert time.monotonic() < deadline, "rsyslogd wrote nothing"
+            time.sleep(0.05)
+        tailer = FileTailer(log, rotated_grace_s=5.0, from_start=True)
+        reader = Reader(tailer)
+        reader.start()
+        sent = 0
+        start = time.monotonic()
+        rotations = 0
+        next_rotation = start + 0.2
+        while rotations < 8:
+            due = int((time.monotonic() - start) * 1000)  # 1,000 lines/s
+            while sent < due:
+                msg = (
+                    f"<38>sshd[{2000 + sent % 9}]: Failed password for root from 198.51.100.{sent % 250 + 1}"
+                )
+                sender.send(f"{msg} port {1024 + sent} ssh2 seq={sent}".encode())
+                sent += 1
+            if time.monotonic() >= next_rotation:
+                subprocess.run(
+                    [LOGROTATE, "-s", str(tmp_path / "status"), "-f", str(rotate_conf)],
+                    check=True,
+                    timeout=30,
+                )
+                rotations += 1
+                next_rotation = time.monotonic() + 0.2
+            time.sleep(0.002)
+        seen, quiet_since = -1, time.monotonic()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.0:
+            if len(reader.lines) != seen:
+                seen, quiet_since = len(reader.lines), time.monotonic()
+            time.sleep(0.05)
+        reader.stop_event.set()
+        reader.join(10)
+        tailer.close()
+    finally:
+        sender.close()
+        if rsyslog.poll() is None:
+            os.kill(rsyslog.pid, 15)
+            rsyslog.wait(10)
+    read = [n for n in seqs(reader.lines) if n >= 0]
+    assert len(read) == len(set(read)), "a line was read twice"
+    assert set(read) == set(range(sent)), f"lost {sorted(set(range(sent)) - set(read))[:20]}"
+    assert on_disk(logdir) - {-1} == set(range(sent))
+    assert tailer.health.rotations == 8
