@@ -76,12 +76,12 @@ def _json(name: str, number: int, event: Event) -> str:
 def replay(streams: Sequence[tuple[str, BinaryIO]], fmt: str, out: TextIO, top_n: int = 10) -> None:
     """Feed every stream through one pipeline; print events (json) or the final exposition (metrics)."""
     stats = Stats(top_n=top_n)
-    parse = Framer().parse
+    framer = Framer()
     for name, stream in streams:
         stats.source(name)
         number = 0
         for batch in _batches(stream):
-            events = stats.feed_batch([parse(text) for text in batch], name)
+            events = stats.feed_batch(framer.parse_many(batch), name)
             if fmt == "json":
                 out.writelines(
                     _json(name, number + i, event) + "\n"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from exporter.sources.authlog.records import MAX_MESSAGE_CHARS, SyslogRecord
 
@@ -103,26 +103,43 @@ class Framer:
 
     def parse(self, text: str) -> SyslogRecord | None:
         """One line (trailing newline allowed) -> record; None for what is not a log line."""
-        if text[-1:] == "\n":
-            text = text.rstrip("\r\n")
+        return self.parse_many((text,))[0]
+
+    def parse_many(self, lines: Iterable[str]) -> list[SyslogRecord | None]:
+        """parse() for a batch, as tailers deliver them: the hot loop keeps its lookups in locals."""
+        records: list[SyslogRecord | None] = []
+        append = records.append
+        traditional = _TRADITIONAL.match
+        minutes = self._minutes.get
+        for line in lines:
+            text = line.rstrip("\r\n") if line[-1:] == "\n" else line
+            first = text[:1]
+            if first in _MONTH_INITIALS and text[:3] in _MONTHS:
+                match = traditional(text)
+                if match is not None:
+                    minute, second, fraction, host, ident, pid, message = match.groups()
+                    base = minutes(minute)
+                    if base is None:
+                        base = self._traditional_minute(minute)
+                    append(
+                        SyslogRecord(
+                            message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS],
+                            ident,
+                            None if pid is None else int(pid),
+                            host,
+                            base + int(second) + (float(fraction) if fraction else 0.0),
+                        )
+                    )
+                    continue
+            append(self._other(text))
+        return records
+
+    def _other(self, text: str) -> SyslogRecord | None:
+        """Everything but a traditional line: RFC 3339, RFC 5424, bare, or not a log line."""
         if not text:
             return None
         first = text[0]
-        if first in _MONTH_INITIALS and text[:3] in _MONTHS:
-            match = _TRADITIONAL.match(text)
-            if match is not None:
-                minute, second, fraction, host, ident, pid, message = match.groups()
-                base = self._minutes.get(minute)
-                if base is None:
-                    base = self._traditional_minute(minute)
-                return SyslogRecord(
-                    message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS],
-                    ident,
-                    None if pid is None else int(pid),
-                    host,
-                    base + int(second) + (float(fraction) if fraction else 0.0),
-                )
-        elif first.isdigit():
+        if first.isdigit():
             match = _RFC3339.match(text)
             if match is not None:
                 minute, second, fraction, offset, host, ident, pid, message = match.groups()
