@@ -96,7 +96,7 @@ _FOREIGN = Note()  # not a log line, or another program's: read, but neither an 
 
 
 class Stats:
-    """Aggregates classified records; `feed` from one thread, `snapshot` from any."""
+    """Aggregates classified records; `feed`/`feed_batch` from one thread, `snapshot` from any."""
 
     def __init__(self, top_n: int = 10, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
@@ -113,7 +113,7 @@ class Stats:
         self._pids: OrderedDict[int, str] = OrderedDict()
         self._top = SlidingTopK(top_n, TOP_OFFENDERS_WINDOW_SECONDS)
         self._sources: dict[str, _Source] = {}
-        self.latest_time: float | None = None
+        self.latest_time: float | None = None  # newest event time seen: where replay ends its window
 
     def source(self, name: str) -> None:
         """Declare a source so its health series exist (at 0) before its first line."""
