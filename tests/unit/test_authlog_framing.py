@@ -108,3 +108,17 @@ def test_huge_line_is_capped() -> None:
     assert record is not None and len(record.message) == MAX_MESSAGE_CHARS
     bare = parse_line("y" * 1_000_000)
     assert bare is not None and len(bare.message) == MAX_MESSAGE_CHARS
+
+
+def test_parse_many_is_parse_line_by_line() -> None:
+    lines = FIXTURES.joinpath("framings.log").read_text().splitlines(keepends=True)
+    lines += ["", "Jan 99 junk", "<1>x", "2023 x", "Nov 23 19:04:34 host sshd[1]: m"]
+    framer = Framer()
+    assert framer.parse_many(lines) == [framer.parse(line) for line in lines]
+
+
+def test_minute_cache_stays_bounded() -> None:
+    framer = Framer()
+    for n in range(10_000):
+        framer.parse(f"2023-07-29T04:{n % 60:02d}:00+{n // 60 % 24:02d}:00 host sshd[1]: m")
+    assert len(framer._minutes) <= 4096

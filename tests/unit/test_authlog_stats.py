@@ -192,3 +192,16 @@ def test_feed_while_snapshotting() -> None:
         done.set()
         thread.join()
     assert stats.snapshot(now=1000.0).events["auth_failed"] == 20_000
+
+
+def test_feed_batch_equals_feeding_one_by_one() -> None:
+    framer = Framer()
+    records = [
+        framer.parse(line)
+        for name in ("carryover.log", "maxstartups-8.4-verbose.log", "debian12.log")
+        for line in FIXTURES.joinpath(name).read_text().splitlines()
+    ]
+    one, batch = Stats(), Stats()
+    singles = [one.feed(record, "f") for record in records]
+    assert batch.feed_batch(records, "f") == singles
+    assert one.snapshot(now=0.0) == batch.snapshot(now=0.0)
