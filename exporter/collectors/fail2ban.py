@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
+from exporter.collectors.ban_families import banned_addresses, source_up
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.fail2ban.reader import (
     DEFAULT_DB,
@@ -36,29 +37,6 @@ from exporter.sources.sshd import SshdReader
 log = logging.getLogger(__name__)
 SOURCE = "fail2ban"
 DATA_SOURCES = ("socket", "database")
-
-
-def source_up(source: str, up: bool) -> GaugeMetricFamily:
-    """The shared `ssh_access_ban_source_up` family, one sample per collector."""
-    family = GaugeMetricFamily(
-        "ssh_access_ban_source_up",
-        "1 when the ban tool was reached, 0 when installed but unreachable.",
-        labels=["source"],
-    )
-    family.add_metric([source], 1.0 if up else 0.0)
-    return family
-
-
-def banned_addresses(source: str, counts: dict[str, int]) -> GaugeMetricFamily:
-    """The shared `ssh_access_banned_addresses` family with this collector's own `source` value."""
-    family = GaugeMetricFamily(
-        "ssh_access_banned_addresses",
-        "Addresses the tool bans now, per jail, set or scenario.",
-        labels=["source", "jail"],
-    )
-    for jail, count in sorted(counts.items()):
-        family.add_metric([source, jail], count)
-    return family
 
 
 def _bool(value: bool) -> float:

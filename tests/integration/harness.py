@@ -119,17 +119,33 @@ class Exporter:
     """
 
     def __init__(
-        self, *args: str, tls: ssl.SSLContext | None = None, headers: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        tls: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        netns: NetNs | None = None,
     ) -> None:
+        """netns: run (and scrape) inside that network namespace, to see its firewall."""
         self.port = free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/metrics"
         self.tls = tls
         self.headers = dict(headers or {})
+        self.netns = netns
         command = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args]
-        self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        wait_for_port(self.port)
+        if netns is None:
+            self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+            wait_for_port(self.port)
+        else:
+            self.proc = subprocess.Popen(netns.command(command), stderr=subprocess.PIPE, text=True)
+            netns.wait_for_port(self.port)
 
     def text(self) -> str:
+        if self.netns is not None:
+            assert self.tls is None and not self.headers, "plain http only inside a namespace"
+            code = f"import urllib.request as u; print(u.urlopen({self.url!r}, timeout=15).read().decode())"
+            run = self.netns.run([sys.executable, "-c", code])
+            assert run.returncode == 0, run.stderr
+            return run.stdout
         request = urllib.request.Request(self.url, headers=self.headers)
         with urllib.request.urlopen(request, timeout=15, context=self.tls) as response:
             return str(response.read().decode())
@@ -239,6 +255,47 @@ def ssh_password_attempt(netns: NetNs, port: int, source: str = "127.0.0.2", use
          "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", f"{user}@127.0.0.1", "true"],
     )  # fmt: skip
     return (run.stderr.strip().splitlines() or [""])[-1]
+
+
+class Sshguard(Daemon):
+    """sshguard in a network namespace reading `log`; backend `nft-sets` or `ipset` (a private copy of
+    sshguard.conf is bind-mounted in the mount namespace `ip netns exec` creates, the host's untouched)."""
+
+    def __init__(self, directory: Path, netns: NetNs, backend: str = "nft-sets") -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.netns = netns
+        self.log = self.dir / "auth.log"
+        self.log.write_text("")
+        self.config = self.dir / "sshguard.conf"
+        self.config.write_text(
+            f'BACKEND="/usr/libexec/sshguard/sshg-fw-{backend}"\nTHRESHOLD=20\nBLOCK_TIME=300\n'
+            "DETECTION_TIME=1800\n"
+        )
+
+    def start(self) -> Sshguard:
+        script = f'mount --bind {self.config} /etc/sshguard/sshguard.conf && exec "$@"'
+        command = ["sh", "-c", script, "sh", "sshguard", "-w", "127.0.0.1", str(self.log)]
+        # its own session: sshguard's wrapper signals its whole process group when it stops
+        self.proc = subprocess.Popen(self.netns.command(command), start_new_session=True)
+        return self
+
+    def attack(self, address: str, times: int = 3) -> None:
+        """Failed-password lines for `address` (a documentation address: nothing is sent to it)."""
+        stamp = time.strftime("%b %e %H:%M:%S")
+        with self.log.open("a") as log:
+            for _ in range(times):
+                log.write(f"{stamp} vm sshd[123]: Failed password for root from {address} port 2222 ssh2\n")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 class Fail2banServer(Daemon):

@@ -1,0 +1,57 @@
+"""The sshguard collector: addresses in sshguard's nft sets, ipsets and hosts.allow block.
+
+# HELP ssh_access_ban_source_up 1 when the ban tool was reached, 0 when installed but unreachable.
+# TYPE ssh_access_ban_source_up gauge
+ssh_access_ban_source_up{source="sshguard"} 1.0
+# HELP ssh_access_banned_addresses Addresses the tool bans now, per jail, set or scenario.
+# TYPE ssh_access_banned_addresses gauge
+ssh_access_banned_addresses{jail="ip sshguard attackers",source="sshguard"} 2.0
+
+`jail` is where the bans live: `ip sshguard attackers` / `ip6 sshguard attackers` (nft), `sshguard4` /
+`sshguard6` (ipset) or `hosts.allow`; a set that does not exist has no series. `up` is 1 when sshguard's
+blocker runs and every backend present could be read. Nothing is emitted on hosts without sshguard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import Metric
+
+from exporter.collectors.ban_families import banned_addresses, source_up
+from exporter.collectors.registry import Context, register_collector
+from exporter.sources.sshguard import SshguardReader, SshguardSnapshot
+
+log = logging.getLogger(__name__)
+SOURCE = "sshguard"
+
+
+def snapshot_families(snapshot: SshguardSnapshot) -> Iterator[Metric]:
+    if not snapshot.installed:
+        return
+    yield source_up(SOURCE, snapshot.up)
+    yield banned_addresses(SOURCE, snapshot.sets)
+
+
+class SshguardCollector:
+    def __init__(self, reader: SshguardReader) -> None:
+        self.reader = reader
+        self._last_errors: tuple[str, ...] = ()
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.reader.read()
+        if snapshot.errors != self._last_errors:
+            if snapshot.errors:
+                log.warning("sshguard backends unreadable", extra={"err": "; ".join(snapshot.errors)})
+            self._last_errors = snapshot.errors
+        yield from snapshot_families(snapshot)
+
+
+def _factory(context: Context) -> SshguardCollector:
+    return SshguardCollector(SshguardReader(context.paths))
+
+
+register_collector(
+    "sshguard", _factory, enabled=True, help="sshguard's nft sets, ipsets and hosts.allow block"
+)

@@ -1,0 +1,69 @@
+"""The sshguard collector against a real sshguard in a network namespace, nft-sets and ipset backends.
+
+sshguard reads a temp log fed with failed-password lines from documentation addresses (it never
+blocks 127.x; nothing is sent to those addresses). The exporter runs inside the same namespace, where
+sshguard's sets live.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.exposition import Samples, promtool_check, value
+from tests.integration.harness import Exporter, NetNs, Sshguard, require_root_and
+
+
+@pytest.fixture(autouse=True)
+def _needs_sshguard() -> None:
+    require_root_and("sshguard", "nft", "ipset", "ip", "promtool")
+
+
+@pytest.fixture
+def netns(tmp_path: Path) -> Iterator[NetNs]:
+    with NetNs(tmp_path / "netns") as namespace:
+        yield namespace
+
+
+def _banned(found: Samples, jail: str) -> float | None:
+    return value(found, "ssh_access_banned_addresses", source="sshguard", jail=jail)
+
+
+def _exporter(netns: NetNs) -> Exporter:
+    return Exporter("--no-collector.sshd", "--no-collector.fail2ban", netns=netns)
+
+
+@pytest.mark.parametrize(
+    ("backend", "v4", "v6"),
+    [("nft-sets", "ip sshguard attackers", "ip6 sshguard attackers"), ("ipset", "sshguard4", "sshguard6")],
+)
+def test_real_sshguard_bans(netns: NetNs, tmp_path: Path, backend: str, v4: str, v6: str) -> None:
+    sshguard = Sshguard(tmp_path / "sshguard", netns, backend)
+    with sshguard, _exporter(netns) as exporter:
+        found = exporter.wait_until(lambda f: _banned(f, v4) == 0)
+        assert value(found, "ssh_access_ban_source_up", source="sshguard") == 1
+        assert (_banned(found, v4), _banned(found, v6)) == (0, 0)
+        for address in ("192.0.2.7", "198.51.100.9", "2001:db8::5"):
+            sshguard.attack(address)
+        found = exporter.wait_until(lambda f: _banned(f, v4) == 2 and _banned(f, v6) == 1)
+        assert (_banned(found, v4), _banned(found, v6)) == (2, 1)
+        assert promtool_check(exporter.text()) is None
+        sshguard.stop()
+        found = exporter.wait_until(lambda f: value(f, "ssh_access_ban_source_up", source="sshguard") == 0)
+        assert value(found, "ssh_access_ban_source_up", source="sshguard") == 0
+        assert value(found, "ssh_access_collector_success", collector="sshguard") == 1
+        if backend == "nft-sets":  # sshguard deletes its nft tables on exit; ipsets stay
+            assert _banned(found, v4) is None
+
+
+def test_sshguard_scrape_is_quick(netns: NetNs, tmp_path: Path) -> None:
+    with Sshguard(tmp_path / "sshguard", netns), _exporter(netns) as exporter:
+        found = exporter.wait_until(lambda f: _banned(f, "ip sshguard attackers") == 0)
+        duration = value(found, "ssh_access_collector_duration_seconds", collector="sshguard")
+        assert duration is not None and duration < 0.5
+        started = time.monotonic()
+        exporter.text()
+        assert time.monotonic() - started < 5

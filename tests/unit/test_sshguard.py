@@ -1,0 +1,112 @@
+"""sshguard's backends from fixture text: nft JSON, ipset save output, the hosts.allow block."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exporter.collectors.sshguard import snapshot_families
+from exporter.paths import HostPaths
+from exporter.sources.sshguard import (
+    SshguardReader,
+    SshguardSnapshot,
+    count_ipset_save,
+    count_nft_set,
+    parse_hosts_block,
+)
+from tests.exposition import promtool_check, render, samples, value
+
+META = {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}
+
+
+def nft_set(elements: list[object] | None) -> str:
+    body: dict[str, object] = {
+        "family": "ip",
+        "name": "attackers",
+        "table": "sshguard",
+        "flags": ["interval"],
+    }
+    if elements is not None:
+        body["elem"] = elements
+    return json.dumps({"nftables": [META, {"set": body}]})
+
+
+def test_nft_set_elements_of_every_shape_count_once() -> None:
+    elements: list[object] = [
+        "192.0.2.7",
+        {"prefix": {"addr": "198.51.100.0", "len": 24}},
+        {"range": ["203.0.113.1", "203.0.113.9"]},
+        {"elem": {"val": "192.0.2.8", "timeout": 300, "expires": 299}},
+    ]
+    assert count_nft_set(nft_set(elements)) == 4
+    assert count_nft_set(nft_set(None)) == 0  # an empty set has no "elem" at all
+    with pytest.raises(ValueError):
+        count_nft_set(json.dumps({"nftables": [META]}))
+
+
+def test_ipset_save_members() -> None:
+    text = (
+        "create sshguard4 hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1\n"
+        "add sshguard4 198.51.100.9\nadd sshguard4 192.0.2.0/24\nadd sshguard40 192.0.2.1\n"
+    )
+    assert count_ipset_save(text, "sshguard4") == 2
+
+
+HOSTS_ALLOW = """\
+# /etc/hosts.allow
+sshd: 10.0.0.0/8
+###sshguard###
+ALL : 192.0.2.7 : DENY
+ALL : [2001:db8::5] : DENY
+###sshguard###
+ALL: LOCAL
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (HOSTS_ALLOW, 2),
+        ("sshd: ALL\n", None),
+        ("###sshguard###\n###sshguard###\n", 0),
+        ("###sshguard###\nALL : 192.0.2.7 : DENY\n", 1),  # unterminated: what it lists is still read
+    ],
+)
+def test_hosts_allow_block(text: str, expected: int | None) -> None:
+    assert parse_hosts_block(text) == expected
+
+
+def fixture_host(tmp_path: Path, hosts_allow: str | None, running: bool) -> HostPaths:
+    (tmp_path / "etc").mkdir()
+    if hosts_allow is not None:
+        (tmp_path / "etc/hosts.allow").write_text(hosts_allow)
+    proc = tmp_path / "proc"
+    for pid, comm in ((1, "init"), (321, "sshg-blocker" if running else "sleep")):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+    return HostPaths(tmp_path, proc)
+
+
+def test_reader_on_a_fixture_tree(tmp_path: Path) -> None:
+    snapshot = SshguardReader(fixture_host(tmp_path, HOSTS_ALLOW, running=True)).read()
+    assert snapshot == SshguardSnapshot(True, True, {"hosts.allow": 2})
+    text = render(snapshot_families(snapshot))
+    assert promtool_check(text) is None
+    found = samples(text)
+    assert value(found, "ssh_access_ban_source_up", source="sshguard") == 1
+    assert value(found, "ssh_access_banned_addresses", source="sshguard", jail="hosts.allow") == 2
+
+
+def test_installed_but_not_running_is_down(tmp_path: Path) -> None:
+    paths = fixture_host(tmp_path, HOSTS_ALLOW, running=False)
+    found = samples(render(snapshot_families(SshguardReader(paths).read())))
+    assert value(found, "ssh_access_ban_source_up", source="sshguard") == 0
+    assert value(found, "ssh_access_banned_addresses", source="sshguard", jail="hosts.allow") == 2
+
+
+def test_not_installed_emits_nothing(tmp_path: Path) -> None:
+    snapshot = SshguardReader(fixture_host(tmp_path, "sshd: ALL\n", running=False)).read()
+    assert not snapshot.installed
+    assert list(snapshot_families(snapshot)) == []
