@@ -144,7 +144,7 @@ def test_pid_map_is_bounded() -> None:
 def test_source_health() -> None:
     stats = Stats()
     stats.source("/var/log/secure")
-    stats.rotated("debian12.log")
+    stats.set_rotations("debian12.log", 1)
     _feed(stats, "debian12.log")
     stats.feed(None, "debian12.log")
     snap = stats.snapshot()

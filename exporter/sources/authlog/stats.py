@@ -120,10 +120,10 @@ class Stats:
         with self._lock:
             self._sources.setdefault(name, _Source())
 
-    def rotated(self, name: str) -> None:
-        """Hook for the tailer: the file behind `name` was rotated (renamed or truncated)."""
+    def set_rotations(self, name: str, total: int) -> None:
+        """The tailer's count of rotations (renames and truncations) of the file behind `name`."""
         with self._lock:
-            self._sources.setdefault(name, _Source()).rotations += 1
+            self._sources.setdefault(name, _Source()).rotations = total
 
     def feed(self, record: SyslogRecord | None, source: str) -> Event | None:
         """Count one line read from `source` (None: not a log line); return its event, address resolved."""
