@@ -12,12 +12,12 @@ blocker process runs and every backend present could be read.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.procscan import running as running_process
 from exporter.sources.sshd_binary import run_sshd as run_tool
 
 NFT_SETS = (("ip", "sshguard", "attackers"), ("ip6", "sshguard", "attackers"))
@@ -68,18 +68,6 @@ def parse_hosts_block(text: str) -> int | None:
         elif inside and line.strip().upper().startswith("ALL") and line.rstrip().upper().endswith("DENY"):
             count = (count or 0) + 1
     return count  # an unterminated block still bans what it lists
-
-
-def sshguard_running(procfs: Path) -> bool:
-    for entry in os.scandir(procfs):
-        if entry.name.isdigit():
-            try:
-                comm = Path(entry.path, "comm").read_text().strip()
-            except OSError:
-                continue
-            if comm in PROCESS_NAMES:
-                return True
-    return False
 
 
 class SshguardReader:
@@ -145,6 +133,6 @@ class SshguardReader:
         self._nft(sets, errors)
         self._ipset(sets, errors)
         self._hosts(sets, errors)
-        running = sshguard_running(self.paths.procfs)
+        running = running_process(self.paths.procfs, PROCESS_NAMES)
         installed = running or bool(sets) or any(self.paths.root(p).exists() for p in INSTALL_MARKERS)
         return SshguardSnapshot(installed, running, sets, tuple(errors))

@@ -1,0 +1,77 @@
+"""The denyhosts collector: DenyHosts' marked entries in hosts.deny and its work directory.
+
+# HELP ssh_access_banned_addresses Addresses the tool bans now, per jail, set or scenario.
+# TYPE ssh_access_banned_addresses gauge
+ssh_access_banned_addresses{jail="sshd",source="denyhosts"} 2.0
+# HELP ssh_access_denyhosts_tracked_addresses Addresses DenyHosts has recorded failures for, by kind.
+# TYPE ssh_access_denyhosts_tracked_addresses gauge
+ssh_access_denyhosts_tracked_addresses{kind="invalid"} 5.0
+
+`jail` is the entry's daemon list (`sshd`, `ALL`). Nothing is emitted on hosts without DenyHosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from exporter.collectors.ban_families import banned_addresses, source_up
+from exporter.collectors.registry import Context, register_collector
+from exporter.sources.denyhosts import TRACKED, WORK_DIR, DenyhostsReader, DenyhostsSnapshot
+
+SOURCE = "denyhosts"
+
+
+def snapshot_families(snapshot: DenyhostsSnapshot) -> Iterator[Metric]:
+    if not snapshot.installed:
+        return
+    yield source_up(SOURCE, snapshot.up)
+    yield banned_addresses(SOURCE, snapshot.banned)
+    yield GaugeMetricFamily(
+        "ssh_access_denyhosts_daemon_running",
+        "1 when the DenyHosts daemon runs (0 is normal when it runs from cron).",
+        value=1.0 if snapshot.running else 0.0,
+    )
+    if snapshot.newest is not None:
+        yield GaugeMetricFamily(
+            "ssh_access_denyhosts_last_ban_timestamp_seconds",
+            "When DenyHosts wrote its newest hosts.deny entry (read as host local time).",
+            value=snapshot.newest,
+        )
+    if snapshot.tracked:
+        tracked = GaugeMetricFamily(
+            "ssh_access_denyhosts_tracked_addresses",
+            "Addresses DenyHosts has recorded failures for, by kind (its work directory).",
+            labels=["kind"],
+        )
+        for kind in TRACKED.values():
+            if kind in snapshot.tracked:
+                tracked.add_metric([kind], snapshot.tracked[kind])
+        yield tracked
+
+
+class DenyhostsCollector:
+    def __init__(self, reader: DenyhostsReader) -> None:
+        self.reader = reader
+
+    def collect(self) -> Iterator[Metric]:
+        yield from snapshot_families(self.reader.read())
+
+
+def _add_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--collector.denyhosts.work-dir", default=WORK_DIR, help="DenyHosts' WORK_DIR (under rootfs)"
+    )
+
+
+def _factory(context: Context) -> DenyhostsCollector:
+    return DenyhostsCollector(
+        DenyhostsReader(context.paths, vars(context.args)["collector.denyhosts.work_dir"])
+    )
+
+
+register_collector(
+    "denyhosts", _factory, enabled=True, add_flags=_add_flags, help="DenyHosts' hosts.deny entries"
+)

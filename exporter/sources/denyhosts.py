@@ -1,0 +1,117 @@
+"""DenyHosts: its marked entries in hosts.deny and what its work directory tracks.
+
+DenyHosts writes each ban as a pair of lines, `# DenyHosts: <asctime> | sshd: 192.0.2.1` then
+`sshd: 192.0.2.1`, and purges an entry only when the second line still matches the first. An entry
+counts as a ban when that pair is intact, grouped by its daemon list (`sshd`, or `ALL` with
+BLOCK_SERVICE = ALL). The work directory (/var/lib/denyhosts) keeps `name:count[:date]` lines of
+addresses with failures: `hosts` (invalid users), `hosts-valid`, `hosts-root`, `hosts-restricted`.
+Entries keep blocking with the daemon stopped (libwrap reads the file), so DenyHosts is "up" when
+its files can be read; whether the daemon runs is reported apart.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from exporter.paths import HostPaths
+from exporter.sources.procscan import running as running_process
+
+DENY_DELIMITER = "# DenyHosts:"
+ENTRY_DELIMITER = " | "
+HOSTS_DENY = "/etc/hosts.deny"
+WORK_DIR = "/var/lib/denyhosts"
+CONFIG = "/etc/denyhosts.conf"
+TRACKED = {"hosts": "invalid", "hosts-valid": "valid", "hosts-root": "root", "hosts-restricted": "restricted"}
+PROCESS_NAMES = frozenset({"denyhosts", "denyhosts.py"})
+
+
+@dataclass(frozen=True)
+class DenyEntries:
+    banned: dict[str, int]  # daemon list -> intact marked entries
+    newest: float | None  # the newest entry's time (host local time), seconds since the epoch
+
+
+@dataclass(frozen=True)
+class DenyhostsSnapshot:
+    installed: bool
+    up: bool
+    running: bool
+    banned: dict[str, int] = field(default_factory=dict)
+    newest: float | None = None
+    tracked: dict[str, int] = field(default_factory=dict)  # kind -> addresses with recorded failures
+    errors: tuple[str, ...] = ()
+
+
+def _daemons(entry: str) -> str:
+    head, sep, _ = entry.partition(":")
+    return head.strip() if sep and head.strip() else "ALL"
+
+
+def _asctime(text: str) -> float | None:
+    try:
+        return time.mktime(time.strptime(text.strip()))
+    except (ValueError, OverflowError):
+        return None
+
+
+def parse_hosts_deny(text: str) -> DenyEntries:
+    """Intact DenyHosts pairs per daemon list, and the newest one's time."""
+    banned: dict[str, int] = {}
+    newest: float | None = None
+    lines = text.splitlines()
+    for index, line in enumerate(lines[:-1]):
+        if not line.startswith(DENY_DELIMITER):
+            continue
+        stamp, sep, entry = line[len(DENY_DELIMITER) :].partition(ENTRY_DELIMITER)
+        if not sep or lines[index + 1].strip() != entry.strip():
+            continue  # edited by hand or half-purged: DenyHosts itself would not treat it as its own
+        daemons = _daemons(entry)
+        banned[daemons] = banned.get(daemons, 0) + 1
+        when = _asctime(stamp)
+        if when is not None and (newest is None or when > newest):
+            newest = when
+    return DenyEntries(banned, newest)
+
+
+def count_tracked(text: str) -> int:
+    """Lines of a work-directory stats file (`name:count[:date]`)."""
+    return sum(1 for line in text.splitlines() if ":" in line)
+
+
+class DenyhostsReader:
+    def __init__(self, paths: HostPaths, work_dir: str = WORK_DIR, hosts_deny: str = HOSTS_DENY) -> None:
+        self.paths = paths
+        self.work_dir = work_dir
+        self.hosts_deny = hosts_deny
+
+    def read(self) -> DenyhostsSnapshot:
+        errors: list[str] = []
+        entries = DenyEntries({}, None)
+        try:
+            entries = parse_hosts_deny(self.paths.root(self.hosts_deny).read_text(errors="replace"))
+        except FileNotFoundError:
+            pass  # libwrap treats a missing file as empty
+        except OSError as exc:
+            errors.append(f"{self.hosts_deny}: {exc.strerror or exc}")
+        work = self.paths.root(self.work_dir)
+        tracked: dict[str, int] = {}
+        if work.is_dir():
+            for name, kind in TRACKED.items():
+                try:
+                    tracked[kind] = count_tracked((work / name).read_text(errors="replace"))
+                except FileNotFoundError:
+                    tracked[kind] = 0
+                except OSError as exc:
+                    errors.append(f"{self.work_dir}/{name}: {exc.strerror or exc}")
+        running = running_process(self.paths.procfs, PROCESS_NAMES)
+        installed = running or work.is_dir() or bool(entries.banned) or self.paths.root(CONFIG).exists()
+        return DenyhostsSnapshot(
+            installed,
+            installed and not errors,
+            running,
+            entries.banned,
+            entries.newest,
+            tracked,
+            tuple(errors),
+        )

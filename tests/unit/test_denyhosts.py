@@ -1,0 +1,72 @@
+"""DenyHosts from fixture files of its formats: hosts.deny pairs and its work directory."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter.collectors.denyhosts import snapshot_families
+from exporter.paths import HostPaths
+from exporter.sources.denyhosts import DenyhostsReader, parse_hosts_deny
+from tests.exposition import promtool_check, render, samples, value
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "denyhosts"
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> HostPaths:
+    shutil.copytree(FIXTURE, tmp_path / "root")
+    (tmp_path / "proc" / "1").mkdir(parents=True)
+    (tmp_path / "proc" / "1" / "comm").write_text("init\n")
+    return HostPaths(tmp_path / "root", tmp_path / "proc")
+
+
+def test_intact_pairs_count_per_daemon_list() -> None:
+    entries = parse_hosts_deny((FIXTURE / "etc/hosts.deny").read_text())
+    # 203.0.113.5's pair was edited by hand, 203.0.113.7's rule line is missing: not DenyHosts' bans
+    assert entries.banned == {"sshd": 3, "ALL": 1}
+    assert entries.newest == time.mktime(time.strptime("Tue Nov 24 03:00:00 2026"))
+
+
+def test_collector_on_the_fixture_tree(host: HostPaths) -> None:
+    text = render(snapshot_families(DenyhostsReader(host).read()))
+    assert promtool_check(text) is None
+    found = samples(text)
+    assert value(found, "ssh_access_ban_source_up", source="denyhosts") == 1
+    assert value(found, "ssh_access_banned_addresses", source="denyhosts", jail="sshd") == 3
+    assert value(found, "ssh_access_banned_addresses", source="denyhosts", jail="ALL") == 1
+    assert value(found, "ssh_access_denyhosts_daemon_running") == 0
+    assert value(found, "ssh_access_denyhosts_tracked_addresses", kind="invalid") == 3
+    assert value(found, "ssh_access_denyhosts_tracked_addresses", kind="root") == 1
+    assert value(found, "ssh_access_denyhosts_tracked_addresses", kind="valid") == 0
+    assert value(found, "ssh_access_denyhosts_tracked_addresses", kind="restricted") == 0
+
+
+def test_running_daemon_is_seen(host: HostPaths) -> None:
+    (host.procfs / "4242").mkdir()
+    (host.procfs / "4242" / "comm").write_text("denyhosts\n")
+    assert DenyhostsReader(host).read().running
+
+
+def test_unreadable_hosts_deny_is_down(host: HostPaths) -> None:
+    deny = host.root("/etc/hosts.deny")
+    deny.unlink()
+    deny.mkdir()  # reading it fails, as a permission problem would
+    snapshot = DenyhostsReader(host).read()
+    assert (snapshot.installed, snapshot.up) == (True, False)
+    assert (
+        value(samples(render(snapshot_families(snapshot))), "ssh_access_ban_source_up", source="denyhosts")
+        == 0
+    )
+
+
+def test_not_installed_emits_nothing(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hosts.deny").write_text("sshd: 10.0.0.1\n")
+    (tmp_path / "proc").mkdir()
+    snapshot = DenyhostsReader(HostPaths(tmp_path, tmp_path / "proc")).read()
+    assert not snapshot.installed
+    assert list(snapshot_families(snapshot)) == []
