@@ -5,6 +5,8 @@ Each collector emits them with its own `source` value, so the label sets never c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client.metrics_core import GaugeMetricFamily
 
 
@@ -29,3 +31,9 @@ def banned_addresses(source: str, counts: dict[str, int]) -> GaugeMetricFamily:
     for jail, count in sorted(counts.items()):
         family.add_metric([source, jail], count)
     return family
+
+
+def ban_source(source: str, up: bool, counts: dict[str, int]) -> Iterator[GaugeMetricFamily]:
+    """Both shared families for a tool that is installed."""
+    yield source_up(source, up)
+    yield banned_addresses(source, counts)

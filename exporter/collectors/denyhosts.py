@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.ban_families import banned_addresses, source_up
+from exporter.collectors.ban_families import ban_source
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.denyhosts import TRACKED, WORK_DIR, DenyhostsReader, DenyhostsSnapshot
 
@@ -27,8 +27,7 @@ SOURCE = "denyhosts"
 def snapshot_families(snapshot: DenyhostsSnapshot) -> Iterator[Metric]:
     if not snapshot.installed:
         return
-    yield source_up(SOURCE, snapshot.up)
-    yield banned_addresses(SOURCE, snapshot.banned)
+    yield from ban_source(SOURCE, snapshot.up, snapshot.banned)
     yield GaugeMetricFamily(
         "ssh_access_denyhosts_daemon_running",
         "1 when the DenyHosts daemon runs (0 is normal when it runs from cron).",

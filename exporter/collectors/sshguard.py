@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.ban_families import banned_addresses, source_up
+from exporter.collectors.ban_families import ban_source
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.sshguard import SshguardReader, SshguardSnapshot
 
@@ -30,8 +30,7 @@ SOURCE = "sshguard"
 def snapshot_families(snapshot: SshguardSnapshot) -> Iterator[Metric]:
     if not snapshot.installed:
         return
-    yield source_up(SOURCE, snapshot.up)
-    yield banned_addresses(SOURCE, snapshot.sets)
+    yield from ban_source(SOURCE, snapshot.up, snapshot.sets)
 
 
 class SshguardCollector:
