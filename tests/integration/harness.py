@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -75,10 +75,16 @@ class Sshd(Daemon):
         port: int | None = None,
         netns: NetNs | None = None,
         devlog: Path | None = None,
+        binds: Mapping[Path, Path] | None = None,
+        enter: Sequence[str] = (),
     ) -> None:
-        """netns: run inside that network namespace; devlog: the syslog socket it sees as /dev/log."""
+        """netns: run inside that network namespace; devlog: the syslog socket it sees as /dev/log;
+        binds / enter: as for NetNs.command (only with netns)."""
+        assert netns is not None or not (binds or enter), "binds and enter need a netns"
         self.netns = netns
         self.devlog = devlog
+        self.binds = dict(binds or {})
+        self.enter = list(enter)
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -107,7 +113,9 @@ class Sshd(Daemon):
             self.proc = subprocess.Popen(command)
             wait_for_port(self.port)
         else:
-            self.proc = subprocess.Popen(self.netns.command(command, devlog=self.devlog))
+            self.proc = subprocess.Popen(
+                self.netns.command(command, devlog=self.devlog, binds=self.binds, enter=self.enter)
+            )
             self.netns.wait_for_port(self.port)
         return self
 
@@ -124,8 +132,11 @@ class Exporter:
         tls: ssl.SSLContext | None = None,
         headers: Mapping[str, str] | None = None,
         netns: NetNs | None = None,
+        enter: Sequence[str] = (),
+        wait: bool = True,
     ) -> None:
-        """netns: run (and scrape) inside that network namespace, to see its firewall."""
+        """netns: run (and scrape) inside that network namespace, to see its firewall; enter: a prefix
+        for the command (e.g. Journald.enter, or setpriv to run unprivileged); wait: for the port."""
         self.port = free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/metrics"
         self.tls = tls
@@ -133,9 +144,11 @@ class Exporter:
         self.netns = netns
         command = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args]
         if netns is None:
-            self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-            wait_for_port(self.port)
+            self.proc = subprocess.Popen([*enter, *command], stderr=subprocess.PIPE, text=True)
+            if wait:
+                wait_for_port(self.port)
         else:
+            assert not enter, "enter is for the host's network namespace only"
             self.proc = subprocess.Popen(netns.command(command), stderr=subprocess.PIPE, text=True)
             netns.wait_for_port(self.port)
 
@@ -187,17 +200,26 @@ class NetNs:
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         subprocess.run(["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"], check=True)
 
-    def command(self, argv: list[str], devlog: Path | None = None) -> list[str]:
-        prefix = ["ip", "netns", "exec", self.name]
-        if devlog is None:
+    def command(
+        self,
+        argv: list[str],
+        devlog: Path | None = None,
+        binds: Mapping[Path, Path] | None = None,
+        enter: Sequence[str] = (),
+    ) -> list[str]:
+        """`binds` {target: source}: files bind-mounted over host paths in the private mount namespace
+        (e.g. a test's own /etc/hosts.deny); `enter`: a prefix run first (e.g. Journald.enter)."""
+        prefix = [*enter, "ip", "netns", "exec", self.name]
+        if devlog is None and not binds:
             return [*prefix, *argv]
-        upper, work = self.dir / "dev-upper", self.dir / "dev-work"
-        upper.mkdir(exist_ok=True)
-        work.mkdir(exist_ok=True)
-        script = (
-            f"mount -t overlay overlay -o lowerdir=/dev,upperdir={upper},workdir={work} /dev"
-            f' && ln -sf {devlog} /dev/log && exec "$@"'
-        )
+        steps = [f"mount --bind {source} {target}" for target, source in (binds or {}).items()]
+        if devlog is not None:
+            upper, work = self.dir / "dev-upper", self.dir / "dev-work"
+            upper.mkdir(exist_ok=True)
+            work.mkdir(exist_ok=True)
+            steps.append(f"mount -t overlay overlay -o lowerdir=/dev,upperdir={upper},workdir={work} /dev")
+            steps.append(f"ln -sf {devlog} /dev/log")
+        script = " && ".join([*steps, 'exec "$@"'])
         return [*prefix, "sh", "-c", script, "sh", *argv]
 
     def run(self, argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -221,9 +243,13 @@ class NetNs:
 
 
 class Rsyslog(Daemon):
-    """rsyslogd -n on its own socket (not /dev/log), writing auth and authpriv to `log`."""
+    """rsyslogd -n on its own socket (not /dev/log), writing auth and authpriv to `log`.
 
-    def __init__(self, directory: Path) -> None:
+    template: "" for rsyslog's default file format (RFC 3339, as on Debian 12), or a template name such
+    as RSYSLOG_TraditionalFileFormat (`Nov 23 19:04:34 host sshd[...]: ...`).
+    """
+
+    def __init__(self, directory: Path, template: str = "") -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "devlog"
@@ -233,7 +259,7 @@ class Rsyslog(Daemon):
             f'global(workDirectory="{self.dir}")\n'
             'module(load="imuxsock" SysSock.Use="off")\n'
             f'input(type="imuxsock" Socket="{self.socket}")\n'
-            f"auth,authpriv.* {self.log}\n"
+            f"auth,authpriv.* {self.log}{';' + template if template else ''}\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -245,6 +271,47 @@ class Rsyslog(Daemon):
             assert time.monotonic() < deadline and self.proc.poll() is None, "rsyslogd did not start"
             time.sleep(0.05)
         return self
+
+
+class Journald(Daemon):
+    """A standalone systemd-journald in a private mount namespace (tmpfs over /run/systemd, /run/log
+    and /var/log), so the host's journal, if any, other tests' entries and the host's log files stay
+    apart: a process in it sees no auth log file and only this journal (volatile, in /run/log/journal).
+
+    `enter` is the command prefix that runs a process in that mount namespace (an sshd logging to
+    `devlog`, an exporter or journalctl reading only this journal).
+    """
+
+    JOURNALD = "/lib/systemd/systemd-journald"
+    devlog = Path("/run/systemd/journal/dev-log")
+
+    def start(self) -> Journald:
+        mounts = " && ".join(
+            f"mount -t tmpfs -o mode=0755 tmpfs {d}"
+            for d in ("/run/systemd", "/run/log", "/var/log")
+            if Path(d).is_dir()
+        )
+        script = f'{mounts} && mkdir -p /run/systemd/journal && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "slave", "sh", "-c", script, "sh", self.JOURNALD]
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            assert self.proc.poll() is None, f"journald exited with {self.proc.returncode}"
+            if self.proc.pid and self._listening():
+                return self
+            assert time.monotonic() < deadline, "journald did not open its sockets"
+            time.sleep(0.05)
+
+    @property
+    def enter(self) -> list[str]:
+        assert self.proc is not None
+        return ["nsenter", f"--mount=/proc/{self.proc.pid}/ns/mnt", "--"]
+
+    def _listening(self) -> bool:
+        check = [*self.enter, "test", "-S", str(self.devlog)]
+        return subprocess.run(check, check=False).returncode == 0
 
 
 def ssh_password_attempt(netns: NetNs, port: int, source: str = "127.0.0.2", user: str = "nosuchuser") -> str:
