@@ -44,6 +44,19 @@ def _run(collector: Collector) -> tuple[list[Metric], float]:
     return metrics, time.monotonic() - start
 
 
+def _merge(families: dict[tuple[str, str], Metric], metric: Metric) -> None:
+    """Collectors sharing a family (ssh_access_banned_addresses{source}) each add their own samples:
+    the exposition must carry one family per name, so their samples are joined into a copy."""
+    key = (metric.name, metric.type)
+    known = families.get(key)
+    if known is None:
+        families[key] = metric
+        return
+    joined = Metric(known.name, known.documentation, known.type, known.unit)
+    joined.samples = [*known.samples, *metric.samples]
+    families[key] = joined
+
+
 class ScrapeCollector:
     """Registered into the exporter's own CollectorRegistry; everything else hangs off it."""
 
@@ -71,6 +84,7 @@ class ScrapeCollector:
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
         futures = {name: self._submit(name) for name in self.collectors}
+        families: dict[tuple[str, str], Metric] = {}
         success = GaugeMetricFamily(
             "ssh_access_collector_success", "1 if the collector's last scrape worked.", labels=["collector"]
         )
@@ -93,9 +107,11 @@ class ScrapeCollector:
             else:
                 ok = True
                 self.status[name] = CollectorStatus(True, elapsed, "", time.time())
-                yield from metrics
+                for metric in metrics:
+                    _merge(families, metric)
             success.add_metric([name], 1.0 if ok else 0.0)
             duration.add_metric([name], elapsed)
+        yield from families.values()
         yield success
         yield duration
         yield InfoMetricFamily(
