@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from exporter.collectors.fail2ban import Fail2banCollector, sshd_ports
+from exporter.collectors.fail2ban import make_collector, sshd_ports
 from exporter.paths import HostPaths
 from exporter.sources.fail2ban.database import read_database
 from exporter.sources.fail2ban.protocol import CLOSE, END, encode
@@ -123,7 +123,7 @@ def main() -> None:
             reader = Fail2banReader(
                 paths, str(server.socket), str(server.db), timeout=10.0, sshd_ports=lambda: sshd_ports(sshd)
             )
-            collector = Fail2banCollector(reader)
+            collector = make_collector(reader)
             snapshot = reader.read()
             assert snapshot.jails[0].banned == BANS, snapshot
             ours = measure(lambda: list(collector.collect()), SCRAPES, server.pid, idle)

@@ -5,9 +5,13 @@ Each collector emits them with its own `source` value, so the label sets never c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, Protocol, TypeVar
 
-from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+log = logging.getLogger(__name__)
 
 
 def source_up(source: str, up: bool) -> GaugeMetricFamily:
@@ -37,3 +41,47 @@ def ban_source(source: str, up: bool, counts: dict[str, int]) -> Iterator[GaugeM
     """Both shared families for a tool that is installed."""
     yield source_up(source, up)
     yield banned_addresses(source, counts)
+
+
+class ErrorLog:
+    """Logs why a tool is unreachable when that changes, and when it is back: not once per scrape."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._last = ""
+
+    def update(self, error: str) -> None:
+        if error == self._last:
+            return
+        if error:
+            log.warning("ban source unreachable", extra={"source": self.source, "err": error})
+        else:
+            log.info("ban source reachable again", extra={"source": self.source})
+        self._last = error
+
+
+class _Snapshot(Protocol):
+    @property
+    def error(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Snapshot)
+S_co = TypeVar("S_co", bound=_Snapshot, covariant=True)
+
+
+class _Reader(Protocol[S_co]):
+    def read(self) -> S_co: ...
+
+
+class BanCollector(Generic[S]):
+    """One snapshot per scrape: read it, log a change in reachability, render it."""
+
+    def __init__(self, source: str, reader: _Reader[S], render: Callable[[S], Iterable[Metric]]) -> None:
+        self.reader = reader
+        self.render = render
+        self.errors = ErrorLog(source)
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.reader.read()
+        self.errors.update(snapshot.error)
+        yield from self.render(snapshot)

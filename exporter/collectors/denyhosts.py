@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.ban_families import ban_source
+from exporter.collectors.ban_families import BanCollector, ban_source
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.denyhosts import TRACKED, WORK_DIR, DenyhostsReader, DenyhostsSnapshot
 
@@ -51,12 +51,9 @@ def snapshot_families(snapshot: DenyhostsSnapshot) -> Iterator[Metric]:
         yield tracked
 
 
-class DenyhostsCollector:
-    def __init__(self, reader: DenyhostsReader) -> None:
-        self.reader = reader
-
-    def collect(self) -> Iterator[Metric]:
-        yield from snapshot_families(self.reader.read())
+def make_collector(reader: DenyhostsReader) -> BanCollector[DenyhostsSnapshot]:
+    """Renders one DenyhostsReader snapshot per scrape."""
+    return BanCollector(SOURCE, reader, snapshot_families)
 
 
 def _add_flags(group: argparse._ArgumentGroup) -> None:
@@ -65,10 +62,8 @@ def _add_flags(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def _factory(context: Context) -> DenyhostsCollector:
-    return DenyhostsCollector(
-        DenyhostsReader(context.paths, vars(context.args)["collector.denyhosts.work_dir"])
-    )
+def _factory(context: Context) -> BanCollector[DenyhostsSnapshot]:
+    return make_collector(DenyhostsReader(context.paths, vars(context.args)["collector.denyhosts.work_dir"]))
 
 
 register_collector(

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
-from exporter.collectors.ban_families import banned_addresses, source_up
+from exporter.collectors.ban_families import BanCollector, banned_addresses, source_up
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.fail2ban.reader import (
     DEFAULT_DB,
@@ -150,22 +150,9 @@ def snapshot_families(snapshot: Fail2banSnapshot) -> Iterator[Metric]:
         yield from jail_families(snapshot.jails)
 
 
-class Fail2banCollector:
-    """Renders one Fail2banReader snapshot per scrape; logs when the socket's reachability changes."""
-
-    def __init__(self, reader: Fail2banReader) -> None:
-        self.reader = reader
-        self._last_error = ""
-
-    def collect(self) -> Iterator[Metric]:
-        snapshot = self.reader.read()
-        if snapshot.error != self._last_error:
-            if snapshot.error:
-                log.warning("fail2ban unreachable", extra={"err": snapshot.error})
-            else:
-                log.info("fail2ban reachable again")
-            self._last_error = snapshot.error
-        yield from snapshot_families(snapshot)
+def make_collector(reader: Fail2banReader) -> BanCollector[Fail2banSnapshot]:
+    """Renders one Fail2banReader snapshot per scrape."""
+    return BanCollector(SOURCE, reader, snapshot_families)
 
 
 def sshd_ports(reader: SshdReader) -> frozenset[int]:
@@ -211,7 +198,7 @@ def _add_flags(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def _factory(context: Context) -> Fail2banCollector:
+def _factory(context: Context) -> BanCollector[Fail2banSnapshot]:
     args = vars(context.args)
     sshd = SshdReader(
         context.paths,
@@ -226,7 +213,7 @@ def _factory(context: Context) -> Fail2banCollector:
         timeout=args["collector.fail2ban.timeout"],
         sshd_ports=lambda: sshd_ports(sshd),
     )
-    return Fail2banCollector(reader)
+    return make_collector(reader)
 
 
 register_collector(

@@ -14,16 +14,14 @@ blocker runs and every backend present could be read. Nothing is emitted on host
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.ban_families import ban_source
+from exporter.collectors.ban_families import BanCollector, ban_source
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.sshguard import SshguardReader, SshguardSnapshot
 
-log = logging.getLogger(__name__)
 SOURCE = "sshguard"
 
 
@@ -33,22 +31,13 @@ def snapshot_families(snapshot: SshguardSnapshot) -> Iterator[Metric]:
     yield from ban_source(SOURCE, snapshot.up, snapshot.sets)
 
 
-class SshguardCollector:
-    def __init__(self, reader: SshguardReader) -> None:
-        self.reader = reader
-        self._last_errors: tuple[str, ...] = ()
-
-    def collect(self) -> Iterator[Metric]:
-        snapshot = self.reader.read()
-        if snapshot.errors != self._last_errors:
-            if snapshot.errors:
-                log.warning("sshguard backends unreadable", extra={"err": "; ".join(snapshot.errors)})
-            self._last_errors = snapshot.errors
-        yield from snapshot_families(snapshot)
+def make_collector(reader: SshguardReader) -> BanCollector[SshguardSnapshot]:
+    """Renders one SshguardReader snapshot per scrape."""
+    return BanCollector(SOURCE, reader, snapshot_families)
 
 
-def _factory(context: Context) -> SshguardCollector:
-    return SshguardCollector(SshguardReader(context.paths))
+def _factory(context: Context) -> BanCollector[SshguardSnapshot]:
+    return make_collector(SshguardReader(context.paths))
 
 
 register_collector(

@@ -42,6 +42,10 @@ class DenyhostsSnapshot:
     tracked: dict[str, int] = field(default_factory=dict)  # kind -> addresses with recorded failures
     errors: tuple[str, ...] = ()
 
+    @property
+    def error(self) -> str:
+        return "; ".join(self.errors)
+
 
 def _daemons(entry: str) -> str:
     head, sep, _ = entry.partition(":")

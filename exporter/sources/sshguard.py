@@ -40,6 +40,10 @@ class SshguardSnapshot:
     def up(self) -> bool:
         return self.running and not self.errors
 
+    @property
+    def error(self) -> str:
+        return "; ".join(self.errors)
+
 
 def count_nft_set(text: str) -> int:
     """Elements of `nft -j list set ...` output: addresses, prefixes, ranges (each counts once)."""

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import build_collectors, build_context, serve_parser
-from exporter.collectors.fail2ban import Fail2banCollector, snapshot_families
+from exporter.collectors.ban_families import BanCollector
+from exporter.collectors.fail2ban import make_collector, snapshot_families
 from exporter.paths import HostPaths
 from exporter.sources.fail2ban.database import DatabaseError, read_database
 from exporter.sources.fail2ban.ports import ALL_PORTS, covers, parse_port_spec, parse_services
@@ -294,7 +295,7 @@ def test_sshd_on_another_port_is_not_covered(tmp_path: Path, serve: Callable[[Re
 
 def test_rendered_families_pass_promtool(tmp_path: Path, serve: Callable[[Reply], FakeServer]) -> None:
     server = serve(fake_fail2ban)
-    text = render(Fail2banCollector(reader_for(tmp_path, "/" + server.path.name)).collect())
+    text = render(make_collector(reader_for(tmp_path, "/" + server.path.name)).collect())
     assert promtool_check(text) is None
     found = samples(text)
     assert value(found, "ssh_access_ban_source_up", source="fail2ban") == 1
@@ -312,7 +313,7 @@ def test_rendered_families_pass_promtool(tmp_path: Path, serve: Callable[[Reply]
 def test_no_jail_guarding_sshd_is_reported(tmp_path: Path, serve: Callable[[Reply], FakeServer]) -> None:
     answers = {**ANSWERS, ("status",): [("Number of jail", 1), ("Jail list", "web")]}
     server = serve(lambda command: ok(answers[tuple(command)]))
-    found = samples(render(Fail2banCollector(reader_for(tmp_path, "/" + server.path.name)).collect()))
+    found = samples(render(make_collector(reader_for(tmp_path, "/" + server.path.name)).collect()))
     assert value(found, "ssh_access_fail2ban_sshd_guarded") == 0
 
 
@@ -489,8 +490,9 @@ def test_flags_reach_the_reader(tmp_path: Path) -> None:
         ]
     )
     collector = build_collectors(build_context(args))["fail2ban"]
-    assert isinstance(collector, Fail2banCollector)
+    assert isinstance(collector, BanCollector)
     reader = collector.reader
+    assert isinstance(reader, Fail2banReader)
     assert (reader.socket_path, reader.db_path, reader.owner_uid, reader.timeout) == (
         "/run/f2b.sock",
         None,

@@ -1,0 +1,72 @@
+"""The crowdsec collector: CrowdSec's active decisions, banned addresses per scenario, SSH decisions.
+
+# HELP ssh_access_banned_addresses Addresses the tool bans now, per jail, set or scenario.
+# TYPE ssh_access_banned_addresses gauge
+ssh_access_banned_addresses{jail="crowdsecurity/ssh-bf",source="crowdsec"} 2.0
+# HELP ssh_access_crowdsec_ssh_decisions Active decisions of SSH-related scenarios.
+# TYPE ssh_access_crowdsec_ssh_decisions gauge
+ssh_access_crowdsec_ssh_decisions{action="ban",origin="crowdsec",scenario="crowdsecurity/ssh-bf"} 2.0
+
+`jail` is the scenario (every ban decision; community blocklists block sshd too); the decisions family
+keeps to scenarios whose name mentions ssh. Nothing is emitted on hosts without CrowdSec.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from exporter.collectors.ban_families import BanCollector, ban_source
+from exporter.collectors.registry import Context, register_collector
+from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader, CrowdsecSnapshot
+
+SOURCE = "crowdsec"
+
+
+def snapshot_families(snapshot: CrowdsecSnapshot) -> Iterator[Metric]:
+    if not snapshot.installed:
+        return
+    yield from ban_source(SOURCE, snapshot.up, snapshot.banned)
+    if not snapshot.up:
+        return
+    counts = Counter((d.scenario, d.origin, d.action) for d in snapshot.decisions if d.ssh_related)
+    family = GaugeMetricFamily(
+        "ssh_access_crowdsec_ssh_decisions",
+        "Active decisions of SSH-related scenarios, by scenario, origin and action.",
+        labels=["scenario", "origin", "action"],
+    )
+    for labels, count in sorted(counts.items()):
+        family.add_metric(list(labels), count)
+    yield family
+
+
+def make_collector(reader: CrowdsecReader) -> BanCollector[CrowdsecSnapshot]:
+    """Renders one CrowdsecReader snapshot per scrape."""
+    return BanCollector(SOURCE, reader, snapshot_families)
+
+
+def _add_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--collector.crowdsec.bouncer-config",
+        default=BOUNCER_CONFIG,
+        help="a bouncer's YAML config whose api_url and api_key query the local API (under rootfs; "
+        "empty or unusable: run cscli)",
+    )
+    group.add_argument("--collector.crowdsec.cscli", default=CSCLI, help="cscli binary (under rootfs)")
+
+
+def _factory(context: Context) -> BanCollector[CrowdsecSnapshot]:
+    args = vars(context.args)
+    return make_collector(
+        CrowdsecReader(
+            context.paths, args["collector.crowdsec.bouncer_config"], args["collector.crowdsec.cscli"]
+        )
+    )
+
+
+register_collector(
+    "crowdsec", _factory, enabled=True, add_flags=_add_flags, help="CrowdSec decisions (local API or cscli)"
+)

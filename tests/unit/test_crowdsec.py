@@ -1,0 +1,140 @@
+"""CrowdSec from fixtures of its answers: the local API (served on loopback) and cscli's JSON."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.collectors.crowdsec import snapshot_families
+from exporter.paths import HostPaths
+from exporter.sources.crowdsec import (
+    CrowdsecError,
+    CrowdsecReader,
+    banned_per_scenario,
+    parse_api_decisions,
+    parse_cscli_alerts,
+)
+from tests.exposition import promtool_check, render, samples, value
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "crowdsec"
+API = (FIXTURES / "api_decisions.json").read_text()
+CSCLI = (FIXTURES / "cscli_decisions.json").read_text()
+KEY = "0123456789abcdef"
+
+
+def test_api_answer() -> None:
+    decisions = parse_api_decisions(API)
+    assert len(decisions) == 6  # the simulated one blocks nothing
+    assert banned_per_scenario(decisions) == {
+        "crowdsecurity/ssh-bf": 3,
+        "crowdsecurity/ssh-slow-bf": 1,
+        "firehol_cybercrime": 1,
+    }
+    assert parse_api_decisions("null") == ()
+
+
+def test_cscli_answer() -> None:
+    decisions = parse_cscli_alerts(CSCLI)
+    assert [(d.scenario, d.origin, d.value) for d in decisions] == [
+        ("crowdsecurity/ssh-bf", "crowdsec", "192.0.2.10"),
+        ("manual 'ban' from 'localhost'", "cscli", "198.51.100.7"),
+    ]
+    assert parse_cscli_alerts("null") == ()
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_api_decisions, '{"message": "access forbidden"}'),
+        (parse_api_decisions, "[1, 2]"),
+        (parse_cscli_alerts, '[{"decisions": "x"}]'),
+    ],
+)
+def test_unexpected_answers_are_errors(parse: Callable[[str], object], text: str) -> None:
+    with pytest.raises(CrowdsecError):
+        parse(text)
+
+
+class _Lapi(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        ok = self.path == "/v1/decisions" and self.headers.get("X-Api-Key") == KEY
+        body = API.encode() if ok else b'{"message":"access forbidden"}'
+        self.send_response(200 if ok else 403)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def lapi() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Lapi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def bouncer_root(tmp_path: Path, url: str, key: str) -> HostPaths:
+    config = tmp_path / "etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"mode: nftables\napi_url: {url}\napi_key: {key}\nupdate_frequency: 10s\n")
+    return HostPaths(tmp_path)
+
+
+def test_local_api_with_the_bouncer_key(tmp_path: Path, lapi: str) -> None:
+    snapshot = CrowdsecReader(bouncer_root(tmp_path, lapi, KEY)).read()
+    assert (snapshot.up, snapshot.via) == (True, "api")
+    text = render(snapshot_families(snapshot))
+    assert promtool_check(text) is None
+    found = samples(text)
+    assert value(found, "ssh_access_ban_source_up", source="crowdsec") == 1
+    assert value(found, "ssh_access_banned_addresses", source="crowdsec", jail="crowdsecurity/ssh-bf") == 3
+    decisions = "ssh_access_crowdsec_ssh_decisions"
+    assert value(found, decisions, scenario="crowdsecurity/ssh-bf", origin="crowdsec", action="ban") == 2
+    assert value(found, decisions, scenario="crowdsecurity/ssh-bf", origin="CAPI", action="ban") == 1
+    assert value(found, decisions, scenario="firehol_cybercrime", origin="lists", action="ban") is None
+
+
+def test_wrong_key_is_down(tmp_path: Path, lapi: str) -> None:
+    snapshot = CrowdsecReader(bouncer_root(tmp_path, lapi, "wrong")).read()
+    assert (snapshot.installed, snapshot.up) == (True, False)
+    assert "403" in snapshot.error
+    assert (
+        value(samples(render(snapshot_families(snapshot))), "ssh_access_ban_source_up", source="crowdsec")
+        == 0
+    )
+
+
+def test_cscli_when_no_bouncer_config(tmp_path: Path) -> None:
+    cscli = tmp_path / "cscli"
+    (tmp_path / "answer.json").write_text(CSCLI)
+    cscli.write_text(
+        f'#!/bin/sh\n[ "$*" = "decisions list -o json" ] && exec cat {tmp_path / "answer.json"}\nexit 1\n'
+    )
+    cscli.chmod(0o755)
+    snapshot = CrowdsecReader(HostPaths(), "", str(cscli)).read()
+    assert (snapshot.up, snapshot.via, snapshot.banned) == (
+        True,
+        "cscli",
+        {
+            "crowdsecurity/ssh-bf": 1,
+            "manual 'ban' from 'localhost'": 1,
+        },
+    )
+    cscli.write_text("#!/bin/sh\necho 'cannot reach the local API' >&2\nexit 1\n")
+    snapshot = CrowdsecReader(HostPaths(), "", str(cscli)).read()
+    assert (snapshot.up, snapshot.error) == (False, "cscli: cannot reach the local API")
+
+
+def test_not_installed_emits_nothing(tmp_path: Path) -> None:
+    snapshot = CrowdsecReader(HostPaths(tmp_path)).read()
+    assert not snapshot.installed
+    assert list(snapshot_families(snapshot)) == []
