@@ -86,7 +86,7 @@ def _listener_labels(states: tuple[ListenerState, ...]) -> list[str]:
 
 
 def listener_families(states: tuple[ListenerState, ...]) -> Iterator[Metric]:
-    """Per-instance load and health, and the host-wide sums."""
+    """Per-instance load and health; the contract's `startups` is also summed over listeners."""
     labels = _listener_labels(states)
     yield _gauge("listeners", "sshd listener processes running (0: sshd is not running).", len(states))
     yield _gauge(
@@ -122,11 +122,18 @@ def listener_families(states: tuple[ListenerState, ...]) -> Iterator[Metric]:
         ),
     }
     stages = _gauge(
-        "unauthenticated_connections", "Connections not yet authenticated, by stage.", labels=["stage"]
+        "unauthenticated_connections",
+        "Connections the listener holds that are not authenticated yet, by stage.",
+        labels=["listener", "stage"],
     )
-    tcp = _gauge("tcp_connections", "TCP connections on sshd's listening ports, by state.", labels=["state"])
-    stage_totals = dict.fromkeys(STAGES, 0)
-    tcp_totals = dict.fromkeys(CONNECTION_STATES, 0)
+    sessions = _gauge(
+        "sessions", "Authenticated connections (past authentication) of the listener.", labels=["listener"]
+    )
+    tcp = _gauge(
+        "tcp_connections",
+        "TCP connections on the listener's ports, by state (its own network namespace).",
+        labels=["listener", "state"],
+    )
     for label, state in zip(labels, states, strict=True):
         listener = state.listener
         per_listener["startups"].add_metric([label], listener.startups)
@@ -137,21 +144,14 @@ def listener_families(states: tuple[ListenerState, ...]) -> Iterator[Metric]:
         per_listener["started"].add_metric([label], state.started)
         if state.reload_pending is not None:
             per_listener["pending"].add_metric([label], 1.0 if state.reload_pending else 0.0)
-        for stage, count in listener.stages.items():
-            stage_totals[stage] += count
-        for tcp_state, count in state.tcp_states.items():
-            tcp_totals[tcp_state] = tcp_totals.get(tcp_state, 0) + count
+        for stage in STAGES:
+            stages.add_metric([label, stage], listener.stages.get(stage, 0))
+        sessions.add_metric([label], listener.sessions)
+        for tcp_state in CONNECTION_STATES:
+            tcp.add_metric([label, tcp_state], state.tcp_states.get(tcp_state, 0))
     yield from per_listener.values()
-    for stage, count in stage_totals.items():
-        stages.add_metric([stage], count)
     yield stages
-    yield _gauge(
-        "sessions",
-        "Authenticated sessions (connections past authentication).",
-        sum(s.listener.sessions for s in states),
-    )
-    for tcp_state, count in tcp_totals.items():
-        tcp.add_metric([tcp_state], count)
+    yield sessions
     yield tcp
 
 

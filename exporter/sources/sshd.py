@@ -35,7 +35,13 @@ from exporter.sources.sshd_config import (
     read_config_files,
 )
 from exporter.sources.sshd_processes import Listener, classify_listeners, read_listener_trees, read_processes
-from exporter.sources.sshd_sockets import listening_ports, read_tcp_sockets, states_on_ports
+from exporter.sources.sshd_sockets import (
+    TABLES,
+    ListeningSockets,
+    listening_sockets,
+    read_tcp_sockets,
+    states_on_ports,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +101,7 @@ class SshdReader:
         self.config = config
         self._version_cache: tuple[object, SshdVersion | None] = ((), None)
         self._config_cache: tuple[object, ConfigState] | None = None
-        self._ports_cache: dict[tuple[int, float], set[int] | None] = {}
+        self._sockets_cache: dict[tuple[int, float], ListeningSockets | None] = {}
         self._known_listeners: dict[int, float] = {}  # pid -> process start, from the last full scan
         self._last_full_scan = -math.inf
 
@@ -175,16 +181,14 @@ class SshdReader:
                 pass
         return started
 
-    def _ports(
-        self, listener: Listener, started: float, fallback: tuple[int, ...]
-    ) -> tuple[tuple[int, ...], bool]:
+    def _sockets(self, listener: Listener, started: float) -> ListeningSockets | None:
+        """The listener's sockets, read once per (re)start: a reload may change them, nothing else does."""
         key = (listener.pid, started)
-        if key not in self._ports_cache:
-            if len(self._ports_cache) > 64:
-                self._ports_cache.clear()
-            self._ports_cache[key] = listening_ports(self.paths.procfs, listener.pid)
-        ports = self._ports_cache[key]
-        return (tuple(sorted(ports)), True) if ports else (fallback, False)
+        if key not in self._sockets_cache:
+            if len(self._sockets_cache) > 64:
+                self._sockets_cache.clear()
+            self._sockets_cache[key] = listening_sockets(self.paths.procfs, listener.pid)
+        return self._sockets_cache[key]
 
     def _listener_state(
         self, listener: Listener, main: ConfigState, main_files: ParsedFiles
@@ -199,10 +203,14 @@ class SshdReader:
         mtimes = [m for m in (_mtime(self.paths.root(f)) for f in parsed.files) if m is not None]
         newest = max(mtimes, default=None)
         reload_pending = None if newest is None else newest > started
-        ports, from_sockets = self._ports(listener, started, effective.ports if effective else (22,))
-        sockets = read_tcp_sockets(self.paths.procfs, listener.pid)
+        listening = self._sockets(listener, started)
+        if listening is not None:
+            ports, tables = tuple(sorted(listening.ports)), listening.tables
+        else:  # not root: the config's ports, both tables
+            ports, tables = (effective.ports if effective else (22,)), TABLES
+        sockets = read_tcp_sockets(self.paths.procfs, listener.pid, tables)
         states = dict(states_on_ports(sockets, set(ports)))
-        return ListenerState(listener, started, reload_pending, ports, from_sockets, states)
+        return ListenerState(listener, started, reload_pending, ports, listening is not None, states)
 
     def listeners(self) -> list[Listener]:
         """Known listeners are followed through children files (cost: sshd's processes only); a full

@@ -26,6 +26,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.sources.procfiles import read_proc_file
+
 SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
 STAGES: tuple[str, ...] = ("accepted", "preauth", "authenticating")
 DEFAULT_CONFIG = "/etc/ssh/sshd_config"
@@ -169,23 +171,7 @@ def classify_listeners(processes: list[ProcessInfo]) -> list[Listener]:
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_MAX_READ = 1 << 20
-
-
-def _read(path: str) -> bytes:
-    """One /proc file with raw os calls: a fraction of the cost of pathlib or psutil per process."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks, size = [], 0
-        while size < _MAX_READ:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+_read = read_proc_file
 
 
 def boot_time(procfs: Path) -> float:

@@ -9,12 +9,14 @@ ports of the effective config.
 from __future__ import annotations
 
 import re
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
+from exporter.sources.procfiles import read_proc_file
 from exporter.sources.psutil_procfs import psutil_procfs
 
 # /proc/net/tcp state codes (include/net/tcp_states.h); LISTEN is reported apart.
@@ -45,27 +47,33 @@ class TcpSocket:
 # `sl: LOCAL_ADDR:PORT REMOTE_ADDR:PORT ST`: one C-level regex pass over the whole table (under a flood
 # the table has thousands of lines, and a Python split per line cost more than the kernel's read).
 _ENTRY = re.compile(
-    r"^\s*\d+: [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) ([0-9A-Fa-f]{2}) ", re.M
+    rb"^\s*\d+: [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) ([0-9A-Fa-f]{2}) ", re.M
 )
 
 
-def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
+def parse_proc_net_tcp(text: str | bytes) -> list[TcpSocket]:
     """`/proc/net/tcp` or `tcp6`: header line, then `sl local rem st ...`; bad lines are skipped."""
+    data = text.encode() if isinstance(text, str) else text
     sockets = []
-    for local, remote, code in _ENTRY.findall(text):
+    for local, remote, code in _ENTRY.findall(data):
         state = TCP_STATES.get(int(code, 16))
         if state is not None:
             sockets.append(TcpSocket(int(local, 16), int(remote, 16), state))
     return sockets
 
 
-def read_tcp_sockets(procfs: Path, pid: int | None = None) -> list[TcpSocket]:
+TABLES = ("tcp", "tcp6")
+
+
+def read_tcp_sockets(
+    procfs: Path, pid: int | None = None, tables: tuple[str, ...] = TABLES
+) -> list[TcpSocket]:
     """Sockets of the namespace of `pid` (or of procfs/net). Missing files mean no sockets."""
-    base = procfs / str(pid) / "net" if pid is not None else procfs / "net"
+    base = f"{procfs}/{pid}/net" if pid is not None else f"{procfs}/net"
     sockets: list[TcpSocket] = []
-    for family in ("tcp", "tcp6"):
+    for table in tables:
         try:
-            sockets.extend(parse_proc_net_tcp((base / family).read_text(errors="replace")))
+            sockets.extend(parse_proc_net_tcp(read_proc_file(f"{base}/{table}")))
         except OSError:
             continue
     return sockets
@@ -76,11 +84,28 @@ def states_on_ports(sockets: list[TcpSocket], ports: set[int]) -> Counter[str]:
     return Counter(s.state for s in sockets if s.local_port in ports and s.state != "listen")
 
 
-def listening_ports(procfs: Path, pid: int) -> set[int] | None:
-    """The TCP ports a process listens on; None when its sockets cannot be read (not root)."""
+@dataclass(frozen=True)
+class ListeningSockets:
+    """The TCP ports a process listens on, and which tables (`tcp`, `tcp6`) their connections are in."""
+
+    ports: frozenset[int]
+    tables: tuple[str, ...]
+
+
+def listening_sockets(procfs: Path, pid: int) -> ListeningSockets | None:
+    """A process's listening sockets; None when they cannot be read (not root) or there are none.
+
+    Connections to an IPv4-only listener appear only in `tcp`, so the (costly, under a flood) read of
+    the other table is skipped; a `::` listener takes IPv4 connections too and keeps both."""
     try:
         with psutil_procfs(procfs):
             conns = psutil.Process(pid).net_connections(kind="tcp")
     except (psutil.Error, OSError):
         return None
-    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr}
+    listening = [c for c in conns if c.status == psutil.CONN_LISTEN and c.laddr]
+    if not listening:
+        return None
+    ipv6 = any(c.family == socket.AF_INET6 for c in listening)
+    ipv4_only = all(c.family == socket.AF_INET for c in listening)
+    tables = ("tcp",) if ipv4_only else ("tcp", "tcp6") if ipv6 else TABLES
+    return ListeningSockets(frozenset(c.laddr.port for c in listening), tables)

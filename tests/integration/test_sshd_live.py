@@ -59,8 +59,19 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
         yield server
 
 
-def _startups(expected: int) -> object:
-    return lambda found: value(found, "ssh_access_sshd_startups") == expected
+def _startups(label: str, expected: int | None) -> object:
+    return lambda found: value(found, "ssh_access_sshd_listener_startups", listener=label) == expected
+
+
+def _listener_values(found: Samples, name: str) -> dict[str, float]:
+    return {dict(labels)["listener"]: v for (metric, labels), v in found.items() if metric == name}
+
+
+def _assert_host_sums(found: Samples) -> None:
+    """The host-wide contract gauges are the sums over listeners (other sshd instances may run here)."""
+    per_listener = _listener_values(found, "ssh_access_sshd_listener_startups")
+    assert value(found, "ssh_access_sshd_startups") == sum(per_listener.values())
+    assert value(found, "ssh_access_sshd_listeners") == len(per_listener)
 
 
 def test_startups_follow_held_connections_exactly(sshd: Sshd) -> None:
@@ -70,19 +81,22 @@ def test_startups_follow_held_connections_exactly(sshd: Sshd) -> None:
         try:
             for count in (0, 2, 4, 6):
                 held.hold(count)
-                found = exporter.wait_until(_startups(count))
-                assert value(found, "ssh_access_sshd_startups") == count
+                found = exporter.wait_until(_startups(label, count))
+                _assert_host_sums(found)
                 assert value(found, "ssh_access_sshd_listener_startups", listener=label) == count
                 assert value(found, "ssh_access_sshd_listener_startups_from_title", listener=label) == 1
-                assert value(found, "ssh_access_sshd_unauthenticated_connections", stage="accepted") == count
-                assert value(found, "ssh_access_sshd_tcp_connections", state="established") == count
+                stages = "ssh_access_sshd_unauthenticated_connections"
+                assert value(found, stages, listener=label, stage="accepted") == count
+                tcp = "ssh_access_sshd_tcp_connections"
+                assert value(found, tcp, listener=label, state="established") == count
                 assert value(found, "ssh_access_sshd_listener_maxstartups_start", listener=label) == 3
                 assert value(found, "ssh_access_sshd_listener_maxstartups_full", listener=label) == 6
             assert held.dropped > 0  # past start, sshd really dropped some (random early drop)
         finally:
             held.close()
-        found = exporter.wait_until(_startups(0))
-        assert value(found, "ssh_access_sshd_startups") == 0
+        found = exporter.wait_until(_startups(label, 0))
+        assert value(found, "ssh_access_sshd_listener_startups", listener=label) == 0
+        _assert_host_sums(found)
         assert promtool_check(exporter.text()) is None
 
 
@@ -149,14 +163,18 @@ def test_reload_pending_after_edit_and_cleared_by_reload(sshd: Sshd) -> None:
 
 
 def test_killed_sshd_is_reported_absent_without_failing_the_scrape(sshd: Sshd) -> None:
+    label = str(sshd.config)
     with Exporter(f"--collector.sshd.config={sshd.config}") as exporter:
-        assert value(exporter.scrape(), "ssh_access_sshd_listeners") == 1
+        before = exporter.scrape()
+        assert value(before, "ssh_access_sshd_listener_startups", listener=label) == 0
         os.kill(sshd.pid, signal.SIGKILL)
-        found = exporter.wait_until(lambda f: value(f, "ssh_access_sshd_listeners") == 0)
-        assert value(found, "ssh_access_sshd_listeners") == 0
-        assert value(found, "ssh_access_sshd_startups") == 0
+        found = exporter.wait_until(_startups(label, None))
+        assert value(found, "ssh_access_sshd_listener_startups", listener=label) is None
+        assert label not in _listener_values(found, "ssh_access_sshd_listener_start_time_seconds")
+        listeners = value(before, "ssh_access_sshd_listeners")
+        assert listeners is not None and value(found, "ssh_access_sshd_listeners") == listeners - 1
+        _assert_host_sums(found)  # 0 listeners and 0 startups when no other sshd runs here (as in CI)
         assert value(found, "ssh_access_collector_success", collector="sshd") == 1
-        assert value(found, "ssh_access_sshd_listener_startups", listener=str(sshd.config)) is None
         assert value(found, "ssh_access_sshd_maxstartups_start") == 3  # config still known
 
 
@@ -170,15 +188,16 @@ def test_two_instances_are_reported_apart(tmp_path: Path) -> None:
         try:
             one.hold(1)
             two.hold(3)
-            found = exporter.wait_until(_startups(4))
-            assert value(found, "ssh_access_sshd_listeners") == 2
-            assert value(found, "ssh_access_sshd_startups") == 4
+            found = exporter.wait_until(_startups(str(second.config), 3))
+            _assert_host_sums(found)
             assert value(found, "ssh_access_sshd_listener_startups", listener=str(first.config)) == 1
             assert value(found, "ssh_access_sshd_listener_startups", listener=str(second.config)) == 3
             assert (
                 value(found, "ssh_access_sshd_listener_maxstartups_full", listener=str(second.config)) == 10
             )
-            assert value(found, "ssh_access_sshd_tcp_connections", state="established") == 4
+            for server, count in ((first, 1), (second, 3)):
+                tcp = "ssh_access_sshd_tcp_connections"
+                assert value(found, tcp, listener=str(server.config), state="established") == count
         finally:
             one.close()
             two.close()

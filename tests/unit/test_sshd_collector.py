@@ -64,9 +64,11 @@ def test_fixture_host_exposition(host: HostPaths) -> None:
     assert value(found, "ssh_access_sshd_listener_startups", listener="/etc/ssh/sshd_config") == 2
     assert value(found, "ssh_access_sshd_listener_startups", listener="/etc/ssh/alt_config") == 0
     assert value(found, "ssh_access_sshd_listener_maxstartups_full", listener="/etc/ssh/sshd_config") == 6
-    assert value(found, "ssh_access_sshd_unauthenticated_connections", stage="accepted") == 2
-    assert value(found, "ssh_access_sshd_unauthenticated_connections", stage="authenticating") == 0
-    assert value(found, "ssh_access_sshd_sessions") == 1
+    main = "/etc/ssh/sshd_config"
+    assert value(found, "ssh_access_sshd_unauthenticated_connections", listener=main, stage="accepted") == 2
+    assert value(found, "ssh_access_sshd_unauthenticated_connections", listener=main, stage="preauth") == 0
+    assert value(found, "ssh_access_sshd_sessions", listener=main) == 1
+    assert value(found, "ssh_access_sshd_sessions", listener="/etc/ssh/alt_config") == 0
     assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") == 0
     assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/alt_config") == 0
     if shutil.which("promtool"):
