@@ -7,6 +7,7 @@ silently turns a check off.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,19 +45,28 @@ def _parse_watchlist(value: Any) -> tuple[Network, ...]:
 _KEYS = {"watchlist": _parse_watchlist}
 
 
-def parse_config(text: str, origin: str = "config") -> FileConfig:
-    """Validate YAML text into a FileConfig."""
+def load_yaml_mapping(text: str, origin: str, keys: Iterable[str]) -> dict[str, Any] | None:
+    """YAML text that must be a mapping of known keys (None for an empty file); errors name the key."""
+    known = list(keys)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
     if data is None:
-        return FileConfig()
+        return None
     if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: top level must be a mapping of keys ({', '.join(_KEYS)})")
-    unknown = sorted(str(k) for k in data if k not in _KEYS)
+        raise ConfigError(f"{origin}: top level must be a mapping of keys ({', '.join(known)})")
+    unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown key in {origin} (known: {', '.join(_KEYS)})")
+        raise ConfigError(f"{unknown[0]}: unknown key in {origin} (known: {', '.join(known)})")
+    return data
+
+
+def parse_config(text: str, origin: str = "config") -> FileConfig:
+    """Validate YAML text into a FileConfig."""
+    data = load_yaml_mapping(text, origin, _KEYS)
+    if data is None:
+        return FileConfig()
     return FileConfig(**{key: parse(data.get(key)) for key, parse in _KEYS.items()})
 
 

@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
 
-from exporter.config import ConfigError
+from exporter.config import ConfigError, load_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -262,17 +261,9 @@ def _parse_users(value: Any) -> tuple[tuple[str, str], ...]:
 
 def parse_web_config(text: str, base: Path, origin: str = "web config") -> WebConfig:
     """Validate YAML text into a WebConfig; relative paths are joined to `base`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    data = load_yaml_mapping(text, origin, _TOP_KEYS)
     if data is None:
         return WebConfig()
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: top level must be a mapping of keys ({', '.join(_TOP_KEYS)})")
-    for name in data:
-        if name not in _TOP_KEYS:
-            raise ConfigError(f"{name}: unknown key in {origin} (known: {', '.join(_TOP_KEYS)})")
     if data.get("rate_limit") is not None:
         raise ConfigError("rate_limit: not supported by this exporter; rate-limit in a reverse proxy")
     headers, http2 = _parse_http(data.get("http_server_config"))
