@@ -6,7 +6,7 @@ PACKAGES=(
     python3 python3-venv
     openssh-server openssh-client sshpass
     iptables nftables ipset iproute2
-    fail2ban sshguard tcpd
+    fail2ban sshguard tcpd crowdsec
     rsyslog logrotate systemd-journal-remote libsystemd-dev pkg-config
     prometheus prometheus-alertmanager prometheus-node-exporter
     procps openssl curl
@@ -26,5 +26,8 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
 fi
+# CrowdSec's postinst registers with its Central API unless these credentials exist: stay offline.
+mkdir -p /etc/crowdsec
+[ -e /etc/crowdsec/online_api_credentials.yaml ] || echo '# offline' >/etc/crowdsec/online_api_credentials.yaml
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"

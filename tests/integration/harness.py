@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Self
 
 import pytest
+import yaml
 
 from tests.exposition import Samples, samples
 from tests.net import free_port, wait_for_port
@@ -426,3 +427,68 @@ class Fail2banServer(Daemon):
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 _stop(self.proc)
+
+
+class Crowdsec(Daemon):
+    """crowdsec (agent and local API) in a network namespace, offline: a copy of /etc/crowdsec's config
+    without the online client, its own database, machine, bouncer key and an acquisition of `log`."""
+
+    def __init__(self, directory: Path, netns: NetNs, bouncer_key: str = "sae-test-bouncer-key") -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.netns = netns
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = self.dir / "auth.log"
+        self.log.write_text("")
+        self.bouncer_key = bouncer_key
+        data = self.dir / "data"
+        data.mkdir(exist_ok=True)
+        for item in Path("/var/lib/crowdsec/data").glob("*.txt"):
+            shutil.copy(item, data)
+        (self.dir / "acquis.d").mkdir(exist_ok=True)
+        (self.dir / "acquis.yaml").write_text(f"filenames:\n  - {self.log}\nlabels:\n  type: syslog\n")
+        config = yaml.safe_load(Path("/etc/crowdsec/config.yaml").read_text())
+        config["common"].update(daemonize=False, log_media="file", log_dir=str(self.dir), log_level="info")
+        config["config_paths"]["data_dir"] = str(data)
+        config["crowdsec_service"].update(
+            acquisition_path=str(self.dir / "acquis.yaml"), acquisition_dir=str(self.dir / "acquis.d")
+        )
+        config["db_config"].update(db_path=str(data / "crowdsec.db"), use_wal=False)
+        config["api"]["client"]["credentials_path"] = str(self.dir / "local_api_credentials.yaml")
+        config["api"]["server"]["listen_uri"] = f"127.0.0.1:{self.port}"
+        config["api"]["server"].pop("online_client", None)  # offline: no Central API
+        config["prometheus"]["enabled"] = False
+        self.config = self.dir / "config.yaml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.cscli("machines", "add", "sae-test", "--password", "sae-test-password", "--force",
+                   "--file", str(self.dir / "local_api_credentials.yaml"), "--url", self.url)  # fmt: skip
+        self.cscli("bouncers", "add", "sae-test-bouncer", "--key", bouncer_key)
+        self.bouncer_config = self.dir / "bouncer.yaml"
+        self.bouncer_config.write_text(f"mode: nftables\napi_url: {self.url}\napi_key: {bouncer_key}\n")
+
+    def cscli(self, *args: str) -> str:
+        """cscli on this instance's config, inside the namespace (where its local API listens)."""
+        run = self.netns.run(["cscli", "-c", str(self.config), "--error", *args], timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    def start(self) -> Crowdsec:
+        command = self.netns.command(["crowdsec", "-c", str(self.config)])
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.netns.wait_for_port(self.port)
+        log, deadline = self.dir / "crowdsec.log", time.monotonic() + 60
+        # the local API listens before the agent has loaded its scenarios and opened the log (from its end)
+        while not (log.exists() and "Starting processing data" in log.read_text(errors="replace")):
+            assert time.monotonic() < deadline and self.proc.poll() is None, "crowdsec agent did not start"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        return self
+
+    def attack(self, address: str, times: int = 8) -> None:
+        """sshd failed-password lines for `address` (a documentation address: nothing is sent to it)."""
+        stamp = time.strftime("%b %e %H:%M:%S")
+        with self.log.open("a") as log:
+            for attempt in range(times):
+                line = f"Failed password for invalid user admin from {address} port {40000 + attempt} ssh2"
+                log.write(f"{stamp} vm sshd[{4000 + attempt}]: {line}\n")
