@@ -18,6 +18,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_BANTIME = 600  # fail2ban's default bantime, for bans whose jail bantime is unknown
 _BUSY_TIMEOUT = 1.0
@@ -41,14 +42,15 @@ class DbSnapshot:
     jails: tuple[DbJail, ...]
 
 
-# One jail's permanent and current bans. -2 (unknown) takes the jail's bantime, :unknown.
-_CURRENT_V4 = """
-SELECT TOTAL(bantime = -1),
-       TOTAL(bantime = -1 OR (bantime = -2 AND timeofban + :unknown > :now)
-             OR (bantime >= 0 AND timeofban + bantime > :now))
-FROM bips WHERE jail = :jail
-"""
+# A current v4 ban. -2 (unknown) takes the jail's bantime, :unknown.
+_IS_CURRENT_V4 = """(bantime = -1 OR (bantime = -2 AND timeofban + :unknown > :now)
+             OR (bantime >= 0 AND timeofban + bantime > :now))"""
+# One jail's permanent and current bans.
+_CURRENT_V4 = f"SELECT TOTAL(bantime = -1), TOTAL({_IS_CURRENT_V4}) FROM bips WHERE jail = :jail"
 _CURRENT_V2 = "SELECT 0, COUNT(DISTINCT ip) FROM bans WHERE jail = :jail AND timeofban + :unknown > :now"
+# One jail's currently banned addresses.
+_ADDRESSES_V4 = f"SELECT ip FROM bips WHERE jail = :jail AND {_IS_CURRENT_V4}"
+_ADDRESSES_V2 = "SELECT DISTINCT ip FROM bans WHERE jail = :jail AND timeofban + :unknown > :now"
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -70,8 +72,10 @@ def schema_version(conn: sqlite3.Connection) -> int:
     raise DatabaseError(f"unsupported fail2ban database schema version {version}")
 
 
-def read_database(path: Path, bantimes: dict[str, int] | None = None, now: float | None = None) -> DbSnapshot:
-    """Jails and current ban counts; bantimes maps jail -> bantime for bans the database cannot date."""
+def _per_jail(
+    path: Path, bantimes: dict[str, int] | None, now: float | None, queries: tuple[str, str]
+) -> tuple[int, list[tuple[str, bool, list[tuple[Any, ...]]]]]:
+    """Run queries[0] (v4) or queries[1] (v2) per jail: (schema version, [(jail, enabled, rows)])."""
     bantimes = bantimes or {}
     stamp = int(time.time() if now is None else now)
     try:
@@ -81,17 +85,34 @@ def read_database(path: Path, bantimes: dict[str, int] | None = None, now: float
     try:
         version = schema_version(conn)
         jails = conn.execute("SELECT name, enabled FROM jails ORDER BY name").fetchall()
-        query = _CURRENT_V4 if version == 4 else _CURRENT_V2
+        query = queries[0] if version == 4 else queries[1]
         result = []
         for name, enabled in jails:
             unknown = bantimes.get(name, DEFAULT_BANTIME)
             if unknown < 0:  # the jail bans forever: each of its bans is current
                 unknown = 1 << 62
             params = {"now": stamp, "unknown": unknown, "jail": name}
-            permanent, current = conn.execute(query, params).fetchone()
-            result.append(DbJail(str(name), bool(enabled), int(current), int(permanent)))
-        return DbSnapshot(version, tuple(result))
+            result.append((str(name), bool(enabled), conn.execute(query, params).fetchall()))
+        return version, result
     except sqlite3.Error as exc:  # "file is not a database", locked beyond the busy timeout, ...
         raise DatabaseError(f"{path}: {exc}") from exc
     finally:
         conn.close()
+
+
+def read_database(path: Path, bantimes: dict[str, int] | None = None, now: float | None = None) -> DbSnapshot:
+    """Jails and current ban counts; bantimes maps jail -> bantime for bans the database cannot date."""
+    version, jails = _per_jail(path, bantimes, now, (_CURRENT_V4, _CURRENT_V2))
+    result = []
+    for name, enabled, rows in jails:
+        permanent, current = rows[0]
+        result.append(DbJail(name, enabled, int(current), int(permanent)))
+    return DbSnapshot(version, tuple(result))
+
+
+def current_addresses(
+    path: Path, bantimes: dict[str, int] | None = None, now: float | None = None
+) -> dict[str, frozenset[str]]:
+    """Each enabled jail's currently banned addresses (for the firewall's enforcement check)."""
+    _, jails = _per_jail(path, bantimes, now, (_ADDRESSES_V4, _ADDRESSES_V2))
+    return {name: frozenset(str(row[0]) for row in rows) for name, enabled, rows in jails if enabled}
