@@ -26,6 +26,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from exporter.collectors.ban_families import BanCollector, banned_addresses, source_up
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.fail2ban.reader import (
+    DEFAULT_CONFIG_DIR,
     DEFAULT_DB,
     DEFAULT_SOCKET,
     Fail2banReader,
@@ -148,6 +149,22 @@ def snapshot_families(snapshot: Fail2banSnapshot) -> Iterator[Metric]:
     if snapshot.source is not None:
         yield banned_addresses(SOURCE, {jail.name: jail.banned for jail in snapshot.jails})
         yield from jail_families(snapshot.jails)
+    config = snapshot.config
+    if config is not None:
+        yield GaugeMetricFamily(
+            "ssh_access_fail2ban_config_valid",
+            "While the server is unreachable: 1 when fail2ban-client -d parses its config.",
+            value=_bool(not config.error),
+        )
+        without_logs = GaugeMetricFamily(
+            "ssh_access_fail2ban_config_jail_log_missing",
+            "While the server is unreachable: 1 for an enabled jail that finds no log file "
+            "(fail2ban-server refuses to start then).",
+            labels=["jail"],
+        )
+        for jail in config.jails:
+            without_logs.add_metric([jail], _bool(jail in config.without_logs))
+        yield without_logs
 
 
 def make_collector(reader: Fail2banReader) -> BanCollector[Fail2banSnapshot]:
@@ -185,6 +202,12 @@ def _add_flags(group: argparse._ArgumentGroup) -> None:
         help="fail2ban's sqlite database, read when the socket is unreachable (under rootfs; empty: never)",
     )
     group.add_argument(
+        "--collector.fail2ban.config-dir",
+        default=DEFAULT_CONFIG_DIR,
+        help="fail2ban's config, parsed by fail2ban-client -d when the server is unreachable (only with "
+        "--path.rootfs=/; empty: never)",
+    )
+    group.add_argument(
         "--collector.fail2ban.socket-owner",
         type=int,
         default=0,
@@ -212,6 +235,7 @@ def _factory(context: Context) -> BanCollector[Fail2banSnapshot]:
         owner_uid=args["collector.fail2ban.socket_owner"],
         timeout=args["collector.fail2ban.timeout"],
         sshd_ports=lambda: sshd_ports(sshd),
+        config_dir=args["collector.fail2ban.config_dir"],
     )
     return make_collector(reader)
 

@@ -45,6 +45,7 @@ class Stack:
         return Exporter(
             f"--collector.fail2ban.socket={self.fail2ban.socket}",
             f"--collector.fail2ban.db={self.fail2ban.db}",
+            f"--collector.fail2ban.config-dir={self.fail2ban.conf}",
             f"--collector.sshd.config={self.sshd.config}",
             *extra,
         )
@@ -133,6 +134,10 @@ def test_real_bans_restart_and_stop(stack: Stack) -> None:
         assert value(found, "ssh_access_collector_success", collector="sshd") == 1
         assert value(found, "ssh_access_sshd_listeners") is not None
         assert _banned(found) is None  # a clean stop unbanned everything and disabled its jails
+        # fail2ban-client -d on its config says why it could be down: here, nothing is wrong with it
+        assert value(found, "ssh_access_fail2ban_config_valid") == 1
+        assert value(found, "ssh_access_fail2ban_config_jail_log_missing", jail="sshd") == 0
+        assert value(found, "ssh_access_fail2ban_sshd_guarded") == 1
         assert promtool_check(exporter.text()) is None
 
 
@@ -175,3 +180,20 @@ def test_config_checks_on_a_misconfigured_server(stack: Stack) -> None:
         assert value(found, "ssh_access_fail2ban_jail_guards_sshd", jail="web") == 0
         assert value(found, "ssh_access_fail2ban_jail_covers_sshd_port", jail="web") is None
         assert samples(exporter.text())  # still a valid exposition
+
+
+def test_jail_without_its_log_file_keeps_fail2ban_down(tmp_path: Path) -> None:
+    """Debian 12 without rsyslog: the sshd jail's /var/log/auth.log does not exist, the server exits."""
+    with NetNs(tmp_path / "netns") as netns:
+        missing = tmp_path / "no-syslog" / "auth.log"
+        fail2ban = Fail2banServer(tmp_path / "fail2ban", netns, _jail("sshd", "ssh", missing))
+        with pytest.raises(AssertionError, match="exited"):
+            fail2ban.start()
+        fail2ban.stop()
+        flags = (f"--collector.fail2ban.socket={fail2ban.socket}", f"--collector.fail2ban.db={fail2ban.db}")
+        with Exporter(*flags, f"--collector.fail2ban.config-dir={fail2ban.conf}") as exporter:
+            found = exporter.scrape()
+            assert _up(found) == 0
+            assert value(found, "ssh_access_fail2ban_config_jail_log_missing", jail="sshd") == 1
+            assert value(found, "ssh_access_fail2ban_config_valid") == 1
+            assert value(found, "ssh_access_collector_success", collector="fail2ban") == 1

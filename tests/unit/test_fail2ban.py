@@ -17,6 +17,7 @@ from exporter.cli import build_collectors, build_context, serve_parser
 from exporter.collectors.ban_families import BanCollector
 from exporter.collectors.fail2ban import make_collector, snapshot_families
 from exporter.paths import HostPaths
+from exporter.sources.fail2ban.configcheck import parse_dump
 from exporter.sources.fail2ban.database import DatabaseError, read_database
 from exporter.sources.fail2ban.ports import ALL_PORTS, covers, parse_port_spec, parse_services
 from exporter.sources.fail2ban.protocol import (
@@ -499,3 +500,61 @@ def test_flags_reach_the_reader(tmp_path: Path) -> None:
         7,
         0.5,
     )
+
+
+# -- config check while the server is down ----------------------------------------------------------
+
+DUMP = """\
+['set', 'syslogsocket', 'auto']
+['set', 'dbfile', '/var/lib/fail2ban/fail2ban.sqlite3']
+['add', 'sshd', 'auto']
+['set', 'sshd', 'prefregex', '^<F-MLFID>(?:\\\\[\\\\])?\\\\s*[\\\\[\\\\(]?sshd(?:\\\\(\\\\S+\\\\))?:?']
+['set', 'sshd', 'addfailregex', '^Failed \\\\S+ for .* from <HOST>']
+['set', 'sshd', 'maxretry', 5]
+['start', 'sshd']
+['add', 'web', 'polling']
+['set', 'web', 'addfailregex', '^<HOST> .* 401']
+['set', 'web', 'addlogpath', '/var/log/nginx/access.log', 'head']
+['start', 'web']
+"""
+DUMP_STDERR = (
+    "2026-11-23 20:39:02,023 fail2ban.jailreader [2388]: WARNING Have not found any log file for sshd jail\n"
+)
+
+
+def test_config_dump_names_jails_without_logs() -> None:
+    check = parse_dump(DUMP, DUMP_STDERR)
+    assert check.jails == ("sshd", "web")
+    assert check.without_logs == frozenset({"sshd"})
+    assert any("sshd" in regex for regex in check.matches["sshd"])
+    snapshot = Fail2banSnapshot(True, False, None, "down", config=check)
+    assert snapshot.sshd_guarded is True
+    found = samples(render(snapshot_families(snapshot)))
+    assert value(found, "ssh_access_fail2ban_config_jail_log_missing", jail="sshd") == 1
+    assert value(found, "ssh_access_fail2ban_config_jail_log_missing", jail="web") == 0
+    assert value(found, "ssh_access_fail2ban_sshd_guarded") == 1
+    web_only = parse_dump("['add', 'web', 'polling']\n['set', 'web', 'addfailregex', '^<HOST> 401']\n", "")
+    assert Fail2banSnapshot(True, False, None, "down", config=web_only).sshd_guarded is False
+
+
+def test_config_check_runs_only_while_the_socket_is_unreachable(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    (tmp_path / "dump").write_text(DUMP)
+    client = tmp_path / "fail2ban-client"
+    client.write_text(
+        f'#!/bin/sh\necho run >> {calls}\ncat {tmp_path / "dump"}\necho "{DUMP_STDERR.strip()}" >&2\n'
+    )
+    client.chmod(0o755)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf/jail.local").write_text("[sshd]\nenabled = true\n")
+    reader = Fail2banReader(
+        HostPaths(), str(tmp_path / "no.sock"), None, config_dir=str(tmp_path / "conf"), client=str(client)
+    )
+    first, second = reader.read(), reader.read()
+    assert first.config is not None and first.config.without_logs == frozenset({"sshd"})
+    assert second.config == first.config
+    assert calls.read_text().count("run") == 1  # cached until a config file changes
+    (tmp_path / "conf/jail.local").write_text("[sshd]\nenabled = false\n")
+    os.utime(tmp_path / "conf/jail.local", ns=(1, 1))
+    reader.read()
+    assert calls.read_text().count("run") == 2

@@ -14,12 +14,14 @@ they are counters that reset on a restart; `server_started` dates the reset.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.fail2ban.configcheck import ConfigCheck, check_config
 from exporter.sources.fail2ban.database import DatabaseError, DbSnapshot, read_database
 from exporter.sources.fail2ban.ports import covers, read_services
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "/var/run/fail2ban/fail2ban.sock"
 DEFAULT_DB = "/var/lib/fail2ban/fail2ban.sqlite3"
+DEFAULT_CONFIG_DIR = "/etc/fail2ban"
+CLIENT = "/usr/bin/fail2ban-client"
+CONFIG_CHECK_TTL = 60.0  # while the server is down, its config is parsed again at most this often
 # Any of these under rootfs means fail2ban is installed, so "unreachable" is worth reporting.
 INSTALL_MARKERS = ("/etc/fail2ban", "/usr/bin/fail2ban-server")
 BACKENDS = ("file", "systemd")
@@ -67,14 +72,16 @@ class Fail2banSnapshot:
     server_started: float | None = None
     db_version: int | None = None
     jails: tuple[Jail, ...] = field(default_factory=tuple)
+    config: ConfigCheck | None = None  # fail2ban's own parse of its config, when the socket is unreachable
 
     @property
     def sshd_guarded(self) -> bool | None:
-        """Does any enabled jail guard sshd? None when the source cannot tell (database only)."""
-        known = [jail.guards_sshd for jail in self.jails if jail.guards_sshd is not None]
-        if self.source != "socket":
-            return None
-        return any(known)
+        """Does any enabled jail guard sshd? From the server, else from its config; None when unknown."""
+        if self.source == "socket":
+            return any(jail.guards_sshd for jail in self.jails)
+        if self.config is not None and not self.config.error:
+            return any(mentions_sshd(self.config.matches.get(jail, ())) for jail in self.config.jails)
+        return None
 
 
 def _pairs(value: object, what: str) -> dict[str, object]:
@@ -140,6 +147,21 @@ def jail_names(reply: object) -> tuple[str, ...]:
     return tuple(name.strip() for name in str(listed).split(",") if name.strip())
 
 
+def _tree_signature(directory: Path) -> tuple[tuple[str, int], ...] | None:
+    """(path, mtime) of every file under directory; None when it cannot be listed."""
+    if not directory.is_dir():
+        return None
+    files = []
+    try:
+        for root, _, names in os.walk(directory):
+            for name in names:
+                path = os.path.join(root, name)
+                files.append((path, os.stat(path).st_mtime_ns))
+    except OSError:
+        return None
+    return tuple(sorted(files))
+
+
 class Fail2banReader:
     """Reads fail2ban through its socket, else its database, under --path.rootfs."""
 
@@ -153,6 +175,8 @@ class Fail2banReader:
         timeout: float = 3.0,
         sshd_ports: Callable[[], frozenset[int]] | None = None,
         sshd_ports_ttl: float = 30.0,
+        config_dir: str | None = DEFAULT_CONFIG_DIR,
+        client: str = CLIENT,
     ) -> None:
         self.paths = paths
         self.socket_path = socket_path or None
@@ -164,6 +188,9 @@ class Fail2banReader:
         self._sshd_ports_cache: tuple[float, frozenset[int]] | None = None
         self._services: dict[str, int] | None = None
         self._bantimes: dict[str, int] = {}  # from the last socket read, for the database fallback
+        self.config_dir = config_dir or None
+        self.client = client
+        self._config_cache: tuple[object, float, ConfigCheck] | None = None
 
     # -- socket --------------------------------------------------------------------------------
     def _jail(self, conn: Connection, name: str) -> Jail:
@@ -233,6 +260,21 @@ class Fail2banReader:
             pid = conn.peer_pid
         return Fail2banSnapshot(True, True, "socket", "", version, self._started(pid), None, jails)
 
+    # -- config (server down) --------------------------------------------------------------------
+    def config_check(self) -> ConfigCheck | None:
+        """fail2ban-client's parse of the config (only when rootfs is /), cached on the files and a TTL."""
+        client = self.paths.root(self.client)
+        if self.config_dir is None or not self.paths.is_host_root or not client.exists():
+            return None
+        signature = _tree_signature(Path(self.config_dir))
+        if signature is None:
+            return None
+        now = time.monotonic()
+        cached = self._config_cache
+        if cached is None or cached[0] != signature or now - cached[1] > CONFIG_CHECK_TTL:
+            self._config_cache = cached = (signature, now, check_config(client, Path(self.config_dir)))
+        return cached[2]
+
     # -- database ------------------------------------------------------------------------------
     def read_db(self, path: Path) -> DbSnapshot:
         return read_database(path, self._bantimes)
@@ -243,11 +285,13 @@ class Fail2banReader:
 
     def read(self) -> Fail2banSnapshot:
         errors = []
+        config = None
         if self.socket_path:
             try:
                 return self.read_socket(self.paths.root(self.socket_path))
             except (OSError, ProtocolError) as exc:
                 errors.append(f"socket {self.socket_path}: {type(exc).__name__}: {exc}")
+            config = self.config_check()
         if self.db_path and self.paths.root(self.db_path).exists():
             try:
                 db = self.read_db(self.paths.root(self.db_path))
@@ -262,7 +306,9 @@ class Fail2banReader:
                 )
                 up = self.socket_path is None  # database-only mode: reading it is reaching fail2ban
                 error = "; ".join(errors)
-                return Fail2banSnapshot(True, up, "database", error, db_version=db.version, jails=jails)
+                return Fail2banSnapshot(
+                    True, up, "database", error, db_version=db.version, jails=jails, config=config
+                )
         elif self.db_path and not self.socket_path:
             errors.append(f"database {self.db_path}: not found")
-        return Fail2banSnapshot(self._installed(), False, None, "; ".join(errors))
+        return Fail2banSnapshot(self._installed(), False, None, "; ".join(errors), config=config)
