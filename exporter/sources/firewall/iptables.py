@@ -1,0 +1,221 @@
+"""iptables rules from `iptables-save -c` text (legacy or iptables-nft) or from python-iptables.
+
+python-iptables sees only legacy tables, and importing or reading it may load kernel modules and
+creates the legacy filter table; so it is imported lazily, only for tables that already exist
+(`/proc/net/ip_tables_names`), and every call runs under one process-wide lock (it is not
+thread-safe, and its Table objects are process-wide singletons). Its rules are turned into the
+same tokens `iptables-save` prints, so one parser reads both.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import shlex
+import threading
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from exporter.sources.firewall.model import Chain, PortRanges, Rule, parse_ports, set_key
+
+HOOKS = {"INPUT": "input", "PREROUTING": "prerouting", "FORWARD": "forward", "OUTPUT": "output",
+         "POSTROUTING": "postrouting"}  # fmt: skip
+VERDICTS = {"DROP": "drop", "REJECT": "reject", "ACCEPT": "accept", "RETURN": "return"}
+TCP = frozenset({"tcp", "6", "all", "0", "ip"})
+PORT_OPTIONS = frozenset({"--dport", "--dports", "--destination-port", "--destination-ports"})
+IPTC_LOCK = threading.Lock()  # every python-iptables call, process-wide
+_iptc: ModuleType | None = None
+
+
+class IptablesError(Exception):
+    """Text that is not iptables-save output."""
+
+
+def complement(ranges: PortRanges) -> PortRanges:
+    """The ports a negated port match (`! --dport 22`) matches."""
+    result, start = [], 0
+    for low, high in sorted(ranges):
+        if low > start:
+            result.append((start, low - 1))
+        start = max(start, high + 1)
+    if start <= 65535:
+        result.append((start, 65535))
+    return tuple(result)
+
+
+def _address(text: str) -> str:
+    """`192.0.2.1/32` -> `192.0.2.1`; networks stay prefixes."""
+    address, _, length = text.partition("/")
+    if length in ("32", "128") or not length:
+        return address
+    return text
+
+
+def parse_rule(tokens: list[str], chains: Iterable[str] | frozenset[str]) -> Rule:
+    """One rule's options (after `-A CHAIN`); `chains` are the table's chains, to tell jumps from targets."""
+    verdict, target, sources, sets, ports = "", "", None, [], None
+    negated = negate = non_tcp = False
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        value = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if token == "!":
+            negate = True
+            index += 1
+            continue
+        if token in ("-s", "--source"):
+            negated |= negate
+            if not negate:
+                sources = tuple(_address(part) for part in value.split(","))
+        elif token in ("-p", "--protocol"):
+            non_tcp = negate or value.lower() not in TCP
+        elif token in PORT_OPTIONS:
+            ports = complement(parse_ports(value)) if negate else parse_ports(value)
+        elif token == "--match-set":
+            direction = tokens[index + 2] if index + 2 < len(tokens) else ""
+            if direction.split(",")[0] == "src":
+                negated |= negate
+                sets.append(set_key("ipset", "", value))
+            index += 1
+        elif token in ("-j", "--jump", "-g", "--goto"):
+            if value in VERDICTS:
+                verdict = VERDICTS[value]
+            elif value in chains:
+                verdict, target = ("goto" if token in ("-g", "--goto") else "jump"), value
+        negate = False
+        index += 2 if token.startswith("-") else 1
+    if non_tcp:
+        ports = ()
+    return Rule(verdict, target, sources, tuple(sets), ports, negated)
+
+
+def _split(line: str) -> list[str]:
+    return shlex.split(line) if '"' in line or "'" in line else line.split()
+
+
+def _counters(text: str) -> tuple[int, int]:
+    packets, _, octets = text.strip("[]").partition(":")
+    return int(packets), int(octets)
+
+
+def parse_save(text: str, backend: str, family: str) -> list[Chain]:
+    """`iptables-save -c` (or ip6tables-save): every table's chains, policies, rules and counters."""
+    result: list[Chain] = []
+    table = ""
+    policies: dict[str, str | None] = {}
+    lines: list[tuple[str, list[str], tuple[int, int]]] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        try:
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("*"):
+                table, policies, lines = line[1:], {}, []
+            elif line.startswith(":"):
+                name, policy, *_ = line[1:].split()
+                policies[name] = None if policy == "-" else policy.lower()
+            elif line == "COMMIT":
+                result.extend(_table(backend, family, table, policies, lines))
+                table = ""
+            else:
+                counters = (0, 0)
+                if line.startswith("["):
+                    head, line = line.split(None, 1)
+                    counters = _counters(head)
+                tokens = _split(line)
+                if len(tokens) < 2 or tokens[0] != "-A" or not table:
+                    raise ValueError("not a rule")
+                lines.append((tokens[1], tokens[2:], counters))
+        except ValueError as exc:
+            raise IptablesError(f"line {number}: {exc}: {raw[:80]!r}") from exc
+    if table:
+        raise IptablesError(f"table {table} has no COMMIT")
+    return result
+
+
+def _table(
+    backend: str,
+    family: str,
+    table: str,
+    policies: dict[str, str | None],
+    lines: list[tuple[str, list[str], tuple[int, int]]],
+) -> list[Chain]:
+    names = frozenset(policies)
+    rules: dict[str, list[Rule]] = {name: [] for name in policies}
+    for chain, tokens, (packets, octets) in lines:
+        rule = parse_rule(tokens, names)
+        rules.setdefault(chain, []).append(_with_counters(rule, packets, octets))
+    return [
+        Chain(backend, family, table, name, HOOKS.get(name) if policies.get(name) else None,
+              policies.get(name), tuple(chain_rules))
+        for name, chain_rules in rules.items()
+    ]  # fmt: skip
+
+
+def _with_counters(rule: Rule, packets: int, octets: int) -> Rule:
+    return Rule(rule.verdict, rule.target, rule.sources, rule.source_sets, rule.ports, rule.negated,
+                packets, octets)  # fmt: skip
+
+
+# -- python-iptables ---------------------------------------------------------------------------------
+def load_iptc() -> ModuleType | None:
+    """python-iptables, imported on first use (under IPTC_LOCK); None when it cannot be loaded."""
+    global _iptc
+    if _iptc is None:
+        try:
+            _iptc = importlib.import_module("iptc")
+        except (ImportError, OSError, AttributeError):  # missing, or libiptc not loadable
+            return None
+    return _iptc
+
+
+def _prefix(source: str) -> tuple[bool, str | None]:
+    """iptc's `!192.0.2.0/255.255.255.0` -> (negated, `192.0.2.0/24`); None for any address."""
+    negated = source.startswith("!")
+    address, _, mask = source.lstrip("!").partition("/")
+    length = int(ipaddress.ip_address(mask)).bit_count() if mask else None
+    if length == 0:
+        return negated, None
+    return negated, address if length in (None, 32, 128) else f"{address}/{length}"
+
+
+def _iptc_tokens(rule: Any) -> list[str]:
+    """A python-iptables Rule as the tokens iptables-save prints for it."""
+    tokens: list[str] = []
+    negated, source = _prefix(rule.src)
+    if source:
+        tokens += ["!", "-s", source] if negated else ["-s", source]
+    tokens += ["-p", str(rule.protocol)]
+    for match in rule.matches:
+        tokens += ["-m", match.name]
+        for option, values in match.get_all_parameters().items():
+            negated = bool(values) and values[0] == "!"
+            tokens += ["!"] if negated else []
+            tokens += [f"--{option}", *values[1 if negated else 0 :]]
+    tokens += ["-g" if rule.target.goto else "-j", rule.target.name]
+    return tokens
+
+
+def read_iptc(tables: Iterable[str], family: str) -> list[Chain]:
+    """The legacy tables' chains through python-iptables, fresh counters; ImportError when it cannot load."""
+    with IPTC_LOCK:
+        iptc = load_iptc()
+        if iptc is None:
+            raise ImportError("python-iptables unavailable")
+        table_class = iptc.Table if family == "ipv4" else iptc.Table6
+        result: list[Chain] = []
+        for name in tables:
+            table = table_class(name)
+            table.refresh()
+            chains = list(table.chains)
+            names = frozenset(chain.name for chain in chains)
+            for chain in chains:
+                policy = table.get_policy(chain.name)[0].name.lower() if chain.is_builtin() else None
+                rules = []
+                for rule in chain.rules:
+                    packets, octets = rule.get_counters()
+                    rules.append(_with_counters(parse_rule(_iptc_tokens(rule), names), packets, octets))
+                hook = HOOKS.get(chain.name) if policy else None
+                result.append(Chain("legacy", family, name, chain.name, hook, policy, tuple(rules)))
+        return result

@@ -1,0 +1,124 @@
+"""Reads the packet filter of the exporter's own network namespace, never changing it.
+
+- Legacy iptables only when legacy tables exist (`/proc/net/ip_tables_names`, `ip6_tables_names`):
+  python-iptables, else `iptables-legacy-save -c` when it cannot be loaded.
+- nftables (native, and iptables-nft) through `nft -j list ruleset`. Tables with iptables-nft's `xt`
+  expressions are replaced by `iptables-nft-save -c`'s view of them.
+- ipsets through `ipset list -o save`, only when ip_set is loaded (`/sys/module/ip_set`) or built into
+  the kernel: a host without it has no ipsets, and asking would load the module.
+
+Every command has a timeout and a minimal environment. A tool that is needed but missing, fails or
+times out raises FirewallError: the collector reports it, never a half-read ruleset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+from exporter.paths import HostPaths
+from exporter.sources.firewall import ipset, nft
+from exporter.sources.firewall.iptables import IptablesError, parse_save, read_iptc
+from exporter.sources.firewall.model import AddressSet, Chain, Ruleset
+from exporter.sources.sshd_binary import run_sshd as run_tool
+
+log = logging.getLogger(__name__)
+TIMEOUT = 5.0
+TOOL_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
+LEGACY = (
+    ("ipv4", "ip_tables_names", "iptables-legacy-save"),
+    ("ipv6", "ip6_tables_names", "ip6tables-legacy-save"),
+)
+NFT_COMPAT = {"ip": "iptables-nft-save", "ip6": "ip6tables-nft-save"}
+
+
+class FirewallError(Exception):
+    """The firewall could not be read completely."""
+
+
+class FirewallReader:
+    def __init__(self, paths: HostPaths, timeout: float = TIMEOUT, use_iptc: bool = True) -> None:
+        self.paths = paths
+        self.timeout = timeout
+        self.use_iptc = use_iptc
+
+    def _run(self, tool: str, *args: str) -> str:
+        found = shutil.which(tool, path=TOOL_PATH)
+        if found is None:
+            raise FirewallError(f"{tool} not found in {TOOL_PATH}")
+        run = run_tool(Path(found), *args, timeout=self.timeout)
+        if not run.ok:
+            raise FirewallError(f"{tool} {' '.join(args)}: {run.stderr.strip()[:200] or run.returncode}")
+        return run.stdout
+
+    def legacy_tables(self, names_file: str) -> tuple[str, ...]:
+        """Legacy tables that exist now; reading this file creates nothing."""
+        try:
+            return tuple(self.paths.proc("net", names_file).read_text().split())
+        except FileNotFoundError:  # the module is not loaded: no legacy tables
+            return ()
+        except OSError as exc:
+            raise FirewallError(f"/proc/net/{names_file}: {exc.strerror or exc}") from exc
+
+    def _module_loaded(self, name: str) -> bool:
+        if self.paths.root(f"/sys/module/{name}").exists():
+            return True
+        try:
+            release = self.paths.proc("sys", "kernel", "osrelease").read_text().strip()
+            builtin = self.paths.root(f"/lib/modules/{release}/modules.builtin").read_text()
+        except OSError:
+            return False
+        return f"/{name}.ko" in builtin
+
+    def _legacy(self, family: str, tables: tuple[str, ...], save: str) -> list[Chain]:
+        if self.use_iptc:
+            try:
+                return read_iptc(tables, family)
+            except Exception as exc:  # ImportError, or python-iptables' own errors: the save tool decides
+                log.debug("python-iptables unavailable, using %s", save, extra={"err": str(exc)})
+        try:
+            return parse_save(self._run(save, "-c"), "legacy", family)
+        except IptablesError as exc:
+            raise FirewallError(f"{save}: {exc}") from exc
+
+    def _nft(self) -> tuple[list[Chain], list[AddressSet]]:
+        try:
+            ruleset = nft.parse_ruleset(self._run("nft", "-j", "list", "ruleset"))
+        except nft.NftError as exc:
+            raise FirewallError(f"nft: {exc}") from exc
+        chains = [c for c in ruleset.chains if tuple(c.table.split(" ", 1)) not in ruleset.compat]
+        for family in sorted({family for family, _ in ruleset.compat}):
+            save = NFT_COMPAT.get(family)
+            if save is None:
+                continue
+            try:
+                compat = parse_save(self._run(save, "-c"), "nft", nft.FAMILIES[family])
+            except IptablesError as exc:
+                raise FirewallError(f"{save}: {exc}") from exc
+            chains.extend(
+                dataclasses.replace(c, table=nft.table_label(family, c.table))
+                for c in compat
+                if (family, c.table) in ruleset.compat
+            )
+        return chains, list(ruleset.sets)
+
+    def read(self) -> Ruleset:
+        chains: list[Chain] = []
+        sets: list[AddressSet] = []
+        legacy: list[str] = []
+        for family, names_file, save in LEGACY:
+            tables = self.legacy_tables(names_file)
+            legacy.extend(f"{family} {table}" for table in tables)
+            if tables:
+                chains.extend(self._legacy(family, tables, save))
+        found, nft_sets = self._nft()
+        chains.extend(found)
+        sets.extend(nft_sets)
+        if self._module_loaded("ip_set"):
+            try:
+                sets.extend(ipset.parse_save(self._run("ipset", "list", "-o", "save")))
+            except ipset.IpsetError as exc:
+                raise FirewallError(f"ipset: {exc}") from exc
+        return Ruleset(tuple(chains), tuple(sets), tuple(legacy))
