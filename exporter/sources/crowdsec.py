@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from exporter.paths import HostPaths
-from exporter.sources.sshd_binary import run_sshd as run_tool
+from exporter.sources.commands import run_command as run_tool
 
 BOUNCER_CONFIG = "/etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
 CSCLI = "/usr/bin/cscli"

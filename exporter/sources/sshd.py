@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.commands import run_command
 from exporter.sources.sshd_binary import (
     SshdVersion,
     config_test_verdict,
     file_signature,
     read_version,
-    run_sshd,
     version_from_output,
 )
 from exporter.sources.sshd_config import (
@@ -112,7 +112,7 @@ class SshdReader:
         if self._version_cache[0] != signature:
             version = read_version(local)
             if version is None and self.paths.is_host_root and local.exists():
-                run = run_sshd(local, "-V")
+                run = run_command(local, "-V")
                 version = version_from_output(run.stderr + run.stdout)
             self._version_cache = (signature, version)
         return self._version_cache[1]
@@ -144,7 +144,7 @@ class SshdReader:
         elif not binary.exists():
             reason = f"{self.binary} not found"
         else:
-            run = run_sshd(binary, "-T", "-f", self.config)
+            run = run_command(binary, "-T", "-f", self.config)
             valid = config_test_verdict(run)  # `sshd -T` checks the config exactly as `sshd -t` does
             if run.ok:
                 try:

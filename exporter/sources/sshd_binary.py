@@ -1,4 +1,4 @@
-"""What the sshd binary says: its version, `sshd -T` (effective config) and `sshd -t` (validity).
+"""What the sshd binary says: its version (from its bytes) and whether `sshd -t` accepts the config.
 
 Running sshd costs a fork and a config parse, so callers cache on the signature of the files involved
 (`file_signature`). Nothing here raises for a missing or failing sshd: results carry the error.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from exporter.sources.commands import CommandResult
 
 _VERSION = re.compile(rb"OpenSSH_(\d+\.\d+(?:\.\d+)?p\d+)([^\x00\n]{0,80})")
 _VERSION_V = re.compile(r"OpenSSH_(\d+\.\d+(?:\.\d+)?(?:p\d+)?)")
@@ -19,7 +20,6 @@ _CONFIG_ERROR = re.compile(
     r"Directive '.*' is not allowed|keyword .* extra arguments|Include",
     re.IGNORECASE,
 )
-SSHD_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,40 +50,7 @@ def version_from_output(text: str) -> SshdVersion | None:
     return SshdVersion(match.group(1), text.split(",", maxsplit=1)[0].strip()) if match else None
 
 
-@dataclass(frozen=True)
-class SshdRun:
-    """The outcome of one sshd invocation."""
-
-    returncode: int | None  # None: it could not be started or timed out
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-def run_sshd(binary: Path, *args: str, timeout: float = SSHD_TIMEOUT) -> SshdRun:
-    """Run sshd with a timeout and a minimal environment; never raises."""
-    try:
-        proc = subprocess.run(
-            [str(binary), *args],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return SshdRun(None, "", f"{binary} timed out after {timeout:g}s")
-    except OSError as exc:
-        return SshdRun(None, "", f"{binary}: {exc.strerror or exc}")
-    return SshdRun(proc.returncode, proc.stdout, proc.stderr)
-
-
-def config_test_verdict(run: SshdRun) -> bool | None:
+def config_test_verdict(run: CommandResult) -> bool | None:
     """`sshd -t`: True valid, False a config error, None unknown (no host keys, not root, no binary)."""
     if run.ok:
         return True

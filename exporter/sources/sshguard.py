@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.commands import run_command as run_tool
 from exporter.sources.procscan import running as running_process
-from exporter.sources.sshd_binary import run_sshd as run_tool
 
 NFT_SETS = (("ip", "sshguard", "attackers"), ("ip6", "sshguard", "attackers"))
 IPSETS = ("sshguard4", "sshguard6")

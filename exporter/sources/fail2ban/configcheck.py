@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.sources.sshd_binary import run_sshd as run_tool
+from exporter.sources.commands import run_command as run_tool
 
 _NO_LOG = re.compile(r"Have not found any log file for (\S+) jail")
 _REGEX_OPTIONS = ("prefregex", "addfailregex", "addjournalmatch")
