@@ -1,0 +1,375 @@
+"""Which rule of hosts.allow / hosts.deny decides a connection, as libwrap decides it, without any lookup.
+
+libwrap resolves the client's name (and asks its ident server) only when a pattern needs it. We never
+do: a pattern that would need a name, an ident user or a netgroup gives MAYBE, and three-valued logic
+(EXCEPT included) carries it to the rule. The first rule that surely matches decides; rules before it
+that may match make the verdict `depends_on_dns` only when their verdict differs from it. `if_unresolved`
+is what libwrap decides when no lookup answers (names "unknown"), which is what `tcpdmatch` prints inside
+a network namespace without DNS: tests compare the two.
+
+`twist` replaces sshd by a shell command on the client's socket: the client never reaches sshd, so for
+sshd it counts as deny (tcpdmatch prints "delegated").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from exporter.sources.tcpwrappers.syntax import Rule, Table, split_at
+
+NO, MAYBE, YES = 0, 1, 2
+UNKNOWN = "unknown"  # libwrap's name for what it could not find out
+VerdictName = Literal["allow", "deny", "depends_on_dns", "unknown"]
+_HOSTNAME_LITERALS = re.compile(r"[A-Za-z0-9._*?-]*")
+_INADDR_CHARS = frozenset("0123456789./")
+_LEADING_INT = re.compile(r"[ \t]*([-+]?\d+)")
+PatternFiles = Callable[[str], Sequence[str] | None]  # host path -> its whitespace-separated patterns
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """The connection as libwrap sees it. `server_address` None: not known (daemon@host is then unknown)."""
+
+    address: str
+    server_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome for one client: the deciding rule (None: no rule matched, access granted)."""
+
+    verdict: VerdictName
+    rule: Rule | None = None
+    if_unresolved: Literal["allow", "deny"] = "allow"  # when no name, ident or netgroup lookup answers
+    maybe: tuple[Rule, ...] = ()  # earlier rules that match only if a lookup says so
+    twist: bool = False
+
+    @property
+    def file(self) -> str | None:
+        return self.rule.file if self.rule else None
+
+    @property
+    def line(self) -> int | None:
+        return self.rule.line if self.rule else None
+
+    @property
+    def rule_text(self) -> str | None:
+        return self.rule.text if self.rule else None
+
+
+def canonical_address(address: str) -> str:
+    """The address as libwrap prints it (inet_ntop): lower-case, compressed, `::ffff:a.b.c.d` for mapped."""
+    parsed = ipaddress.ip_address(address.strip("[]"))
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return f"::ffff:{parsed.ipv4_mapped}"
+    return str(parsed)
+
+
+def _unmapped(address: str) -> str:
+    if address.startswith("::ffff:") and "." in address:
+        return address[7:]
+    return address
+
+
+def wildcard_match(text: str, pattern: str) -> bool:
+    """libwrap's match_pattern_ylo: `*` and `?`, case-sensitive."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, text, re.DOTALL) is not None
+
+
+def string_match(token: str, text: str) -> bool:
+    """libwrap's string_match: wildcards, `.suffix`, ALL, KNOWN, `prefix.`, `[v6]`, exact."""
+    text = _unmapped(text)
+    if "*" in token or "?" in token:
+        return wildcard_match(text, token)
+    lowered, low_text = token.lower(), text.lower()
+    if token.startswith("."):
+        return len(text) > len(token) and low_text.endswith(lowered)
+    if lowered == "all":
+        return True
+    if lowered == "known":
+        return low_text != UNKNOWN
+    if token.endswith("."):
+        return low_text.startswith(lowered)
+    if token.startswith("[") and token.endswith("]"):
+        try:
+            return ipaddress.IPv6Address(token[1:-1]) == ipaddress.IPv6Address(text)
+        except ValueError:
+            return False
+    return lowered == low_text
+
+
+def _dotted_quad(text: str) -> int | None:
+    """A strict a.b.c.d (inet_pton); 255.255.255.255 is INADDR_NONE, which libwrap takes for an error."""
+    try:
+        value = int(ipaddress.IPv4Address(text))
+    except ValueError:
+        return None
+    return None if value == 0xFFFFFFFF else value
+
+
+def masked_match(net: str, mask: str, address: str) -> bool:
+    """`n.n.n.n/m.m.m.m`, `n.n.n.n/len` (1..32, net must have no host bits) and `[v6]/len` (0..128)."""
+    address = _unmapped(address)
+    if ":" not in address:
+        addr, net_value = _dotted_quad(address), _dotted_quad(net)
+        if addr is None or net_value is None:
+            return False
+        if "." in mask:
+            mask_value = _dotted_quad(mask)
+        else:
+            length = _LEADING_INT.match(mask)
+            bits = int(length.group(1)) if length else 0
+            mask_value = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF if 1 <= bits <= 32 else None
+        return mask_value is not None and addr & mask_value == net_value
+    if not (net.startswith("[") and net.endswith("]")):
+        return False
+    length = _LEADING_INT.match(mask)
+    bits = int(length.group(1)) if length else 0
+    if not 0 <= bits <= 128:
+        return False
+    try:
+        network = int(ipaddress.IPv6Address(net[1:-1]))
+        value = int(ipaddress.IPv6Address(address))
+    except ValueError:
+        return False
+    shift = 128 - bits
+    return network >> shift == value >> shift
+
+
+def _not_inaddr(token: str) -> bool:
+    return any(c not in _INADDR_CHARS for c in token)
+
+
+def _could_name_host(token: str) -> bool:
+    """Whether a host name (letters, digits, `.`, `-`, `_`) can match the token at all."""
+    return _not_inaddr(token) and _HOSTNAME_LITERALS.fullmatch(token) is not None
+
+
+@dataclass
+class _Context:
+    """One evaluation: the facts, the mode and why something stayed open."""
+
+    client: str
+    server: str | None
+    daemon: str
+    unresolved: bool  # True: lookups fail (names "unknown"); False: they give MAYBE
+    pattern_files: PatternFiles
+    reasons: set[str] = field(default_factory=set)
+
+    def maybe(self, reason: str) -> int:
+        self.reasons.add(reason)
+        return MAYBE
+
+
+def _host_match(token: str, address: str | None, ctx: _Context, depth: int = 0) -> int:
+    """libwrap's host_match; address None: the host's address is not known."""
+    lowered = token.lower()
+    if token.startswith("@"):  # NIS netgroup: a name service lookup
+        return NO if ctx.unresolved else ctx.maybe("dns")
+    if token.startswith("/"):
+        patterns = ctx.pattern_files(token) if depth < 8 else None
+        return max((_host_match(p, address, ctx, depth + 1) for p in patterns or ()), default=NO)
+    if address is None:  # the server's address, not given to us
+        if lowered == "all":
+            return YES
+        return _host_match(token, UNKNOWN, ctx, depth) if ctx.unresolved else ctx.maybe("server")
+    if lowered in ("known", "local"):  # both need the host name
+        return NO if ctx.unresolved else ctx.maybe("dns")
+    net, mask = split_at(token, "/")
+    if mask is not None:
+        return YES if masked_match(net, mask, address) else NO
+    if string_match(token, address):
+        return YES
+    if not _not_inaddr(token):
+        return NO
+    if ctx.unresolved:
+        return YES if string_match(token, UNKNOWN) else NO
+    return ctx.maybe("dns") if _could_name_host(token) else NO
+
+
+def _server_match(token: str, ctx: _Context) -> int:
+    name, host = split_at(token[1:], "@")
+    if host is None:
+        return YES if string_match(token, ctx.daemon) else NO
+    if not string_match(token[0] + name, ctx.daemon):
+        return NO
+    return _host_match(host, ctx.server, ctx)
+
+
+def _client_match(token: str, ctx: _Context) -> int:
+    user, host = split_at(token[1:], "@")
+    if host is None:
+        return _host_match(token, ctx.client, ctx)
+    found = _host_match(host, ctx.client, ctx)
+    if found == NO:
+        return NO
+    user = token[0] + user
+    if user.lower() == "all":
+        return found
+    if ctx.unresolved:  # no ident answer: the user is "unknown"
+        return min(found, YES if string_match(user, UNKNOWN) else NO)
+    return min(found, ctx.maybe("dns"))
+
+
+def list_match(items: Sequence[str], match: Callable[[str, _Context], int], ctx: _Context) -> int:
+    """`a b EXCEPT c EXCEPT d` = (a or b) and not (c and not d): right-associative, three-valued."""
+    try:
+        cut = next(i for i, t in enumerate(items) if t.lower() == "except")
+    except StopIteration:
+        cut = len(items)
+    found = NO
+    for item in items[:cut]:
+        found = max(found, match(item, ctx))
+        if found == YES:
+            break
+    if found == NO or cut == len(items):
+        return found
+    return min(found, YES - list_match(items[cut + 1 :], match, ctx))
+
+
+def rule_verdict(rule: Rule, allow_file: bool) -> tuple[Literal["allow", "deny"], bool]:
+    """What a matching rule does: the file's verdict, flipped by a last `allow`/`deny`; (verdict, twist).
+
+    A bad option makes libwrap deny (tcpd_jump), even in hosts.allow."""
+    if rule.option_error:
+        return "deny", False
+    last = rule.options[-1].name if rule.options else ""
+    if last in ("allow", "deny"):
+        return ("allow" if last == "allow" else "deny"), False
+    if last == "twist":
+        return "deny", True
+    return ("allow" if allow_file else "deny"), False
+
+
+def rule_match(rule: Rule, ctx: _Context) -> int:
+    daemons = list_match(rule.daemons, _server_match, ctx)
+    if daemons == NO:
+        return NO
+    return min(daemons, list_match(rule.clients, _client_match, ctx))
+
+
+def _no_pattern_files(path: str) -> Sequence[str] | None:
+    return None
+
+
+def _literal_key(token: str) -> str | None:
+    """The address an exact-address token stands for, when matching it needs nothing but equality."""
+    inner = token[1:-1] if token.startswith("[") and token.endswith("]") else None
+    try:
+        if inner is None:
+            return token if ":" not in token and str(ipaddress.IPv4Address(token)) == token else None
+        parsed = ipaddress.IPv6Address(inner)
+    except ValueError:
+        return None
+    return None if parsed.ipv4_mapped is not None else str(parsed)
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Rules for one daemon: the first rule naming each exact address, and every other rule in order.
+
+    DenyHosts writes one `sshd: ADDR` line per ban; with 50,000 of them, a lookup replaces the scan."""
+
+    rules: tuple[tuple[Rule, bool], ...]  # (rule, in hosts.allow), allow first
+    exact: dict[str, int]
+    others: tuple[int, ...]
+
+    @classmethod
+    def build(cls, allow: Table, deny: Table, daemon: str) -> _Index:
+        rules = tuple((r, True) for r in allow.rules) + tuple((r, False) for r in deny.rules)
+        if deny.stop is not None:  # libwrap's table_match returns an error for hosts.deny: deny
+            stop = deny.stop
+            rules += ((Rule(stop.file, stop.line, stop.message, ("ALL",), ("ALL",), None), False),)
+        exact: dict[str, int] = {}
+        others: list[int] = []
+        for index, (rule, _) in enumerate(rules):
+            applies = applies_to(rule, daemon)
+            if applies == NO:
+                continue
+            keys = [_literal_key(t) for t in rule.clients]
+            if applies == MAYBE or not keys or any(k is None for k in keys):
+                others.append(index)
+                continue
+            for key in keys:
+                assert key is not None
+                exact.setdefault(key, index)
+        return cls(rules, exact, tuple(others))
+
+    def scan(self, ctx: _Context) -> tuple[tuple[Rule, bool] | None, list[tuple[Rule, bool, set[str]]]]:
+        """The first surely matching rule, and the maybe-matching rules before it."""
+        limit = self.exact.get(_unmapped(ctx.client), len(self.rules))
+        maybes: list[tuple[Rule, bool, set[str]]] = []
+        for index in self.others:
+            if index > limit:
+                break
+            rule, allow_file = self.rules[index]
+            ctx.reasons = set()
+            found = rule_match(rule, ctx)
+            if found == YES:
+                return (rule, allow_file), maybes
+            if found == MAYBE:
+                maybes.append((rule, allow_file, ctx.reasons))
+        return (self.rules[limit] if limit < len(self.rules) else None), maybes
+
+
+@dataclass
+class AccessRules:
+    """hosts.allow and hosts.deny together, with the pattern files they name; indexes built on demand."""
+
+    allow: Table
+    deny: Table
+    pattern_files: PatternFiles = _no_pattern_files
+    _indexes: dict[str, _Index] = field(default_factory=dict, repr=False)
+
+    def index(self, daemon: str) -> _Index:
+        if daemon not in self._indexes:
+            self._indexes[daemon] = _Index.build(self.allow, self.deny, daemon)
+        return self._indexes[daemon]
+
+
+def evaluate(rules: AccessRules, daemon: str = "sshd", *, client: ClientInfo) -> Verdict:
+    """The verdict of hosts.allow then hosts.deny for `daemon` and `client`; never resolves a name."""
+    address = canonical_address(client.address)
+    server = canonical_address(client.server_address) if client.server_address else None
+    index = rules.index(daemon)
+    decided, maybes = index.scan(_Context(address, server, daemon, False, rules.pattern_files))
+    fallback, _ = index.scan(_Context(address, server, daemon, True, rules.pattern_files))
+    if_unresolved = rule_verdict(*fallback)[0] if fallback else "allow"
+    final, twist = rule_verdict(*decided) if decided else ("allow", False)
+    rule = decided[0] if decided else None
+    maybe_rules = tuple(r for r, _, _ in maybes)
+    differing = [(r, why) for r, allow_file, why in maybes if rule_verdict(r, allow_file)[0] != final]
+    if differing:
+        reasons = set().union(*(why for _, why in differing))
+        name: VerdictName = "depends_on_dns" if "dns" in reasons else "unknown"
+        return Verdict(name, differing[0][0], if_unresolved, maybe_rules)
+    return Verdict(final, rule, if_unresolved, maybe_rules, twist)
+
+
+def applies_to(rule: Rule, daemon: str = "sshd") -> int:
+    """Whether the rule's daemon list takes in `daemon` (MAYBE: only for some server addresses)."""
+    ctx = _Context(UNKNOWN, None, daemon, False, _no_pattern_files)
+    return list_match(rule.daemons, _server_match, ctx)
+
+
+def _token_needs_lookup(token: str, pattern_files: PatternFiles, depth: int = 0) -> bool:
+    user, host = split_at(token[1:], "@")
+    if host is not None:
+        return (token[0] + user).lower() != "all" or _token_needs_lookup(host, pattern_files, depth)
+    lowered = token.lower()
+    if token.startswith("@") or lowered in ("known", "local"):
+        return True
+    if token.startswith("/"):
+        patterns = pattern_files(token) if depth < 8 else None
+        return any(_token_needs_lookup(p, pattern_files, depth + 1) for p in patterns or ())
+    return lowered not in ("all", "except") and "/" not in token and _could_name_host(token)
+
+
+def needs_lookup(rule: Rule, pattern_files: PatternFiles = _no_pattern_files) -> bool:
+    """Whether libwrap may look up a name, ident user or netgroup for this rule's clients."""
+    return any(_token_needs_lookup(t, pattern_files) for t in rule.clients)

@@ -1,0 +1,231 @@
+"""hosts.allow / hosts.deny as Debian's libwrap (tcp-wrappers 7.6.q) reads them: lines into rules.
+
+Checked against the real `tcpdmatch` (tests/unit/test_tcpwrappers_oracle.py), which links the same
+libwrap.so.0 as Debian's sshd. Where Debian differs from the upstream man page, Debian wins:
+- a last line without a newline is NOT skipped (upstream warns and skips it; Debian reads it);
+- there is no 2047-character line limit;
+- `:` inside `[...]` does not split fields (IPv6 patterns), and `\\:` does not protect a `:` in the daemon
+  or client list (it only escapes one inside options, which hosts_options(5) documents);
+- an option field that is empty or wrong (`sshd: ALL:`, `bogus`, `allow` not last, `keepalive 1`) makes
+  libwrap deny the connection, even in hosts.allow.
+Nothing here opens a file: `parse_table` takes text, pattern files are read by the reader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from exporter.sources.denyhosts import DENY_DELIMITER, ENTRY_DELIMITER
+from exporter.sources.sshguard import HOSTS_MARKER
+
+BUFFER = 2048  # libwrap's BUFLEN: a logical line and its newline must fit in BUFFER - 1 bytes
+SEPARATORS = re.compile(r"[, \t\r\n]+")
+WHITESPACE = " \t\r\n"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One `name value` option of hosts_options(5); `error` is why libwrap rejects it (it then denies)."""
+
+    name: str
+    value: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One logical line: `daemon_list : client_list [: option ...]`."""
+
+    file: str
+    line: int  # first physical line (1-based)
+    text: str  # the logical line as libwrap sees it (continuations joined)
+    daemons: tuple[str, ...]
+    clients: tuple[str, ...]
+    options: tuple[Option, ...] | None  # None: no third field
+    marked_by: str | None = None  # "denyhosts" (a `# DenyHosts:` line above it) or "sshguard" (its block)
+
+    @property
+    def option_error(self) -> str | None:
+        if self.options is None:
+            return None
+        return next((o.error for o in self.options if o.error), None)
+
+    @property
+    def twist(self) -> bool:
+        """`twist` replaces the server with a shell command: the client never reaches sshd."""
+        return any(o.name == "twist" for o in self.options or ())
+
+
+@dataclass(frozen=True)
+class ParseError:
+    file: str
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """One access control file, parsed. A missing file is an empty table (libwrap's rule)."""
+
+    file: str
+    rules: tuple[Rule, ...]
+    errors: tuple[ParseError, ...]
+    stop: ParseError | None = None  # libwrap gives up here: hosts.allow stops matching, hosts.deny denies
+
+
+def split_at(text: str, delimiter: str) -> tuple[str, str | None]:
+    """libwrap's split_at: the first `delimiter` outside `[...]`; (head, rest) or (text, None)."""
+    depth = 0
+    for index, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif depth == 0 and char == delimiter:
+            return text[:index], text[index + 1 :]
+    return text, None
+
+
+def tokens(field: str) -> tuple[str, ...]:
+    return tuple(t for t in SEPARATORS.split(field) if t)
+
+
+def logical_lines(text: str) -> Iterator[tuple[int, str, bool]]:
+    """(first physical line, text, complete) with backslash-newline joined away, as libwrap's xgets does.
+
+    Not complete: the line does not end in a newline (end of file) or does not fit libwrap's 2048-byte
+    buffer; Debian's libwrap then ignores the rest of the file and treats the file as an error."""
+    pending = ""
+    start = 0
+    physical = text.split("\n")
+    last = (
+        len(physical) - 1
+    )  # physical[last] is what follows the final newline ("" when the file ends in one)
+    for number, line in enumerate(physical, start=1):
+        if number - 1 == last and not line and not pending:
+            return
+        if not pending:
+            start = number
+        has_newline = number - 1 < last
+        if len(pending) + len(line) + 1 > BUFFER - 1 or not has_newline:
+            yield start, pending + line, False
+            return
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        yield start, pending + line, True
+        pending = ""
+
+
+# hosts_options(5): name -> (value: "need" | "optional" | "none", must be last)
+OPTION_TABLE: dict[str, tuple[str, bool]] = {
+    "user": ("need", False),
+    "group": ("need", False),
+    "umask": ("need", False),
+    "linger": ("need", False),
+    "keepalive": ("none", False),
+    "spawn": ("need", False),
+    "twist": ("need", True),
+    "rfc931": ("optional", False),
+    "setenv": ("need", False),
+    "nice": ("optional", False),
+    "severity": ("need", False),
+    "allow": ("none", True),
+    "deny": ("none", True),
+    "banners": ("need", False),
+}
+_FACILITIES = frozenset(
+    (
+        *("auth", "authpriv", "cron", "daemon", "kern", "lpr", "mail", "news", "syslog", "user", "uucp"),
+        *("ftp", *(f"local{n}" for n in range(8))),
+        *("emerg", "alert", "crit", "err", "error", "warning", "warn", "notice", "info", "debug"),
+    )
+)
+_INTEGER = re.compile(r"\s*[-+]?\d+")
+
+
+def _option_fields(text: str) -> list[str]:
+    """Options split at `:` not preceded by a backslash; `\\:` becomes `:` (options.c get_field)."""
+    fields = re.split(r"(?<!\\):", text)
+    return [f.replace("\\:", ":") for f in fields]
+
+
+def _value_error(name: str, value: str | None) -> str | None:
+    """What libwrap's option function rejects (it then denies the connection)."""
+    if value is None:
+        return None
+    if name == "severity":
+        parts = value.lower().split(".")
+        return None if len(parts) <= 2 and all(p in _FACILITIES for p in parts) else f"bad severity {value!r}"
+    if name in ("nice", "linger", "rfc931"):
+        return None if _INTEGER.match(value) else f"bad {name} value {value!r}"
+    if name == "umask":
+        match = re.match(r"\s*([0-7]+)", value)
+        return None if match and int(match.group(1), 8) <= 0o777 else f"bad umask value {value!r}"
+    if name in ("user", "group"):
+        # tcpdmatch denies these; a real sshd would switch to that user before it can serve anyone
+        return f"option {name} makes sshd drop its privileges"
+    return None
+
+
+def parse_options(text: str) -> tuple[Option, ...]:
+    """The third field and beyond of a rule, with libwrap's checks applied in order."""
+    fields = _option_fields(text)
+    options: list[Option] = []
+    for index, raw in enumerate(fields):
+        field = raw.strip(WHITESPACE)
+        match = re.match(r"([^ \t\r\n=]*)[ \t\r\n]*=?[ \t\r\n]*(.*)", field, re.DOTALL)
+        assert match is not None
+        name, value = match.group(1).lower(), match.group(2) or None
+        error: str | None = None
+        spec = OPTION_TABLE.get(name)
+        last = index == len(fields) - 1
+        if not name:
+            error = "missing option name"
+        elif spec is None:
+            error = f"bad option name {name!r}"
+        elif value is None and spec[0] == "need":
+            error = f"option {name} requires a value"
+        elif value is not None and spec[0] == "none":
+            error = f"option {name} requires no value"
+        elif spec[1] and not last:
+            error = f"option {name} must be at the end"
+        else:
+            error = _value_error(name, value)
+        options.append(Option(name, value, error))
+    return tuple(options)
+
+
+def parse_table(text: str, file: str) -> Table:
+    """Rules of one access control file; comment lines start with `#` in column 0 only."""
+    rules: list[Rule] = []
+    errors: list[ParseError] = []
+    previous_mark: str | None = None
+    in_sshguard = False
+    for number, line, complete in logical_lines(text):
+        if not complete:
+            stop = ParseError(file, number, "missing newline or line too long: libwrap ignores the rest")
+            return Table(file, tuple(rules), (*errors, stop), stop)
+        if line.startswith(HOSTS_MARKER):
+            in_sshguard = not in_sshguard
+        if line.startswith("#") or not line.strip(WHITESPACE):
+            previous_mark = line if line.startswith(DENY_DELIMITER) else None
+            continue
+        daemons, rest = split_at(line, ":")
+        if rest is None:
+            errors.append(ParseError(file, number, 'missing ":" separator'))
+            previous_mark = None
+            continue
+        clients, option_text = split_at(rest, ":")
+        marked = "sshguard" if in_sshguard else None
+        if previous_mark is not None and previous_mark.partition(ENTRY_DELIMITER)[2].strip() == line.strip():
+            marked = "denyhosts"
+        options = None if option_text is None else parse_options(option_text)
+        rule = Rule(file, number, line, tokens(daemons), tokens(clients), options, marked)
+        if rule.option_error:
+            errors.append(ParseError(file, number, rule.option_error))
+        rules.append(rule)
+        previous_mark = None
+    return Table(file, tuple(rules), tuple(errors))
