@@ -6,8 +6,12 @@ Tests and containers point these at another tree (a fixture directory, or the ho
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+_SLASH = Path("/")
+_MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 
 
 @dataclass(frozen=True)
@@ -23,9 +27,38 @@ class HostPaths:
         return self.rootfs.resolve() == Path("/")
 
     def root(self, host_path: str | PurePosixPath) -> Path:
-        """The local path of an absolute path on the host (`/etc/ssh/sshd_config` -> `ROOTFS/etc/...`)."""
-        relative = PurePosixPath(host_path).relative_to("/") if str(host_path).startswith("/") else host_path
-        return self.rootfs / relative
+        """The local path of a host path (`/etc/ssh/sshd_config` -> `ROOTFS/etc/...`).
+
+        Under another rootfs, symlinks on the way are followed inside it, as the host would: Debian's
+        `/var/run` -> `/run` must lead to `ROOTFS/run`, not to this container's own /run."""
+        path = PurePosixPath("/", host_path)
+        if self.rootfs == _SLASH:
+            return Path(path)
+        return self.rootfs / self._resolve_inside(path).relative_to("/")
+
+    def _resolve_inside(self, path: PurePosixPath) -> PurePosixPath:
+        pending = list(path.parts[1:])
+        current = PurePosixPath("/")
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                current = current.parent
+                continue
+            candidate = current / part
+            local = self.rootfs / candidate.relative_to("/")
+            if hops < _MAX_SYMLINKS and local.is_symlink():
+                hops += 1
+                try:
+                    target = PurePosixPath(os.readlink(local))
+                except OSError:
+                    current = candidate
+                    continue
+                pending = list((current / target).parts[1:]) + pending  # absolute targets drop `current`
+                current = PurePosixPath("/")
+                continue
+            current = candidate
+        return current
 
     def unroot(self, local_path: Path) -> str:
         """The host path of a local path under rootfs, for messages and labels."""
