@@ -1,0 +1,260 @@
+"""The firewall collector against real rules in a network namespace the test creates.
+
+Rules come from iptables-legacy, iptables (nft backend), nft and ipset, from fail2ban-server's own
+ban actions (bans injected with `set JAIL banip`) and from a real sshguard. The exporter runs inside the
+namespace, where that firewall lives; sshd runs there too, so the collector knows its ports. Only
+documentation addresses go into rules and sets; no packet is sent to them.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.exposition import Samples, promtool_check, value
+from tests.integration.harness import (
+    SSHD,
+    Exporter,
+    Fail2banServer,
+    NetNs,
+    Sshd,
+    Sshguard,
+    require_root_and,
+)
+from tests.net import free_port
+
+TOOLS = ("ip", "nft", "iptables", "iptables-legacy", "iptables-legacy-save", "iptables-nft-save", "ipset")
+NAMES = ("/proc/net/ip_tables_names", "/proc/net/ip6_tables_names")
+
+
+@pytest.fixture(autouse=True)
+def _needs_tools() -> None:
+    require_root_and(SSHD, "promtool", *TOOLS)
+
+
+@pytest.fixture
+def netns(tmp_path: Path) -> Iterator[NetNs]:
+    with NetNs(tmp_path / "netns", prefix="fw") as namespace:
+        yield namespace
+
+
+def sh(netns: NetNs, command: str) -> str:
+    """One firewall command inside the namespace; it must succeed."""
+    run = netns.run(shlex.split(command))
+    assert run.returncode == 0, f"{command}: {run.stderr}"
+    return run.stdout
+
+
+def exporter(netns: NetNs, sshd: Sshd, *extra: str) -> Exporter:
+    others = ("--no-collector.authlog", "--no-collector.crowdsec", "--no-collector.denyhosts")
+    return Exporter(f"--collector.sshd.config={sshd.config}", *others, *extra, netns=netns)
+
+
+def chain(found: Samples, name: str, backend: str, family: str, table: str, chain_name: str) -> float | None:
+    return value(found, f"ssh_access_firewall_{name}", backend=backend, family=family, table=table,
+                 chain=chain_name)  # fmt: skip
+
+
+def unenforced(found: Samples, source: str, jail: str) -> float | None:
+    return value(found, "ssh_access_unenforced_bans", source=source, jail=jail)
+
+
+def nft_delete_rule(netns: NetNs, family: str, table: str, chain_name: str, needle: str) -> None:
+    """Delete, by handle, the rule of a chain whose JSON mentions needle (as by hand)."""
+    document = json.loads(sh(netns, f"nft -j list chain {family} {table} {chain_name}"))
+    handles = [item["rule"]["handle"] for item in document["nftables"]
+               if "rule" in item and needle in json.dumps(item["rule"])]  # fmt: skip
+    assert handles, document
+    for handle in handles:
+        sh(netns, f"nft delete rule {family} {table} {chain_name} handle {handle}")
+
+
+def iptables_delete_rule(netns: NetNs, tool: str, needle: str) -> None:
+    """Delete the rules whose `-save` line mentions needle, with `-D` and the same options."""
+    lines = [
+        line for line in sh(netns, f"{tool}-save").splitlines() if line.startswith("-A") and needle in line
+    ]
+    assert lines
+    for line in lines:
+        sh(netns, f"{tool} -D {line.removeprefix('-A ')}")
+
+
+def test_generic_rules_of_every_tool(netns: NetNs, tmp_path: Path) -> None:
+    second = free_port()  # sshd's second listener
+    sshd = Sshd(tmp_path / "sshd", settings=f"Port {second}\n", netns=netns)
+    port = sshd.port
+    with sshd:
+        sh(netns, "nft add table inet guard")
+        sh(netns, "nft add chain inet guard in { type filter hook input priority 0 ; policy accept ; }")
+        sh(netns, "nft add set inet guard bad { type ipv4_addr ; flags interval ; }")
+        sh(netns, "nft add element inet guard bad { 192.0.2.0/28, 198.51.100.7 }")
+        sh(netns, f"nft add rule inet guard in tcp dport {{ {port}, {second} }} ip saddr @bad counter drop")
+        sh(netns, f"nft add rule inet guard in tcp dport {second} counter reject")
+        sh(netns, "nft add rule inet guard in tcp dport 80 drop")  # not sshd's
+        sh(netns, f"iptables -A INPUT -p tcp --dport {port} -s 203.0.113.0/24 -j DROP")
+        sh(netns, "ipset create blocklist hash:ip")
+        sh(netns, "ipset add blocklist 192.0.2.200")
+        sh(
+            netns,
+            f"iptables -A INPUT -p tcp -m multiport --dports {port},{second}"
+            " -m set --match-set blocklist src -j REJECT",
+        )
+        sh(netns, "iptables-legacy -N blocked")
+        sh(netns, "iptables-legacy -A blocked -s 198.51.100.9 -j DROP")
+        sh(netns, f"iptables-legacy -A INPUT -p tcp --dport {port} -j blocked")
+        sh(netns, "iptables-legacy -P INPUT ACCEPT")
+        # one packet to the rejected listener: the reject rule's counter moves
+        code = f"import socket; s = socket.socket(); print(s.connect_ex(('127.0.0.1', {second})))"
+        assert netns.run(["python3", "-c", code]).stdout.strip() == str(111)  # ECONNREFUSED
+        for reader in ("python-iptables", "iptables-legacy-save"):
+            with exporter(netns, sshd, f"--collector.firewall.legacy-reader={reader}") as running:
+                found = running.scrape()
+                assert value(found, "ssh_access_collector_success", collector="firewall") == 1
+                assert chain(found, "sshd_blocking_rules", "nft", "inet", "inet guard", "in") == 2
+                assert (
+                    chain(found, "sshd_blocked_packets_total", "nft", "inet", "inet guard", "in") or 0
+                ) >= 1
+                assert (chain(found, "sshd_blocked_bytes_total", "nft", "inet", "inet guard", "in") or 0) > 0
+                assert chain(found, "chain_rules", "nft", "inet", "inet guard", "in") is None  # owner label
+                assert value(found, "ssh_access_firewall_chain_rules", backend="nft", family="inet",
+                             table="inet guard", chain="in", owner="") == 3  # fmt: skip
+                # iptables-nft's rules, read through iptables-nft-save (nft -j hides xt matches)
+                assert chain(found, "sshd_blocking_rules", "nft", "ipv4", "ip filter", "INPUT") == 2
+                assert chain(found, "chain_blocked_addresses", "nft", "ipv4", "ip filter", "INPUT") == 1
+                assert chain(found, "sshd_blocking_rules", "legacy", "ipv4", "filter", "blocked") == 1
+                assert value(found, "ssh_access_firewall_input_policy", backend="legacy", family="ipv4",
+                             table="filter", chain="INPUT", policy="accept") == 1  # fmt: skip
+                assert value(found, "ssh_access_firewall_set_entries", backend="nft", family="ipv4",
+                             table="inet guard", set="bad", owner="") == 2  # fmt: skip
+                for backend, table, name in (("nft", "inet guard", "bad"), ("ipset", "", "blocklist")):
+                    assert value(found, "ssh_access_firewall_set_blocking", backend=backend, family="ipv4",
+                                 table=table, set=name) == 1  # fmt: skip
+                assert value(found, "ssh_access_firewall_legacy_tables") == 1
+                assert promtool_check(running.text()) is None
+
+
+def test_an_nft_only_host_stays_as_it_was(netns: NetNs, tmp_path: Path) -> None:
+    """python-iptables would create the legacy filter table: with none present it is never called."""
+    before = [sh(netns, f"cat {name}") for name in NAMES]
+    assert before == ["", ""]
+    sh(netns, "nft add table inet guard")
+    sh(netns, "nft add chain inet guard in { type filter hook input priority 0 ; policy drop ; }")
+    sh(netns, "nft add rule inet guard in iif lo accept")
+    with Sshd(tmp_path / "sshd", netns=netns) as sshd, exporter(netns, sshd) as running:
+        for _ in range(2):
+            found = running.scrape()
+            assert value(found, "ssh_access_collector_success", collector="firewall") == 1
+        assert value(found, "ssh_access_firewall_legacy_tables") == 0
+        assert value(found, "ssh_access_firewall_input_policy", backend="nft", family="inet",
+                     table="inet guard", chain="in", policy="drop") == 1  # fmt: skip
+    assert [sh(netns, f"cat {name}") for name in NAMES] == before
+    assert "legacy" not in netns.run(["iptables-nft-save"]).stderr  # no "legacy tables present" warning
+
+
+# -- fail2ban's own ban actions ----------------------------------------------------------------------
+def _f2b_jail(action: str, port: int, log: Path) -> str:
+    return (f"[sshd]\nenabled = true\nfilter = sshd\nport = {port}\nlogpath = {log}\n"
+            f"banaction = {action}\nbanaction_allports = {action}\n")  # fmt: skip
+
+
+LEGACY_MULTIPORT = 'iptables-multiport[iptables="iptables-legacy <lockingopt>"]'
+
+
+def _delete_f2b_rule(netns: NetNs, action: str, port: int) -> None:
+    if action == "nftables-multiport":
+        nft_delete_rule(netns, "inet", "f2b-table", "f2b-chain", "addr-set-sshd")
+    elif action == "iptables-ipset":
+        iptables_delete_rule(netns, "iptables", "--match-set f2b-sshd")
+    elif action == LEGACY_MULTIPORT:
+        iptables_delete_rule(netns, "iptables-legacy", "-j f2b-sshd")
+    else:
+        iptables_delete_rule(netns, "iptables", "-j f2b-sshd")
+
+
+@pytest.mark.parametrize(
+    ("action", "backend", "where"),
+    [
+        ("iptables-multiport", "nft", ("chain", "ipv4", "ip filter", "f2b-sshd")),
+        (LEGACY_MULTIPORT, "legacy", ("chain", "ipv4", "filter", "f2b-sshd")),
+        ("nftables-multiport", "nft", ("set", "ipv4", "inet f2b-table", "addr-set-sshd")),
+        ("iptables-ipset", "ipset", ("set", "ipv4", "", "f2b-sshd")),
+    ],
+    ids=["iptables-multiport", "iptables-multiport-legacy", "nftables-multiport", "iptables-ipset"],
+)
+def test_fail2ban_ban_actions(
+    netns: NetNs, tmp_path: Path, action: str, backend: str, where: tuple[str, str, str, str]
+) -> None:
+    require_root_and("fail2ban-server", "fail2ban-client")
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    with Sshd(tmp_path / "sshd", netns=netns) as sshd:
+        server = Fail2banServer(tmp_path / "fail2ban", netns, _f2b_jail(action, sshd.port, log))
+        with server, exporter(netns, sshd, f"--collector.fail2ban.db={server.db}",
+                              f"--collector.fail2ban.socket={server.socket}") as running:  # fmt: skip
+            found = running.scrape()
+            assert unenforced(found, "fail2ban", "sshd") == 0  # nothing banned yet: exported as 0
+            server.client("set", "sshd", "banip", "192.0.2.10", "192.0.2.11")
+            found = running.wait_until(
+                lambda f: value(f, "ssh_access_banned_addresses", source="fail2ban", jail="sshd") == 2
+            )
+            kind, family, table, name = where
+            if kind == "chain":
+                assert chain(found, "chain_blocked_addresses", backend, family, table, name) == 2
+                assert chain(found, "sshd_blocking_rules", backend, family, table, name) == 2
+            else:
+                assert value(found, "ssh_access_firewall_set_entries", backend=backend, family=family,
+                             table=table, set=name, owner="fail2ban") == 2  # fmt: skip
+                assert value(found, "ssh_access_firewall_set_blocking", backend=backend, family=family,
+                             table=table, set=name) == 1  # fmt: skip
+            assert unenforced(found, "fail2ban", "sshd") == 0
+            assert promtool_check(running.text()) is None
+
+            _delete_f2b_rule(netns, action, sshd.port)  # the classic: the ban stays, its rule is gone
+            found = running.scrape()
+            assert unenforced(found, "fail2ban", "sshd") == 2
+            assert value(found, "ssh_access_collector_success", collector="firewall") == 1
+
+
+def test_sshguard_nft_backend(netns: NetNs, tmp_path: Path) -> None:
+    require_root_and("sshguard")
+    jail = "ip sshguard attackers"
+    sshd, sshguard = Sshd(tmp_path / "sshd", netns=netns), Sshguard(tmp_path / "sshguard", netns)
+    with sshd, sshguard, exporter(netns, sshd, "--no-collector.fail2ban") as running:
+        found = running.wait_until(lambda f: unenforced(f, "sshguard", jail) == 0)
+        assert unenforced(found, "sshguard", jail) == 0
+        for address in ("192.0.2.7", "198.51.100.9"):
+            sshguard.attack(address)
+        found = running.wait_until(
+            lambda f: value(f, "ssh_access_banned_addresses", source="sshguard", jail=jail) == 2
+        )
+        assert value(found, "ssh_access_firewall_set_entries", backend="nft", family="ipv4",
+                     table="ip sshguard", set="attackers", owner="sshguard") == 2  # fmt: skip
+        assert chain(found, "sshd_blocking_rules", "nft", "ipv4", "ip sshguard", "blacklist") == 1
+        assert unenforced(found, "sshguard", jail) == 0
+        nft_delete_rule(netns, "ip", "sshguard", "blacklist", "@attackers")
+        found = running.scrape()
+        assert unenforced(found, "sshguard", jail) == 2
+        assert value(found, "ssh_access_firewall_set_blocking", backend="nft", family="ipv4",
+                     table="ip sshguard", set="attackers") == 0  # fmt: skip
+
+
+def test_unreadable_firewall_fails_only_this_collector(tmp_path: Path) -> None:
+    """nft that fails (here: "Operation not permitted"): collector_success 0 with a log line saying why,
+    the other collectors and the scrape intact. The fake nft is bind-mounted in a private mount namespace."""
+    fake = tmp_path / "nft"
+    fake.write_text("#!/bin/sh\necho 'Operation not permitted' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    script = f'mount --bind {fake} /usr/sbin/nft && exec "$@"'
+    enter = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+    with Exporter("--no-collector.authlog", enter=enter) as running:
+        found = running.scrape()
+        assert value(found, "ssh_access_collector_success", collector="firewall") == 0
+        assert value(found, "ssh_access_collector_success", collector="sshd") == 1
+        assert value(found, "ssh_access_unenforced_bans", source="fail2ban", jail="sshd") is None
+    assert running.proc.stderr is not None
+    logged = running.proc.stderr.read()
+    assert "collector failed" in logged and "Operation not permitted" in logged, logged
