@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from exporter.sources.tcpwrappers import AccessRules, ClientInfo, evaluate, parse_table
 from tests.integration.harness import NetNs, require_root_and
 from tests.integration.tcpdmatch import tcpdmatch_verdicts
+from tests.unit.test_tcpwrappers import CASES
 
 V4 = ["192.0.2.1", "192.0.2.2", "192.0.2.130", "198.51.100.7", "198.51.101.9", "203.0.113.255"]
 V6 = ["2001:db8::1", "2001:db8::2", "2001:db8:1::5", "2001:db8:ffff::1", "::ffff:192.0.2.1"]
@@ -25,7 +26,7 @@ CLIENT_PATTERNS = [
     *V4, "[2001:db8::1]", "[2001:DB8::2]",
     "192.0.2.", "198.51.", "203.0.113.", "19.",
     "192.0.2.0/255.255.255.0", "192.0.2.128/255.255.255.128", "198.51.100.0/255.255.254.0",
-    "192.0.2.0/255.0.255.0", "192.0.2.1/255.255.255.255", "10.0.0.0/255.0.0.0",
+    "192.0.2.0/255.0.255.0", "192.0.2.1/255.255.255.255", "10.0.0.0/255.0.0.0", "0300.0.2.0/255.255.255.0",
     "192.0.2.0/24", "192.0.2.128/25", "192.0.2.1/32", "198.51.100.0/23", "192.0.2.1/24", "0.0.0.0/0",
     "[2001:db8::]/32", "[2001:db8::]/48", "[2001:db8:1::]/48", "[2001:db8::1]/128", "[2001:db8::]/0",
     "ALL", "LOCAL", "KNOWN", "UNKNOWN", "PARANOID", ".example.com", "host.example.org",
@@ -116,6 +117,15 @@ def test_every_verdict_agrees_with_tcpdmatch(
         else:
             assert verdict.maybe, context
     COMPARED[0] += len(addresses)
+
+
+def test_unit_cases_are_what_libwrap_says(netns: NetNs, tmp_path: Path) -> None:
+    """Every hand-written case of the unit tests: its `if_unresolved` is tcpdmatch's verdict."""
+    for name, allow, deny, address, _, unresolved in CASES:
+        (tmp_path / "hosts.allow").write_text(allow)
+        (tmp_path / "hosts.deny").write_text(deny)
+        assert tcpdmatch_verdicts(netns, tmp_path, [address]) == [unresolved], name
+    COMPARED[0] += len(CASES)
 
 
 def test_report_comparisons(netns: NetNs) -> None:

@@ -26,6 +26,7 @@ UNKNOWN = "unknown"  # libwrap's name for what it could not find out
 VerdictName = Literal["allow", "deny", "depends_on_dns", "unknown"]
 _HOSTNAME_LITERALS = re.compile(r"[A-Za-z0-9._*?-]*")
 _INADDR_CHARS = frozenset("0123456789./")
+_INET_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
 _LEADING_INT = re.compile(r"[ \t]*([-+]?\d+)")
 PatternFiles = Callable[[str], Sequence[str] | None]  # host path -> its whitespace-separated patterns
 
@@ -104,11 +105,16 @@ def string_match(token: str, text: str) -> bool:
 
 
 def _dotted_quad(text: str) -> int | None:
-    """A strict a.b.c.d (inet_pton); 255.255.255.255 is INADDR_NONE, which libwrap takes for an error."""
-    try:
-        value = int(ipaddress.IPv4Address(text))
-    except ValueError:
+    """libwrap's dot_quad_addr: four parts as inet_addr reads them (`010` is octal 8, `0x10` hex 16).
+
+    255.255.255.255 is INADDR_NONE, which libwrap takes for an error."""
+    parts = text.split(".")
+    if len(parts) != 4 or not all(_INET_PART.fullmatch(p) for p in parts):
         return None
+    values = [int(p, 16) if p[:2] in ("0x", "0X") else int(p, 8) if p[0] == "0" else int(p) for p in parts]
+    if any(v > 255 for v in values):
+        return None
+    value = int.from_bytes(bytes(values), "big")
     return None if value == 0xFFFFFFFF else value
 
 
