@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from exporter.sources.firewall.model import AddressSet, Chain, Rule, family_of_address
+from exporter.sources.firewall.model import AddressSet, Chain, Rule
 
 INPUT_HOOKS = frozenset({"input", "prerouting", "ingress"})
 ANY_PORT = -1  # sshd's ports unknown: every port match admits it
@@ -77,26 +77,34 @@ def _network(text: str) -> tuple[int, int, int] | None:
 
 
 class Enforcement:
-    """Answers "does the firewall block this address from sshd?" for many addresses at once."""
+    """Answers "does the firewall block this address from sshd?" for many addresses at once.
+
+    The lookup tables are built on the first question: a scrape with no bans to check never walks a
+    100,000-entry set. nft and ipset print addresses canonically (inet_ntop), so a question in
+    canonical form is answered by one set lookup; prefixes and ranges are compared as integers.
+    """
 
     def __init__(self, found: Iterable[Blocker], sets: Iterable[AddressSet]) -> None:
-        by_key = {address_set.key: address_set for address_set in sets}
+        self._found = [b for b in found if b.covers_sshd and not b.rule.negated]
+        self._sets = {address_set.key: address_set for address_set in sets}
+        self.referenced = {key for b in found for key in b.rule.source_sets if b.rule.blocking}
+        self._built = False
         self.everyone: set[str] = set()  # families in which every source is blocked
         self.exact: set[str] = set()
         self.ranges: list[tuple[int, int, int]] = []
-        for blocker in found:
+
+    def _build(self) -> None:
+        for blocker in self._found:
             rule = blocker.rule
-            if not blocker.covers_sshd or rule.negated:
-                continue
             if rule.any_source:
                 families = ("ipv4", "ipv6") if blocker.chain.family in ("inet", "netdev") else ()
                 self.everyone.update(families or (blocker.chain.family,))
                 continue
             self._add(rule.sources or ())
             for key in rule.source_sets:
-                if key in by_key:
-                    self._add(by_key[key].elements)
-        self.referenced = {key for b in found for key in b.rule.source_sets if b.rule.blocking}
+                if key in self._sets:
+                    self._add(self._sets[key].elements)
+        self._built = True
 
     def _add(self, elements: Iterable[str]) -> None:
         for text in elements:
@@ -105,22 +113,15 @@ class Enforcement:
                 if network:
                     self.ranges.append(network)
             else:
-                self.exact.add(text if ":" not in text else _normal(text))
+                self.exact.add(text)
 
     def blocks(self, address: str) -> bool:
-        if family_of_address(address) in self.everyone or address in self.exact:
-            return True
+        if not self._built:
+            self._build()
         network = _network(address)  # an address, or a banned range: its first address decides
         if network is None:
             return False
         version, first, _ = network
-        if str(ipaddress.ip_address(first)) in self.exact:
+        if f"ipv{version}" in self.everyone or str(ipaddress.ip_address(first)) in self.exact:
             return True
         return any(v == version and low <= first <= high for v, low, high in self.ranges)
-
-
-def _normal(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text

@@ -9,9 +9,12 @@ same tokens `iptables-save` prints, so one parser reads both.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import ipaddress
 import shlex
+import socket
+import struct
 import threading
 from collections.abc import Iterable
 from types import ModuleType
@@ -181,7 +184,7 @@ def _prefix(source: str) -> tuple[bool, str | None]:
 
 
 def _iptc_tokens(rule: Any) -> list[str]:
-    """A python-iptables Rule as the tokens iptables-save prints for it."""
+    """A python-iptables Rule as the tokens iptables-save prints for it (slow: about 0.1 ms a rule)."""
     tokens: list[str] = []
     negated, source = _prefix(rule.src)
     if source:
@@ -194,6 +197,69 @@ def _iptc_tokens(rule: Any) -> list[str]:
             tokens += ["!"] if negated else []
             tokens += [f"--{option}", *values[1 if negated else 0 :]]
     tokens += ["-g" if rule.target.goto else "-j", rule.target.name]
+    return tokens
+
+
+_MATCH_HEADER = 32  # struct xt_entry_match: u16 size, char name[29], u8 revision
+_INV_SRCIP, _INV_PROTO, _TCP_INV_DSTPT = 0x08, 0x40, 0x02
+_GOTO = {"ipv4": 0x02, "ipv6": 0x04}  # IPT_F_GOTO, IP6T_F_GOTO
+
+
+def _port_tokens(name: bytes, revision: int, data: bytes) -> list[str] | None:
+    """The destination ports of a tcp or multiport match's data; [] for matches we do not model,
+    None for `set` (its data holds an index, not the set's name: python-iptables' Rule decodes it)."""
+    if name == b"set":
+        return None
+    if name == b"tcp" and len(data) >= 12:
+        low, high = struct.unpack_from("=HH", data, 4)
+        if (low, high) == (0, 65535):
+            return []
+        return ["!"] * bool(data[11] & _TCP_INV_DSTPT) + ["--dport", f"{low}:{high}"]
+    if name == b"multiport" and len(data) >= 32:
+        flags, count = data[0], min(data[1], 15)
+        ports = struct.unpack_from("=15H", data, 2)
+        ranged = data[32:47] if revision >= 1 and len(data) >= 48 else bytes(15)
+        if flags not in (1, 2):  # source ports only
+            return []
+        parts, index = [], 0
+        while index < count:
+            if ranged[index] and index + 1 < count:
+                parts.append(f"{ports[index]}:{ports[index + 1]}")
+                index += 2
+            else:
+                parts.append(str(ports[index]))
+                index += 1
+        invert = revision >= 1 and len(data) >= 48 and bool(data[47])
+        return ["!"] * invert + ["--dports", ",".join(parts)]
+    return []
+
+
+def _entry_tokens(table: Any, entry: Any, family: str) -> list[str] | None:
+    """An ipt_entry/ip6t_entry read straight from libiptc's memory as iptables-save tokens: python-iptables'
+    Rule objects cost about 0.1 ms each (10,000 rules: a second). None when only a Rule can tell."""
+    raw = ctypes.string_at(ctypes.addressof(entry), entry.target_offset)
+    ip = entry.ip
+    tokens: list[str] = []
+    af = socket.AF_INET if family == "ipv4" else socket.AF_INET6
+    length = int.from_bytes(bytes(ip.smsk), "big").bit_count()
+    if length:
+        address = socket.inet_ntop(af, bytes(ip.src))
+        tokens += ["!"] * bool(ip.invflags & _INV_SRCIP)
+        tokens += ["-s", address if length in (32, 128) else f"{address}/{length}"]
+    tokens += ["!"] * bool(ip.invflags & _INV_PROTO) + ["-p", str(ip.proto)]
+    offset = ctypes.sizeof(entry)
+    while offset + _MATCH_HEADER <= len(raw):
+        size = struct.unpack_from("=H", raw, offset)[0]
+        if size < _MATCH_HEADER:
+            return None
+        name = raw[offset + 2 : offset + 31].split(b"\0", 1)[0]
+        found = _port_tokens(name, raw[offset + 31], raw[offset + _MATCH_HEADER : offset + size])
+        if found is None:
+            return None
+        tokens += found
+        offset += size
+    target = table.get_target(entry)
+    tokens += ["-g" if ip.flags & _GOTO[family] else "-j", target.decode() if target else ""]
     return tokens
 
 
@@ -213,9 +279,14 @@ def read_iptc(tables: Iterable[str], family: str) -> list[Chain]:
             for chain in chains:
                 policy = table.get_policy(chain.name)[0].name.lower() if chain.is_builtin() else None
                 rules = []
-                for rule in chain.rules:
-                    packets, octets = rule.get_counters()
-                    rules.append(_with_counters(parse_rule(_iptc_tokens(rule), names), packets, octets))
+                entry = table.first_rule(chain.name)
+                while entry:
+                    tokens = _entry_tokens(table, entry, family)
+                    if tokens is None:
+                        tokens = _iptc_tokens(table.create_rule(entry, chain))
+                    rule = _with_counters(parse_rule(tokens, names), entry.counters.pcnt, entry.counters.bcnt)
+                    rules.append(rule)
+                    entry = table.next_rule(entry)
                 hook = HOOKS.get(chain.name) if policy else None
                 result.append(Chain("legacy", family, name, chain.name, hook, policy, tuple(rules)))
         return result

@@ -91,7 +91,3 @@ def parse_ports(spec: str) -> PortRanges:
         if low.isdigit() and (not high or high.isdigit()):
             ranges.append((int(low), int(high or low)))
     return tuple(ranges)
-
-
-def family_of_address(text: str) -> str:
-    return "ipv6" if ":" in text else "ipv4"

@@ -19,10 +19,10 @@ import shutil
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.commands import run_command as run_tool
 from exporter.sources.firewall import ipset, nft
 from exporter.sources.firewall.iptables import IptablesError, parse_save, read_iptc
 from exporter.sources.firewall.model import AddressSet, Chain, Ruleset
-from exporter.sources.commands import run_command as run_tool
 
 log = logging.getLogger(__name__)
 TIMEOUT = 5.0
