@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -258,3 +260,27 @@ def test_unreadable_firewall_fails_only_this_collector(tmp_path: Path) -> None:
     assert running.proc.stderr is not None
     logged = running.proc.stderr.read()
     assert "collector failed" in logged and "Operation not permitted" in logged, logged
+
+
+def test_python_iptables_reads_what_iptables_legacy_save_prints(netns: NetNs) -> None:
+    """The fixture ruleset (multiport ranges, negations, an ipset match, comments, raw table) loaded for
+    real: python-iptables' entries, decoded from libiptc's memory, equal the parsed -save output."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "firewall" / "iptables-legacy-save.txt"
+    sh(netns, "ipset create f2b-sshd hash:ip")
+    restore = fixture.read_text().replace("--dports 22,2222 ", "--dports 22,2000:2300,2222 ")
+    run = subprocess.run(
+        netns.command(["iptables-legacy-restore", "-c"]), input=restore, text=True, check=False
+    )
+    assert run.returncode == 0
+    code = (
+        "import subprocess\n"
+        "from exporter.sources.firewall.iptables import parse_save, read_iptc\n"
+        "save = subprocess.run(['iptables-legacy-save', '-c'], capture_output=True, text=True).stdout\n"
+        "a = sorted(read_iptc(['filter', 'raw'], 'ipv4'), key=repr)\n"
+        "b = sorted(parse_save(save, 'legacy', 'ipv4'), key=repr)\n"
+        "assert a == b, (a, b)\n"
+        "print(sum(len(c.rules) for c in a))\n"
+    )
+    checked = netns.run([sys.executable, "-c", code])
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == "10"
