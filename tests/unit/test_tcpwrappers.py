@@ -276,3 +276,32 @@ def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
     assert reader.read().rules is first.rules
     deny.write_text("sshd: 192.0.2.1\nsshd: 192.0.2.2\n")
     assert reader.read().files[1].rules == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "appended"),
+    [
+        ("sshd: 192.0.2.1\n", "# DenyHosts: x | sshd: 192.0.2.2\nsshd: 192.0.2.2\n"),
+        ("# DenyHosts: x | sshd: 192.0.2.2\n", "sshd: 192.0.2.2\nsshd: ALL EXCEPT 192.0.2.9\n"),
+        ("sshd: 192.0.2.1\n", "sshd: 192.0.2.3"),  # the appended part breaks the file: deny everyone
+        ("sshd: 192.0.2.1", "\nsshd: 192.0.2.3\n"),  # the first read was broken: parsed again in full
+    ],
+)
+def test_appended_lines_parse_as_the_whole_file(tmp_path: Path, first: str, appended: str) -> None:
+    """DenyHosts appends: the reader parses only the new part, with the same result as a fresh reader."""
+    (tmp_path / "etc").mkdir()
+    deny = tmp_path / "etc/hosts.deny"
+    (tmp_path / "etc/hosts.allow").write_text("sshd: 192.0.2.7\n")
+    deny.write_text(first)
+    reader = TcpWrappersReader(HostPaths(rootfs=tmp_path), binaries=())
+    evaluate(reader.read().rules, client=ClientInfo("192.0.2.1"))  # an index exists and must be extended
+    with deny.open("a") as out:
+        out.write(appended)
+    grown = reader.read()
+    fresh = TcpWrappersReader(HostPaths(rootfs=tmp_path), binaries=()).read()
+    assert grown.rules.deny.rules == fresh.rules.deny.rules and grown.summary == fresh.summary
+    assert grown.rules.deny.errors == fresh.rules.deny.errors
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.7", "192.0.2.9", "2001:db8::1"):
+        assert evaluate(grown.rules, client=ClientInfo(address)) == evaluate(
+            fresh.rules, client=ClientInfo(address)
+        )

@@ -13,8 +13,10 @@ sshd it counts as deny (tcpdmatch prints "delegated").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,6 +30,8 @@ _HOSTNAME_LITERALS = re.compile(r"[A-Za-z0-9._*?-]*")
 _INADDR_CHARS = frozenset("0123456789./")
 _INET_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
 _LEADING_INT = re.compile(r"[ \t]*([-+]?\d+)")
+_ADDRESS_TOKEN = re.compile(r"[0-9.]+|\[[0-9A-Fa-f:.]+\]")
+_MAPPED = bytes(10) + b"\xff\xff"
 PatternFiles = Callable[[str], Sequence[str] | None]  # host path -> its whitespace-separated patterns
 
 
@@ -64,10 +68,15 @@ class Verdict:
 
 def canonical_address(address: str) -> str:
     """The address as libwrap prints it (inet_ntop): lower-case, compressed, `::ffff:a.b.c.d` for mapped."""
-    parsed = ipaddress.ip_address(address.strip("[]"))
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        return f"::ffff:{parsed.ipv4_mapped}"
-    return str(parsed)
+    address = address.strip("[]")
+    try:
+        return socket.inet_ntoa(socket.inet_pton(socket.AF_INET, address))
+    except OSError:
+        pass
+    try:
+        return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address))
+    except OSError:
+        raise ValueError(f"not an IP address: {address!r}") from None
 
 
 def _unmapped(address: str) -> str:
@@ -265,14 +274,22 @@ def _no_pattern_files(path: str) -> Sequence[str] | None:
 
 def _literal_key(token: str) -> str | None:
     """The address an exact-address token stands for, when matching it needs nothing but equality."""
-    inner = token[1:-1] if token.startswith("[") and token.endswith("]") else None
     try:
-        if inner is None:
-            return token if ":" not in token and str(ipaddress.IPv4Address(token)) == token else None
-        parsed = ipaddress.IPv6Address(inner)
-    except ValueError:
+        if token.startswith("[") and token.endswith("]"):
+            packed = socket.inet_pton(socket.AF_INET6, token[1:-1])
+            return None if packed.startswith(_MAPPED) else socket.inet_ntop(socket.AF_INET6, packed)
+        return token if socket.inet_ntoa(socket.inet_pton(socket.AF_INET, token)) == token else None
+    except OSError:
         return None
-    return None if parsed.ipv4_mapped is not None else str(parsed)
+
+
+def _entries(table: Table, allow_file: bool, start: int = 0) -> list[tuple[Rule, bool]]:
+    """(rule, in hosts.allow) from `start`; a broken hosts.deny ends in a rule that denies everyone."""
+    entries = [(r, allow_file) for r in table.rules[start:]]
+    if table.stop is not None and not allow_file:  # libwrap's table_match fails for hosts.deny: deny
+        stop = table.stop
+        entries.append((Rule(stop.file, stop.line, stop.message, ("ALL",), ("ALL",), None), False))
+    return entries
 
 
 @dataclass(frozen=True)
@@ -287,13 +304,12 @@ class _Index:
 
     @classmethod
     def build(cls, allow: Table, deny: Table, daemon: str) -> _Index:
-        rules = tuple((r, True) for r in allow.rules) + tuple((r, False) for r in deny.rules)
-        if deny.stop is not None:  # libwrap's table_match returns an error for hosts.deny: deny
-            stop = deny.stop
-            rules += ((Rule(stop.file, stop.line, stop.message, ("ALL",), ("ALL",), None), False),)
-        exact: dict[str, int] = {}
-        others: list[int] = []
-        for index, (rule, _) in enumerate(rules):
+        return cls((), {}, ()).extend([*_entries(allow, True), *_entries(deny, False)], daemon)
+
+    def extend(self, added: Sequence[tuple[Rule, bool]], daemon: str) -> _Index:
+        """A new index with `added` after these rules (this one is left as it is)."""
+        exact, others = dict(self.exact), list(self.others)
+        for index, (rule, _) in enumerate(added, start=len(self.rules)):
             applies = applies_to(rule, daemon)
             if applies == NO:
                 continue
@@ -304,7 +320,7 @@ class _Index:
             for key in keys:
                 assert key is not None
                 exact.setdefault(key, index)
-        return cls(rules, exact, tuple(others))
+        return _Index(self.rules + tuple(added), exact, tuple(others))
 
     def scan(self, ctx: _Context) -> tuple[tuple[Rule, bool] | None, list[tuple[Rule, bool, set[str]]]]:
         """The first surely matching rule, and the maybe-matching rules before it."""
@@ -337,6 +353,14 @@ class AccessRules:
             self._indexes[daemon] = _Index.build(self.allow, self.deny, daemon)
         return self._indexes[daemon]
 
+    def with_deny(self, deny: Table) -> AccessRules:
+        """The same rules with hosts.deny grown by appended lines: indexes built so far are extended."""
+        assert self.deny.stop is None and deny.rules[: len(self.deny.rules)] == self.deny.rules
+        grown = AccessRules(self.allow, deny, self.pattern_files)
+        for daemon, index in self._indexes.items():
+            grown._indexes[daemon] = index.extend(_entries(deny, False, len(self.deny.rules)), daemon)
+        return grown
+
 
 def evaluate(rules: AccessRules, daemon: str = "sshd", *, client: ClientInfo) -> Verdict:
     """The verdict of hosts.allow then hosts.deny for `daemon` and `client`; never resolves a name."""
@@ -359,11 +383,30 @@ def evaluate(rules: AccessRules, daemon: str = "sshd", *, client: ClientInfo) ->
 
 def applies_to(rule: Rule, daemon: str = "sshd") -> int:
     """Whether the rule's daemon list takes in `daemon` (MAYBE: only for some server addresses)."""
-    ctx = _Context(UNKNOWN, None, daemon, False, _no_pattern_files)
-    return list_match(rule.daemons, _server_match, ctx)
+    return _applies(rule.daemons, daemon)
+
+
+@functools.lru_cache(maxsize=4096)
+def _applies(daemons: tuple[str, ...], daemon: str) -> int:
+    """Daemon lists repeat (50,000 DenyHosts lines say `sshd`): worked out once each."""
+    return list_match(daemons, _server_match, _Context(UNKNOWN, None, daemon, False, _no_pattern_files))
 
 
 def _token_needs_lookup(token: str, pattern_files: PatternFiles, depth: int = 0) -> bool:
+    """Address tokens never need a lookup; other tokens without a `/` repeat, so they are memoized."""
+    if _ADDRESS_TOKEN.fullmatch(token):
+        return False
+    if "/" not in token:
+        return _plain_needs_lookup(token)
+    return _needs_lookup(token, pattern_files, depth)
+
+
+@functools.lru_cache(maxsize=65536)
+def _plain_needs_lookup(token: str) -> bool:
+    return _needs_lookup(token, _no_pattern_files, 0)
+
+
+def _needs_lookup(token: str, pattern_files: PatternFiles, depth: int) -> bool:
     user, host = split_at(token[1:], "@")
     if host is not None:
         return (token[0] + user).lower() != "all" or _token_needs_lookup(host, pattern_files, depth)

@@ -6,6 +6,7 @@ same: a hosts.deny with 50,000 DenyHosts lines takes a while to parse, and sits 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from exporter.sources.tcpwrappers.evaluate import (
     rule_verdict,
 )
 from exporter.sources.tcpwrappers.libwrap import BINARIES, read_links_libwrap
-from exporter.sources.tcpwrappers.syntax import ParseError, Rule, Table, parse_table
+from exporter.sources.tcpwrappers.syntax import ParseError, Rule, Table, extend_table, parse_table
 
 HOSTS_ALLOW = "/etc/hosts.allow"
 HOSTS_DENY = "/etc/hosts.deny"
@@ -45,7 +46,13 @@ class Summary:
 
     rules: dict[tuple[str, str], int]  # (file, verdict) -> rules whose daemon list takes in the daemon
     lookup_rules: dict[str, int]  # file -> of those, rules whose clients may need a name or ident lookup
-    denies_everyone: bool
+    decided: bool | None  # a rule settled whether everyone is denied (None: no rule did)
+    broken_deny: bool  # hosts.deny ends in a line libwrap fails on: it denies whoever reaches it
+    deny_read: int = 0  # rules of hosts.deny this summary has read
+
+    @property
+    def denies_everyone(self) -> bool:
+        return self.broken_deny if self.decided is None else self.decided
 
 
 @dataclass(frozen=True)
@@ -66,20 +73,28 @@ class TcpWrappersSnapshot:
 
 
 def _everyone(rule: Rule) -> bool:
+    if len(rule.clients) == 1 and rule.clients[0][0].isdigit():
+        return False  # the common `sshd: ADDR` line, quickly
     lowered = [t.lower() for t in rule.clients]
     return "except" not in lowered and any(t in ("all", "*", "all@all") for t in lowered)
 
 
-def summarize(rules: AccessRules, daemon: str = "sshd") -> Summary:
+def summarize(rules: AccessRules, daemon: str = "sshd", since: Summary | None = None) -> Summary:
     """Rule counts by file and verdict, lookup-dependent rules, and whether no client can get in.
 
     Nobody gets in when, in libwrap's order, a rule for every client that denies comes before any rule
-    that could allow someone (e.g. `sshd: ALL` in hosts.deny with nothing for sshd in hosts.allow)."""
-    counts = {(f.file, v): 0 for f in (rules.allow, rules.deny) for v in VERDICTS}
-    lookups = {rules.allow.file: 0, rules.deny.file: 0}
-    everyone: bool | None = None
-    for table, allow_file in ((rules.allow, True), (rules.deny, False)):
-        for rule in table.rules:
+    that could allow someone (e.g. `sshd: ALL` in hosts.deny with nothing for sshd in hosts.allow).
+    since: the summary of the same files before lines were appended to hosts.deny; only those are read."""
+    if since is None:
+        counts = {(f.file, v): 0 for f in (rules.allow, rules.deny) for v in VERDICTS}
+        lookups = {rules.allow.file: 0, rules.deny.file: 0}
+        everyone: bool | None = None
+        todo = [(rules.allow, True, 0), (rules.deny, False, 0)]
+    else:
+        counts, lookups, everyone = dict(since.rules), dict(since.lookup_rules), since.decided
+        todo = [(rules.deny, False, since.deny_read)]
+    for table, allow_file, start in todo:
+        for rule in table.rules[start:]:
             applies = applies_to(rule, daemon)
             if applies == NO:
                 continue
@@ -91,9 +106,19 @@ def summarize(rules: AccessRules, daemon: str = "sshd") -> Summary:
                 everyone = verdict == "deny"
             elif everyone is None and verdict == "allow":
                 everyone = False
-    if everyone is None and rules.deny.stop is not None:
-        everyone = True  # libwrap denies every client that reaches a broken hosts.deny
-    return Summary(counts, lookups, bool(everyone))
+    return Summary(counts, lookups, everyone, rules.deny.stop is not None, len(rules.deny.rules))
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A file as last read: its table, and what tells an append from a rewrite next time."""
+
+    signature: Signature
+    table: Table
+    unreadable: str | None = None
+    size: int = 0
+    digest: bytes = b""  # blake2b of the bytes parsed
+    grown_from: Table | None = None  # the table this one extends with appended lines
 
 
 class TcpWrappersReader:
@@ -101,10 +126,11 @@ class TcpWrappersReader:
         self.paths = paths
         self.binaries = tuple(binaries)
         self.daemon = daemon
-        self._tables: dict[str, tuple[Signature, Table, str | None]] = {}
+        self._tables: dict[str, _Parsed] = {}
         self._patterns: dict[str, tuple[Signature, tuple[str, ...] | None]] = {}
         self._binaries: dict[str, tuple[Signature, bool | None]] = {}
         self._summary: tuple[tuple[Signature, ...], AccessRules, Summary] | None = None
+        self._pattern_paths: tuple[Table, Table, tuple[str, ...]] | None = None
 
     @staticmethod
     def _signature(path: Path) -> Signature:
@@ -114,23 +140,37 @@ class TcpWrappersReader:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    def _table(self, host_path: str) -> tuple[Signature, Table, str | None]:
+    def _table(self, host_path: str) -> _Parsed:
+        """The file's table: cached while unchanged, extended when lines were only appended (DenyHosts)."""
         local = self.paths.root(host_path)
         signature = self._signature(local)
         cached = self._tables.get(host_path)
-        if cached is not None and cached[0] == signature:
+        if cached is not None and cached.signature == signature:
             return cached
-        unreadable: str | None = None
         try:
-            table = parse_table(local.read_text(errors="replace"), host_path)
+            data = local.read_bytes()
         except FileNotFoundError:
-            table = Table(host_path, (), ())
+            parsed = _Parsed(signature, Table(host_path, (), ()))
         except OSError as exc:
             unreadable = exc.strerror or str(exc)
             stop = ParseError(host_path, 0, f"cannot open: {unreadable}")
-            table = Table(host_path, (), (stop,), stop)  # libwrap's table_match: an error, not "empty"
-        self._tables[host_path] = (signature, table, unreadable)
-        return self._tables[host_path]
+            parsed = _Parsed(
+                signature, Table(host_path, (), (stop,), stop), unreadable
+            )  # an error, not empty
+        else:
+            prefix = hashlib.blake2b(data[: cached.size] if cached else b"")
+            same_start = cached is not None and prefix.digest() == cached.digest
+            if cached and same_start and cached.size == len(data):  # touched, not changed
+                parsed = _Parsed(signature, cached.table, None, cached.size, cached.digest, cached.table)
+            elif cached and same_start and cached.table.end and cached.size < len(data):
+                prefix.update(data[cached.size :])
+                table = extend_table(cached.table, data[cached.size :].decode("utf-8", "replace"))
+                parsed = _Parsed(signature, table, None, len(data), prefix.digest(), cached.table)
+            else:
+                table = parse_table(data.decode("utf-8", "replace"), host_path)
+                parsed = _Parsed(signature, table, None, len(data), hashlib.blake2b(data).digest())
+        self._tables[host_path] = parsed
+        return parsed
 
     def pattern_file(self, host_path: str) -> tuple[str, ...] | None:
         """A `/path` pattern file's patterns (read under rootfs); None when it cannot be read."""
@@ -155,20 +195,51 @@ class TcpWrappersReader:
             self._binaries[host_path] = cached
         return cached[1]
 
+    def _referenced(self, allow: Table, deny: Table) -> tuple[str, ...]:
+        """Pattern files the rules name, worked out once per parsed pair of tables."""
+        if (
+            self._pattern_paths is None
+            or self._pattern_paths[0] is not allow
+            or self._pattern_paths[1] is not deny
+        ):
+            paths = sorted(
+                {t for table in (allow, deny) for r in table.rules for t in r.clients if t[0] == "/"}
+            )
+            self._pattern_paths = (allow, deny, tuple(paths))
+        return self._pattern_paths[2]
+
     def read(self) -> TcpWrappersSnapshot:
-        allow_sig, allow, allow_error = self._table(HOSTS_ALLOW)
-        deny_sig, deny, deny_error = self._table(HOSTS_DENY)
-        referenced = sorted(
-            {t for table in (allow, deny) for r in table.rules for t in r.clients if t[0] == "/"}
-        )
-        signature = (allow_sig, deny_sig, *(self._signature(self.paths.root(p)) for p in referenced))
-        if self._summary is None or self._summary[0] != signature:
-            rules = AccessRules(allow, deny, self.pattern_file)
-            self._summary = (signature, rules, summarize(rules, self.daemon))
-        _, rules, summary = self._summary
+        allow, deny = self._table(HOSTS_ALLOW), self._table(HOSTS_DENY)
+        referenced = self._referenced(allow.table, deny.table)
+        patterns = tuple(self._signature(self.paths.root(p)) for p in referenced)
+        signature = (allow.signature, deny.signature, *patterns)
+        previous = self._summary
+        if previous is not None and previous[0] == signature:
+            _, rules, summary = previous
+        else:
+            old_signature, old_rules, old_summary = previous or ((), None, None)
+            if (
+                old_rules is not None
+                and old_summary is not None
+                and old_signature[:1] + old_signature[2:] == signature[:1] + signature[2:]
+                and deny.grown_from is not None
+                and deny.grown_from is old_rules.deny
+            ):
+                rules = old_rules.with_deny(deny.table)
+                summary = summarize(rules, self.daemon, since=old_summary)
+            else:
+                rules = AccessRules(allow.table, deny.table, self.pattern_file)
+                summary = summarize(rules, self.daemon)
+            self._summary = (signature, rules, summary)
         files = tuple(
-            FileState(table.file, sig[0] / 1e9 if sig else None, len(table.rules), table.errors, error)
-            for table, sig, error in ((allow, allow_sig, allow_error), (deny, deny_sig, deny_error))
+            FileState(
+                p.table.file,
+                p.signature[0] / 1e9 if p.signature else None,
+                len(p.table.rules),
+                p.table.errors,
+                p.unreadable,
+            )
+            for p in (allow, deny)
         )
         libwrap = {b: linked for b in self.binaries if (linked := self._links(b)) is not None}
         return TcpWrappersSnapshot(rules, files, summary, libwrap)

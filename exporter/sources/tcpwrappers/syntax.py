@@ -22,6 +22,7 @@ from exporter.sources.sshguard import HOSTS_MARKER
 
 BUFFER = 2048  # libwrap's BUFLEN: a logical line and its newline must fit in BUFFER - 1 bytes
 SEPARATORS = re.compile(r"[, \t\r\n]+")
+_OTHER_SPACE = re.compile(r"[^\S \t\r\n]")  # whitespace str.split knows and libwrap does not
 WHITESPACE = " \t\r\n"
 
 
@@ -73,10 +74,23 @@ class Table:
     rules: tuple[Rule, ...]
     errors: tuple[ParseError, ...]
     stop: ParseError | None = None  # libwrap gives up here: hosts.allow stops matching, hosts.deny denies
+    end: ParseState | None = None  # where parsing ended, to go on with appended text (None: cannot)
+
+
+@dataclass(frozen=True)
+class ParseState:
+    """Between two complete lines: what parsing an appended part needs to know."""
+
+    lines: int = 0  # physical lines read so far
+    mark: str | None = None  # the `# DenyHosts:` line just before, if any
+    in_sshguard: bool = False
 
 
 def split_at(text: str, delimiter: str) -> tuple[str, str | None]:
     """libwrap's split_at: the first `delimiter` outside `[...]`; (head, rest) or (text, None)."""
+    if "[" not in text:
+        head, found, rest = text.partition(delimiter)
+        return (head, rest) if found else (text, None)
     depth = 0
     for index, char in enumerate(text):
         if char == "[":
@@ -89,10 +103,13 @@ def split_at(text: str, delimiter: str) -> tuple[str, str | None]:
 
 
 def tokens(field: str) -> tuple[str, ...]:
+    """libwrap's strtok on `, \\t\\r\\n`; str.split is the fast path when no other whitespace occurs."""
+    if _OTHER_SPACE.search(field) is None:
+        return tuple(field.replace(",", " ").split())
     return tuple(t for t in SEPARATORS.split(field) if t)
 
 
-def logical_lines(text: str) -> Iterator[tuple[int, str, bool]]:
+def logical_lines(text: str, first: int = 1) -> Iterator[tuple[int, str, bool]]:
     """(first physical line, text, complete) with backslash-newline joined away, as libwrap's xgets does.
 
     Not complete: the line does not end in a newline (end of file) or does not fit libwrap's 2048-byte
@@ -103,12 +120,12 @@ def logical_lines(text: str) -> Iterator[tuple[int, str, bool]]:
     last = (
         len(physical) - 1
     )  # physical[last] is what follows the final newline ("" when the file ends in one)
-    for number, line in enumerate(physical, start=1):
-        if number - 1 == last and not line and not pending:
+    for index, line in enumerate(physical):
+        if index == last and not line and not pending:
             return
         if not pending:
-            start = number
-        has_newline = number - 1 < last
+            start = first + index
+        has_newline = index < last
         if len(pending) + len(line) + 1 > BUFFER - 1 or not has_newline:
             yield start, pending + line, False
             return
@@ -198,13 +215,15 @@ def parse_options(text: str) -> tuple[Option, ...]:
     return tuple(options)
 
 
-def parse_table(text: str, file: str) -> Table:
-    """Rules of one access control file; comment lines start with `#` in column 0 only."""
+def parse_table(text: str, file: str, state: ParseState | None = None) -> Table:
+    """Rules of one access control file; comment lines start with `#` in column 0 only.
+
+    state: go on after lines already parsed (text is what was appended to them)."""
+    state = state or ParseState()
     rules: list[Rule] = []
     errors: list[ParseError] = []
-    previous_mark: str | None = None
-    in_sshguard = False
-    for number, line, complete in logical_lines(text):
+    previous_mark, in_sshguard = state.mark, state.in_sshguard
+    for number, line, complete in logical_lines(text, state.lines + 1):
         if not complete:
             stop = ParseError(file, number, "missing newline or line too long: libwrap ignores the rest")
             return Table(file, tuple(rules), (*errors, stop), stop)
@@ -228,4 +247,12 @@ def parse_table(text: str, file: str) -> Table:
             errors.append(ParseError(file, number, rule.option_error))
         rules.append(rule)
         previous_mark = None
-    return Table(file, tuple(rules), tuple(errors))
+    end = ParseState(state.lines + text.count("\n"), previous_mark, in_sshguard)
+    return Table(file, tuple(rules), tuple(errors), None, end)
+
+
+def extend_table(table: Table, appended: str) -> Table:
+    """The table of the file with `appended` added at its end (DenyHosts appends): parses only that part."""
+    assert table.end is not None, "the table ended in a broken line"
+    more = parse_table(appended, table.file, table.end)
+    return Table(table.file, table.rules + more.rules, table.errors + more.errors, more.stop, more.end)
