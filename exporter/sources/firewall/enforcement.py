@@ -85,6 +85,7 @@ class Enforcement:
     """
 
     def __init__(self, found: Iterable[Blocker], sets: Iterable[AddressSet]) -> None:
+        found = list(found)
         self._found = [b for b in found if b.covers_sshd and not b.rule.negated]
         self._sets = {address_set.key: address_set for address_set in sets}
         self.referenced = {key for b in found for key in b.rule.source_sets if b.rule.blocking}
