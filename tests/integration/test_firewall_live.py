@@ -268,19 +268,25 @@ def test_python_iptables_reads_what_iptables_legacy_save_prints(netns: NetNs) ->
     fixture = Path(__file__).parents[1] / "fixtures" / "firewall" / "iptables-legacy-save.txt"
     sh(netns, "ipset create f2b-sshd hash:ip")
     restore = fixture.read_text().replace("--dports 22,2222 ", "--dports 22,2000:2300,2222 ")
-    run = subprocess.run(
-        netns.command(["iptables-legacy-restore", "-c"]), input=restore, text=True, check=False
+    v6 = (fixture.parent / "ip6tables-legacy-save.txt").read_text()
+    v6 = v6.replace(":OUTPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]\n:ssh - [0:0]").replace(
+        "COMMIT",
+        "-A INPUT ! -s 2001:db8::/32 -p tcp -m multiport --dports 22,2222 -g ssh\n-A ssh -j REJECT\nCOMMIT",
     )
-    assert run.returncode == 0
+    for tool, text in (("iptables-legacy-restore", restore), ("ip6tables-legacy-restore", v6)):
+        run = subprocess.run(netns.command([tool, "-c"]), input=text, text=True, check=False)
+        assert run.returncode == 0
     code = (
         "import subprocess\n"
         "from exporter.sources.firewall.iptables import parse_save, read_iptc\n"
-        "save = subprocess.run(['iptables-legacy-save', '-c'], capture_output=True, text=True).stdout\n"
-        "a = sorted(read_iptc(['filter', 'raw'], 'ipv4'), key=repr)\n"
-        "b = sorted(parse_save(save, 'legacy', 'ipv4'), key=repr)\n"
-        "assert a == b, (a, b)\n"
-        "print(sum(len(c.rules) for c in a))\n"
+        "for family, save, tables in (('ipv4', 'iptables-legacy-save', ['filter', 'raw']),\n"
+        "                             ('ipv6', 'ip6tables-legacy-save', ['filter'])):\n"
+        "    text = subprocess.run([save, '-c'], capture_output=True, text=True).stdout\n"
+        "    a = sorted(read_iptc(tables, family), key=repr)\n"
+        "    b = sorted(parse_save(text, 'legacy', family), key=repr)\n"
+        "    assert a == b, (a, b)\n"
+        "    print(sum(len(c.rules) for c in a))\n"
     )
     checked = netns.run([sys.executable, "-c", code])
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.strip() == "10"
+    assert checked.stdout.split() == ["10", "3"]

@@ -238,7 +238,7 @@ def _entry_tokens(table: Any, entry: Any, family: str) -> list[str] | None:
     """An ipt_entry/ip6t_entry read straight from libiptc's memory as iptables-save tokens: python-iptables'
     Rule objects cost about 0.1 ms each (10,000 rules: a second). None when only a Rule can tell."""
     raw = ctypes.string_at(ctypes.addressof(entry), entry.target_offset)
-    ip = entry.ip
+    ip = entry.ip if family == "ipv4" else entry.ipv6
     tokens: list[str] = []
     af = socket.AF_INET if family == "ipv4" else socket.AF_INET6
     length = int.from_bytes(bytes(ip.smsk), "big").bit_count()
