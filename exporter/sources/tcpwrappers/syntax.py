@@ -88,17 +88,11 @@ class ParseState:
 
 def split_at(text: str, delimiter: str) -> tuple[str, str | None]:
     """libwrap's split_at: the first `delimiter` outside `[...]`; (head, rest) or (text, None)."""
-    if "[" not in text:
-        head, found, rest = text.partition(delimiter)
-        return (head, rest) if found else (text, None)
-    depth = 0
-    for index, char in enumerate(text):
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-        elif depth == 0 and char == delimiter:
+    index = text.find(delimiter)
+    while index != -1:
+        if text.count("[", 0, index) == text.count("]", 0, index):  # libwrap's bracket depth is 0 here
             return text[:index], text[index + 1 :]
+        index = text.find(delimiter, index + 1)
     return text, None
 
 
