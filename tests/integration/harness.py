@@ -297,13 +297,24 @@ class Journald(Daemon):
         self.proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 15
+        # Ready when an entry sent now shows up: a datagram sent while it is still starting (socket
+        # bound, kernel ring buffer being imported) is sometimes lost, so the probe is sent again.
+        marker = f"sae-journald-ready-{os.getpid()}-{time.monotonic_ns()}"
+        deadline = time.monotonic() + 30
         while True:
             assert self.proc.poll() is None, f"journald exited with {self.proc.returncode}"
-            if self.proc.pid and self._listening():
-                return self
-            assert time.monotonic() < deadline, "journald did not open its sockets"
-            time.sleep(0.05)
+            if self._listening():
+                send = [*self.enter, "logger", "-u", str(self.devlog), "-t", "sae-journald-ready", marker]
+                subprocess.run(send, check=False, capture_output=True)
+                if marker in self.journalctl("-t", "sae-journald-ready"):
+                    return self
+            assert time.monotonic() < deadline, "journald did not start"
+            time.sleep(0.2)
+
+    def journalctl(self, *args: str) -> str:
+        """journalctl -o cat ARGS on this journal: the messages, one a line."""
+        command = [*self.enter, "journalctl", "--no-pager", "-o", "cat", *args]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=30).stdout
 
     @property
     def enter(self) -> list[str]:

@@ -315,12 +315,8 @@ def test_journald_counters_equal_real_traffic(
         Sshd(tmp_path / "sshd", "", netns=netns, devlog=journald.devlog, enter=journald.enter) as sshd,
     ):
         # sshd's start-up port probe is in the journal before the exporter starts (from the end)
-        journal = [*journald.enter, "journalctl", "-o", "cat", "-t", "sshd"]
         probe = "Connection closed by 127.0.0.1 port"
-        wait_for(
-            lambda: probe in subprocess.run(journal, capture_output=True, text=True, check=False).stdout,
-            probe,
-        )
+        wait_for(lambda: probe in journald.journalctl("-t", "sshd"), probe)
         expected = Expected()
         # no auth log file in journald's namespace (tmpfs over /var/log): the journal is the source
         args = ["--collector.authlog.journal=on", *other_collectors_off()]
@@ -467,3 +463,62 @@ def test_restart_resumes_from_state_dir(tmp_path: Path) -> None:
         expected.add("auth_failed")
         found = assert_exact(exporter, expected)
         assert value(found, "ssh_access_authlog_lines_read_total", source=source) == second + third
+
+
+def test_restart_resumes_a_partial_line_and_a_rotation_while_stopped(tmp_path: Path) -> None:
+    """Stopped with half a line read; meanwhile the line is finished, more written, the file renamed
+    (rotation) and a new one started: the next run reads the rest of the old file, then the new one."""
+    log = tmp_path / "auth.log"
+    state = tmp_path / "state"
+    state.mkdir()
+    log.write_bytes(b"")
+    source = str(log)
+    half = failed("192.0.2.50")
+    with Exporter(*authlog(log, f"--collector.authlog.state-dir={state}")) as exporter:
+        expected = Expected()
+        append(log, failed("192.0.2.51"), half[:30])
+        expected.add("auth_failed")
+        found = assert_exact(exporter, expected)
+        assert value(found, "ssh_access_authlog_lines_read_total", source=source) == 1
+    append(log, half[30:], invalid("192.0.2.52", "carol"))
+    log.rename(tmp_path / "auth.log.1")
+    append(log, failed("198.51.100.53"), failed("203.0.113.54"))
+    with Exporter(*authlog(log, f"--collector.authlog.state-dir={state}")) as exporter:
+        expected = Expected()
+        expected.add("auth_failed", "invalid_user", "auth_failed", "auth_failed")
+        found = assert_exact(exporter, expected)
+        found = exporter.wait_until(
+            lambda s: value(s, "ssh_access_authlog_lines_read_total", source=source) == 4
+        )
+        assert value(found, "ssh_access_authlog_lines_read_total", source=source) == 4
+
+
+def test_journal_restart_resumes_from_cursor(tmp_path: Path) -> None:
+    """The journal source with a state dir: entries logged while the exporter is stopped are counted by
+    the next run, the earlier ones not again (entries sent as ident sshd with logger(1))."""
+    require_root_and(Journald.JOURNALD, "unshare", "nsenter", "logger")
+    state = tmp_path / "state"
+    state.mkdir()
+    with Journald() as journald:
+
+        def sshd_says(message: str) -> None:
+            send = ["logger", "-u", str(journald.devlog), "-t", "sshd", "--id=4242", message]
+            subprocess.run([*journald.enter, *send], check=True, timeout=30)
+
+        before = "Failed password for root from 192.0.2.60 port 22 ssh2"
+        sshd_says(before)
+        wait_for(lambda: before in journald.journalctl("-t", "sshd"), "the first entry")
+        args = ["--collector.authlog.journal=on", f"--collector.authlog.state-dir={state}"]
+        with Exporter(*args, *other_collectors_off(), enter=journald.enter) as exporter:
+            expected = Expected()
+            assert_exact(exporter, expected)  # from the end: the entry before the start is not read
+            sshd_says("Failed password for root from 192.0.2.61 port 22 ssh2")
+            expected.add("auth_failed")
+            assert_exact(exporter, expected)
+        sshd_says("Failed password for root from 198.51.100.62 port 22 ssh2")
+        sshd_says("Invalid user dave from 203.0.113.63 port 22")
+        with Exporter(*args, *other_collectors_off(), enter=journald.enter) as exporter:
+            expected = Expected()
+            expected.add("auth_failed", "invalid_user")
+            found = assert_exact(exporter, expected)
+            assert value(found, "ssh_access_authlog_lines_read_total", source="journal") == 2
