@@ -103,6 +103,9 @@ CASES = [
     ("bad severity", "sshd: ALL: severity bogus: allow\n", "", "192.0.2.1", "deny", "deny"),
     ("bad umask", "sshd: ALL: umask 999: allow\n", "", "192.0.2.1", "deny", "deny"),
     ("option =", "sshd: ALL: allow=\n", "", "192.0.2.1", "allow", "allow"),
+    ("user option", "sshd: ALL: user nobody: allow\n", "", "192.0.2.1", "deny", "deny"),
+    ("setenv", "sshd: ALL: setenv A b: banners /x: allow\n", "ALL: ALL\n", "192.0.2.1", "allow", "allow"),
+    ("nice", "sshd: ALL: nice 5: linger 5: rfc931: keepalive: umask 22\n", "", "192.0.2.1", "allow", "allow"),
     ("twist", "sshd: ALL: twist echo no\n", "", "192.0.2.1", "deny", "deny"),
     ("twist not last", "sshd: ALL: twist echo no: allow\n", "", "192.0.2.1", "deny", "deny"),
 ]  # fmt: skip
