@@ -4,15 +4,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-unit test-integration lint venv system-deps bench clean
+.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean
 
 $(BIN)/ssh-access-exporter: pyproject.toml
-	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# The test tools and the journald binding (compiled: needs gcc, python3-dev, libsystemd-dev).
+$(VENV)/.dev: $(BIN)/ssh-access-exporter pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 venv: $(BIN)/ssh-access-exporter
+dev: $(VENV)/.dev
 
 ## make run: start the exporter on :9822 against this host
 run: venv
@@ -21,22 +27,22 @@ run: venv
 system-deps:
 	./scripts/install-system-deps.sh
 
-lint: venv
+lint: dev
 	$(BIN)/ruff check exporter tests benchmarks
 	$(BIN)/ruff format --check exporter tests benchmarks
 	$(BIN)/mypy
 
 ## make test: install what the tests need, lint, run the whole suite
-test: system-deps venv lint
+test: system-deps dev lint
 	$(BIN)/pytest tests
 
-test-unit: venv
+test-unit: dev
 	$(BIN)/pytest -m unit tests
 
-test-integration: system-deps venv
+test-integration: system-deps dev
 	$(BIN)/pytest -m integration tests
 
-bench: system-deps venv
+bench: system-deps dev
 	$(BIN)/python -m benchmarks
 
 clean:

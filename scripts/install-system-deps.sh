@@ -3,7 +3,7 @@
 # fail2ban, sshguard, Prometheus tools, tcpdmatch). Needs root and apt; elsewhere it says so and stops.
 set -euo pipefail
 PACKAGES=(
-    python3 python3-venv
+    python3 python3-venv python3-dev gcc make
     openssh-server openssh-client sshpass
     iptables nftables ipset iproute2
     fail2ban sshguard tcpd crowdsec
