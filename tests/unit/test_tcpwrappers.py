@@ -308,3 +308,16 @@ def test_appended_lines_parse_as_the_whole_file(tmp_path: Path, first: str, appe
         assert evaluate(grown.rules, client=ClientInfo(address)) == evaluate(
             fresh.rules, client=ClientInfo(address)
         )
+
+
+def test_fifo_and_devices_do_not_hang(tmp_path: Path) -> None:
+    """A pattern file or hosts.deny that is a FIFO or a device is unreadable, not a hung scrape."""
+    (tmp_path / "etc").mkdir()
+    os.mkfifo(tmp_path / "etc/fifo")
+    (tmp_path / "etc/hosts.allow").write_text("sshd: /etc/fifo /dev/zero\n")
+    os.mkfifo(tmp_path / "etc/hosts.deny")
+    reader = TcpWrappersReader(HostPaths(rootfs=tmp_path), binaries=())
+    snapshot = reader.read()
+    assert "not a regular file" in snapshot.error
+    assert reader.pattern_file("/etc/fifo") is None
+    assert evaluate(snapshot.rules, client=ClientInfo("192.0.2.1")).verdict == "deny"  # hosts.deny failed

@@ -6,8 +6,10 @@ same: a hosts.deny with 50,000 DenyHosts lines takes a while to parse, and sits 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ HOSTS_ALLOW = "/etc/hosts.allow"
 HOSTS_DENY = "/etc/hosts.deny"
 FILES = (HOSTS_ALLOW, HOSTS_DENY)
 VERDICTS = ("allow", "deny")
+MAX_BYTES = 64 << 20  # 64 MiB: about 700,000 DenyHosts entries
 Signature = tuple[int, int] | None  # (mtime_ns, size); None: missing
 
 
@@ -109,6 +112,18 @@ def summarize(rules: AccessRules, daemon: str = "sshd", since: Summary | None = 
     return Summary(counts, lookups, everyone, rules.deny.stop is not None, len(rules.deny.rules))
 
 
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes (at most MAX_BYTES): a FIFO or device in the rules must not hang a scrape."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open would block
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_BYTES} bytes")
+    return data
+
+
 @dataclass(frozen=True)
 class _Parsed:
     """A file as last read: its table, and what tells an append from a rewrite next time."""
@@ -148,7 +163,7 @@ class TcpWrappersReader:
         if cached is not None and cached.signature == signature:
             return cached
         try:
-            data = local.read_bytes()
+            data = _read_regular(local)
         except FileNotFoundError:
             parsed = _Parsed(signature, Table(host_path, (), ()))
         except OSError as exc:
@@ -180,7 +195,7 @@ class TcpWrappersReader:
         if cached is not None and cached[0] == signature:
             return cached[1]
         try:
-            patterns: tuple[str, ...] | None = tuple(local.read_text(errors="replace").split())
+            patterns: tuple[str, ...] | None = tuple(_read_regular(local).decode("utf-8", "replace").split())
         except OSError:
             patterns = None
         self._patterns[host_path] = (signature, patterns)
