@@ -124,7 +124,7 @@ _MAX_AUTH = re.compile(
 _PAM_SSHD = re.compile(r"PAM: .* for (?:illegal user )?(.*) from (\S+)$", _S)
 _PAM_MODULE = re.compile(
     r"pam_\w+\(sshd:auth\): (?:authentication failure|\d+ more authentication failures);.*? rhost=(\S*)"
-    r"(?:\s+user=(.*))?$",
+    r"(?:\s+user=(.*?))?\s*$",  # pam_unix ends with a space when it names no user (invalid users)
     _S,
 )
 # `[authenticating user X |invalid user X |user X ]ADDR port N`, anchored on the right (user first).
