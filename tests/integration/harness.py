@@ -96,9 +96,10 @@ class Sshd(Daemon):
             subprocess.run(
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.hostkey)], check=True
             )
+        # settings first: sshd takes the first value of a keyword, so a test's own (e.g. UsePAM yes) win
         self.config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.hostkey}\nPidFile {self.pid_file}\n"
-            "PasswordAuthentication yes\nUsePAM no\n" + settings
+            settings.rstrip("\n") + f"\nPort {self.port}\nListenAddress 127.0.0.1\nHostKey {self.hostkey}\n"
+            f"PidFile {self.pid_file}\nPasswordAuthentication yes\nUsePAM no\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -14,6 +14,9 @@ What OpenSSH 9.2 logs at LogLevel INFO with UsePAM no, per action (checked on th
 - failed password, invalid user: `Invalid user U from A port P` (invalid_user), `error: Could not get
   shadow information for NOUSER` (no event), `Failed password for invalid user U ...` (auth_failed),
   `Connection closed by invalid user U A port P [preauth]` (preauth_disconnect);
+- the same under UsePAM yes: pam_unix adds `pam_unix(sshd:auth): authentication failure; logname= uid=0
+  euid=0 tty=ssh ruser= rhost=A  user=U` (pam_auth_failure; for an invalid user without `user=` and with a
+  trailing space, after `pam_unix(sshd:auth): check pass; user unknown`, no event); the failure takes ~2 s;
 - MaxAuthTries 2 and a client that tries 3 passwords: 2 x `Failed password` (auth_failed),
   `error: maximum authentication attempts exceeded for [invalid user ]U ... [preauth]`
   (max_auth_tries_exceeded), `Disconnecting [authenticating user |invalid user ]U A port P: Too many
@@ -157,10 +160,14 @@ class Client:
         argv = ["sshpass", "-p", password, "ssh", "-p", str(port), *SSH_OPTIONS, f"{user}@127.0.0.1", "true"]
         return self.netns.run(argv)
 
-    def failed_password(self, port: int, user: str, valid: bool) -> None:
+    def failed_password(self, port: int, user: str, valid: bool, pam: bool = False) -> None:
+        """One wrong password; under UsePAM yes pam_unix also logs `authentication failure`."""
         run = self._ssh(port, user, "wrong-password")
         assert run.returncode == 5, f"sshpass: {run.returncode} {run.stderr}"  # 5: password rejected
-        self.expected.add(*(() if valid else ("invalid_user",)), "auth_failed", "preauth_disconnect")
+        invalid = () if valid else ("invalid_user",)
+        self.expected.add(
+            *invalid, *(("pam_auth_failure",) if pam else ()), "auth_failed", "preauth_disconnect"
+        )
 
     def accepted(self, port: int, user: TempUser) -> None:
         run = self._ssh(port, user.name, user.password)
@@ -271,12 +278,13 @@ def test_rsyslog_counters_equal_real_traffic(
         Sshd(
             tmp_path / "wrapped", "", netns=netns, devlog=syslog.socket, binds={HOSTS_DENY: deny}
         ) as wrapped,
+        Sshd(tmp_path / "pam", "UsePAM yes\n", netns=netns, devlog=syslog.socket) as pam,
     ):
-        # each sshd's start-up port probe: a banner-less connection (two of them) or a refusal
+        # each sshd's start-up port probe: a banner-less connection (three of them) or a refusal
         wait_settled(
             syslog.log, "refused connect from 127.0.0.1", *(f"port {s.port}." for s in (sshd, wrapped))
         )
-        wait_for(lambda: syslog.log.read_text().count("Connection closed by 127.0.0.1 port") == 2, "probes")
+        wait_for(lambda: syslog.log.read_text().count("Connection closed by 127.0.0.1 port") == 3, "probes")
         lines_before = line_count(syslog.log)
         expected = Expected()
         with Exporter(f"--collector.authlog.files={syslog.log}", *other_collectors_off()) as exporter:
@@ -289,10 +297,13 @@ def test_rsyslog_counters_equal_real_traffic(
             client.max_auth_tries(sshd.port, temp_user.name, valid=True, max_auth_tries=max_tries)
             client.max_auth_tries(sshd.port, "nosuchmax", valid=False, max_auth_tries=max_tries)
             client.accepted(sshd.port, temp_user)
+            client.failed_password(pam.port, temp_user.name, valid=True, pam=True)
+            client.failed_password(pam.port, "nosuchpam", valid=False, pam=True)
             client.wrapper_refused(wrapped.port)
             client.maxstartups(throttled, full=full, connections=5)
             found = assert_exact(exporter, expected)
-            assert expected.password_failures == 3 + 2 + 2 * max_tries
+            assert expected.password_failures == 3 + 2 + 2 * max_tries + 2
+            assert expected.events["pam_auth_failure"] == 2
             assert expected.dropped == 3
             # every line rsyslog wrote since the start was read, none twice
             written = line_count(syslog.log) - lines_before
