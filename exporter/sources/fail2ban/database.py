@@ -51,6 +51,11 @@ _CURRENT_V2 = "SELECT 0, COUNT(DISTINCT ip) FROM bans WHERE jail = :jail AND tim
 # One jail's currently banned addresses.
 _ADDRESSES_V4 = f"SELECT ip FROM bips WHERE jail = :jail AND {_IS_CURRENT_V4}"
 _ADDRESSES_V2 = "SELECT DISTINCT ip FROM bans WHERE jail = :jail AND timeofban + :unknown > :now"
+# One jail's current bans with their times (v2 has no per-ban bantime: -2, the jail's).
+_BANS_V4 = f"SELECT ip, timeofban, bantime FROM bips WHERE jail = :jail AND {_IS_CURRENT_V4}"
+_BANS_V2 = (
+    "SELECT ip, MAX(timeofban), -2 FROM bans WHERE jail = :jail AND timeofban + :unknown > :now GROUP BY ip"
+)
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -116,3 +121,30 @@ def current_addresses(
     """Each enabled jail's currently banned addresses (for the firewall's enforcement check)."""
     _, jails = _per_jail(path, bantimes, now, (_ADDRESSES_V4, _ADDRESSES_V2))
     return {name: frozenset(str(row[0]) for row in rows) for name, enabled, rows in jails if enabled}
+
+
+@dataclass(frozen=True)
+class DbBan:
+    """One current ban; `expires` None: permanent."""
+
+    jail: str
+    ip: str
+    time: float
+    expires: float | None
+
+
+def current_bans(
+    path: Path, bantimes: dict[str, int] | None = None, now: float | None = None
+) -> list[DbBan]:
+    """Every enabled jail's current bans with ban and expiry times (for `diagnose` and the watchlist)."""
+    _, jails = _per_jail(path, bantimes, now, (_BANS_V4, _BANS_V2))
+    found = []
+    for name, enabled, rows in jails:
+        if not enabled:
+            continue
+        unknown = (bantimes or {}).get(name, DEFAULT_BANTIME)
+        for ip, banned_at, bantime in rows:
+            seconds = unknown if bantime == -2 else int(bantime)
+            expires = None if seconds < 0 else float(banned_at) + seconds
+            found.append(DbBan(name, str(ip), float(banned_at), expires))
+    return found

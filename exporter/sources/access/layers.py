@@ -1,0 +1,359 @@
+"""Each layer's verdict for one address or network, from facts already read (pure: tests feed fixtures).
+
+For a network a layer denies when it blocks any address in it: ban lists and firewall sources are
+compared as ranges; TCP wrappers are evaluated for every address of a network up to WRAPPER_SWEEP
+addresses, else for its first and last address and every address a rule names inside it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from exporter.sources.access.model import LAYERS, LayerVerdict, Network, label, overlaps
+from exporter.sources.authlog.records import Event
+from exporter.sources.crowdsec import CrowdsecSnapshot
+from exporter.sources.fail2ban.database import DbBan
+from exporter.sources.firewall.bans import SSHGUARD_SETS
+from exporter.sources.firewall.enforcement import Enforcement, blockers
+from exporter.sources.firewall.model import AddressSet, Chain, Rule, Ruleset
+from exporter.sources.tcpwrappers import ClientInfo, evaluate
+from exporter.sources.tcpwrappers.reader import TcpWrappersSnapshot
+from exporter.sources.tcpwrappers.syntax import Rule as WrapperRule
+
+WRAPPER_SWEEP = 256
+MAX_EVIDENCE = 10
+PENALTY_EVENTS = frozenset({"penalty_applied", "penalty_drop"})
+
+
+@dataclass(frozen=True)
+class Fail2banFacts:
+    bans: tuple[DbBan, ...] | None  # the database's current bans; None: unreadable
+    error: str = ""
+    banned_in: dict[str, tuple[str, ...]] = field(default_factory=dict)  # address -> jails (socket)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    file: str
+    line: int
+    text: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class PenaltyLog:
+    lines: tuple[LogLine, ...] = ()  # penalty and MaxStartups events within the window
+    window: float = 600.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the layers need, read once; None (or False) for a layer not present or not asked for."""
+
+    wrappers: TcpWrappersSnapshot | None = None
+    fail2ban: Fail2banFacts | None = None
+    sshguard: bool = False
+    denyhosts: bool = False
+    crowdsec: CrowdsecSnapshot | None = None
+    firewall: bool = False
+    ruleset: Ruleset | None = None
+    firewall_error: str = ""
+    sshd_ports: frozenset[int] = frozenset()
+    penalties: PenaltyLog | None = None
+    now: float = field(default_factory=time.time)
+
+
+# -- TCP wrappers (and the DenyHosts / sshguard entries in them) ---------------------------------
+
+
+def _token_network(token: str) -> Network | None:
+    """The addresses a client pattern names: `a.b.c.d`, `[v6]`, `a/len`, `n/m.m.m.m`, `a.b.`."""
+    text = token.replace("[", "").replace("]", "")
+    try:
+        if text.endswith(".") and text[:-1].replace(".", "").isdigit():
+            parts = text[:-1].split(".")
+            return ipaddress.ip_network(".".join(parts + ["0"] * (4 - len(parts))) + f"/{8 * len(parts)}")
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _candidates(snapshot: TcpWrappersSnapshot, network: Network) -> list[str]:
+    if network.num_addresses <= WRAPPER_SWEEP:
+        return [str(a) for a in network]
+    found = {network.network_address, network.broadcast_address}
+    for table in (snapshot.rules.allow, snapshot.rules.deny):
+        for rule in table.rules:
+            for token in rule.clients:
+                named = _token_network(token)
+                if named is not None and named.version == network.version and named.overlaps(network):
+                    found.add(max(named.network_address, network.network_address))
+    return [str(a) for a in sorted(found)]
+
+
+@dataclass(frozen=True)
+class WrapperOutcome:
+    verdict: str  # LayerVerdict verdict
+    address: str
+    rule: WrapperRule | None
+
+
+def wrapper_outcome(snapshot: TcpWrappersSnapshot, network: Network) -> WrapperOutcome:
+    """The worst verdict over the network's candidates: deny, then unknown, then allow, then no_match."""
+    rank = {"deny": 0, "unknown": 1, "allow": 2, "no_match": 3}
+    best = WrapperOutcome("no_match", label(network), None)
+    for address in _candidates(snapshot, network):
+        found = evaluate(snapshot.rules, "sshd", client=ClientInfo(address))
+        verdict: str = found.verdict if found.verdict in ("deny", "allow") else "unknown"
+        if verdict == "allow" and found.rule is None:
+            verdict = "no_match"
+        if rank[verdict] < rank[best.verdict]:
+            best = WrapperOutcome(verdict, address, found.rule)
+            if verdict == "deny":
+                break
+    return best
+
+
+def _rule_evidence(rule: WrapperRule) -> str:
+    return f"{rule.file}:{rule.line}: {rule.text}"
+
+
+def tcp_wrappers(facts: HostFacts, network: Network) -> LayerVerdict | None:
+    snapshot = facts.wrappers
+    if snapshot is None:
+        return None
+    if snapshot.error:
+        return LayerVerdict("tcp_wrappers", "unknown", detail=snapshot.error)
+    outcome = wrapper_outcome(snapshot, network)
+    rule = outcome.rule
+    evidence = (_rule_evidence(rule),) if rule else ()
+    if snapshot.libwrap and not snapshot.honoured:
+        detail = "sshd is not linked with libwrap: hosts.allow and hosts.deny do not apply to it"
+        return LayerVerdict("tcp_wrappers", "no_match", evidence, detail)
+    if outcome.verdict == "deny" and rule is not None:
+        remedy = (
+            f"remove line {rule.line} of {rule.file}",
+            f"or let it in first: add `sshd: {label(network)}` to /etc/hosts.allow",
+        )
+        detail = f"{outcome.address} matches line {rule.line} of {rule.file}"
+        return LayerVerdict("tcp_wrappers", "deny", evidence, detail, remedy)
+    if outcome.verdict == "unknown":
+        detail = f"for {outcome.address} the outcome depends on a name or ident lookup"
+        return LayerVerdict("tcp_wrappers", "unknown", evidence, detail)
+    if outcome.verdict == "allow" and rule is not None:
+        return LayerVerdict("tcp_wrappers", "allow", evidence, f"allowed by line {rule.line} of {rule.file}")
+    return LayerVerdict("tcp_wrappers", "no_match", detail="no rule in hosts.allow or hosts.deny matches")
+
+
+def _marked(facts: HostFacts, network: Network, tool: str) -> WrapperRule | None:
+    """The hosts.allow/deny rule `tool` wrote that denies the network, if that is what decides."""
+    if facts.wrappers is None or facts.wrappers.error:
+        return None
+    outcome = wrapper_outcome(facts.wrappers, network)
+    rule = outcome.rule
+    if outcome.verdict == "deny" and rule is not None and rule.marked_by == tool:
+        return rule
+    return None
+
+
+def denyhosts(facts: HostFacts, network: Network) -> LayerVerdict | None:
+    if not facts.denyhosts:
+        return None
+    rule = _marked(facts, network, "denyhosts")
+    if rule is None:
+        return LayerVerdict("denyhosts", "no_match", detail="no DenyHosts entry in hosts.deny denies it")
+    remedy = (
+        f"remove the `# DenyHosts:` line and line {rule.line} of {rule.file}, and the address from "
+        "/var/lib/denyhosts/hosts*",
+        "add it to /var/lib/denyhosts/allowed-hosts so DenyHosts does not add it again",
+    )
+    return LayerVerdict(
+        "denyhosts", "deny", (_rule_evidence(rule),), f"DenyHosts entry at line {rule.line}", remedy
+    )
+
+
+# -- fail2ban -----------------------------------------------------------------------------------------
+
+
+def _expiry(ban: DbBan) -> str:
+    if ban.expires is None:
+        return "permanent"
+    return "until " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ban.expires))
+
+
+def fail2ban(facts: HostFacts, network: Network) -> LayerVerdict | None:
+    found = facts.fail2ban
+    if found is None:
+        return None
+    from_db = [ban for ban in found.bans or () if overlaps(network, ban.ip)]
+    jails: dict[str, list[str]] = {}
+    socket = found.banned_in.get(label(network))
+    if socket is not None:  # the server's own answer: its database may lag or be gone
+        for jail in socket:
+            jails[jail] = [f"jail {jail}: {b.ip} banned, {_expiry(b)}" for b in from_db if b.jail == jail]
+            jails[jail] = jails[jail] or [f"jail {jail}: {label(network)} banned (fail2ban-server)"]
+    elif found.bans is not None:
+        for ban in from_db:
+            jails.setdefault(ban.jail, []).append(f"jail {ban.jail}: {ban.ip} banned, {_expiry(ban)}")
+    else:
+        return LayerVerdict("fail2ban", "unknown", detail=found.error or "fail2ban could not be read")
+    if not jails:
+        return LayerVerdict("fail2ban", "no_match", detail="not banned in any jail")
+    addresses = sorted({b.ip for b in from_db} or {label(network)})
+    remedy = tuple(f"fail2ban-client set {jail} unbanip {a}" for jail in sorted(jails) for a in addresses)
+    remedy += (f"add {label(network)} to ignoreip in /etc/fail2ban/jail.local so it is not banned again",)
+    evidence = tuple(line for jail in sorted(jails) for line in jails[jail])
+    detail = "banned in jail " + ", ".join(sorted(jails))
+    return LayerVerdict("fail2ban", "deny", evidence[:MAX_EVIDENCE], detail, remedy)
+
+
+# -- firewall and the sets ban tools fill ------------------------------------------------------------
+
+
+def _family_fits(family: str, network: Network) -> bool:
+    return family in ("inet", "netdev") or family == f"ipv{network.version}"
+
+
+def _where(chain: Chain) -> str:
+    return f"{chain.backend} {chain.family} table {chain.table} chain {chain.name}"
+
+
+def _set_hits(found: AddressSet, network: Network) -> list[str]:
+    if not _family_fits(found.family, network):
+        return []
+    return [element for element in found.elements if overlaps(network, element)]
+
+
+def _rule_hits(rule: Rule, sets: dict[str, AddressSet], network: Network) -> Iterator[str]:
+    if rule.any_source:
+        yield "every source"
+    for source in rule.sources or ():
+        if overlaps(network, source):
+            yield f"source {source}"
+    for key in rule.source_sets:
+        address_set = sets.get(key)
+        for element in _set_hits(address_set, network) if address_set else ():
+            yield f"set {address_set.name} ({address_set.backend}), which holds {element}"  # type: ignore[union-attr]
+
+
+def firewall(facts: HostFacts, network: Network) -> LayerVerdict | None:
+    if not facts.firewall:
+        return None
+    if facts.ruleset is None:
+        return LayerVerdict("firewall", "unknown", detail=facts.firewall_error or "firewall not read")
+    sets = {s.key: s for s in facts.ruleset.sets}
+    evidence: list[str] = []
+    for blocker in blockers(facts.ruleset.chains, facts.sshd_ports):
+        rule = blocker.rule
+        if not blocker.covers_sshd or rule.negated or not _family_fits(blocker.chain.family, network):
+            continue
+        evidence.extend(
+            f"{_where(blocker.chain)}: {rule.verdict} from {hit}" for hit in _rule_hits(rule, sets, network)
+        )
+    ports = ",".join(str(p) for p in sorted(facts.sshd_ports)) or "any port"
+    if not evidence:
+        return LayerVerdict(
+            "firewall", "no_match", detail=f"no drop/reject rule for it on sshd's ports ({ports})"
+        )
+    remedy = ("delete the rule or the set element named above, or accept the address before it",)
+    detail = f"dropped or rejected on its way to sshd's ports ({ports})"
+    return LayerVerdict("firewall", "deny", tuple(evidence[:MAX_EVIDENCE]), detail, remedy)
+
+
+def _unlist(found: AddressSet, element: str) -> str:
+    if found.backend == "nft":
+        return f"nft delete element {found.table} {found.name} {{ {element} }}"
+    return f"ipset del {found.name} {element}"
+
+
+def sshguard(facts: HostFacts, network: Network) -> LayerVerdict | None:
+    if not facts.sshguard:
+        return None
+    rule = _marked(facts, network, "sshguard")
+    if rule is not None:
+        fix = (f"remove line {rule.line} of {rule.file} (sshguard's block)",)
+        return LayerVerdict(
+            "sshguard", "deny", (_rule_evidence(rule),), "in sshguard's hosts.allow block", fix
+        )
+    if facts.ruleset is None:
+        detail = facts.firewall_error or "its sets could not be read"
+        return LayerVerdict("sshguard", "unknown", detail=detail)
+    referenced = Enforcement(blockers(facts.ruleset.chains, facts.sshd_ports), ()).referenced
+    listed = [(s, e) for s in facts.ruleset.sets if s.key in SSHGUARD_SETS for e in _set_hits(s, network)]
+    if not listed:
+        return LayerVerdict("sshguard", "no_match", detail="not in sshguard's sets or hosts.allow block")
+    evidence = tuple(f"{s.backend} set {s.table} {s.name} holds {e}".replace("  ", " ") for s, e in listed)
+    if not any(s.key in referenced for s, _ in listed):
+        return LayerVerdict("sshguard", "no_match", evidence, "listed, but no drop/reject rule uses the set")
+    remedy = (
+        *(
+            f"nft delete element {s.table} {s.name} {{ {e} }}"
+            if s.backend == "nft"
+            else f"ipset del {s.name} {e}"
+            for s, e in listed
+        ),
+        "add it to sshguard's whitelist (WHITELIST_FILE in /etc/sshguard/sshguard.conf)",
+    )
+    return LayerVerdict("sshguard", "deny", evidence[:MAX_EVIDENCE], "banned by sshguard", remedy)
+
+
+# -- CrowdSec --------------------------------------------------------------------------------------------
+
+
+def crowdsec(facts: HostFacts, network: Network) -> LayerVerdict | None:
+    snapshot = facts.crowdsec
+    if snapshot is None or not snapshot.installed:
+        return None
+    if not snapshot.up:
+        return LayerVerdict("crowdsec", "unknown", detail=snapshot.error or "CrowdSec could not be asked")
+    hits = [
+        d
+        for d in snapshot.decisions
+        if d.action == "ban" and d.scope.lower() in ("ip", "range") and overlaps(network, d.value)
+    ]
+    if not hits:
+        return LayerVerdict("crowdsec", "no_match", detail="no active ban decision covers it")
+    evidence = tuple(f"{d.scope} {d.value}: ban by {d.scenario} ({d.origin})" for d in hits)
+    remedy = (
+        *(f"cscli decisions delete --{'range' if '/' in d.value else 'ip'} {d.value}" for d in hits),
+        "add it to a CrowdSec allowlist so it is not banned again",
+    )
+    return LayerVerdict(
+        "crowdsec", "deny", evidence[:MAX_EVIDENCE], f"{len(hits)} active ban decision(s)", remedy
+    )
+
+
+# -- sshd's PerSourcePenalties --------------------------------------------------------------------------
+
+
+def sshd_penalty(facts: HostFacts, network: Network) -> LayerVerdict | None:
+    log = facts.penalties
+    if log is None:
+        return None
+    if log.error:
+        return LayerVerdict("sshd_penalty", "unknown", detail=log.error)
+    hits = [
+        line
+        for line in log.lines
+        if line.event.event in PENALTY_EVENTS and line.event.address and overlaps(network, line.event.address)
+    ]
+    minutes = round(log.window / 60)
+    if not hits:
+        return LayerVerdict("sshd_penalty", "no_match", detail=f"no penalty in the last {minutes} minutes")
+    evidence = tuple(f"{h.file}:{h.line}: {h.text}" for h in hits[-MAX_EVIDENCE:])
+    remedy = ("add it to PerSourcePenaltyExemptList in sshd_config (OpenSSH 9.8+) and reload sshd",)
+    detail = f"penalised by sshd {len(hits)} time(s) in the last {minutes} minutes"
+    return LayerVerdict("sshd_penalty", "deny", evidence, detail, remedy)
+
+
+CHECKS = (tcp_wrappers, fail2ban, sshguard, denyhosts, crowdsec, firewall, sshd_penalty)
+assert tuple(check.__name__ for check in CHECKS) == LAYERS
+
+
+def verdicts(facts: HostFacts, network: Network) -> list[LayerVerdict]:
+    """Every present layer's verdict, in contract order."""
+    return [found for check in CHECKS if (found := check(facts, network)) is not None]

@@ -1,0 +1,68 @@
+"""The per-address model: one verdict per layer, with the evidence a person needs to act on it.
+
+A layer is something that can keep a client out of sshd before or during authentication: TCP
+wrappers, a ban tool, the packet filter, sshd's own PerSourcePenalties. Each answers `deny`, `allow`
+(a rule lets the address in explicitly), `no_match` (nothing about the address) or `unknown` (the
+layer could not be read, or the answer depends on a name lookup). A layer not present on the host is
+left out rather than reported as `no_match`, so "absent" and "present but silent" stay apart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Contract order (`diagnose --json` layers, `ssh_access_watched_address_blocked{layer}`).
+LAYERS = ("tcp_wrappers", "fail2ban", "sshguard", "denyhosts", "crowdsec", "firewall", "sshd_penalty")
+VERDICTS = ("deny", "allow", "no_match", "unknown")
+
+
+@dataclass(frozen=True)
+class LayerVerdict:
+    """One layer's answer for one address or network; `remedy` is advice for people (not in the JSON)."""
+
+    layer: str
+    verdict: str  # one of VERDICTS
+    evidence: tuple[str, ...] = ()
+    detail: str = ""
+    remedy: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def blocks(self) -> bool:
+        return self.verdict == "deny"
+
+
+def parse_target(text: str) -> Network:
+    """An address or CIDR network as the operator writes it (host bits allowed, as in the watchlist)."""
+    return ipaddress.ip_network(text.strip().removeprefix("[").replace("]", ""), strict=False)
+
+
+def label(network: Network) -> str:
+    """A single address prints as an address, a network in CIDR form."""
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+def span(text: str) -> tuple[int, int, int] | None:
+    """(version, first, last) of an address, `a/len` prefix or `a-b` range; None when not one."""
+    try:
+        if "-" in text:
+            low, high = (ipaddress.ip_address(part.strip()) for part in text.split("-", 1))
+            return low.version, int(low), int(high)
+        network = ipaddress.ip_network(text.strip().strip("[]"), strict=False)
+    except ValueError:
+        return None
+    return network.version, int(network.network_address), int(network.broadcast_address)
+
+
+def overlaps(network: Network, text: str) -> bool:
+    """Does the address, prefix or range `text` share an address with `network`?"""
+    found = span(text)
+    if found is None:
+        return False
+    version, first, last = found
+    low, high = int(network.network_address), int(network.broadcast_address)
+    return version == network.version and first <= high and low <= last

@@ -1,0 +1,209 @@
+"""Reads the facts every layer needs, once per question, through the same sources as the collectors.
+
+The options come from the server's flags (`AccessOptions.from_args`), so `diagnose` and the watchlist
+read exactly what the collectors read; a layer whose collector is switched off is not asked. PerSource
+penalties come from the end of the auth log files (the last TAIL_BYTES of each, through the live
+framing and classification), kept for `penalty_window` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporter.paths import HostPaths
+from exporter.sources.access.layers import Fail2banFacts, HostFacts, LogLine, PenaltyLog, verdicts
+from exporter.sources.access.model import LayerVerdict, Network, label
+from exporter.sources.authlog.framing import Framer
+from exporter.sources.authlog.stats import Stats
+from exporter.sources.authlog.tail import default_log_files
+from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
+from exporter.sources.denyhosts import DenyhostsReader
+from exporter.sources.fail2ban.database import DatabaseError, current_bans
+from exporter.sources.fail2ban.protocol import Connection, ProtocolError
+from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS
+from exporter.sources.firewall.reader import TIMEOUT, FirewallError, FirewallReader
+from exporter.sources.procscan import running
+from exporter.sources.sshguard import INSTALL_MARKERS as SSHGUARD_MARKERS
+from exporter.sources.sshguard import PROCESS_NAMES as SSHGUARD_PROCESSES
+from exporter.sources.tcpwrappers.reader import FILES, TcpWrappersReader
+
+log = logging.getLogger(__name__)
+TAIL_BYTES = 4 << 20
+PENALTY_WINDOW = 600.0
+LOG_EVENTS = frozenset({"penalty_applied", "penalty_drop", "maxstartups_drop"})
+
+
+@dataclass(frozen=True)
+class AccessOptions:
+    """Which layers to ask and where their sources are (defaults as the collectors' flags)."""
+
+    tcp_wrappers: bool = True
+    fail2ban: bool = True
+    fail2ban_socket: str = DEFAULT_SOCKET
+    fail2ban_db: str = DEFAULT_DB
+    fail2ban_owner: int = 0
+    sshguard: bool = True
+    denyhosts: bool = True
+    crowdsec: bool = True
+    crowdsec_bouncer_config: str = BOUNCER_CONFIG
+    cscli: str = CSCLI
+    firewall: bool = True
+    firewall_timeout: float = TIMEOUT
+    use_iptc: bool = True
+    authlog: bool = True
+    log_files: tuple[str, ...] = ()  # empty: /var/log/auth.log, /var/log/secure when present
+    penalty_window: float = PENALTY_WINDOW
+    timeout: float = 3.0
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> AccessOptions:
+        """From the parsed flags (`vars(namespace)`); flags of collectors not built in keep defaults."""
+
+        def get(name: str, default: Any) -> Any:
+            found = args.get(name)
+            return default if found is None else found
+
+        files = tuple(f.strip() for f in str(get("collector.authlog.files", "")).split(",") if f.strip())
+        return cls(
+            tcp_wrappers=bool(get("collector.tcpwrappers", True)),
+            fail2ban=bool(get("collector.fail2ban", True)),
+            fail2ban_socket=str(get("collector.fail2ban.socket", DEFAULT_SOCKET)),
+            fail2ban_db=str(get("collector.fail2ban.db", DEFAULT_DB)),
+            fail2ban_owner=int(get("collector.fail2ban.socket_owner", 0)),
+            sshguard=bool(get("collector.sshguard", True)),
+            denyhosts=bool(get("collector.denyhosts", True)),
+            crowdsec=bool(get("collector.crowdsec", True)),
+            crowdsec_bouncer_config=str(get("collector.crowdsec.bouncer_config", BOUNCER_CONFIG)),
+            cscli=str(get("collector.crowdsec.cscli", CSCLI)),
+            firewall=bool(get("collector.firewall", True)),
+            firewall_timeout=float(get("collector.firewall.timeout", TIMEOUT)),
+            use_iptc=get("collector.firewall.legacy_reader", "python-iptables") == "python-iptables",
+            authlog=bool(get("collector.authlog", True)),
+            log_files=files,
+        )
+
+
+def read_log_tail(path: Path, name: str, since: float, tail_bytes: int = TAIL_BYTES) -> list[LogLine]:
+    """Penalty and MaxStartups events after `since` in the last `tail_bytes` of one log file."""
+    with path.open("rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        start = max(0, size - tail_bytes)
+        stream.seek(start)
+        data = stream.read(tail_bytes)
+    lines = data.decode("utf-8", "replace").splitlines()
+    first = 1
+    if start > 0:  # the first line is cut: drop it; line numbers are unknown, count from the cut
+        lines = lines[1:]
+        first = 0
+    events = Stats(top_n=0).feed_batch(Framer().parse_many(lines), name)
+    found = []
+    for number, (text, event) in enumerate(zip(lines, events, strict=True), first):
+        if event is not None and event.event in LOG_EVENTS and (event.time is None or event.time >= since):
+            found.append(LogLine(name if first else f"{name} (tail)", number, text.strip(), event))
+    return found
+
+
+class AccessReader:
+    """Gathers HostFacts under --path.rootfs; `sshd_ports` tells which ports sshd listens on."""
+
+    def __init__(
+        self,
+        paths: HostPaths,
+        options: AccessOptions | None = None,
+        sshd_ports: Callable[[], frozenset[int]] | None = None,
+    ) -> None:
+        self.paths = paths
+        self.options = options or AccessOptions()
+        self.sshd_ports = sshd_ports or frozenset
+        self.wrappers = TcpWrappersReader(paths)
+        self.firewall_reader = FirewallReader(paths, self.options.firewall_timeout, self.options.use_iptc)
+
+    def _exists(self, paths: Iterable[str]) -> bool:
+        return any(self.paths.root(p).exists() for p in paths if p)
+
+    def _fail2ban(self, networks: Sequence[Network]) -> Fail2banFacts | None:
+        o = self.options
+        if not o.fail2ban or not self._exists((*INSTALL_MARKERS, o.fail2ban_socket, o.fail2ban_db)):
+            return None
+        bans, errors = None, []
+        database = self.paths.root(o.fail2ban_db) if o.fail2ban_db else None
+        if database is not None and database.exists():
+            try:
+                bans = tuple(current_bans(database))
+            except DatabaseError as exc:
+                errors.append(f"database: {exc}")
+        banned_in: dict[str, tuple[str, ...]] = {}
+        single = [n for n in networks if n.num_addresses == 1]
+        if o.fail2ban_socket and single:  # `banned ADDR...` asks the server about single addresses
+            try:
+                with Connection(self.paths.root(o.fail2ban_socket), o.timeout, o.fail2ban_owner) as conn:
+                    reply = conn.request("banned", *(label(n) for n in single))
+                if isinstance(reply, list) and len(reply) == len(single):
+                    for network, jails in zip(single, reply, strict=True):
+                        names = jails if isinstance(jails, list) else []
+                        banned_in[label(network)] = tuple(str(j) for j in names)
+            except (OSError, ProtocolError) as exc:
+                errors.append(f"socket {o.fail2ban_socket}: {exc}")
+        if bans is None and not banned_in and not errors:
+            errors.append(f"neither {o.fail2ban_socket} nor {o.fail2ban_db} could be read")
+        return Fail2banFacts(bans, "; ".join(errors), banned_in)
+
+    def _penalties(self, now: float) -> PenaltyLog | None:
+        o = self.options
+        if not o.authlog:
+            return None
+        files = [self.paths.root(f) for f in o.log_files] if o.log_files else default_log_files(self.paths)
+        if not files:
+            return None
+        lines: list[LogLine] = []
+        errors = []
+        for local in files:
+            try:
+                lines.extend(read_log_tail(local, self.paths.unroot(local), now - o.penalty_window))
+            except OSError as exc:
+                errors.append(f"{self.paths.unroot(local)}: {exc.strerror or exc}")
+        return PenaltyLog(tuple(lines), o.penalty_window, "; ".join(errors))
+
+    def read(self, networks: Sequence[Network] = ()) -> HostFacts:
+        """Every asked-for layer's facts; `networks` lets fail2ban's server answer for single addresses."""
+        o = self.options
+        now = time.time()
+        wrappers = None
+        if o.tcp_wrappers and self._exists(FILES):
+            wrappers = self.wrappers.read()
+        ruleset, firewall_error = None, ""
+        if o.firewall or o.sshguard:
+            try:
+                ruleset = self.firewall_reader.read()
+            except (FirewallError, OSError) as exc:
+                firewall_error = str(exc)
+        sshguard = o.sshguard and (
+            self._exists(SSHGUARD_MARKERS) or running(self.paths.procfs, SSHGUARD_PROCESSES)
+        )
+        crowdsec = None
+        if o.crowdsec:
+            crowdsec = CrowdsecReader(self.paths, o.crowdsec_bouncer_config, o.cscli, o.timeout).read()
+        return HostFacts(
+            wrappers=wrappers,
+            fail2ban=self._fail2ban(networks),
+            sshguard=sshguard,
+            denyhosts=o.denyhosts and DenyhostsReader(self.paths).read().installed,
+            crowdsec=crowdsec,
+            firewall=o.firewall,
+            ruleset=ruleset,
+            firewall_error=firewall_error,
+            sshd_ports=self.sshd_ports() if ruleset is not None else frozenset(),
+            penalties=self._penalties(now),
+            now=now,
+        )
+
+    def check(self, networks: Sequence[Network]) -> dict[Network, list[LayerVerdict]]:
+        """Each network's layer verdicts from one read of the host."""
+        facts = self.read(networks)
+        return {network: verdicts(facts, network) for network in networks}

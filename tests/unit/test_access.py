@@ -1,0 +1,203 @@
+"""The per-address layer model on fixture trees: each layer's verdict and evidence, addresses and networks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter.paths import HostPaths
+from exporter.sources.access import (
+    AccessOptions,
+    AccessReader,
+    HostFacts,
+    LayerVerdict,
+    parse_target,
+    verdicts,
+)
+from exporter.sources.access.layers import Fail2banFacts, LogLine, PenaltyLog
+from exporter.sources.access.reader import read_log_tail
+from exporter.sources.authlog.records import Event
+from exporter.sources.crowdsec import CrowdsecSnapshot, Decision
+from exporter.sources.fail2ban.database import DbBan, current_bans
+from exporter.sources.firewall.model import Ruleset
+from tests.unit.test_fail2ban import V4_SCHEMA, make_db
+from tests.unit.test_firewall import _ruleset
+
+NOW = time.time()
+DENY = """# hand-written
+sshd: 192.0.2.10
+# DenyHosts: Mon Nov 23 10:00:00 2026 | sshd: 192.0.2.11
+sshd: 192.0.2.11
+ALL: 198.51.100.0/255.255.255.128
+"""
+ALLOW = "sshd: 192.0.2.12 : allow\n"
+OFFLINE = AccessOptions(firewall=False, sshguard=False, crowdsec=False, authlog=False)
+
+
+def _tree(tmp_path: Path, deny: str = DENY, allow: str = ALLOW) -> HostPaths:
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    (tmp_path / "etc" / "hosts.deny").write_text(deny)
+    (tmp_path / "etc" / "hosts.allow").write_text(allow)
+    return HostPaths(tmp_path, tmp_path / "proc")
+
+
+def _layers(reader: AccessReader, target: str) -> dict[str, LayerVerdict]:
+    network = parse_target(target)
+    return {v.layer: v for v in reader.check([network])[network]}
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> AccessReader:
+    (tmp_path / "proc").mkdir()
+    return AccessReader(_tree(tmp_path), OFFLINE)
+
+
+def test_tcp_wrappers_deny_names_file_and_line(reader: AccessReader) -> None:
+    found = _layers(reader, "192.0.2.10")["tcp_wrappers"]
+    assert (found.verdict, found.evidence) == ("deny", ("/etc/hosts.deny:2: sshd: 192.0.2.10",))
+    assert "remove line 2 of /etc/hosts.deny" in found.remedy
+
+
+def test_tcp_wrappers_allow_and_dns(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    reader = AccessReader(_tree(tmp_path, allow=ALLOW + "sshd: .example.org\n"), OFFLINE)
+    assert _layers(reader, "192.0.2.12")["tcp_wrappers"].verdict == "allow"
+    dns = _layers(reader, "192.0.2.10")["tcp_wrappers"]  # allowed if its name is in example.org
+    assert dns.verdict == "unknown" and dns.evidence == ("/etc/hosts.allow:2: sshd: .example.org",)
+
+
+def test_no_match_without_names(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    reader = AccessReader(_tree(tmp_path, deny="sshd: 192.0.2.10\n", allow=""), OFFLINE)
+    found = _layers(reader, "192.0.2.99")
+    assert found["tcp_wrappers"].verdict == "no_match"
+    assert set(found) == {"tcp_wrappers"}  # no fail2ban, denyhosts, ... on this host: left out
+
+
+def test_network_counts_when_any_address_is_blocked(reader: AccessReader) -> None:
+    assert _layers(reader, "192.0.2.0/28")["tcp_wrappers"].verdict == "deny"
+    assert _layers(reader, "198.51.100.100/30")["tcp_wrappers"].verdict == "deny"
+    big = _layers(reader, "198.51.0.0/16")["tcp_wrappers"]  # swept by the rules' own addresses
+    assert big.verdict == "deny" and "198.51.100.0/255.255.255.128" in big.evidence[0]
+    assert _layers(reader, "198.51.100.128/25")["tcp_wrappers"].verdict == "no_match"
+
+
+def test_denyhosts_entry_is_its_own_layer(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "var/lib/denyhosts").mkdir(parents=True)
+    reader = AccessReader(_tree(tmp_path, allow=""), OFFLINE)
+    found = _layers(reader, "192.0.2.11")
+    assert found["denyhosts"].verdict == "deny" and found["tcp_wrappers"].verdict == "deny"
+    assert found["denyhosts"].evidence == ("/etc/hosts.deny:4: sshd: 192.0.2.11",)
+    assert _layers(reader, "192.0.2.10")["denyhosts"].verdict == "no_match"  # a hand-written line
+
+
+def test_fail2ban_from_the_database(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    db = tmp_path / "var/lib/fail2ban/fail2ban.sqlite3"
+    db.parent.mkdir(parents=True)
+    rows = [("192.0.2.1", "sshd", NOW - 100, 600), ("192.0.2.2", "sshd", NOW - 700, 600),
+            ("192.0.2.3", "recidive", NOW - 100, -1)]  # fmt: skip
+    make_db(db, V4_SCHEMA, [("sshd", 1), ("recidive", 1)], rows)
+    options = AccessOptions(firewall=False, sshguard=False, crowdsec=False, authlog=False,
+                            fail2ban_socket="")  # fmt: skip
+    reader = AccessReader(_tree(tmp_path, "", ""), options)
+    banned = _layers(reader, "192.0.2.1")["fail2ban"]
+    assert banned.verdict == "deny" and banned.evidence[0].startswith("jail sshd: 192.0.2.1 banned, until ")
+    assert "fail2ban-client set sshd unbanip 192.0.2.1" in banned.remedy
+    assert _layers(reader, "192.0.2.2")["fail2ban"].verdict == "no_match"  # expired
+    permanent = _layers(reader, "192.0.2.0/30")["fail2ban"]
+    assert permanent.verdict == "deny" and "jail recidive: 192.0.2.3 banned, permanent" in permanent.evidence
+    assert {b.ip for b in current_bans(db)} == {"192.0.2.1", "192.0.2.3"}
+
+
+def test_fail2ban_server_answer_wins_over_the_database() -> None:
+    ban = DbBan("sshd", "192.0.2.1", NOW, NOW + 60)
+    facts = HostFacts(fail2ban=Fail2banFacts((ban,), banned_in={"192.0.2.1": ()}))
+    assert verdicts(facts, parse_target("192.0.2.1"))[0].verdict == "no_match"
+    facts = HostFacts(fail2ban=Fail2banFacts(None, "db gone", {"192.0.2.1": ("sshd",)}))
+    assert verdicts(facts, parse_target("192.0.2.1"))[0].verdict == "deny"
+    unreadable = verdicts(HostFacts(fail2ban=Fail2banFacts(None, "db gone")), parse_target("192.0.2.1"))
+    assert (unreadable[0].verdict, unreadable[0].detail) == ("unknown", "db gone")
+
+
+def test_firewall_names_chain_and_set() -> None:
+    facts = HostFacts(firewall=True, ruleset=_ruleset(), sshd_ports=frozenset({2222}))
+    legacy = verdicts(facts, parse_target("192.0.2.30"))[0]
+    assert legacy.verdict == "deny"
+    assert "legacy ipv4 table filter chain f2b-sshd: reject from source 192.0.2.30" in legacy.evidence
+    in_set = verdicts(facts, parse_target("192.0.2.20"))[0]
+    assert in_set.verdict == "deny" and any("set f2b-sshd (ipset), which holds 192.0.2.20" in e
+                                            for e in in_set.evidence)  # fmt: skip
+    assert verdicts(facts, parse_target("192.0.2.1"))[0].verdict == "no_match"
+    assert verdicts(facts, parse_target("2001:db8::20"))[0].verdict == "no_match"  # its set has no rule
+    assert verdicts(facts, parse_target("192.0.2.64/30"))[0].verdict == "deny"
+    unread = HostFacts(firewall=True, firewall_error="nft not found")
+    assert verdicts(unread, parse_target("192.0.2.1"))[0].verdict == "unknown"
+
+
+def test_sshguard_sets_block_only_when_a_rule_uses_them() -> None:
+    ruleset = _ruleset()
+    facts = HostFacts(sshguard=True, ruleset=ruleset, sshd_ports=frozenset({2222}))
+    blocked = verdicts(facts, parse_target("203.0.113.7"))[0]
+    assert blocked.verdict == "deny"
+    assert blocked.evidence == ("nft set ip sshguard attackers holds 203.0.113.5-203.0.113.9",)
+    assert "nft delete element ip sshguard attackers { 203.0.113.5-203.0.113.9 }" in blocked.remedy
+    assert verdicts(facts, parse_target("192.0.2.1"))[0].verdict == "no_match"
+    only_ipset = Ruleset(ruleset.chains, tuple(s for s in ruleset.sets if s.key == "ipset sshguard4"))
+    facts = HostFacts(sshguard=True, ruleset=only_ipset, sshd_ports=frozenset({2222}))
+    unused = verdicts(facts, parse_target("198.51.100.130"))[0]  # no rule matches against sshguard4
+    assert (unused.verdict, unused.evidence) == ("no_match", ("ipset set sshguard4 holds 198.51.100.128/25",))
+
+
+def test_crowdsec_decisions_for_addresses_and_ranges() -> None:
+    decisions = (Decision("crowdsecurity/ssh-bf", "crowdsec", "ban", "Ip", "203.0.113.7"),
+                 Decision("manual", "cscli", "ban", "Range", "198.51.100.0/24"),
+                 Decision("crowdsecurity/ssh-bf", "crowdsec", "captcha", "Ip", "192.0.2.5"))  # fmt: skip
+    facts = HostFacts(crowdsec=CrowdsecSnapshot(True, True, "api", decisions))
+    found = verdicts(facts, parse_target("203.0.113.7"))[0]
+    assert found.verdict == "deny" and found.evidence == (
+        "Ip 203.0.113.7: ban by crowdsecurity/ssh-bf (crowdsec)",
+    )
+    assert verdicts(facts, parse_target("198.51.100.9"))[0].verdict == "deny"
+    assert verdicts(facts, parse_target("192.0.2.5"))[0].verdict == "no_match"
+    down = HostFacts(crowdsec=CrowdsecSnapshot(True, False, error="refused"))
+    assert verdicts(down, parse_target("192.0.2.5"))[0].verdict == "unknown"
+    assert verdicts(HostFacts(crowdsec=CrowdsecSnapshot(False, False)), parse_target("192.0.2.5")) == []
+
+
+PENALTY_LOG = """Mar  1 10:00:01 bastion sshd[900]: srclimit_penalise: ipv4: new 192.0.2.9/32 active penalty \
+of 30 seconds for penalty: failed authentication
+Mar  1 10:00:02 bastion sshd[900]: drop connection #0 from [192.0.2.9]:50009 on [198.51.100.200]:22 \
+penalty: failed authentication
+Mar  1 10:00:03 bastion sshd[900]: Failed password for root from 192.0.2.8 port 50010 ssh2
+"""
+
+
+def test_penalties_from_the_auth_log(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text(PENALTY_LOG)
+    lines = read_log_tail(log, "/var/log/auth.log", since=0)
+    assert [(line.line, line.event.event) for line in lines] == [(1, "penalty_applied"), (2, "penalty_drop")]
+    facts = HostFacts(penalties=PenaltyLog(tuple(lines)))
+    found = verdicts(facts, parse_target("192.0.2.9"))[0]
+    assert found.verdict == "deny" and found.evidence[1].startswith("/var/log/auth.log:2: Mar  1 10:00:02")
+    assert verdicts(facts, parse_target("192.0.2.0/24"))[0].verdict == "deny"
+    assert verdicts(facts, parse_target("192.0.2.8"))[0].verdict == "no_match"
+    assert read_log_tail(log, "auth.log", since=time.time()) == []  # older than the window
+    old = LogLine("f", 1, "x", Event("penalty_drop", "192.0.2.9"))
+    assert (
+        verdicts(HostFacts(penalties=PenaltyLog((old,), error="EACCES")), parse_target("192.0.2.9"))[
+            0
+        ].verdict
+        == "unknown"
+    )
+
+
+def test_options_follow_the_collector_flags() -> None:
+    options = AccessOptions.from_args(
+        {"collector.fail2ban.db": "/x.db", "collector.firewall": False, "collector.authlog.files": "a, b"}
+    )
+    assert (options.fail2ban_db, options.firewall, options.log_files) == ("/x.db", False, ("a", "b"))
