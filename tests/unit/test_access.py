@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.collectors.watchlist import WatchlistCollector
 from exporter.paths import HostPaths
 from exporter.sources.access import (
     AccessOptions,
@@ -22,6 +23,7 @@ from exporter.sources.authlog.records import Event
 from exporter.sources.crowdsec import CrowdsecSnapshot, Decision
 from exporter.sources.fail2ban.database import DbBan, current_bans
 from exporter.sources.firewall.model import Ruleset
+from tests.exposition import promtool_check, render, samples, value
 from tests.unit.test_fail2ban import V4_SCHEMA, make_db
 from tests.unit.test_firewall import _ruleset
 
@@ -201,3 +203,17 @@ def test_options_follow_the_collector_flags() -> None:
         {"collector.fail2ban.db": "/x.db", "collector.firewall": False, "collector.authlog.files": "a, b"}
     )
     assert (options.fail2ban_db, options.firewall, options.log_files) == ("/x.db", False, ("a", "b"))
+
+
+def test_watchlist_collector_renders_each_entry_and_present_layer(reader: AccessReader) -> None:
+    watchlist = [parse_target(t) for t in ("192.0.2.10", "198.51.100.0/24", "203.0.113.1")]
+    text = render(WatchlistCollector(reader, watchlist).collect())
+    found = samples(text)
+    name = "ssh_access_watched_address_blocked"
+    assert value(found, name, address="192.0.2.10", layer="tcp_wrappers") == 1
+    assert value(found, name, address="198.51.100.0/24", layer="tcp_wrappers") == 1
+    assert value(found, name, address="203.0.113.1", layer="tcp_wrappers") == 0
+    assert value(found, name, address="203.0.113.1", layer="denyhosts") == 0  # its marked entry: installed
+    assert value(found, name, address="203.0.113.1", layer="firewall") is None  # not asked: absent
+    assert promtool_check(text) is None
+    assert render(WatchlistCollector(reader, []).collect()) == ""

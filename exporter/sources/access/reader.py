@@ -123,6 +123,17 @@ class AccessReader:
         self.sshd_ports = sshd_ports or frozenset
         self.wrappers = TcpWrappersReader(paths)
         self.firewall_reader = FirewallReader(paths, self.options.firewall_timeout, self.options.use_iptc)
+        self._log_cache: dict[Path, tuple[tuple[int, int, int], list[LogLine]]] = {}
+
+    def _log_lines(self, local: Path, since: float) -> list[LogLine]:
+        """A file's events after `since`; the file is read again only when it changed (each scrape)."""
+        stat = local.stat()
+        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = self._log_cache.get(local)
+        if cached is None or cached[0] != signature:
+            cached = (signature, read_log_tail(local, self.paths.unroot(local), 0.0))
+            self._log_cache[local] = cached
+        return [line for line in cached[1] if line.event.time is None or line.event.time >= since]
 
     def _exists(self, paths: Iterable[str]) -> bool:
         return any(self.paths.root(p).exists() for p in paths if p)
@@ -165,7 +176,7 @@ class AccessReader:
         errors = []
         for local in files:
             try:
-                lines.extend(read_log_tail(local, self.paths.unroot(local), now - o.penalty_window))
+                lines.extend(self._log_lines(local, now - o.penalty_window))
             except OSError as exc:
                 errors.append(f"{self.paths.unroot(local)}: {exc.strerror or exc}")
         return PenaltyLog(tuple(lines), o.penalty_window, "; ".join(errors))

@@ -1,0 +1,85 @@
+"""The watchlist collector: would a layer keep out an address or network that must always get in?
+
+# HELP ssh_access_watched_address_blocked 1 when that layer would keep the watched address out now.
+# TYPE ssh_access_watched_address_blocked gauge
+ssh_access_watched_address_blocked{address="192.0.2.10",layer="tcp_wrappers"} 1.0
+ssh_access_watched_address_blocked{address="198.51.100.0/24",layer="fail2ban"} 0.0
+
+`address` is the watchlist entry (`--config.file`, key `watchlist`): an address, or a network in CIDR
+form (for a network a layer counts when it blocks any address in it). A layer not present on the host
+has no series; one that could not be read (verdict unknown) reports 0. Read at scrape time through the
+same model as `diagnose`; nothing is emitted when the watchlist is empty.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from exporter.collectors.fail2ban import sshd_ports
+from exporter.collectors.registry import Context, register_collector
+from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, Network, label
+from exporter.sources.sshd import SshdReader
+
+SSHD_PORTS_TTL = 30.0
+
+
+def blocked_family(results: dict[Network, list[LayerVerdict]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "ssh_access_watched_address_blocked",
+        "1 when that layer would keep the watched address (or any address of the network) out now.",
+        labels=["address", "layer"],
+    )
+    for network, found in results.items():
+        for verdict in found:
+            family.add_metric([label(network), verdict.layer], 1.0 if verdict.blocks else 0.0)
+    return family
+
+
+class CachedPorts:
+    """sshd's ports, asked again every SSHD_PORTS_TTL: they change when sshd restarts, not per scrape."""
+
+    def __init__(self, reader: SshdReader) -> None:
+        self.reader = reader
+        self._cached: tuple[float, frozenset[int]] | None = None
+
+    def __call__(self) -> frozenset[int]:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > SSHD_PORTS_TTL:
+            self._cached = (now, sshd_ports(self.reader))
+        return self._cached[1]
+
+
+class WatchlistCollector:
+    def __init__(self, reader: AccessReader, watchlist: Sequence[Network]) -> None:
+        self.reader = reader
+        self.watchlist = tuple(watchlist)
+
+    def collect(self) -> Iterator[Metric]:
+        if self.watchlist:
+            yield blocked_family(self.reader.check(self.watchlist))
+
+
+def sshd_reader(context: Context) -> SshdReader:
+    args = vars(context.args)
+    return SshdReader(
+        context.paths,
+        args.get("collector.sshd.binary") or "/usr/sbin/sshd",
+        args.get("collector.sshd.config") or "/etc/ssh/sshd_config",
+    )
+
+
+def _factory(context: Context) -> WatchlistCollector:
+    options = AccessOptions.from_args(vars(context.args))
+    reader = AccessReader(context.paths, options, CachedPorts(sshd_reader(context)))
+    return WatchlistCollector(reader, context.config.watchlist)
+
+
+register_collector(
+    "watchlist",
+    _factory,
+    enabled=True,
+    help="whether each layer would keep the --config.file watchlist's addresses out",
+)
