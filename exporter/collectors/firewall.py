@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.collectors.fail2ban import sshd_ports
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.fail2ban.reader import DEFAULT_DB
@@ -29,6 +28,8 @@ from exporter.sources.firewall.enforcement import INPUT_HOOKS, Blocker, Enforcem
 from exporter.sources.firewall.model import Chain, Ruleset
 from exporter.sources.firewall.reader import TIMEOUT, FirewallReader
 from exporter.sources.sshd import SshdReader
+from exporter.sources.sshd_config import EffectiveConfig
+from exporter.sources.sshd_sockets import listening_sockets
 
 CHAIN_LABELS = ["backend", "family", "table", "chain"]
 POLICIES = ("accept", "drop")
@@ -149,6 +150,28 @@ def families(ruleset: Ruleset, ports: frozenset[int], bans: Iterable[Bans]) -> I
     yield from chain_families(ruleset.chains)
     yield from sshd_rule_families(found)
     yield unenforced_family(unenforced(bans, enforcement.blocks))
+
+
+def sshd_ports(reader: SshdReader) -> frozenset[int]:
+    """The ports the sshd of --collector.sshd.config listens on, else its config file's `Port`s.
+
+    Never runs sshd: a `sshd -T -f CONFIG` running while the sshd collector scans /proc would look like
+    a second listener of that config to it. Empty when sshd is unknown (every port then counts)."""
+    ports: set[int] = set()
+    try:
+        for listener in reader.listeners():
+            found = listening_sockets(reader.paths.procfs, listener.pid)
+            if listener.config == reader.config and found is not None:
+                ports |= found.ports
+        if not ports:
+            parsed = reader.parse_files(reader.config)
+            if parsed.files:
+                ports = set(
+                    EffectiveConfig.from_options(parsed.options, "file", None, tuple(parsed.files)).ports
+                )
+    except (OSError, ValueError, IndexError):
+        return frozenset()
+    return frozenset(ports)
 
 
 class FirewallCollector:
