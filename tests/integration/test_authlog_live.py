@@ -320,14 +320,31 @@ def test_journald_counters_equal_real_traffic(
     tmp_path: Path, temp_user: TempUser, host_untouched: None
 ) -> None:
     require_root_and("/usr/sbin/sshd", Journald.JOURNALD, "sshpass", "ssh", "ip", "unshare", "nsenter")
+    deny = tmp_path / "hosts.deny"
+    deny.write_bytes((HOSTS_DENY.read_bytes() if HOSTS_DENY.exists() else b"") + b"sshd: 127.0.0.1\n")
+    max_tries = 2
     with (
         Journald() as journald,
         NetNs(tmp_path / "netns") as netns,
-        Sshd(tmp_path / "sshd", "", netns=netns, devlog=journald.devlog, enter=journald.enter) as sshd,
+        Sshd(
+            tmp_path / "sshd",
+            f"MaxAuthTries {max_tries}\n",
+            netns=netns,
+            devlog=journald.devlog,
+            enter=journald.enter,
+        ) as sshd,
+        Sshd(
+            tmp_path / "wrapped",
+            "",
+            netns=netns,
+            devlog=journald.devlog,
+            enter=journald.enter,
+            binds={HOSTS_DENY: deny},
+        ) as wrapped,
     ):
-        # sshd's start-up port probe is in the journal before the exporter starts (from the end)
-        probe = "Connection closed by 127.0.0.1 port"
-        wait_for(lambda: probe in journald.journalctl("-t", "sshd"), probe)
+        # the sshds' start-up port probes are in the journal before the exporter starts (from the end)
+        probes = ("Connection closed by 127.0.0.1 port", "refused connect from 127.0.0.1")
+        wait_for(lambda: all(p in journald.journalctl("-t", "sshd") for p in probes), "the probes")
         expected = Expected()
         # no auth log file in journald's namespace (tmpfs over /var/log): the journal is the source
         args = ["--collector.authlog.journal=on", *other_collectors_off()]
@@ -339,9 +356,12 @@ def test_journald_counters_equal_real_traffic(
             for i in range(2):
                 client.failed_password(sshd.port, f"nosuch{i}", valid=False)
             client.accepted(sshd.port, temp_user)
+            client.max_auth_tries(sshd.port, "nosuchmax", valid=False, max_auth_tries=max_tries)
+            client.wrapper_refused(wrapped.port)
             found = assert_exact(exporter, expected)
-            assert value(found, "ssh_access_sshd_events_total", event="invalid_user") == 2
-            assert value(found, "ssh_access_sshd_auth_failures_total", method="password") == 5
+            assert value(found, "ssh_access_sshd_events_total", event="invalid_user") == 3
+            assert value(found, "ssh_access_sshd_auth_failures_total", method="password") == 5 + max_tries
+            assert value(found, "ssh_access_sshd_events_total", event="wrapper_refused") == 1
             assert (value(found, "ssh_access_authlog_lines_read_total", source="journal") or 0) > 0
 
 
@@ -440,6 +460,13 @@ def test_permission_denied_as_nobody(tmp_path: Path) -> None:
             found = exporter.wait_until(lambda s: success(s) == 0.0, timeout=TIMEOUT_S)
             assert success(found) == 0.0
             assert exporter.proc.poll() is None
+            # readable again: read from its start (nothing written while it was unreadable is lost)
+            log.chmod(0o644)
+            append(log, invalid("192.0.2.31", "frank"))
+            expected = Expected()
+            expected.add("auth_failed", "invalid_user")
+            found = assert_exact(exporter, expected)
+            assert value(found, "ssh_access_authlog_lines_read_total", source=str(log)) == 2
         assert exporter.proc.stderr is not None
         stderr = exporter.proc.stderr.read()
         assert re.search(rf"{re.escape(str(log))}.*[Pp]ermission denied", stderr), stderr
