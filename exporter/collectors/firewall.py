@@ -163,15 +163,16 @@ def sshd_ports(reader: SshdReader) -> frozenset[int]:
             found = listening_sockets(reader.paths.procfs, listener.pid)
             if listener.config == reader.config and found is not None:
                 ports |= found.ports
-        if not ports:
-            parsed = reader.parse_files(reader.config)
-            if parsed.files:
-                ports = set(
-                    EffectiveConfig.from_options(parsed.options, "file", None, tuple(parsed.files)).ports
-                )
     except (OSError, ValueError, IndexError):
+        pass  # procfs unusable: the config's ports
+    if ports:
+        return frozenset(ports)
+    parsed = reader.parse_files(reader.config)
+    try:
+        config = EffectiveConfig.from_options(parsed.options, "file", None, tuple(parsed.files))
+    except (ValueError, IndexError):
         return frozenset()
-    return frozenset(ports)
+    return frozenset(config.ports) if parsed.files else frozenset()
 
 
 class FirewallCollector:

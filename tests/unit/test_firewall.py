@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors.firewall import FirewallCollector, families, owner
+from exporter.collectors.firewall import FirewallCollector, families, owner, sshd_ports
 from exporter.paths import HostPaths
 from exporter.sources.fail2ban.database import current_addresses
 from exporter.sources.firewall import ipset, nft
@@ -21,6 +21,7 @@ from exporter.sources.firewall.enforcement import Enforcement, blockers
 from exporter.sources.firewall.iptables import IptablesError, complement, parse_rule, parse_save
 from exporter.sources.firewall.model import Chain, Rule, Ruleset, parse_ports
 from exporter.sources.firewall.reader import FirewallError, FirewallReader
+from exporter.sources.sshd import SshdReader
 from tests.exposition import promtool_check, render, samples, value
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "firewall"
@@ -353,3 +354,14 @@ def test_a_failing_or_hanging_tool_fails_the_collector(
         nft_tool.chmod(0o755)
         with pytest.raises(FirewallError, match=message):
             reader.read()
+
+
+def test_sshd_ports_from_the_config_file_without_running_sshd(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    config = tmp_path / "etc" / "ssh" / "sshd_config"
+    config.parent.mkdir(parents=True)
+    config.write_text("Port 2200\nPort 2201\n")
+    reader = SshdReader(HostPaths(tmp_path, tmp_path / "proc"), "/usr/sbin/sshd", "/etc/ssh/sshd_config")
+    assert sshd_ports(reader) == {2200, 2201}
+    config.unlink()
+    assert sshd_ports(reader) == frozenset()
