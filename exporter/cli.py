@@ -17,7 +17,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-from exporter import __version__, replay
+from exporter import __version__, diagnose, replay
 from exporter.collectors.registry import Collector, Context, registrations
 from exporter.config import ConfigError, load_config
 from exporter.logsetup import LEVELS, setup_logging
@@ -167,7 +167,7 @@ def serve(argv: Sequence[str]) -> int:
     return 0
 
 
-SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"replay": replay.main}
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"replay": replay.main, "diagnose": diagnose.main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.fail2ban import sshd_ports
+from exporter.collectors.firewall import sshd_ports
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, Network, label
 from exporter.sources.sshd import SshdReader
