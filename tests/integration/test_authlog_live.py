@@ -14,9 +14,10 @@ What OpenSSH 9.2 logs at LogLevel INFO with UsePAM no, per action (checked on th
 - failed password, invalid user: `Invalid user U from A port P` (invalid_user), `error: Could not get
   shadow information for NOUSER` (no event), `Failed password for invalid user U ...` (auth_failed),
   `Connection closed by invalid user U A port P [preauth]` (preauth_disconnect);
-- the same under UsePAM yes: pam_unix adds `pam_unix(sshd:auth): authentication failure; logname= uid=0
-  euid=0 tty=ssh ruser= rhost=A  user=U` (pam_auth_failure; for an invalid user without `user=` and with a
-  trailing space, after `pam_unix(sshd:auth): check pass; user unknown`, no event); the failure takes ~2 s;
+- the same under UsePAM yes (each failure takes ~2 s): pam_unix adds `pam_unix(sshd:auth): authentication
+  failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=A  user=U` (pam_auth_failure); for an invalid user
+  `pam_unix(sshd:auth): check pass; user unknown` (no event), then the same failure line without `user=`
+  and ending in a space after the address (pam_auth_failure);
 - MaxAuthTries 2 and a client that tries 3 passwords: 2 x `Failed password` (auth_failed),
   `error: maximum authentication attempts exceeded for [invalid user ]U ... [preauth]`
   (max_auth_tries_exceeded), `Disconnecting [authenticating user |invalid user ]U A port P: Too many
