@@ -110,10 +110,18 @@ def _is_sshd(proc: ProcessInfo) -> bool:
     return proc.name in SSHD_NAMES
 
 
+# sshd runs that never listen: config test/dump (-t, -T, -G), version (-V), inetd mode (-i), and the
+# <= 9.7 re-exec'd connection child (-R). Someone running `sshd -T` must not look like a second instance.
+_NOT_LISTENING = frozenset({"-t", "-T", "-G", "-V", "-i", "-R"})
+
+
 def _looks_like_old_listener(proc: ProcessInfo) -> bool:
-    """A pre-8.2 listener keeps its plain argv: `/usr/sbin/sshd -D` (not `sshd: ...`, not `-R`)."""
+    """A pre-8.2 listener keeps its plain argv: `/usr/sbin/sshd -D` (not `sshd: ...`, not `sshd -T`)."""
     words = proc.title.split()
-    return bool(words) and words[0].rsplit("/", 1)[-1] == "sshd" and "-R" not in words[1:]
+    if not words or words[0].rsplit("/", 1)[-1] != "sshd":
+        return False
+    flags = {word[:2] for word in words[1:] if word.startswith("-") and not word.startswith("--")}
+    return not flags & _NOT_LISTENING
 
 
 def connection_stage(monitor: ProcessInfo, descendants: list[ProcessInfo]) -> str:

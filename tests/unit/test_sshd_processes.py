@@ -147,6 +147,22 @@ def test_orphaned_session_is_not_a_listener() -> None:
     assert classify_listeners([proc(500, 1, "sshd: alice@pts/0")]) == []
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        "/usr/sbin/sshd -T -f /etc/ssh/sshd_config",
+        "/usr/sbin/sshd -t",
+        "/usr/sbin/sshd -G -f /tmp/cfg",
+        "/usr/sbin/sshd -V",
+        "/usr/sbin/sshd -i",
+        "/usr/sbin/sshd -TC user=root,host=h,addr=192.0.2.1",
+    ],
+)
+def test_config_checks_and_inetd_runs_are_not_listeners(argv: str) -> None:
+    """`sshd -T` run by an admin, by this exporter or by a test is not a second sshd instance."""
+    assert classify_listeners([proc(600, 1, argv)]) == []
+
+
 def test_read_processes_from_a_fixture_tree_with_garbage(tmp_path: Path) -> None:
     procfs = make_procfs(tmp_path / "proc")
     add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups", start_ticks=500)
