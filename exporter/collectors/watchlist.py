@@ -13,6 +13,7 @@ same model as `diagnose`; nothing is emitted when the watchlist is empty.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Iterator, Sequence
 
@@ -21,6 +22,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from exporter.collectors.firewall import sshd_ports
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, Network, label
+from exporter.sources.access.reader import PENALTY_WINDOW
 from exporter.sources.sshd import SshdReader
 
 SSHD_PORTS_TTL = 30.0
@@ -71,6 +73,15 @@ def sshd_reader(context: Context) -> SshdReader:
     )
 
 
+def _add_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--collector.watchlist.penalty-window",
+        type=float,
+        default=PENALTY_WINDOW,
+        help="seconds a logged PerSourcePenalties penalty counts as keeping an address out (default 600)",
+    )
+
+
 def _factory(context: Context) -> WatchlistCollector:
     options = AccessOptions.from_args(vars(context.args))
     reader = AccessReader(context.paths, options, CachedPorts(sshd_reader(context)))
@@ -81,5 +92,6 @@ register_collector(
     "watchlist",
     _factory,
     enabled=True,
+    add_flags=_add_flags,
     help="whether each layer would keep the --config.file watchlist's addresses out",
 )

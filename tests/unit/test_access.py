@@ -200,9 +200,15 @@ def test_penalties_from_the_auth_log(tmp_path: Path) -> None:
 
 def test_options_follow_the_collector_flags() -> None:
     options = AccessOptions.from_args(
-        {"collector.fail2ban.db": "/x.db", "collector.firewall": False, "collector.authlog.files": "a, b"}
+        {
+            "collector.fail2ban.db": "/x.db",
+            "collector.firewall": False,
+            "collector.authlog.files": "a, b",
+            "collector.watchlist.penalty_window": 60.0,
+        }
     )
     assert (options.fail2ban_db, options.firewall, options.log_files) == ("/x.db", False, ("a", "b"))
+    assert options.penalty_window == 60.0
 
 
 def test_watchlist_collector_renders_each_entry_and_present_layer(reader: AccessReader) -> None:
@@ -217,3 +223,17 @@ def test_watchlist_collector_renders_each_entry_and_present_layer(reader: Access
     assert value(found, name, address="203.0.113.1", layer="firewall") is None  # not asked: absent
     assert promtool_check(text) is None
     assert render(WatchlistCollector(reader, []).collect()) == ""
+
+
+def test_ipv6_addresses_and_networks(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    reader = AccessReader(_tree(tmp_path, deny="sshd: [2001:db8:1::]/48\n", allow=""), OFFLINE)
+    found = _layers(reader, "2001:db8:1::7")["tcp_wrappers"]
+    assert found.verdict == "deny" and found.evidence == ("/etc/hosts.deny:1: sshd: [2001:db8:1::]/48",)
+    assert _layers(reader, "2001:db8::/32")["tcp_wrappers"].verdict == "deny"  # holds the /48
+    assert _layers(reader, "2001:db8:2::/48")["tcp_wrappers"].verdict == "no_match"
+    assert _layers(reader, "[2001:db8:1::9]")["tcp_wrappers"].verdict == "deny"
+    facts = HostFacts(firewall=True, ruleset=_ruleset(), sshd_ports=frozenset({2222}))
+    assert verdicts(facts, parse_target("2001:db8::10"))[0].verdict == "deny"  # inet f2b-table's addr6 set
+    assert verdicts(facts, parse_target("2001:db8::/64"))[0].verdict == "deny"
+    assert verdicts(facts, parse_target("2001:db8:ffff::1"))[0].verdict == "no_match"

@@ -86,6 +86,7 @@ class AccessOptions:
             use_iptc=get("collector.firewall.legacy_reader", "python-iptables") == "python-iptables",
             authlog=bool(get("collector.authlog", True)),
             log_files=files,
+            penalty_window=float(get("collector.watchlist.penalty_window", PENALTY_WINDOW)),
         )
 
 
