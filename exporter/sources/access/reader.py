@@ -23,7 +23,7 @@ from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import default_log_files
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
-from exporter.sources.denyhosts import DenyhostsReader
+from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
 from exporter.sources.fail2ban.database import DatabaseError, current_bans
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
 from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS
@@ -50,6 +50,7 @@ class AccessOptions:
     fail2ban_owner: int = 0
     sshguard: bool = True
     denyhosts: bool = True
+    denyhosts_work_dir: str = WORK_DIR
     crowdsec: bool = True
     crowdsec_bouncer_config: str = BOUNCER_CONFIG
     cscli: str = CSCLI
@@ -78,6 +79,7 @@ class AccessOptions:
             fail2ban_owner=int(get("collector.fail2ban.socket_owner", 0)),
             sshguard=bool(get("collector.sshguard", True)),
             denyhosts=bool(get("collector.denyhosts", True)),
+            denyhosts_work_dir=str(get("collector.denyhosts.work_dir", WORK_DIR)),
             crowdsec=bool(get("collector.crowdsec", True)),
             crowdsec_bouncer_config=str(get("collector.crowdsec.bouncer_config", BOUNCER_CONFIG)),
             cscli=str(get("collector.crowdsec.cscli", CSCLI)),
@@ -205,7 +207,7 @@ class AccessReader:
             wrappers=wrappers,
             fail2ban=self._fail2ban(networks),
             sshguard=sshguard,
-            denyhosts=o.denyhosts and DenyhostsReader(self.paths).read().installed,
+            denyhosts=o.denyhosts and DenyhostsReader(self.paths, o.denyhosts_work_dir).read().installed,
             crowdsec=crowdsec,
             firewall=o.firewall,
             ruleset=ruleset,
