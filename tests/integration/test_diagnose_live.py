@@ -192,12 +192,14 @@ def test_watchlist_metric_from_a_real_exporter(blocked: Blocked) -> None:
     port = free_port()
     argv = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}",
             f"--config.file={blocked.config}", *blocked.flags()]  # fmt: skip
-    proc = subprocess.Popen(blocked.netns.command(argv, binds=blocked.binds), cwd=CWD, stderr=subprocess.PIPE)
-    try:
-        found = _scrape(blocked, port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    log = blocked.config.parent / "exporter.log"  # a file: an undrained pipe would block its logging
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(blocked.netns.command(argv, binds=blocked.binds), cwd=CWD, stderr=stderr)
+        try:
+            found = _scrape(blocked, port)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
     name = "ssh_access_watched_address_blocked"
     expected = {
         "127.0.0.2": {"tcp_wrappers": 1, "fail2ban": 0, "firewall": 0},
