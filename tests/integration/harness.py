@@ -12,6 +12,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -145,13 +146,15 @@ class Exporter:
         self.headers = dict(headers or {})
         self.netns = netns
         command = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args]
+        # Its log goes to a file: a pipe nobody drains would block the exporter once 64 KiB are logged.
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as this object)
         if netns is None:
-            self.proc = subprocess.Popen([*enter, *command], stderr=subprocess.PIPE, text=True)
+            self.proc = subprocess.Popen([*enter, *command], stderr=self._log, text=True)
             if wait:
                 wait_for_port(self.port)
         else:
             assert not enter, "enter is for the host's network namespace only"
-            self.proc = subprocess.Popen(netns.command(command), stderr=subprocess.PIPE, text=True)
+            self.proc = subprocess.Popen(netns.command(command), stderr=self._log, text=True)
             netns.wait_for_port(self.port)
 
     def text(self) -> str:
@@ -167,6 +170,12 @@ class Exporter:
 
     def scrape(self) -> Samples:
         return samples(self.text())
+
+    def log(self) -> str:
+        """What the exporter has logged so far (stderr)."""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
 
     def wait_until(self, predicate: object, timeout: float = 10.0) -> Samples:
         """Scrape until predicate(samples) holds; the last scrape is returned either way."""
@@ -184,7 +193,7 @@ class Exporter:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        _stop(self.proc)
+        _stop(self.proc)  # the log stays readable after exit (the temp file goes with this object)
 
 
 class NetNs:

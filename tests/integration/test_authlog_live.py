@@ -468,8 +468,7 @@ def test_permission_denied_as_nobody(tmp_path: Path) -> None:
             expected.add("auth_failed", "invalid_user")
             found = assert_exact(exporter, expected)
             assert value(found, "ssh_access_authlog_lines_read_total", source=str(log)) == 2
-        assert exporter.proc.stderr is not None
-        stderr = exporter.proc.stderr.read()
+        stderr = exporter.log()
         assert re.search(rf"{re.escape(str(log))}.*[Pp]ermission denied", stderr), stderr
     finally:
         shutil.rmtree(directory)

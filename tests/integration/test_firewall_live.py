@@ -257,8 +257,7 @@ def test_unreadable_firewall_fails_only_this_collector(tmp_path: Path) -> None:
         assert value(found, "ssh_access_collector_success", collector="firewall") == 0
         assert value(found, "ssh_access_collector_success", collector="sshd") == 1
         assert value(found, "ssh_access_unenforced_bans", source="fail2ban", jail="sshd") is None
-    assert running.proc.stderr is not None
-    logged = running.proc.stderr.read()
+    logged = running.log()
     assert "collector failed" in logged and "Operation not permitted" in logged, logged
 
 
