@@ -106,6 +106,8 @@ class ScrapeCollector:
                 self._failed(name, f"{type(exc).__name__}: {exc}", elapsed)
             else:
                 ok = True
+                if self.status[name].success is False:
+                    log.info("collector recovered", extra={"collector": name})
                 self.status[name] = CollectorStatus(True, elapsed, "", time.time())
                 for metric in metrics:
                     _merge(families, metric)
@@ -119,7 +121,11 @@ class ScrapeCollector:
         )
 
     def _failed(self, name: str, error: str, elapsed: float) -> None:
-        log.warning("collector failed", extra={"collector": name, "err": error})
+        """Logged as a warning when the collector starts failing or fails differently; a failure that
+        repeats every scrape is logged at debug, so a long outage does not flood the log."""
+        previous = self.status[name]
+        repeated = previous.success is False and previous.error == error
+        (log.debug if repeated else log.warning)("collector failed", extra={"collector": name, "err": error})
         self.status[name] = CollectorStatus(False, elapsed, error, time.time())
 
     def close(self) -> None:

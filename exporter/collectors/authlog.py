@@ -186,7 +186,7 @@ class LiveAuthlogCollector:
             rotations = int(str(health.get("rotations", 0))) + int(str(health.get("truncations", 0)))
             self.stats.set_rotations(name, rotations)
             if not health.get("open", False):
-                problems.append(f"{name}: {health.get('last_error') or 'not open'}")
+                problems.append(str(health.get("last_error") or f"{name}: not open"))
         if problems:
             raise SourceUnavailableError("; ".join(problems))
         yield from authlog_families(self.stats.snapshot())

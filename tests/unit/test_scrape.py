@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
 
+import pytest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.scrape import ScrapeCollector
@@ -81,3 +83,16 @@ def test_concurrent_scrapes_share_one_run() -> None:
     scraper.close()
     assert hanging.calls == 1
     assert all(value(samples(r), "ssh_access_collector_success", collector="slow") == 1 for r in results)
+
+
+def test_a_repeated_failure_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    broken = Broken()
+    scraper = ScrapeCollector({"broken": broken}, timeout=1)
+    try:
+        with caplog.at_level(logging.INFO, logger="exporter.scrape"):
+            for _ in range(5):
+                render(scraper.collect())
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "Permission denied" in str(warnings[0].__dict__["err"])
+    finally:
+        scraper.close()
