@@ -101,7 +101,7 @@ class FileTailer:
         *,
         from_start: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        max_bytes_per_poll: int = 8 * 1024 * 1024,
+        max_bytes_per_poll: int = 256 * 1024,
         rotated_grace_s: float = 10.0,
         state_file: Path | None = None,
         state_interval_s: float = 1.0,
