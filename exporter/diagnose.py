@@ -68,7 +68,7 @@ def host_causes(snapshot: SshdSnapshot | None, log: PenaltyLog | None, error: st
         if drops:
             minutes = round(log.window / 60)
             causes.append(f"{len(drops)} connection(s) dropped for MaxStartups in the last {minutes} minutes")
-            evidence = tuple(f"{d.file}:{d.line}: {d.text}" for d in drops[-5:])
+            evidence = tuple(d.evidence for d in drops[-5:])
     return HostCauses(running, tuple(causes), evidence)
 
 

@@ -18,7 +18,7 @@ from exporter.sources.access import (
     verdicts,
 )
 from exporter.sources.access.layers import Fail2banFacts, LogLine, PenaltyLog
-from exporter.sources.access.reader import read_log_tail
+from exporter.sources.access.reader import journal_lines, read_log_tail
 from exporter.sources.authlog.records import Event
 from exporter.sources.crowdsec import CrowdsecSnapshot, Decision
 from exporter.sources.fail2ban.database import DbBan, current_bans
@@ -26,6 +26,7 @@ from exporter.sources.firewall.model import Ruleset
 from tests.exposition import promtool_check, render, samples, value
 from tests.unit.test_fail2ban import V4_SCHEMA, make_db
 from tests.unit.test_firewall import _ruleset
+from tests.unit.test_journal import entry
 
 NOW = time.time()
 DENY = """# hand-written
@@ -237,3 +238,23 @@ def test_ipv6_addresses_and_networks(tmp_path: Path) -> None:
     assert verdicts(facts, parse_target("2001:db8::10"))[0].verdict == "deny"  # inet f2b-table's addr6 set
     assert verdicts(facts, parse_target("2001:db8::/64"))[0].verdict == "deny"
     assert verdicts(facts, parse_target("2001:db8:ffff::1"))[0].verdict == "no_match"
+
+
+def test_penalties_from_the_journal_when_there_is_no_log_file(tmp_path: Path) -> None:
+    penalty = (
+        "srclimit_penalise: ipv4: new 192.0.2.9/32 active penalty of 30 seconds for penalty: "
+        + "failed login"
+    )
+    output = "\n".join(
+        [entry(MESSAGE=penalty), entry(MESSAGE="Accepted publickey for a from 192.0.2.8 port 1 ssh2")]
+    )
+    lines = journal_lines(output, since=0)
+    assert [(line.event.event, line.event.address, line.evidence) for line in lines] == [
+        ("penalty_applied", "192.0.2.9/32", f"journal: {penalty}")
+    ]
+    assert journal_lines(output, since=2e9) == []  # the entry is from 2026
+    (tmp_path / "proc").mkdir()
+    off = AccessReader(
+        _tree(tmp_path), AccessOptions(firewall=False, sshguard=False, crowdsec=False, journal="off")
+    )
+    assert "sshd_penalty" not in _layers(off, "192.0.2.9")  # no file, no journal: absent

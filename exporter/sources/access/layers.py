@@ -42,6 +42,11 @@ class LogLine:
     text: str
     event: Event
 
+    @property
+    def evidence(self) -> str:
+        """`file:line: text`; the journal and a file's cut tail have no line numbers."""
+        return f"{self.file}:{self.line}: {self.text}" if self.line else f"{self.file}: {self.text}"
+
 
 @dataclass(frozen=True)
 class PenaltyLog:
@@ -344,7 +349,7 @@ def sshd_penalty(facts: HostFacts, network: Network) -> LayerVerdict | None:
     minutes = round(log.window / 60)
     if not hits:
         return LayerVerdict("sshd_penalty", "no_match", detail=f"no penalty in the last {minutes} minutes")
-    evidence = tuple(f"{h.file}:{h.line}: {h.text}" for h in hits[-MAX_EVIDENCE:])
+    evidence = tuple(h.evidence for h in hits[-MAX_EVIDENCE:])
     remedy = ("add it to PerSourcePenaltyExemptList in sshd_config (OpenSSH 9.8+) and reload sshd",)
     detail = f"penalised by sshd {len(hits)} time(s) in the last {minutes} minutes"
     return LayerVerdict("sshd_penalty", "deny", evidence, detail, remedy)

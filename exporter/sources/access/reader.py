@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from exporter.paths import HostPaths
 from exporter.sources.access.layers import Fail2banFacts, HostFacts, LogLine, PenaltyLog, verdicts
 from exporter.sources.access.model import LayerVerdict, Network, label
 from exporter.sources.authlog.framing import Framer
+from exporter.sources.authlog.journal import journal_matches, parse_journal_json
+from exporter.sources.authlog.records import SyslogRecord
 from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import default_log_files
+from exporter.sources.commands import run_command
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
 from exporter.sources.fail2ban.database import DatabaseError, current_bans
@@ -59,6 +63,7 @@ class AccessOptions:
     use_iptc: bool = True
     authlog: bool = True
     log_files: tuple[str, ...] = ()  # empty: /var/log/auth.log, /var/log/secure when present
+    journal: str = "auto"  # auto: when there is no log file (as the authlog collector)
     penalty_window: float = PENALTY_WINDOW
     timeout: float = 3.0
 
@@ -88,8 +93,22 @@ class AccessOptions:
             use_iptc=get("collector.firewall.legacy_reader", "python-iptables") == "python-iptables",
             authlog=bool(get("collector.authlog", True)),
             log_files=files,
+            journal=str(get("collector.authlog.journal", "auto")),
             penalty_window=float(get("collector.watchlist.penalty_window", PENALTY_WINDOW)),
         )
+
+
+def _events_of(
+    records: Sequence[SyslogRecord | None], texts: Sequence[str], name: str, first: int, since: float
+) -> list[LogLine]:
+    """Penalty and MaxStartups events after `since`, through the live classification (Stats resolves
+    addresses from earlier lines of the same pid); `first` numbers the lines (0: unknown)."""
+    events = Stats(top_n=0).feed_batch(records, name)
+    found = []
+    for number, (text, event) in enumerate(zip(texts, events, strict=True), first):
+        if event is not None and event.event in LOG_EVENTS and (event.time is None or event.time >= since):
+            found.append(LogLine(name, number if first else 0, text.strip(), event))
+    return found
 
 
 def read_log_tail(path: Path, name: str, since: float, tail_bytes: int = TAIL_BYTES) -> list[LogLine]:
@@ -100,16 +119,29 @@ def read_log_tail(path: Path, name: str, since: float, tail_bytes: int = TAIL_BY
         stream.seek(start)
         data = stream.read(tail_bytes)
     lines = data.decode("utf-8", "replace").splitlines()
-    first = 1
-    if start > 0:  # the first line is cut: drop it; line numbers are unknown, count from the cut
-        lines = lines[1:]
-        first = 0
-    events = Stats(top_n=0).feed_batch(Framer().parse_many(lines), name)
-    found = []
-    for number, (text, event) in enumerate(zip(lines, events, strict=True), first):
-        if event is not None and event.event in LOG_EVENTS and (event.time is None or event.time >= since):
-            found.append(LogLine(name if first else f"{name} (tail)", number, text.strip(), event))
-    return found
+    if start > 0:  # the first line is cut, and line numbers are unknown
+        return _events_of(Framer().parse_many(lines[1:]), lines[1:], name, 0, since)
+    return _events_of(Framer().parse_many(lines), lines, name, 1, since)
+
+
+def journal_lines(output: str, since: float) -> list[LogLine]:
+    """The events of `journalctl -o json` output (one entry a line)."""
+    records = [parse_journal_json(line)[0] for line in output.splitlines()]
+    texts = [record.message if record else "" for record in records]
+    return _events_of(records, texts, "journal", 0, since)
+
+
+def read_journal(paths: HostPaths, since: float, timeout: float) -> list[LogLine]:
+    """sshd's journal entries since `since` (journalctl --root for another rootfs)."""
+    found = shutil.which("journalctl", path="/usr/bin:/bin")
+    if found is None:
+        raise OSError("journalctl not found")
+    root = [] if paths.is_host_root else [f"--root={paths.rootfs}"]
+    args = ["--output=json", "--no-pager", "--all", "--quiet", f"--since=@{int(since)}", *root]
+    run = run_command(found, *args, *journal_matches(), timeout=timeout)
+    if not run.ok:
+        raise OSError(f"journalctl: {run.stderr.strip()[:200] or run.returncode}")
+    return journal_lines(run.stdout, since)
 
 
 class AccessReader:
@@ -173,10 +205,16 @@ class AccessReader:
         if not o.authlog:
             return None
         files = [self.paths.root(f) for f in o.log_files] if o.log_files else default_log_files(self.paths)
-        if not files:
+        journal = o.journal == "on" or (o.journal == "auto" and not files)
+        if not files and not journal:
             return None
         lines: list[LogLine] = []
         errors = []
+        if journal:
+            try:
+                lines.extend(read_journal(self.paths, now - o.penalty_window, o.timeout))
+            except OSError as exc:
+                errors.append(str(exc))
         for local in files:
             try:
                 lines.extend(self._log_lines(local, now - o.penalty_window))
