@@ -258,3 +258,15 @@ def test_penalties_from_the_journal_when_there_is_no_log_file(tmp_path: Path) ->
         _tree(tmp_path), AccessOptions(firewall=False, sshguard=False, crowdsec=False, journal="off")
     )
     assert "sshd_penalty" not in _layers(off, "192.0.2.9")  # no file, no journal: absent
+
+
+def test_fail2ban_installed_but_stopped_is_unknown(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "etc/fail2ban").mkdir(parents=True)
+    reader = AccessReader(_tree(tmp_path, "", ""), OFFLINE)
+    found = _layers(reader, "192.0.2.1")["fail2ban"]
+    assert found.verdict == "unknown"
+    assert found.detail == (
+        "fail2ban-server is not running (nothing answers on /var/run/fail2ban/fail2ban.sock); "
+        "no database at /var/lib/fail2ban/fail2ban.sqlite3"
+    )

@@ -194,10 +194,14 @@ class AccessReader:
                     for network, jails in zip(single, reply, strict=True):
                         names = jails if isinstance(jails, list) else []
                         banned_in[label(network)] = tuple(str(j) for j in names)
+            except (FileNotFoundError, ConnectionRefusedError):
+                errors.append(f"fail2ban-server is not running (nothing answers on {o.fail2ban_socket})")
             except (OSError, ProtocolError) as exc:
                 errors.append(f"socket {o.fail2ban_socket}: {exc}")
-        if bans is None and not banned_in and not errors:
+        if bans is None and not errors:
             errors.append(f"neither {o.fail2ban_socket} nor {o.fail2ban_db} could be read")
+        elif bans is None and database is not None and not database.exists():
+            errors.append(f"no database at {o.fail2ban_db}")
         return Fail2banFacts(bans, "; ".join(errors), banned_in)
 
     def _penalties(self, now: float) -> PenaltyLog | None:
