@@ -133,9 +133,7 @@ class DbBan:
     expires: float | None
 
 
-def current_bans(
-    path: Path, bantimes: dict[str, int] | None = None, now: float | None = None
-) -> list[DbBan]:
+def current_bans(path: Path, bantimes: dict[str, int] | None = None, now: float | None = None) -> list[DbBan]:
     """Every enabled jail's current bans with ban and expiry times (for `diagnose` and the watchlist)."""
     _, jails = _per_jail(path, bantimes, now, (_BANS_V4, _BANS_V2))
     found = []
