@@ -26,6 +26,7 @@ class FileConfig:
     """The validated content of --config.file (empty when no file is given)."""
 
     watchlist: tuple[Network, ...] = field(default_factory=tuple)
+    watchlist_entries: tuple[str, ...] = ()  # the watchlist as written, for the `address` label
 
 
 def _parse_watchlist(value: Any) -> tuple[Network, ...]:
@@ -67,7 +68,8 @@ def parse_config(text: str, origin: str = "config") -> FileConfig:
     data = load_yaml_mapping(text, origin, _KEYS)
     if data is None:
         return FileConfig()
-    return FileConfig(**{key: parse(data.get(key)) for key, parse in _KEYS.items()})
+    watchlist = _parse_watchlist(data.get("watchlist"))
+    return FileConfig(watchlist, tuple(str(item).strip() for item in data.get("watchlist") or ()))
 
 
 def load_config(path: Path | None) -> FileConfig:

@@ -28,15 +28,16 @@ from exporter.sources.sshd import SshdReader
 SSHD_PORTS_TTL = 30.0
 
 
-def blocked_family(results: dict[Network, list[LayerVerdict]]) -> GaugeMetricFamily:
+def blocked_family(entries: Sequence[tuple[str, list[LayerVerdict]]]) -> GaugeMetricFamily:
+    """One series per watchlist entry (named as written) and present layer."""
     family = GaugeMetricFamily(
         "ssh_access_watched_address_blocked",
         "1 when that layer would keep the watched address (or any address of the network) out now.",
         labels=["address", "layer"],
     )
-    for network, found in results.items():
+    for name, found in entries:
         for verdict in found:
-            family.add_metric([label(network), verdict.layer], 1.0 if verdict.blocks else 0.0)
+            family.add_metric([name, verdict.layer], 1.0 if verdict.blocks else 0.0)
     return family
 
 
@@ -55,13 +56,17 @@ class CachedPorts:
 
 
 class WatchlistCollector:
-    def __init__(self, reader: AccessReader, watchlist: Sequence[Network]) -> None:
+    def __init__(self, reader: AccessReader, watchlist: Sequence[Network], names: Sequence[str] = ()) -> None:
         self.reader = reader
         self.watchlist = tuple(watchlist)
+        self.names = tuple(names) if len(names) == len(self.watchlist) else tuple(map(label, self.watchlist))
 
     def collect(self) -> Iterator[Metric]:
         if self.watchlist:
-            yield blocked_family(self.reader.check(self.watchlist))
+            results = self.reader.check(self.watchlist)
+            yield blocked_family(
+                [(name, results[n]) for name, n in zip(self.names, self.watchlist, strict=True)]
+            )
 
 
 def sshd_reader(context: Context) -> SshdReader:
@@ -85,7 +90,7 @@ def _add_flags(group: argparse._ArgumentGroup) -> None:
 def _factory(context: Context) -> WatchlistCollector:
     options = AccessOptions.from_args(vars(context.args))
     reader = AccessReader(context.paths, options, CachedPorts(sshd_reader(context)))
-    return WatchlistCollector(reader, context.config.watchlist)
+    return WatchlistCollector(reader, context.config.watchlist, context.config.watchlist_entries)
 
 
 register_collector(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.watchlist import WatchlistCollector
+from exporter.config import parse_config
 from exporter.paths import HostPaths
 from exporter.sources.access import (
     AccessOptions,
@@ -270,3 +271,13 @@ def test_fail2ban_installed_but_stopped_is_unknown(tmp_path: Path) -> None:
         "fail2ban-server is not running (nothing answers on /var/run/fail2ban/fail2ban.sock); "
         "no database at /var/lib/fail2ban/fail2ban.sqlite3"
     )
+
+
+def test_watchlist_labels_are_the_entries_as_written(reader: AccessReader) -> None:
+    config = parse_config("watchlist:\n  - 2001:DB8::1\n  - 192.0.2.10/24\n  - 192.0.2.10\n")
+    assert config.watchlist_entries == ("2001:DB8::1", "192.0.2.10/24", "192.0.2.10")
+    found = samples(render(WatchlistCollector(reader, config.watchlist, config.watchlist_entries).collect()))
+    name = "ssh_access_watched_address_blocked"
+    assert value(found, name, address="2001:DB8::1", layer="tcp_wrappers") == 0
+    assert value(found, name, address="192.0.2.10/24", layer="tcp_wrappers") == 1
+    assert value(found, name, address="192.0.2.10", layer="tcp_wrappers") == 1
