@@ -133,8 +133,9 @@ def test_firewall_names_chain_and_set() -> None:
     assert legacy.verdict == "deny"
     assert "legacy ipv4 table filter chain f2b-sshd: reject from source 192.0.2.30" in legacy.evidence
     in_set = verdicts(facts, parse_target("192.0.2.20"))[0]
-    assert in_set.verdict == "deny" and any("set f2b-sshd (ipset), which holds 192.0.2.20" in e
+    assert in_set.verdict == "deny" and any("set ipset f2b-sshd, which holds 192.0.2.20" in e
                                             for e in in_set.evidence)  # fmt: skip
+    assert "ipset del f2b-sshd 192.0.2.20" in in_set.remedy
     assert verdicts(facts, parse_target("192.0.2.1"))[0].verdict == "no_match"
     assert verdicts(facts, parse_target("2001:db8::20"))[0].verdict == "no_match"  # its set has no rule
     assert verdicts(facts, parse_target("192.0.2.64/30"))[0].verdict == "deny"
@@ -147,13 +148,13 @@ def test_sshguard_sets_block_only_when_a_rule_uses_them() -> None:
     facts = HostFacts(sshguard=True, ruleset=ruleset, sshd_ports=frozenset({2222}))
     blocked = verdicts(facts, parse_target("203.0.113.7"))[0]
     assert blocked.verdict == "deny"
-    assert blocked.evidence == ("nft set ip sshguard attackers holds 203.0.113.5-203.0.113.9",)
+    assert blocked.evidence == ("set ip sshguard attackers holds 203.0.113.5-203.0.113.9",)
     assert "nft delete element ip sshguard attackers { 203.0.113.5-203.0.113.9 }" in blocked.remedy
     assert verdicts(facts, parse_target("192.0.2.1"))[0].verdict == "no_match"
     only_ipset = Ruleset(ruleset.chains, tuple(s for s in ruleset.sets if s.key == "ipset sshguard4"))
     facts = HostFacts(sshguard=True, ruleset=only_ipset, sshd_ports=frozenset({2222}))
     unused = verdicts(facts, parse_target("198.51.100.130"))[0]  # no rule matches against sshguard4
-    assert (unused.verdict, unused.evidence) == ("no_match", ("ipset set sshguard4 holds 198.51.100.128/25",))
+    assert (unused.verdict, unused.evidence) == ("no_match", ("set ipset sshguard4 holds 198.51.100.128/25",))
 
 
 def test_crowdsec_decisions_for_addresses_and_ranges() -> None:

@@ -233,16 +233,24 @@ def _set_hits(found: AddressSet, network: Network) -> list[str]:
     return [element for element in found.elements if overlaps(network, element)]
 
 
-def _rule_hits(rule: Rule, sets: dict[str, AddressSet], network: Network) -> Iterator[str]:
+def _unlist(found: AddressSet, element: str) -> str:
+    if found.backend == "nft":
+        return f"nft delete element {found.table} {found.name} {{ {element} }}"
+    return f"ipset del {found.name} {element}"
+
+
+def _rule_hits(rule: Rule, sets: dict[str, AddressSet], network: Network) -> Iterator[tuple[str, str]]:
+    """(what matches the network, how to undo it) for one blocking rule."""
     if rule.any_source:
-        yield "every source"
+        yield "every source", "delete the rule, or accept the address before it"
     for source in rule.sources or ():
         if overlaps(network, source):
-            yield f"source {source}"
+            yield f"source {source}", "delete the rule, or accept the address before it"
     for key in rule.source_sets:
         address_set = sets.get(key)
-        for element in _set_hits(address_set, network) if address_set else ():
-            yield f"set {address_set.name} ({address_set.backend}), which holds {element}"  # type: ignore[union-attr]
+        if address_set is not None:
+            for element in _set_hits(address_set, network):
+                yield f"set {address_set.key}, which holds {element}", _unlist(address_set, element)
 
 
 def firewall(facts: HostFacts, network: Network) -> LayerVerdict | None:
@@ -252,27 +260,21 @@ def firewall(facts: HostFacts, network: Network) -> LayerVerdict | None:
         return LayerVerdict("firewall", "unknown", detail=facts.firewall_error or "firewall not read")
     sets = {s.key: s for s in facts.ruleset.sets}
     evidence: list[str] = []
+    remedy: list[str] = []
     for blocker in blockers(facts.ruleset.chains, facts.sshd_ports):
         rule = blocker.rule
         if not blocker.covers_sshd or rule.negated or not _family_fits(blocker.chain.family, network):
             continue
-        evidence.extend(
-            f"{_where(blocker.chain)}: {rule.verdict} from {hit}" for hit in _rule_hits(rule, sets, network)
-        )
+        for hit, undo in _rule_hits(rule, sets, network):
+            evidence.append(f"{_where(blocker.chain)}: {rule.verdict} from {hit}")
+            if undo not in remedy:
+                remedy.append(undo)
     ports = ",".join(str(p) for p in sorted(facts.sshd_ports)) or "any port"
     if not evidence:
-        return LayerVerdict(
-            "firewall", "no_match", detail=f"no drop/reject rule for it on sshd's ports ({ports})"
-        )
-    remedy = ("delete the rule or the set element named above, or accept the address before it",)
+        detail = f"no drop/reject rule for it on sshd's ports ({ports})"
+        return LayerVerdict("firewall", "no_match", detail=detail)
     detail = f"dropped or rejected on its way to sshd's ports ({ports})"
-    return LayerVerdict("firewall", "deny", tuple(evidence[:MAX_EVIDENCE]), detail, remedy)
-
-
-def _unlist(found: AddressSet, element: str) -> str:
-    if found.backend == "nft":
-        return f"nft delete element {found.table} {found.name} {{ {element} }}"
-    return f"ipset del {found.name} {element}"
+    return LayerVerdict("firewall", "deny", tuple(evidence[:MAX_EVIDENCE]), detail, tuple(remedy))
 
 
 def sshguard(facts: HostFacts, network: Network) -> LayerVerdict | None:
@@ -291,16 +293,11 @@ def sshguard(facts: HostFacts, network: Network) -> LayerVerdict | None:
     listed = [(s, e) for s in facts.ruleset.sets if s.key in SSHGUARD_SETS for e in _set_hits(s, network)]
     if not listed:
         return LayerVerdict("sshguard", "no_match", detail="not in sshguard's sets or hosts.allow block")
-    evidence = tuple(f"{s.backend} set {s.table} {s.name} holds {e}".replace("  ", " ") for s, e in listed)
+    evidence = tuple(f"set {s.key} holds {e}" for s, e in listed)
     if not any(s.key in referenced for s, _ in listed):
         return LayerVerdict("sshguard", "no_match", evidence, "listed, but no drop/reject rule uses the set")
     remedy = (
-        *(
-            f"nft delete element {s.table} {s.name} {{ {e} }}"
-            if s.backend == "nft"
-            else f"ipset del {s.name} {e}"
-            for s, e in listed
-        ),
+        *(_unlist(s, e) for s, e in listed),
         "add it to sshguard's whitelist (WHITELIST_FILE in /etc/sshguard/sshguard.conf)",
     )
     return LayerVerdict("sshguard", "deny", evidence[:MAX_EVIDENCE], "banned by sshguard", remedy)
