@@ -12,13 +12,19 @@ _CHUNK = 1 << 16
 MAX_BYTES = 1 << 24  # no /proc file we read is near this; a bound against a fixture gone wrong
 
 
-def read_proc_file(path: str) -> bytes:
+def read_proc_file(path: str, *, short_read_is_eof: bool = False) -> bytes:
     """The whole file, read until EOF: seq_file files (children, net/tcp) return about a page per
-    read whatever the buffer, so a short read is not the end."""
+    read whatever the buffer, so a short read is not the end. Files the kernel renders in one go
+    (cmdline, stat) may pass `short_read_is_eof` and save the second, empty read."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks: list[bytes] = []
         size = 0
+        if short_read_is_eof:
+            first = os.read(fd, _CHUNK)
+            if len(first) < _CHUNK:
+                return first
+            chunks, size = [first], len(first)
         while size < MAX_BYTES:
             chunk = os.read(fd, _CHUNK)
             if not chunk:

@@ -190,12 +190,13 @@ def boot_time(procfs: Path) -> float:
 
 
 def _title(procfs: Path, pid: int) -> str:
-    return _read(f"{procfs}/{pid}/cmdline").replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    raw = _read(f"{procfs}/{pid}/cmdline", short_read_is_eof=True)
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
 
 
 def read_process(procfs: Path, pid: int, btime: float, only_sshd: bool = True) -> ProcessInfo | None:
     """One process from stat and cmdline; None when it is not sshd's (and only_sshd is set)."""
-    stat = _read(f"{procfs}/{pid}/stat")
+    stat = _read(f"{procfs}/{pid}/stat", short_read_is_eof=True)
     right = stat.rfind(b")")
     name = stat[stat.find(b"(") + 1 : right].decode("utf-8", "replace")
     if only_sshd and name not in SSHD_NAMES:
