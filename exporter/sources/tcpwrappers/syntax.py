@@ -209,10 +209,11 @@ def parse_options(text: str) -> tuple[Option, ...]:
     return tuple(options)
 
 
-def parse_table(text: str, file: str, state: ParseState | None = None) -> Table:
-    """Rules of one access control file; comment lines start with `#` in column 0 only.
+def parse_lines(text: str, file: str, state: ParseState | None = None) -> Table:
+    """Rules of one access control file, line by line (the general parser behind parse_table).
 
-    state: go on after lines already parsed (text is what was appended to them)."""
+    Comment lines start with `#` in column 0 only. state: go on after lines already parsed (text is
+    what was appended to them)."""
     state = state or ParseState()
     rules: list[Rule] = []
     errors: list[ParseError] = []
@@ -250,3 +251,57 @@ def extend_table(table: Table, appended: str) -> Table:
     assert table.end is not None, "the table ended in a broken line"
     more = parse_table(appended, table.file, table.end)
     return Table(table.file, table.rules + more.rules, table.errors + more.errors, more.stop, more.end)
+
+
+# The fast path: the lines DenyHosts writes, classified by one regex over the whole text. Each match is
+# one of: a run of blank lines and plain comments; a rule `DAEMONS: ADDRESS` (optionally with the
+# `# DenyHosts:` comment above it); or anything else, with its continuation lines, which goes through
+# parse_lines. Lengths are bounded so that no fast line comes near libwrap's buffer.
+_ADDRESS = r"[0-9.]{1,64}|\[[0-9A-Fa-f:.]{1,64}\]"
+_NOT_MARKER = f"(?!{re.escape(HOSTS_MARKER[1:])})(?!{re.escape(DENY_DELIMITER[1:])})"
+_FAST_LINES = re.compile(
+    rf"(?P<skip>(?:(?:[ \t\r]{{0,1024}}|#{_NOT_MARKER}(?:[^\n]{{0,1024}}[^\n\\])?)\n)+)"
+    rf"|(?:(?P<mark>{re.escape(DENY_DELIMITER)}(?:[^\n]{{0,1024}}[^\n\\])?)\n)?"
+    rf"(?P<rule>(?!#)(?P<daemons>[^\n:\[\]\\]{{0,512}}):"
+    rf"[ \t\r]{{0,64}}(?P<address>{_ADDRESS})[ \t\r]{{0,64}})\n"
+    r"|(?P<other>(?:[^\n]*\\\n)*[^\n]*(?:\n|\Z))"
+)
+
+
+def parse_table(text: str, file: str, state: ParseState | None = None) -> Table:
+    """Rules of one access control file: parse_lines' result, the simple lines classified in C.
+
+    Blank lines, `#` comments and `DAEMONS: ADDRESS` lines (all DenyHosts writes) are read from one
+    regex match each; any other line, with its continuations, goes through parse_lines with the state
+    reached, and so does a `###sshguard###` marker or a `# DenyHosts:` line not followed by a rule.
+    state: go on after lines already parsed (text is what was appended to them)."""
+    rules: list[Rule] = []
+    errors: list[ParseError] = []
+    state = state or ParseState()
+    lines, mark, in_sshguard = state.lines, state.mark, state.in_sshguard
+    daemon_lists: dict[str, tuple[str, ...]] = {}
+    for skip, mark_text, rule_text, field, address, other in _FAST_LINES.findall(text):
+        if rule_text:
+            if mark_text:
+                mark = mark_text
+                lines += 1
+            lines += 1
+            daemons = daemon_lists.get(field)
+            if daemons is None:
+                daemons = daemon_lists[field] = tokens(field)
+            marked = "sshguard" if in_sshguard else None
+            if mark is not None and mark.partition(ENTRY_DELIMITER)[2].strip() == rule_text.strip():
+                marked = "denyhosts"
+            rules.append(Rule(file, lines, rule_text, daemons, (address,), None, marked))
+            mark = None
+        elif skip:
+            lines += skip.count("\n")
+            mark = None
+        elif other:
+            table = parse_lines(other, file, ParseState(lines, mark, in_sshguard))
+            rules.extend(table.rules)
+            errors.extend(table.errors)
+            if table.end is None:
+                return Table(file, tuple(rules), tuple(errors), table.stop)
+            lines, mark, in_sshguard = table.end.lines, table.end.mark, table.end.in_sshguard
+    return Table(file, tuple(rules), tuple(errors), None, ParseState(lines, mark, in_sshguard))
