@@ -54,6 +54,14 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
     tls: TLSSource | None = None
 
+    def server_bind(self) -> None:
+        """As HTTPServer.server_bind, minus its `socket.getfqdn()`: the exporter resolves no names (a
+        reverse lookup of this host could stall start-up until the resolver times out)."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+        self.setup_environ()
+
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         if self.tls is not None:

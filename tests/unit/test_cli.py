@@ -97,3 +97,19 @@ def test_serve_landing_metrics_404_and_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_binding_resolves_no_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPServer.server_bind would call socket.getfqdn(): a reverse lookup of this host."""
+    import socket
+
+    from exporter.web import make_http_server
+
+    def no_dns(*_args: object) -> str:
+        raise AssertionError("name resolution attempted")
+
+    for name in ("getfqdn", "gethostbyaddr", "gethostbyname"):
+        monkeypatch.setattr(socket, name, no_dns)
+    for address in (":0", "127.0.0.1:0"):
+        server = make_http_server(address, lambda environ, start: [])
+        server.server_close()
