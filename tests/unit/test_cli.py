@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import main
-from exporter.web import parse_listen_address
+from exporter.web import make_http_server, parse_listen_address
 from tests.exposition import samples, value
 from tests.net import free_port
 
@@ -101,9 +102,6 @@ def test_serve_landing_metrics_404_and_sigterm(tmp_path: Path) -> None:
 
 def test_binding_resolves_no_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTPServer.server_bind would call socket.getfqdn(): a reverse lookup of this host."""
-    import socket
-
-    from exporter.web import make_http_server
 
     def no_dns(*_args: object) -> str:
         raise AssertionError("name resolution attempted")
