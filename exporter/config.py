@@ -34,12 +34,15 @@ def _parse_watchlist(value: Any) -> tuple[Network, ...]:
         return ()
     if not isinstance(value, list):
         raise ConfigError("watchlist: must be a list of addresses or CIDR networks")
-    networks = []
+    networks: list[Network] = []
     for index, item in enumerate(value):
         try:
-            networks.append(ipaddress.ip_network(str(item), strict=False))
+            network = ipaddress.ip_network(str(item).strip(), strict=False)
         except ValueError:
             raise ConfigError(f"watchlist[{index}]: {item!r} is not an address or CIDR network") from None
+        if network in networks:  # the same series twice would be an invalid exposition
+            raise ConfigError(f"watchlist[{index}]: {item!r} repeats watchlist[{networks.index(network)}]")
+        networks.append(network)
     return tuple(networks)
 
 

@@ -77,12 +77,16 @@ def config_families(config: EffectiveConfig) -> Iterator[Metric]:
 
 
 def _listener_labels(states: tuple[ListenerState, ...]) -> list[str]:
-    """The listener label: its config path, with the pid only when two listeners share a config."""
-    configs = [s.listener.config for s in states]
-    return [
-        c if configs.count(c) == 1 else f"{c} (pid {s.listener.pid})"
-        for c, s in zip(configs, states, strict=True)
-    ]
+    """The listener label: its config path; when several listeners share one, `PATH #2`, `PATH #3` in
+    the order they started (not their pids: a label value per restart would grow without bound)."""
+    labels = [s.listener.config for s in states]
+    for config in set(labels):
+        sharing = sorted(
+            (s.listener.create_time, i) for i, s in enumerate(states) if s.listener.config == config
+        )
+        for ordinal, (_, index) in enumerate(sharing[1:], start=2):
+            labels[index] = f"{config} #{ordinal}"
+    return labels
 
 
 def listener_families(states: tuple[ListenerState, ...]) -> Iterator[Metric]:

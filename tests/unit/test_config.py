@@ -28,6 +28,7 @@ def test_watchlist_accepts_addresses_and_networks() -> None:
         ("watchlist: [not-an-address]\n", "watchlist[0]"),
         ("- a\n- b\n", "top level"),
         ("watchlist: [\n", "not valid YAML"),
+        ("watchlist: [192.0.2.1, 198.51.100.0/24, 192.0.2.1/32]\n", "watchlist[2]"),
     ],
 )
 def test_bad_config_names_the_key(text: str, key: str) -> None:

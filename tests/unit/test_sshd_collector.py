@@ -120,3 +120,17 @@ def test_version_is_read_from_the_binary(host: HostPaths) -> None:
         value(found, "ssh_access_sshd_version_info", version="9.8p1", release="OpenSSH_9.8p1 Debian-3") == 1
     )
     assert value(found, "ssh_access_sshd_persource_penalties_enabled") == 1  # default on from 9.8
+
+
+def test_listeners_sharing_a_config_get_ordinals_not_pids(host: HostPaths) -> None:
+    add_process(
+        host.procfs,
+        300,
+        1,
+        "sshd: /usr/sbin/sshd -D -p 2224 [listener] 1 of 10-100 startups",
+        start_ticks=900,
+    )
+    found = samples(scrape(host))
+    main = "/etc/ssh/sshd_config"
+    assert value(found, "ssh_access_sshd_listener_startups", listener=main) == 1  # started first (pid 300)
+    assert value(found, "ssh_access_sshd_listener_startups", listener=f"{main} #2") == 2
