@@ -9,8 +9,10 @@ block nothing and are left out.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,25 @@ BOUNCER_CONFIG = "/etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
 CSCLI = "/usr/bin/cscli"
 INSTALL_MARKERS = ("/etc/crowdsec",)
 TIMEOUT = 3.0
+
+
+# The local API is asked directly: no proxy from the environment (the key would go to it), no name lookups.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+MAX_API_BYTES = 256 * 1024 * 1024  # community blocklists are large, but not this large
+
+
+def _literal_host(url: str) -> str:
+    """The API URL with `localhost` as 127.0.0.1; any other host name is refused (nothing is resolved)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if host == "localhost":
+        netloc = parts.netloc.replace("localhost", "127.0.0.1", 1)
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise CrowdsecError(f"local API {url}: host names are not resolved, give an address") from None
+    return url
 
 
 class CrowdsecError(Exception):
@@ -129,11 +150,18 @@ class CrowdsecReader:
         self.timeout = timeout
 
     def _api(self, url: str, key: str) -> tuple[Decision, ...]:
+        url = _literal_host(url)
         request = urllib.request.Request(f"{url}/v1/decisions", headers={"X-Api-Key": key})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return parse_api_decisions(response.read().decode())
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                body = response.read(MAX_API_BYTES + 1)
         except (OSError, urllib.error.URLError, ValueError) as exc:  # HTTPError is an URLError
+            raise CrowdsecError(f"local API {url}: {exc}") from exc
+        if len(body) > MAX_API_BYTES:
+            raise CrowdsecError(f"local API {url}: answer larger than {MAX_API_BYTES} bytes")
+        try:
+            return parse_api_decisions(body.decode())
+        except (UnicodeDecodeError, ValueError) as exc:
             raise CrowdsecError(f"local API {url}: {exc}") from exc
 
     def _cscli(self) -> tuple[Decision, ...]:

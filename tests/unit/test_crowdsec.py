@@ -14,6 +14,7 @@ from exporter.paths import HostPaths
 from exporter.sources.crowdsec import (
     CrowdsecError,
     CrowdsecReader,
+    _literal_host,
     banned_per_scenario,
     parse_api_decisions,
     parse_cscli_alerts,
@@ -138,3 +139,11 @@ def test_not_installed_emits_nothing(tmp_path: Path) -> None:
     snapshot = CrowdsecReader(HostPaths(tmp_path)).read()
     assert not snapshot.installed
     assert list(snapshot_families(snapshot)) == []
+
+
+def test_the_local_api_is_asked_without_resolving_names() -> None:
+    assert _literal_host("http://localhost:8080/") == "http://127.0.0.1:8080/"
+    assert _literal_host("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert _literal_host("http://[::1]:8080") == "http://[::1]:8080"
+    with pytest.raises(CrowdsecError, match="host names are not resolved"):
+        _literal_host("http://lapi.example.com:8080/")

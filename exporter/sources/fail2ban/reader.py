@@ -272,7 +272,11 @@ class Fail2banReader:
         now = time.monotonic()
         cached = self._config_cache
         if cached is None or cached[0] != signature or now - cached[1] > CONFIG_CHECK_TTL:
-            self._config_cache = cached = (signature, now, check_config(client, Path(self.config_dir)))
+            self._config_cache = cached = (
+                signature,
+                now,
+                check_config(client, Path(self.config_dir), self.timeout),
+            )
         return cached[2]
 
     # -- database ------------------------------------------------------------------------------
