@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from exporter.paths import HostPaths
+from exporter.sources.hostfiles import read_regular_text
 from exporter.sources.procscan import running as running_process
 
 DENY_DELIMITER = "# DenyHosts:"
@@ -93,7 +94,7 @@ class DenyhostsReader:
         errors: list[str] = []
         entries = DenyEntries({}, None)
         try:
-            entries = parse_hosts_deny(self.paths.root(self.hosts_deny).read_text(errors="replace"))
+            entries = parse_hosts_deny(read_regular_text(self.paths.root(self.hosts_deny)))
         except FileNotFoundError:
             pass  # libwrap treats a missing file as empty
         except OSError as exc:
@@ -103,7 +104,7 @@ class DenyhostsReader:
         if work.is_dir():
             for name, kind in TRACKED.items():
                 try:
-                    tracked[kind] = count_tracked((work / name).read_text(errors="replace"))
+                    tracked[kind] = count_tracked(read_regular_text(work / name))
                 except FileNotFoundError:
                     tracked[kind] = 0
                 except OSError as exc:

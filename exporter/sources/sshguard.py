@@ -18,6 +18,7 @@ from pathlib import Path
 
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command as run_tool
+from exporter.sources.hostfiles import read_regular_text
 from exporter.sources.procscan import running as running_process
 
 NFT_SETS = (("ip", "sshguard", "attackers"), ("ip6", "sshguard", "attackers"))
@@ -121,7 +122,7 @@ class SshguardReader:
 
     def _hosts(self, sets: dict[str, int], errors: list[str]) -> None:
         try:
-            text = self.paths.root(self.hosts_allow).read_text(errors="replace")
+            text = read_regular_text(self.paths.root(self.hosts_allow))
         except FileNotFoundError:
             return
         except OSError as exc:
