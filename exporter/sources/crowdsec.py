@@ -22,6 +22,7 @@ import yaml
 
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command as run_tool
+from exporter.sources.singleflight import singleflight
 
 BOUNCER_CONFIG = "/etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
 CSCLI = "/usr/bin/cscli"
@@ -176,6 +177,7 @@ class CrowdsecReader:
         except ValueError as exc:
             raise CrowdsecError(f"cscli: {exc}") from exc
 
+    @singleflight
     def read(self) -> CrowdsecSnapshot:
         bouncer = read_bouncer_config(self.paths.root(self.bouncer_config)) if self.bouncer_config else None
         markers = (*INSTALL_MARKERS, self.cscli)

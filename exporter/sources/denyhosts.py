@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from exporter.paths import HostPaths
 from exporter.sources.hostfiles import read_regular_text
 from exporter.sources.procscan import running as running_process
+from exporter.sources.singleflight import singleflight
 
 DENY_DELIMITER = "# DenyHosts:"
 ENTRY_DELIMITER = " | "
@@ -90,6 +91,7 @@ class DenyhostsReader:
         self.work_dir = work_dir
         self.hosts_deny = hosts_deny
 
+    @singleflight
     def read(self) -> DenyhostsSnapshot:
         errors: list[str] = []
         entries = DenyEntries({}, None)

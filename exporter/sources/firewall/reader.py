@@ -23,6 +23,7 @@ from exporter.sources.commands import run_command as run_tool
 from exporter.sources.firewall import ipset, nft
 from exporter.sources.firewall.iptables import IptablesError, parse_save, read_iptc
 from exporter.sources.firewall.model import AddressSet, Chain, Ruleset
+from exporter.sources.singleflight import singleflight
 
 log = logging.getLogger(__name__)
 TIMEOUT = 5.0
@@ -104,6 +105,7 @@ class FirewallReader:
             )
         return chains, list(ruleset.sets)
 
+    @singleflight
     def read(self) -> Ruleset:
         chains: list[Chain] = []
         sets: list[AddressSet] = []

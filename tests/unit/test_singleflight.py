@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from exporter.sources.singleflight import singleflight
+
+
+class Slow:
+    calls = 0
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+
+    @singleflight
+    def read(self) -> str:
+        type(self).calls += 1
+        time.sleep(0.3)
+        if self.setting == "broken":
+            raise OSError("tool failed")
+        return f"state of {self.setting}"
+
+
+def _concurrently(*readers: Slow) -> list[object]:
+    results: list[object] = [None] * len(readers)
+
+    def run(index: int, reader: Slow) -> None:
+        try:
+            results[index] = reader.read()
+        except OSError as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, r)) for i, r in enumerate(readers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    return results
+
+
+def test_concurrent_reads_of_the_same_source_run_once() -> None:
+    Slow.calls = 0
+    results = _concurrently(Slow("a"), Slow("a"), Slow("a"), Slow("b"))
+    assert results == ["state of a", "state of a", "state of a", "state of b"]
+    assert Slow.calls == 2  # one per configuration
+
+
+def test_failures_reach_every_waiter_and_nothing_is_kept() -> None:
+    Slow.calls = 0
+    results = _concurrently(Slow("broken"), Slow("broken"))
+    assert all(isinstance(r, OSError) for r in results) and Slow.calls == 1
+    with pytest.raises(OSError):
+        Slow("broken").read()  # a new read, not a remembered failure
+    assert Slow.calls == 2
