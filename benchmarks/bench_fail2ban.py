@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from exporter.collectors.fail2ban import make_collector, sshd_ports
+from exporter.collectors.fail2ban import make_collector
 from exporter.paths import HostPaths
 from exporter.sources.fail2ban.database import read_database
 from exporter.sources.fail2ban.protocol import CLOSE, END, encode
@@ -121,7 +121,7 @@ def main() -> None:
             paths = HostPaths()
             sshd = SshdReader(paths)
             reader = Fail2banReader(
-                paths, str(server.socket), str(server.db), timeout=10.0, sshd_ports=lambda: sshd_ports(sshd)
+                paths, str(server.socket), str(server.db), timeout=10.0, sshd_ports=sshd.ports
             )
             collector = make_collector(reader)
             snapshot = reader.read()

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from exporter.collectors.firewall import sshd_ports
 from exporter.collectors.watchlist import sshd_reader
 from exporter.config import ConfigError
 from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, parse_target, verdicts
@@ -142,7 +141,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"ssh-access-exporter diagnose: {exc}", file=sys.stderr)
         return EXIT_ERROR
     sshd = sshd_reader(context)
-    reader = AccessReader(context.paths, AccessOptions.from_args(vars(args)), lambda: sshd_ports(sshd))
+    reader = AccessReader(context.paths, AccessOptions.from_args(vars(args)), sshd.ports)
     facts = reader.read([network])
     layers = verdicts(facts, network)
     try:

@@ -172,24 +172,6 @@ def make_collector(reader: Fail2banReader) -> BanCollector[Fail2banSnapshot]:
     return BanCollector(SOURCE, reader, snapshot_families)
 
 
-def sshd_ports(reader: SshdReader) -> frozenset[int]:
-    """The ports the sshd of --collector.sshd.config listens on now, else the ones its config names.
-
-    Other sshd instances (a second config, a test's sshd) are not the one the jail is meant to guard.
-    Empty when sshd is unknown."""
-    try:
-        snapshot = reader.read()
-    except (OSError, ValueError) as exc:
-        log.debug("sshd ports unavailable", extra={"err": str(exc)})
-        return frozenset()
-    ports = {
-        port for state in snapshot.listeners if state.listener.config == reader.config for port in state.ports
-    }
-    if not ports and snapshot.config.effective is not None:
-        ports = set(snapshot.config.effective.ports)
-    return frozenset(ports)
-
-
 def _add_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--collector.fail2ban.socket",
@@ -234,7 +216,7 @@ def _factory(context: Context) -> BanCollector[Fail2banSnapshot]:
         args["collector.fail2ban.db"],
         owner_uid=args["collector.fail2ban.socket_owner"],
         timeout=args["collector.fail2ban.timeout"],
-        sshd_ports=lambda: sshd_ports(sshd),
+        sshd_ports=sshd.ports,
         config_dir=args["collector.fail2ban.config_dir"],
     )
     return make_collector(reader)

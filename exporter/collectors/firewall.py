@@ -15,7 +15,6 @@ the exporter runs in; a backend that cannot be read fails the collector (collect
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Iterable, Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -27,9 +26,7 @@ from exporter.sources.firewall.bans import Bans, crowdsec_bans, fail2ban_bans, s
 from exporter.sources.firewall.enforcement import INPUT_HOOKS, Blocker, Enforcement, blockers
 from exporter.sources.firewall.model import Chain, Ruleset
 from exporter.sources.firewall.reader import TIMEOUT, FirewallReader
-from exporter.sources.sshd import SshdReader
-from exporter.sources.sshd_config import EffectiveConfig
-from exporter.sources.sshd_sockets import listening_sockets
+from exporter.sources.sshd import CachedPorts, SshdReader
 
 CHAIN_LABELS = ["backend", "family", "table", "chain"]
 POLICIES = ("accept", "drop")
@@ -152,29 +149,6 @@ def families(ruleset: Ruleset, ports: frozenset[int], bans: Iterable[Bans]) -> I
     yield unenforced_family(unenforced(bans, enforcement.blocks))
 
 
-def sshd_ports(reader: SshdReader) -> frozenset[int]:
-    """The ports the sshd of --collector.sshd.config listens on, else its config file's `Port`s.
-
-    Never runs sshd: a `sshd -T -f CONFIG` running while the sshd collector scans /proc would look like
-    a second listener of that config to it. Empty when sshd is unknown (every port then counts)."""
-    ports: set[int] = set()
-    try:
-        for listener in reader.listeners():
-            found = listening_sockets(reader.paths.procfs, listener.pid)
-            if listener.config == reader.config and found is not None:
-                ports |= found.ports
-    except (OSError, ValueError, IndexError):
-        pass  # procfs unusable: the config's ports
-    if ports:
-        return frozenset(ports)
-    parsed = reader.parse_files(reader.config)
-    try:
-        config = EffectiveConfig.from_options(parsed.options, "file", None, tuple(parsed.files))
-    except (ValueError, IndexError):
-        return frozenset()
-    return frozenset(config.ports) if parsed.files else frozenset()
-
-
 class FirewallCollector:
     """Reads the ruleset and the ban tools' bans each scrape; sshd's ports every SSHD_PORTS_TTL."""
 
@@ -189,15 +163,7 @@ class FirewallCollector:
         self.sshd = sshd
         self.fail2ban_db = fail2ban_db
         self.crowdsec = crowdsec
-        self._ports: tuple[float, frozenset[int]] | None = None
-
-    def sshd_ports(self) -> frozenset[int]:
-        if self.sshd is None:
-            return frozenset()
-        now = time.monotonic()
-        if self._ports is None or now - self._ports[0] > SSHD_PORTS_TTL:
-            self._ports = (now, sshd_ports(self.sshd))
-        return self._ports[1]
+        self.sshd_ports = CachedPorts(sshd, SSHD_PORTS_TTL) if sshd is not None else frozenset
 
     def bans(self, ruleset: Ruleset) -> list[Bans]:
         found = fail2ban_bans(self.reader.paths, self.fail2ban_db) + sshguard_bans(ruleset.sets)

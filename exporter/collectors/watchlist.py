@@ -14,16 +14,14 @@ same model as `diagnose`; nothing is emitted when the watchlist is empty.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Iterator, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.firewall import sshd_ports
 from exporter.collectors.registry import Context, register_collector
 from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, Network, label
 from exporter.sources.access.reader import PENALTY_WINDOW
-from exporter.sources.sshd import SshdReader
+from exporter.sources.sshd import CachedPorts, SshdReader
 
 SSHD_PORTS_TTL = 30.0
 
@@ -39,20 +37,6 @@ def blocked_family(entries: Sequence[tuple[str, list[LayerVerdict]]]) -> GaugeMe
         for verdict in found:
             family.add_metric([name, verdict.layer], 1.0 if verdict.blocks else 0.0)
     return family
-
-
-class CachedPorts:
-    """sshd's ports, asked again every SSHD_PORTS_TTL: they change when sshd restarts, not per scrape."""
-
-    def __init__(self, reader: SshdReader) -> None:
-        self.reader = reader
-        self._cached: tuple[float, frozenset[int]] | None = None
-
-    def __call__(self) -> frozenset[int]:
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > SSHD_PORTS_TTL:
-            self._cached = (now, sshd_ports(self.reader))
-        return self._cached[1]
 
 
 class WatchlistCollector:
@@ -89,7 +73,7 @@ def _add_flags(group: argparse._ArgumentGroup) -> None:
 
 def _factory(context: Context) -> WatchlistCollector:
     options = AccessOptions.from_args(vars(context.args))
-    reader = AccessReader(context.paths, options, CachedPorts(sshd_reader(context)))
+    reader = AccessReader(context.paths, options, CachedPorts(sshd_reader(context), SSHD_PORTS_TTL))
     return WatchlistCollector(reader, context.config.watchlist, context.config.watchlist_entries)
 
 

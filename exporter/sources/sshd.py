@@ -225,9 +225,45 @@ class SshdReader:
         self._last_full_scan = now
         return listeners
 
+    def ports(self) -> frozenset[int]:
+        """The ports the sshd of `self.config` listens on, else its config file's `Port`s; empty when
+        unknown. Cheap and never runs sshd (a running `sshd -T` is what other collectors race with)."""
+        ports: set[int] = set()
+        try:
+            for listener in self.listeners():
+                found = (
+                    listening_sockets(self.paths.procfs, listener.pid)
+                    if listener.config == self.config
+                    else None
+                )
+                if found is not None:
+                    ports |= found.ports
+        except (OSError, ValueError, IndexError):
+            pass  # procfs unusable: the config's ports
+        if ports:
+            return frozenset(ports)
+        parsed = self.parse_files(self.config)
+        effective = self._from_files(parsed, None)
+        return frozenset(effective.ports) if effective is not None else frozenset()
+
     def read(self) -> SshdSnapshot:
         version = self.version()
         config, parsed = self.config_state(version)
         listeners = self.listeners()
         states = tuple(self._listener_state(listener, config, parsed) for listener in listeners)
         return SshdSnapshot(version, config, states)
+
+
+class CachedPorts:
+    """sshd's ports, asked again every `ttl` seconds: they change when sshd restarts, not per scrape."""
+
+    def __init__(self, reader: SshdReader, ttl: float = 30.0) -> None:
+        self.reader = reader
+        self.ttl = ttl
+        self._cached: tuple[float, frozenset[int]] | None = None
+
+    def __call__(self) -> frozenset[int]:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > self.ttl:
+            self._cached = (now, self.reader.ports())
+        return self._cached[1]

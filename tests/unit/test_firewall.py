@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors.firewall import FirewallCollector, families, owner, sshd_ports
+from exporter.collectors.firewall import FirewallCollector, families, owner
 from exporter.paths import HostPaths
 from exporter.sources.fail2ban.database import current_addresses
 from exporter.sources.firewall import ipset, nft
@@ -362,6 +362,6 @@ def test_sshd_ports_from_the_config_file_without_running_sshd(tmp_path: Path) ->
     config.parent.mkdir(parents=True)
     config.write_text("Port 2200\nPort 2201\n")
     reader = SshdReader(HostPaths(tmp_path, tmp_path / "proc"), "/usr/sbin/sshd", "/etc/ssh/sshd_config")
-    assert sshd_ports(reader) == {2200, 2201}
+    assert reader.ports() == {2200, 2201}
     config.unlink()
-    assert sshd_ports(reader) == frozenset()
+    assert reader.ports() == frozenset()
