@@ -1,19 +1,38 @@
-"""Is a daemon running: one pass over /proc/*/comm, for tools that have no socket to ask."""
+"""Is a daemon running: one pass over /proc/*/comm, for tools that have no socket to ask.
+
+Several collectors ask in the same scrape (sshguard, DenyHosts, the watchlist): concurrent asks share
+one pass, which reads each comm with one raw read.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from exporter.sources.procfiles import read_proc_file
+from exporter.sources.singleflight import shared_call
 
-def running(procfs: Path, names: frozenset[str]) -> bool:
-    """True when a process whose comm (executable or script name, 15 chars) is in names exists."""
+
+def comm_names(procfs: Path) -> frozenset[str]:
+    """The comm (executable or script name, 15 chars) of every process now."""
+    return shared_call(("comm_names", str(procfs)), lambda: _scan(procfs))
+
+
+def _scan(procfs: Path) -> frozenset[str]:
+    names = set()
     for entry in os.scandir(procfs):
         if entry.name.isdigit():
             try:
-                comm = Path(entry.path, "comm").read_text().strip()
+                names.add(
+                    read_proc_file(f"{entry.path}/comm", short_read_is_eof=True)
+                    .decode(errors="replace")
+                    .strip()
+                )
             except OSError:
                 continue  # exited meanwhile
-            if comm in names:
-                return True
-    return False
+    return frozenset(names)
+
+
+def running(procfs: Path, names: frozenset[str]) -> bool:
+    """True when a process whose comm is in names exists."""
+    return not names.isdisjoint(comm_names(procfs))

@@ -26,29 +26,33 @@ def _key(reader: object, method: str) -> tuple[Any, ...]:
     return (type(reader), method, state)
 
 
+def shared_call(key: tuple[Any, ...], call: Callable[[], T]) -> T:
+    """`call()`, or the result of the identical call (same `key`) already in flight."""
+    with _LOCK:
+        future = _INFLIGHT.get(key)
+        leader = future is None
+        if future is None:
+            future = _INFLIGHT[key] = Future()
+    if not leader:
+        return future.result()  # type: ignore[no-any-return]
+    try:
+        result = call()
+    except BaseException as exc:
+        future.set_exception(exc)
+        raise
+    else:
+        future.set_result(result)
+        return result
+    finally:
+        with _LOCK:
+            del _INFLIGHT[key]
+
+
 def singleflight(method: Callable[[Any], T]) -> Callable[[Any], T]:
     """Decorates a reader's argument-less `read(self)`."""
 
     @functools.wraps(method)
     def wrapper(self: Any) -> T:
-        key = _key(self, method.__name__)
-        with _LOCK:
-            future = _INFLIGHT.get(key)
-            leader = future is None
-            if future is None:
-                future = _INFLIGHT[key] = Future()
-        if not leader:
-            return future.result()  # type: ignore[no-any-return]
-        try:
-            result = method(self)
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            with _LOCK:
-                del _INFLIGHT[key]
+        return shared_call(_key(self, method.__name__), lambda: method(self))
 
     return wrapper
