@@ -14,11 +14,13 @@ sshd it counts as deny (tcpdmatch prints "delegated").
 from __future__ import annotations
 
 import functools
+import heapq
 import ipaddress
 import re
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Literal
 
 from exporter.sources.tcpwrappers.syntax import Rule, Table, split_at
@@ -284,59 +286,95 @@ def _literal_key(token: str) -> str | None:
 
 
 def _entries(table: Table, allow_file: bool, start: int = 0) -> list[tuple[Rule, bool]]:
-    """(rule, in hosts.allow) from `start`; a broken hosts.deny ends in a rule that denies everyone."""
-    entries = [(r, allow_file) for r in table.rules[start:]]
+    """(general rule, in hosts.allow) from `start`; a broken hosts.deny ends in a rule denying everyone."""
+    entries = [(r, allow_file) for r in table.general[start:]]
     if table.stop is not None and not allow_file:  # libwrap's table_match fails for hosts.deny: deny
         stop = table.stop
         entries.append((Rule(stop.file, stop.line, stop.message, ("ALL",), ("ALL",), None), False))
     return entries
 
 
+_DENY_ORDER = 1 << 48  # hosts.deny's rules come after hosts.allow's: order = line (+ this in hosts.deny)
+_Entry = tuple[int, Rule | tuple[Table, int], bool]  # (order, rule or (table, simple line), in hosts.allow)
+
+
+def _rule(entry: _Entry) -> tuple[Rule, bool]:
+    _, rule, allow_file = entry
+    if isinstance(rule, Rule):
+        return rule, allow_file
+    table, position = rule
+    return table.simple_rule(position), allow_file
+
+
 @dataclass(frozen=True)
 class _Index:
     """Rules for one daemon: the first rule naming each exact address, and every other rule in order.
 
-    DenyHosts writes one `sshd: ADDR` line per ban; with 50,000 of them, a lookup replaces the scan."""
+    DenyHosts writes one `sshd: ADDR` line per ban; with 50,000 of them, a lookup replaces the scan.
+    Rules are ordered by (file, line); a simple line (Table.simple) is built as a Rule only when it
+    decides a verdict."""
 
-    rules: tuple[tuple[Rule, bool], ...]  # (rule, in hosts.allow), allow first
-    exact: dict[str, int]
-    others: tuple[int, ...]
+    exact: dict[str, _Entry]
+    others: tuple[tuple[int, Rule, bool], ...]  # (order, rule, in hosts.allow), in file order
 
     @classmethod
     def build(cls, allow: Table, deny: Table, daemon: str) -> _Index:
-        return cls((), {}, ()).extend([*_entries(allow, True), *_entries(deny, False)], daemon)
+        return cls({}, ()).extend(allow, True, 0, 0, daemon).extend(deny, False, 0, 0, daemon)
 
-    def extend(self, added: Sequence[tuple[Rule, bool]], daemon: str) -> _Index:
-        """A new index with `added` after these rules (this one is left as it is)."""
-        exact, others = dict(self.exact), list(self.others)
-        for index, (rule, _) in enumerate(added, start=len(self.rules)):
+    def extend(self, table: Table, allow_file: bool, start: int, simple_start: int, daemon: str) -> _Index:
+        """A new index with the table's rules from `start` / `simple_start` added after these rules
+        (this one is left as it is); the table's rules all come after the rules indexed so far."""
+        offset = 0 if allow_file else _DENY_ORDER
+        added: dict[str, _Entry] = {}  # the first new rule naming each address
+        general: list[tuple[int, Rule, bool]] = []
+        for rule, in_allow in _entries(table, allow_file, start):
             applies = applies_to(rule, daemon)
             if applies == NO:
                 continue
             keys = [_literal_key(t) for t in rule.clients]
             if applies == MAYBE or not keys or any(k is None for k in keys):
-                others.append(index)
+                general.append((offset + rule.line, rule, in_allow))
                 continue
             for key in keys:
                 assert key is not None
-                exact.setdefault(key, index)
-        return _Index(self.rules + tuple(added), exact, tuple(others))
+                added.setdefault(key, (offset + rule.line, rule, in_allow))
+        simple: list[tuple[int, Rule, bool]] = []
+        lists: dict[tuple[str, ...], int] = {}
+        for position in range(simple_start, table.simple_count):
+            line, _, daemons, address, _ = table.simple[position]
+            takes = lists.get(daemons)
+            if takes is None:
+                takes = lists[daemons] = _applies(daemons, daemon)
+            if takes == NO:
+                continue
+            key = _literal_key(address) if takes == YES else None
+            if key is None:
+                simple.append((offset + line, table.simple_rule(position), allow_file))
+                continue
+            first = added.get(key)
+            if first is None or offset + line < first[0]:
+                added[key] = (offset + line, (table, position), allow_file)
+        exact = dict(self.exact)
+        for key, entry in added.items():
+            exact.setdefault(key, entry)
+        others = (*self.others, *heapq.merge(general, simple, key=itemgetter(0)))
+        return _Index(exact, others)
 
     def scan(self, ctx: _Context) -> tuple[tuple[Rule, bool] | None, list[tuple[Rule, bool, set[str]]]]:
         """The first surely matching rule, and the maybe-matching rules before it."""
-        limit = self.exact.get(_unmapped(ctx.client), len(self.rules))
+        listed = self.exact.get(_unmapped(ctx.client))
+        limit = listed[0] if listed is not None else 2 * _DENY_ORDER
         maybes: list[tuple[Rule, bool, set[str]]] = []
-        for index in self.others:
-            if index > limit:
+        for order, rule, allow_file in self.others:
+            if order > limit:
                 break
-            rule, allow_file = self.rules[index]
             ctx.reasons = set()
             found = rule_match(rule, ctx)
             if found == YES:
                 return (rule, allow_file), maybes
             if found == MAYBE:
                 maybes.append((rule, allow_file, ctx.reasons))
-        return (self.rules[limit] if limit < len(self.rules) else None), maybes
+        return (_rule(listed) if listed is not None else None), maybes
 
 
 @dataclass
@@ -355,10 +393,12 @@ class AccessRules:
 
     def with_deny(self, deny: Table) -> AccessRules:
         """The same rules with hosts.deny grown by appended lines: indexes built so far are extended."""
-        assert self.deny.stop is None and deny.rules[: len(self.deny.rules)] == self.deny.rules
+        old = self.deny
+        assert old.stop is None and deny.general[: len(old.general)] == old.general
+        assert deny.compact[: len(old.compact)] == old.compact
         grown = AccessRules(self.allow, deny, self.pattern_files)
         for daemon, index in self._indexes.items():
-            grown._indexes[daemon] = index.extend(_entries(deny, False, len(self.deny.rules)), daemon)
+            grown._indexes[daemon] = index.extend(deny, False, len(old.general), old.simple_count, daemon)
         return grown
 
 
@@ -384,6 +424,11 @@ def evaluate(rules: AccessRules, daemon: str = "sshd", *, client: ClientInfo) ->
 def applies_to(rule: Rule, daemon: str = "sshd") -> int:
     """Whether the rule's daemon list takes in `daemon` (MAYBE: only for some server addresses)."""
     return _applies(rule.daemons, daemon)
+
+
+def daemons_apply(daemons: tuple[str, ...], daemon: str = "sshd") -> int:
+    """Whether a daemon list takes in `daemon` (applies_to for a rule held as a simple line)."""
+    return _applies(daemons, daemon)
 
 
 @functools.lru_cache(maxsize=4096)

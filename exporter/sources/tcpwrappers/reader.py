@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.paths import HostPaths
@@ -20,6 +20,7 @@ from exporter.sources.tcpwrappers.evaluate import (
     YES,
     AccessRules,
     applies_to,
+    daemons_apply,
     needs_lookup,
     rule_verdict,
 )
@@ -51,7 +52,11 @@ class Summary:
     lookup_rules: dict[str, int]  # file -> of those, rules whose clients may need a name or ident lookup
     decided: bool | None  # a rule settled whether everyone is denied (None: no rule did)
     broken_deny: bool  # hosts.deny ends in a line libwrap fails on: it denies whoever reaches it
-    deny_read: int = 0  # rules of hosts.deny this summary has read
+    # bookkeeping for `summarize(since=...)`, not part of what the summary says
+    deny_read: int = field(default=0, compare=False)  # general rules of hosts.deny this summary has read
+    deny_simple_read: int = field(
+        default=0, compare=False
+    )  # simple (`DAEMONS: ADDRESS`) lines of hosts.deny this summary has read
 
     @property
     def denies_everyone(self) -> bool:
@@ -92,12 +97,17 @@ def summarize(rules: AccessRules, daemon: str = "sshd", since: Summary | None = 
         counts = {(f.file, v): 0 for f in (rules.allow, rules.deny) for v in VERDICTS}
         lookups = {rules.allow.file: 0, rules.deny.file: 0}
         everyone: bool | None = None
-        todo = [(rules.allow, True, 0), (rules.deny, False, 0)]
+        todo = [(rules.allow, True, 0, 0), (rules.deny, False, 0, 0)]
     else:
         counts, lookups, everyone = dict(since.rules), dict(since.lookup_rules), since.decided
-        todo = [(rules.deny, False, since.deny_read)]
-    for table, allow_file, start in todo:
-        for rule in table.rules[start:]:
+        todo = [(rules.deny, False, since.deny_read, since.deny_simple_read)]
+    for table, allow_file, start, simple_start in todo:
+        # simple lines: one address each, no options, never a lookup, never "every client"; the
+        # file's verdict. In hosts.allow the first one for the daemon lets someone in.
+        first_allow = _count_simple(table, allow_file, simple_start, daemon, counts)
+        for rule in table.general[start:]:
+            if everyone is None and first_allow is not None and first_allow < rule.line:
+                everyone = False
             applies = applies_to(rule, daemon)
             if applies == NO:
                 continue
@@ -109,7 +119,25 @@ def summarize(rules: AccessRules, daemon: str = "sshd", since: Summary | None = 
                 everyone = verdict == "deny"
             elif everyone is None and verdict == "allow":
                 everyone = False
-    return Summary(counts, lookups, everyone, rules.deny.stop is not None, len(rules.deny.rules))
+        if everyone is None and first_allow is not None:
+            everyone = False
+    deny = rules.deny
+    return Summary(counts, lookups, everyone, deny.stop is not None, len(deny.general), deny.simple_count)
+
+
+def _count_simple(
+    table: Table, allow_file: bool, start: int, daemon: str, counts: dict[tuple[str, str], int]
+) -> int | None:
+    """Counts the simple lines from `start` that apply to the daemon; in hosts.allow, the first one's line."""
+    verdict = "allow" if allow_file else "deny"
+    first: int | None = None
+    for daemons, number in table.simple_daemons(start).items():
+        if daemons_apply(daemons, daemon) != NO:
+            counts[(table.file, verdict)] += number
+            first = 0
+    if not allow_file or first is None:
+        return None
+    return next((s[0] for s in table.simple[start:] if daemons_apply(s[2], daemon) != NO), None)
 
 
 def _read_regular(path: Path) -> bytes:
@@ -218,7 +246,7 @@ class TcpWrappersReader:
             or self._pattern_paths[1] is not deny
         ):
             paths = sorted(
-                {t for table in (allow, deny) for r in table.rules for t in r.clients if t[0] == "/"}
+                {t for table in (allow, deny) for r in table.general for t in r.clients if t[0] == "/"}
             )
             self._pattern_paths = (allow, deny, tuple(paths))
         return self._pattern_paths[2]
@@ -250,7 +278,7 @@ class TcpWrappersReader:
             FileState(
                 p.table.file,
                 p.signature[0] / 1e9 if p.signature else None,
-                len(p.table.rules),
+                p.table.rule_count,
                 p.table.errors,
                 p.unreadable,
             )

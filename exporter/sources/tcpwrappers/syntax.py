@@ -13,9 +13,13 @@ Nothing here opens a file: `parse_table` takes text, pattern files are read by t
 
 from __future__ import annotations
 
+import functools
+import heapq
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 
 from exporter.sources.denyhosts import DENY_DELIMITER, ENTRY_DELIMITER
 from exporter.sources.sshguard import HOSTS_MARKER
@@ -66,15 +70,114 @@ class ParseError:
     message: str
 
 
+# A `DAEMONS: ADDRESS` line read by parse_table's fast path, kept without a Rule object (50,000 of
+# them take a while to build): (line, text, daemons, address, marked_by). Its Rule is
+# Rule(file, line, text, daemons, (address,), None, marked_by), built only when asked for.
+SimpleLine = tuple[int, str, tuple[str, ...], str, str | None]
+
+
 @dataclass(frozen=True)
+class SimpleRun:
+    """Consecutive pairs as DenyHosts writes them, `# DenyHosts: <asctime> | D: ADDR` then `D: ADDR`,
+    with one daemon D throughout: `count` rules marked by DenyHosts, the first on `line`, then every
+    other line. Kept as text; its SimpleLines are read from it only when asked for."""
+
+    line: int
+    text: str
+    daemons: tuple[str, ...]
+    count: int
+
+    @functools.cached_property
+    def lines(self) -> tuple[SimpleLine, ...]:
+        daemons, first = self.daemons, self.line
+        return tuple(
+            (first + 2 * i, rule, daemons, address, "denyhosts")
+            for i, (rule, address) in enumerate(_RUN_RULES.findall(self.text))
+        )
+
+
+SimplePart = tuple[SimpleLine, ...] | SimpleRun
+
+
+@dataclass(frozen=True, eq=False)
 class Table:
-    """One access control file, parsed. A missing file is an empty table (libwrap's rule)."""
+    """One access control file, parsed. A missing file is an empty table (libwrap's rule).
+
+    The rules are `general` (any rule, as Rule objects) and `compact` (fast-path `DAEMONS: ADDRESS`
+    lines, in file order: SimpleLines and runs of DenyHosts pairs); `simple` is the compact lines as
+    SimpleLines and `rules` all of them as Rules in file order, each built on first use."""
 
     file: str
-    rules: tuple[Rule, ...]
+    general: tuple[Rule, ...]
     errors: tuple[ParseError, ...]
     stop: ParseError | None = None  # libwrap gives up here: hosts.allow stops matching, hosts.deny denies
     end: ParseState | None = None  # where parsing ended, to go on with appended text (None: cannot)
+    compact: tuple[SimplePart, ...] = ()
+
+    @functools.cached_property
+    def simple(self) -> tuple[SimpleLine, ...]:
+        if len(self.compact) == 1 and isinstance(self.compact[0], tuple):
+            return self.compact[0]
+        parts = (part.lines if isinstance(part, SimpleRun) else part for part in self.compact)
+        return tuple(itertools.chain.from_iterable(parts))
+
+    @property
+    def simple_count(self) -> int:
+        return sum(p.count if isinstance(p, SimpleRun) else len(p) for p in self.compact)
+
+    def simple_daemons(self, start: int = 0) -> dict[tuple[str, ...], int]:
+        """How many simple lines from position `start` on have each daemon list (runs not read)."""
+        counts: dict[tuple[str, ...], int] = {}
+        position = 0
+        for part in self.compact:
+            size = part.count if isinstance(part, SimpleRun) else len(part)
+            if position + size > start:
+                if isinstance(part, SimpleRun) and position >= start:
+                    counts[part.daemons] = counts.get(part.daemons, 0) + size
+                else:
+                    lines = part.lines if isinstance(part, SimpleRun) else part
+                    for line in lines[max(0, start - position) :]:
+                        counts[line[2]] = counts.get(line[2], 0) + 1
+            position += size
+        return counts
+
+    @functools.cached_property
+    def _built(self) -> dict[int, Rule]:
+        return {}
+
+    def simple_rule(self, position: int) -> Rule:
+        """The simple line at `position` as a Rule (built once)."""
+        rule = self._built.get(position)
+        if rule is None:
+            line, text, daemons, address, marked = self.simple[position]
+            rule = self._built[position] = Rule(self.file, line, text, daemons, (address,), None, marked)
+        return rule
+
+    @functools.cached_property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule in file order (the simple lines built as Rule objects)."""
+        if not self.compact:
+            return self.general
+        built = (self.simple_rule(i) for i in range(len(self.simple)))
+        return tuple(heapq.merge(self.general, built, key=attrgetter("line")))
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.general) + self.simple_count
+
+    def __eq__(self, other: object) -> bool:
+        """Same file, rules, errors, stop and end, however the rules are held."""
+        if not isinstance(other, Table):
+            return NotImplemented
+        return (self.file, self.errors, self.stop, self.end, self.rules) == (
+            other.file,
+            other.errors,
+            other.stop,
+            other.end,
+            other.rules,
+        )
+
+    __hash__ = object.__hash__
 
 
 @dataclass(frozen=True)
@@ -250,7 +353,14 @@ def extend_table(table: Table, appended: str) -> Table:
     """The table of the file with `appended` added at its end (DenyHosts appends): parses only that part."""
     assert table.end is not None, "the table ended in a broken line"
     more = parse_table(appended, table.file, table.end)
-    return Table(table.file, table.rules + more.rules, table.errors + more.errors, more.stop, more.end)
+    return Table(
+        table.file,
+        table.general + more.general,
+        table.errors + more.errors,
+        more.stop,
+        more.end,
+        table.compact + more.compact,
+    )
 
 
 # The fast path: the lines DenyHosts writes, classified by one regex over the whole text. Each match is
@@ -259,8 +369,16 @@ def extend_table(table: Table, appended: str) -> Table:
 # parse_lines. Lengths are bounded so that no fast line comes near libwrap's buffer.
 _ADDRESS = r"[0-9.]{1,64}|\[[0-9A-Fa-f:.]{1,64}\]"
 _NOT_MARKER = f"(?!{re.escape(HOSTS_MARKER[1:])})(?!{re.escape(DENY_DELIMITER[1:])})"
+_DENYHOSTS_MARK = rf"{re.escape(DENY_DELIMITER)} [^\n|\\]{{0,1024}}{re.escape(ENTRY_DELIMITER)}"
+# DenyHosts' pairs in a row, one daemon name throughout, each rule line what its mark names: all marked
+_RUN = (
+    rf"(?P<run>{_DENYHOSTS_MARK}(?P<first>(?P<run_daemons>[A-Za-z0-9_-]{{1,64}}): (?:{_ADDRESS}))\n"
+    rf"(?P=first)\n(?:{_DENYHOSTS_MARK}(?P<next>(?P=run_daemons): (?:{_ADDRESS}))\n(?P=next)\n)*)"
+)
+_RUN_RULES = re.compile(r"[^\n]*\n([^\n:]*: ([^\n]*))\n")  # a run's (rule line, address)
 _FAST_LINES = re.compile(
     rf"(?P<skip>(?:(?:[ \t\r]{{0,1024}}|#{_NOT_MARKER}(?:[^\n]{{0,1024}}[^\n\\])?)\n)+)"
+    rf"|{_RUN}"
     rf"|(?:(?P<mark>{re.escape(DENY_DELIMITER)}(?:[^\n]{{0,1024}}[^\n\\])?)\n)?"
     rf"(?P<rule>(?!#)(?P<daemons>[^\n:\[\]\\]{{0,512}}):"
     rf"[ \t\r]{{0,64}}(?P<address>{_ADDRESS})[ \t\r]{{0,64}})\n"
@@ -274,13 +392,17 @@ def parse_table(text: str, file: str, state: ParseState | None = None) -> Table:
     Blank lines, `#` comments and `DAEMONS: ADDRESS` lines (all DenyHosts writes) are read from one
     regex match each; any other line, with its continuations, goes through parse_lines with the state
     reached, and so does a `###sshguard###` marker or a `# DenyHosts:` line not followed by a rule.
+    The `DAEMONS: ADDRESS` lines are kept compact in `Table.simple`, not built as Rule objects.
     state: go on after lines already parsed (text is what was appended to them)."""
     rules: list[Rule] = []
+    compact: list[SimplePart] = []
+    simple: list[SimpleLine] = []
     errors: list[ParseError] = []
     state = state or ParseState()
     lines, mark, in_sshguard = state.lines, state.mark, state.in_sshguard
     daemon_lists: dict[str, tuple[str, ...]] = {}
-    for skip, mark_text, rule_text, field, address, other in _FAST_LINES.findall(text):
+    for match in _FAST_LINES.findall(text):
+        skip, run, _, run_daemons, _, mark_text, rule_text, field, address, other = match
         if rule_text:
             if mark_text:
                 mark = mark_text
@@ -292,16 +414,29 @@ def parse_table(text: str, file: str, state: ParseState | None = None) -> Table:
             marked = "sshguard" if in_sshguard else None
             if mark is not None and mark.partition(ENTRY_DELIMITER)[2].strip() == rule_text.strip():
                 marked = "denyhosts"
-            rules.append(Rule(file, lines, rule_text, daemons, (address,), None, marked))
+            simple.append((lines, rule_text, daemons, address, marked))
             mark = None
         elif skip:
             lines += skip.count("\n")
             mark = None
+        elif run:
+            if simple:
+                compact.append(tuple(simple))
+                simple = []
+            count = run.count("\n") // 2
+            compact.append(SimpleRun(lines + 2, run, (run_daemons,), count))
+            lines += 2 * count
+            mark = None
         elif other:
             table = parse_lines(other, file, ParseState(lines, mark, in_sshguard))
-            rules.extend(table.rules)
+            rules.extend(table.general)
             errors.extend(table.errors)
             if table.end is None:
-                return Table(file, tuple(rules), tuple(errors), table.stop)
+                if simple:
+                    compact.append(tuple(simple))
+                return Table(file, tuple(rules), tuple(errors), table.stop, None, tuple(compact))
             lines, mark, in_sshguard = table.end.lines, table.end.mark, table.end.in_sshguard
-    return Table(file, tuple(rules), tuple(errors), None, ParseState(lines, mark, in_sshguard))
+    if simple:
+        compact.append(tuple(simple))
+    end = ParseState(lines, mark, in_sshguard)
+    return Table(file, tuple(rules), tuple(errors), None, end, tuple(compact))
