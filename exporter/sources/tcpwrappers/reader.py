@@ -6,15 +6,14 @@ same: a hosts.deny with 50,000 DenyHosts lines takes a while to parse, and sits 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.hostfiles import read_regular_file, read_regular_text
 from exporter.sources.tcpwrappers.evaluate import (
     NO,
     YES,
@@ -140,18 +139,6 @@ def _count_simple(
     return next((s[0] for s in table.simple[start:] if daemons_apply(s[2], daemon) != NO), None)
 
 
-def _read_regular(path: Path) -> bytes:
-    """A regular file's bytes (at most MAX_BYTES): a FIFO or device in the rules must not hang a scrape."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open would block
-    with os.fdopen(descriptor, "rb") as file:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        data = file.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise OSError(errno.EFBIG, f"larger than {MAX_BYTES} bytes")
-    return data
-
-
 @dataclass(frozen=True)
 class _Parsed:
     """A file as last read: its table, and what tells an append from a rewrite next time."""
@@ -191,7 +178,7 @@ class TcpWrappersReader:
         if cached is not None and cached.signature == signature:
             return cached
         try:
-            data = _read_regular(local)
+            data = read_regular_file(local, MAX_BYTES)
         except FileNotFoundError:
             parsed = _Parsed(signature, Table(host_path, (), ()))
         except OSError as exc:
@@ -223,7 +210,7 @@ class TcpWrappersReader:
         if cached is not None and cached[0] == signature:
             return cached[1]
         try:
-            patterns: tuple[str, ...] | None = tuple(_read_regular(local).decode("utf-8", "replace").split())
+            patterns: tuple[str, ...] | None = tuple(read_regular_text(local, MAX_BYTES).split())
         except OSError:
             patterns = None
         self._patterns[host_path] = (signature, patterns)
