@@ -23,6 +23,7 @@ from exporter.config import ConfigError, load_config
 from exporter.logsetup import LEVELS, setup_logging
 from exporter.paths import HostPaths
 from exporter.scrape import ScrapeCollector
+from exporter.sources.procfds import raise_file_limit
 from exporter.web import make_app, make_http_server, parse_listen_address
 from exporter.web_config import TLSContextSource, WebConfig, WebConfigMiddleware, load_web_config
 
@@ -113,6 +114,7 @@ def serve(argv: Sequence[str]) -> int:
     parser = serve_parser()
     args = parser.parse_args(argv)
     setup_logging(str(flag(args, "log.level")), str(flag(args, "log.format")))
+    raise_file_limit()
     try:
         listen = str(flag(args, "web.listen-address"))
         parse_listen_address(listen)

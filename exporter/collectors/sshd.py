@@ -201,6 +201,9 @@ class SshdCollector:
     def collect(self) -> Iterator[Metric]:
         yield from snapshot_families(self.reader.read())
 
+    def close(self) -> None:
+        self.reader.close()
+
 
 def _add_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--collector.sshd.binary", default="/usr/sbin/sshd", help="sshd binary (under rootfs)")

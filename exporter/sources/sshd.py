@@ -15,12 +15,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command
+from exporter.sources.procfds import HeldProcFiles
+from exporter.sources.sock_diag import NetnsSockets
 from exporter.sources.sshd_binary import (
     SshdVersion,
     config_test_verdict,
@@ -38,12 +42,13 @@ from exporter.sources.sshd_processes import Listener, classify_listeners, read_l
 from exporter.sources.sshd_sockets import (
     TABLES,
     ListeningSockets,
+    connection_states,
     listening_sockets,
-    read_tcp_sockets,
-    states_on_ports,
 )
 
 log = logging.getLogger(__name__)
+
+TcpQuery = tuple[int, tuple[int, ...], tuple[str, ...]]  # listener pid, its ports, its TCP tables
 
 # How often a full /proc scan looks for sshd instances started since the last one (a restarted
 # instance is found at once: its old pid is gone).
@@ -69,6 +74,7 @@ class ListenerState:
     reload_pending: bool | None  # None: its config files could not be read
     ports: tuple[int, ...]
     ports_from_sockets: bool  # False: taken from the config (sockets need root)
+    tables: tuple[str, ...]  # which TCP tables hold its connections (`tcp`, `tcp6`)
     tcp_states: dict[str, int]
 
 
@@ -104,6 +110,11 @@ class SshdReader:
         self._sockets_cache: dict[tuple[int, float], ListeningSockets | None] = {}
         self._known_listeners: dict[int, float] = {}  # pid -> process start, from the last full scan
         self._last_full_scan = -math.inf
+        self._held = HeldProcFiles(str(paths.procfs))
+        self._diag = NetnsSockets()
+        self._lock = threading.Lock()  # one pass at a time over the held files and sockets
+        self._tcp_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sshd-tcp")
+        self._last_tcp_queries: list[TcpQuery] = []
 
     # -- version -------------------------------------------------------------------------------
     def version(self) -> SshdVersion | None:
@@ -190,8 +201,22 @@ class SshdReader:
             self._sockets_cache[key] = listening_sockets(self.paths.procfs, listener.pid)
         return self._sockets_cache[key]
 
+    def _prefetch_tcp_states(self) -> dict[TcpQuery, Future[dict[str, int]]]:
+        """Start counting TCP states for the listeners of the last scrape, on another thread: the
+        kernel's walk of its connection table (most of the cost) then runs beside the title reads,
+        and holds no GIL. A listener whose pid, ports or tables changed is counted again inline."""
+        return {query: self._tcp_worker.submit(self._tcp_states, query) for query in self._last_tcp_queries}
+
+    def _tcp_states(self, query: TcpQuery) -> dict[str, int]:
+        pid, ports, tables = query
+        return connection_states(self.paths.procfs, pid, set(ports), tables, self._diag)
+
     def _listener_state(
-        self, listener: Listener, main: ConfigState, main_files: ParsedFiles
+        self,
+        listener: Listener,
+        main: ConfigState,
+        main_files: ParsedFiles,
+        prefetched: dict[TcpQuery, Future[dict[str, int]]],
     ) -> ListenerState:
         if listener.config == self.config:
             parsed = main_files
@@ -208,29 +233,33 @@ class SshdReader:
             ports, tables = tuple(sorted(listening.ports)), listening.tables
         else:  # not root: the config's ports, both tables
             ports, tables = (effective.ports if effective else (22,)), TABLES
-        sockets = read_tcp_sockets(self.paths.procfs, listener.pid, tables)
-        states = dict(states_on_ports(sockets, set(ports)))
-        return ListenerState(listener, started, reload_pending, ports, listening is not None, states)
+        query = (listener.pid, ports, tables)
+        future = prefetched.get(query)
+        states = future.result() if future is not None else self._tcp_states(query)
+        return ListenerState(listener, started, reload_pending, ports, listening is not None, tables, states)
 
-    def listeners(self) -> list[Listener]:
+    def listeners(self, connections: bool = True) -> list[Listener]:
         """Known listeners are followed through children files (cost: sshd's processes only); a full
-        scan of /proc runs when one of them is gone and every FULL_SCAN_INTERVAL to find new ones."""
-        now = time.monotonic()
-        if self._known_listeners and now - self._last_full_scan < FULL_SCAN_INTERVAL:
-            tree = read_listener_trees(self.paths.procfs, self._known_listeners)
-            if tree is not None:
-                return classify_listeners(tree)
-        listeners = classify_listeners(read_processes(self.paths.procfs))
-        self._known_listeners = {listener.pid: listener.create_time for listener in listeners}
-        self._last_full_scan = now
-        return listeners
+        scan of /proc runs when one of them is gone and every FULL_SCAN_INTERVAL to find new ones.
+        Without `connections` (who asks only for ports) connections are not read between scans."""
+        with self._lock:
+            now = time.monotonic()
+            if self._known_listeners and now - self._last_full_scan < FULL_SCAN_INTERVAL:
+                files = self._held if connections else None
+                known = read_listener_trees(self.paths.procfs, self._known_listeners, files)
+                if known is not None:
+                    return known
+            listeners = classify_listeners(read_processes(self.paths.procfs))
+            self._known_listeners = {listener.pid: listener.create_time for listener in listeners}
+            self._last_full_scan = now
+            return listeners
 
     def ports(self) -> frozenset[int]:
         """The ports the sshd of `self.config` listens on, else its config file's `Port`s; empty when
         unknown. Cheap and never runs sshd (a running `sshd -T` is what other collectors race with)."""
         ports: set[int] = set()
         try:
-            for listener in self.listeners():
+            for listener in self.listeners(connections=False):
                 found = (
                     listening_sockets(self.paths.procfs, listener.pid)
                     if listener.config == self.config
@@ -246,11 +275,25 @@ class SshdReader:
         effective = self._from_files(parsed, None)
         return frozenset(effective.ports) if effective is not None else frozenset()
 
+    def close(self) -> None:
+        self._tcp_worker.shutdown(wait=True)
+        with self._lock:
+            self._held.close()
+            self._diag.close()
+
     def read(self) -> SshdSnapshot:
         version = self.version()
         config, parsed = self.config_state(version)
-        listeners = self.listeners()
-        states = tuple(self._listener_state(listener, config, parsed) for listener in listeners)
+        prefetched = self._prefetch_tcp_states()
+        try:
+            listeners = self.listeners()
+            states = tuple(
+                self._listener_state(listener, config, parsed, prefetched) for listener in listeners
+            )
+        finally:
+            wait(prefetched.values())
+        self._last_tcp_queries = [(state.listener.pid, state.ports, state.tables) for state in states]
+        self._diag.forget_unused()
         return SshdSnapshot(version, config, states)
 
 

@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.sources.procfds import HeldProcFiles
 from exporter.sources.procfiles import read_proc_file
 
 SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -70,6 +71,12 @@ class Listener:
     title: ListenerTitle | None  # None: sshd older than 8.2, or a title we cannot read
     stages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     sessions: int = 0
+
+    def add_connection(self, stage: str) -> None:
+        if stage == "session":
+            self.sessions += 1
+        else:
+            self.stages[stage] += 1
 
     @property
     def startups(self) -> int:
@@ -124,14 +131,17 @@ def _looks_like_old_listener(proc: ProcessInfo) -> bool:
     return not flags & _NOT_LISTENING
 
 
-def connection_stage(monitor: ProcessInfo, descendants: list[ProcessInfo]) -> str:
-    """`session` when authenticated, else one of STAGES."""
-    if not descendants and monitor.title.endswith("[accepted]"):
+def connection_stage(monitor: str, descendants: list[str]) -> str:
+    """`session` when authenticated, else one of STAGES, from the titles of a connection's monitor
+    and of the processes under it."""
+    if not descendants and monitor.endswith("[accepted]"):
+        return "accepted"  # first: the common case under a flood
+    if "-R" in monitor.split():  # <= 9.7 re-exec'd child before its first title
         return "accepted"
-    titles = [_strip_name(p.title) for p in descendants]
+    titles = [_strip_name(title) for title in descendants]
     if any(_SESSION.search(t) for t in titles):
         return "session"
-    own = _strip_name(monitor.title)
+    own = _strip_name(monitor)
     if any(_USER_NET.match(t) for t in titles) or _PRIV.match(own):
         return "authenticating"
     if any(_PREAUTH_CHILD.match(t) for t in titles):
@@ -141,6 +151,21 @@ def connection_stage(monitor: ProcessInfo, descendants: list[ProcessInfo]) -> st
     return "accepted"
 
 
+def as_listener(proc: ProcessInfo, parent_is_sshd: bool) -> Listener | None:
+    """A Listener (no connections counted yet) when `proc` is one."""
+    if parent_is_sshd and "[listener]" not in proc.title:
+        return None  # a connection's process (the common case under a flood: keep it cheap)
+    title = parse_listener_title(proc.title)
+    if title is None and (parent_is_sshd or not _looks_like_old_listener(proc)):
+        return None
+    argv = title.argv if title else proc.title
+    return Listener(proc.pid, config_from_argv(argv), proc.create_time, title)
+
+
+def _by_config(listeners: list[Listener]) -> list[Listener]:
+    return sorted(listeners, key=lambda item: (item.config, item.pid))
+
+
 def classify_listeners(processes: list[ProcessInfo]) -> list[Listener]:
     """Find every sshd listener (several instances may run) and sort its connections into stages."""
     sshd = {p.pid: p for p in processes if _is_sshd(p)}
@@ -148,34 +173,22 @@ def classify_listeners(processes: list[ProcessInfo]) -> list[Listener]:
     for proc in sshd.values():
         children[proc.ppid].append(proc)
 
-    def descendants(pid: int) -> list[ProcessInfo]:
+    def descendants(pid: int) -> list[str]:
         found, todo = [], list(children.get(pid, []))
         while todo:
             proc = todo.pop()
-            found.append(proc)
+            found.append(proc.title)
             todo.extend(children.get(proc.pid, []))
         return found
 
     listeners = []
     for proc in sshd.values():
-        if proc.ppid in sshd and "[listener]" not in proc.title:
-            continue  # a connection's process (the common case under a flood: keep it cheap)
-        title = parse_listener_title(proc.title)
-        if title is None and (proc.ppid in sshd or not _looks_like_old_listener(proc)):
-            continue
-        argv = title.argv if title else proc.title
-        listener = Listener(proc.pid, config_from_argv(argv), proc.create_time, title)
-        for child in children.get(proc.pid, []):
-            if "-R" in child.title.split():  # <= 9.7 re-exec'd child before its first title
-                listener.stages["accepted"] += 1
-                continue
-            stage = connection_stage(child, descendants(child.pid))
-            if stage == "session":
-                listener.sessions += 1
-            else:
-                listener.stages[stage] += 1
-        listeners.append(listener)
-    return sorted(listeners, key=lambda item: (item.config, item.pid))
+        listener = as_listener(proc, proc.ppid in sshd)
+        if listener is not None:
+            for child in children.get(proc.pid, []):
+                listener.add_connection(connection_stage(child.title, descendants(child.pid)))
+            listeners.append(listener)
+    return _by_config(listeners)
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -189,8 +202,8 @@ def boot_time(procfs: Path) -> float:
     raise ValueError(f"{procfs}/stat has no btime line")
 
 
-def _title(procfs: Path, pid: int) -> str:
-    raw = _read(f"{procfs}/{pid}/cmdline", short_read_is_eof=True)
+def _title(raw: bytes) -> str:
+    """A cmdline as one line: setproctitle pads with NULs, argv-style titles separate words by them."""
     return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
 
 
@@ -202,7 +215,13 @@ def read_process(procfs: Path, pid: int, btime: float, only_sshd: bool = True) -
     if only_sshd and name not in SSHD_NAMES:
         return None
     fields = stat[right + 2 :].split()
-    return ProcessInfo(pid, int(fields[1]), name, _title(procfs, pid), btime + int(fields[19]) / CLOCK_TICKS)
+    return ProcessInfo(
+        pid,
+        int(fields[1]),
+        name,
+        _title(_read(f"{procfs}/{pid}/cmdline", short_read_is_eof=True)),
+        btime + int(fields[19]) / CLOCK_TICKS,
+    )
 
 
 def read_processes(procfs: Path) -> list[ProcessInfo]:
@@ -225,43 +244,50 @@ def read_children(procfs: Path, pid: int) -> list[int]:
     return [int(child) for child in _read(f"{procfs}/{pid}/task/{pid}/children").split()]
 
 
-def read_listener_trees(procfs: Path, listeners: dict[int, float]) -> list[ProcessInfo] | None:
+def read_listener_trees(
+    procfs: Path, listeners: dict[int, float], files: HeldProcFiles | None
+) -> list[Listener] | None:
     """Known listeners and their connections, following children files: cost grows with sshd's
-    processes, not the host's. None when a listener is gone or changed, or children files are
-    unavailable (kernel without CONFIG_PROC_CHILDREN): the caller does a full scan."""
-    found: list[ProcessInfo] = []
+    processes, not the host's. The connections' files stay open in `files` between calls; without
+    `files` connections are not counted. None when a listener is gone or changed, or children files
+    are unavailable (kernel without CONFIG_PROC_CHILDREN): the caller does a full scan."""
+    found: list[Listener] = []
+    seen: set[int] = set()
     try:
         btime = boot_time(procfs)
         for pid, create_time in listeners.items():
-            listener = read_process(procfs, pid, btime)
-            if listener is None or abs(listener.create_time - create_time) > 0.5:
+            proc = read_process(procfs, pid, btime)
+            if proc is None or abs(proc.create_time - create_time) > 0.5:
                 return None
+            listener = as_listener(proc, parent_is_sshd=False)
+            if listener is None:
+                return None
+            if files is not None:
+                _count_connections(listener, files, read_children(procfs, pid), seen)
             found.append(listener)
-            for monitor in read_children(procfs, pid):
-                found.extend(_subtree(procfs, monitor, pid))
     except (OSError, ValueError, IndexError):
         return None
-    return found
+    if files is not None:
+        files.retain(seen)
+    return _by_config(found)
 
 
-def _subtree(procfs: Path, pid: int, ppid: int) -> list[ProcessInfo]:
-    """A connection's monitor and its children (titles only: the stage needs nothing else)."""
-    try:
-        title = _title(procfs, pid)
-        children = read_children(procfs, pid)
-    except (OSError, ValueError):
-        return []  # the connection ended while we looked
-    found = [ProcessInfo(pid, ppid, _name_from_title(title), title, 0.0)]
-    for child in children:
-        try:
-            child_title = _title(procfs, child)
-        except OSError:
+def _count_connections(listener: Listener, files: HeldProcFiles, monitors: list[int], seen: set[int]) -> None:
+    """Each connection's stage from its monitor's title and its children's (the stage needs nothing
+    else); connections that ended while we looked are not counted."""
+    accepted = 0
+    for pid, raw, children in files.titles_and_children(monitors):
+        seen.add(pid)
+        if not children and raw.rstrip(b"\0").endswith(b"[accepted]"):
+            accepted += 1  # the common case under a flood, without decoding
             continue
-        found.append(ProcessInfo(child, pid, _name_from_title(child_title), child_title, 0.0))
-    return found
-
-
-def _name_from_title(title: str) -> str:
-    """`sshd-auth: [session-auth]` -> `sshd-auth`; argv-style titles of the rexec child -> `sshd`."""
-    head = title.split(":", 1)[0].rsplit("/", 1)[-1]
-    return head if head in SSHD_NAMES else "sshd"
+        titles = []
+        for word in children.split():
+            child = int(word)
+            try:
+                titles.append(_title(files.cmdline(child)))
+            except OSError:
+                continue
+            seen.add(child)
+        listener.add_connection(connection_stage(_title(raw), titles))
+    listener.stages["accepted"] += accepted

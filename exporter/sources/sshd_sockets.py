@@ -1,13 +1,15 @@
 """TCP connections on sshd's listening ports, by state, as the kernel sees them in sshd's namespace.
 
-The counts come from `/proc/PID/net/tcp{,6}` of the listener (its own network namespace), parsed
-here because it is one read per family and needs no privileges. Which ports the listener holds comes
-from psutil (the listener's own sockets, which needs root); without root the caller falls back to the
-ports of the effective config.
+The counts come from a sock_diag dump in the listener's network namespace (`sock_diag.py`: the
+kernel filters on the ports), else from `/proc/PID/net/tcp{,6}` of the listener, parsed here (no
+privileges needed, but the kernel renders every socket of the namespace as text). Which ports the
+listener holds comes from psutil (the listener's own sockets, which needs root); without root the
+caller falls back to the ports of the effective config.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections import Counter
@@ -18,6 +20,7 @@ import psutil
 
 from exporter.sources.procfiles import read_proc_file
 from exporter.sources.psutil_procfs import psutil_procfs
+from exporter.sources.sock_diag import NetnsSockets
 
 # /proc/net/tcp state codes (include/net/tcp_states.h); LISTEN is reported apart.
 TCP_STATES: dict[int, str] = {
@@ -82,6 +85,31 @@ def read_tcp_sockets(
 def states_on_ports(sockets: list[TcpSocket], ports: set[int]) -> Counter[str]:
     """Connections (not listeners) whose local port is one of sshd's, counted by state."""
     return Counter(s.state for s in sockets if s.local_port in ports and s.state != "listen")
+
+
+_FAMILIES = {"tcp": socket.AF_INET, "tcp6": socket.AF_INET6}
+log = logging.getLogger(__name__)
+
+
+def connection_states(
+    procfs: Path, pid: int, ports: set[int], tables: tuple[str, ...], diag: NetnsSockets | None
+) -> dict[str, int]:
+    """Connections on `ports` by state in the namespace of `pid`, from `diag` when it can ask the
+    kernel (procfs is a real one, privileges allow), else from the text tables."""
+    if diag is not None:
+        try:
+            counts = diag.tcp_states(f"{procfs}/{pid}/ns/net", ports)
+        except OSError as exc:
+            log.debug("sock_diag unavailable, reading the TCP tables", extra={"pid": pid, "err": str(exc)})
+        else:
+            families = {_FAMILIES[table] for table in tables}
+            states: Counter[str] = Counter()
+            for (family, code), count in counts.items():
+                name = TCP_STATES.get(code)
+                if family in families and name is not None and name != "listen":
+                    states[name] += count
+            return dict(states)
+    return dict(states_on_ports(read_tcp_sockets(procfs, pid, tables), ports))
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from exporter.sources.sshd_config import EffectiveConfig, parse_sshd_t
 from tests.exposition import Samples, promtool_check, value
-from tests.integration.harness import SSHD, Exporter, Sshd, require_root_and
+from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, require_root_and
 from tests.net import wait_for_port
 
 
@@ -226,3 +227,81 @@ def test_invalid_config_is_reported(tmp_path: Path) -> None:
     assert value(found, "ssh_access_sshd_config_source", source="file") == 1
     assert value(found, "ssh_access_sshd_maxstartups_start") == 4
     assert value(found, "ssh_access_collector_success", collector="sshd") == 1
+
+
+# Runs in sshd's namespace: a line on stdin `open N` opens N banner-less connections, `banner N` sends
+# our version banner on the N oldest untouched ones (sshd then starts key exchange in a pre-auth
+# child), `close N` closes the N oldest. Each command is answered `ok` once done.
+CLIENT = """
+import socket, sys, time
+port, held, bannered = int(sys.argv[1]), [], []
+for line in sys.stdin:
+    verb, count = line.split()
+    for _ in range(int(count)):
+        if verb == "open":
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            assert sock.recv(256).startswith(b"SSH-2.0-")
+            held.append(sock)
+        elif verb == "banner":
+            sock = held.pop(0)
+            sock.sendall(b"SSH-2.0-stagetest\\r\\n")
+            bannered.append(sock)
+        else:
+            (bannered or held).pop(0).close()
+    print("ok", flush=True)
+"""
+
+
+def test_stages_follow_connections_in_another_namespace(tmp_path: Path) -> None:
+    """sshd in its own network namespace, the exporter outside it: connections move through the
+    stages and come and go between scrapes of one exporter, and TCP states are read in sshd's
+    namespace (sock_diag there)."""
+    with (
+        NetNs(tmp_path / "ns") as ns,
+        Sshd(tmp_path / "sshd", "MaxStartups 20:30:40\nLoginGraceTime 120\n", netns=ns) as server,
+        Exporter(f"--collector.sshd.config={server.config}") as exporter,
+    ):
+        client = subprocess.Popen(
+            ns.command([sys.executable, "-c", CLIENT, str(server.port)]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        label = str(server.config)
+
+        def do(command: str) -> None:
+            assert client.stdin is not None and client.stdout is not None
+            client.stdin.write(command + "\n")
+            client.stdin.flush()
+            assert client.stdout.readline().strip() == "ok"
+
+        def stages(accepted: int, preauth: int) -> Callable[[Samples], bool]:
+            def check(found: Samples) -> bool:
+                name = "ssh_access_sshd_unauthenticated_connections"
+                return (
+                    value(found, name, listener=label, stage="accepted") == accepted
+                    and value(found, name, listener=label, stage="preauth") == preauth
+                )
+
+            return check
+
+        def established(found: Samples) -> float | None:
+            return value(found, "ssh_access_sshd_tcp_connections", listener=label, state="established")
+
+        try:
+            do("open 4")
+            found = exporter.wait_until(stages(4, 0))
+            assert stages(4, 0)(found) and established(found) == 4
+            do("banner 3")
+            found = exporter.wait_until(stages(1, 3))
+            assert stages(1, 3)(found) and established(found) == 4
+            do("close 2")
+            found = exporter.wait_until(stages(1, 1))
+            assert stages(1, 1)(found)
+            assert value(found, "ssh_access_sshd_listener_startups", listener=label) == 2
+            do("open 3")
+            found = exporter.wait_until(stages(4, 1))
+            assert stages(4, 1)(found) and established(found) == 5
+            assert value(found, "ssh_access_collector_success", collector="sshd") == 1
+        finally:
+            client.communicate("")

@@ -117,6 +117,7 @@ def _full_snapshot() -> SshdSnapshot:
         reload_pending=False,
         ports=(22,),
         ports_from_sockets=True,
+        tables=("tcp", "tcp6"),
         tcp_states=dict.fromkeys(CONNECTION_STATES, 0),
     )
     return SshdSnapshot(

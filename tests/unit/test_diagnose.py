@@ -89,7 +89,7 @@ def test_unreadable_config_exits_2(
 def _snapshot(startups: int, reload_pending: bool = False) -> SshdSnapshot:
     title = ListenerTitle("/usr/sbin/sshd -D", startups, 10, 100)
     listener = Listener(900, "/etc/ssh/sshd_config", 0.0, title)
-    state = ListenerState(listener, 0.0, reload_pending, (22,), True, {})
+    state = ListenerState(listener, 0.0, reload_pending, (22,), True, ("tcp",), {})
     return SshdSnapshot(None, ConfigState(None, None, "", ()), (state,))
 
 
