@@ -27,3 +27,10 @@ def add_process(
 
 def start_time(start_ticks: int) -> float:
     return BOOT_TIME + start_ticks / CLOCK_TICKS
+
+
+def set_children(procfs: Path, pid: int, children: list[int]) -> None:
+    """/proc/PID/task/PID/children, as the kernel writes it (`PID PID `)."""
+    directory = procfs / str(pid) / "task" / str(pid)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "children").write_text("".join(f"{child} " for child in children))

@@ -131,6 +131,10 @@ class HeldProcFiles:
         for pid in {*self._cmdline, *self._children} - pids:
             self._drop(pid)
 
+    def pids(self) -> frozenset[int]:
+        """The processes whose files are held (whose title was read last pass)."""
+        return frozenset(self._cmdline)
+
     def held(self) -> int:
         return len(self._cmdline) + len(self._children)
 

@@ -239,20 +239,27 @@ class SshdReader:
         return ListenerState(listener, started, reload_pending, ports, listening is not None, tables, states)
 
     def listeners(self, connections: bool = True) -> list[Listener]:
-        """Known listeners are followed through children files (cost: sshd's processes only); a full
-        scan of /proc runs when one of them is gone and every FULL_SCAN_INTERVAL to find new ones.
-        Without `connections` (who asks only for ports) connections are not read between scans."""
+        """Known listeners are followed through children files (cost: sshd's processes only). A scan
+        of /proc finds the listeners when one of them is gone and every FULL_SCAN_INTERVAL (for new
+        ones); it skips the connections read last time, so under a flood it costs the host's other
+        processes, not sshd's. Without `connections` (who asks only for ports) they are not read."""
         with self._lock:
             now = time.monotonic()
-            if self._known_listeners and now - self._last_full_scan < FULL_SCAN_INTERVAL:
-                files = self._held if connections else None
-                known = read_listener_trees(self.paths.procfs, self._known_listeners, files)
-                if known is not None:
-                    return known
-            listeners = classify_listeners(read_processes(self.paths.procfs))
-            self._known_listeners = {listener.pid: listener.create_time for listener in listeners}
-            self._last_full_scan = now
-            return listeners
+            if not self._known_listeners or now - self._last_full_scan >= FULL_SCAN_INTERVAL:
+                self._find_listeners(now)
+            files = self._held if connections else None
+            found = read_listener_trees(self.paths.procfs, self._known_listeners, files)
+            if found is None:  # a listener went away, or restarted
+                self._find_listeners(now)
+                found = read_listener_trees(self.paths.procfs, self._known_listeners, files)
+            if found is None:  # no children files (kernel without CONFIG_PROC_CHILDREN)
+                found = classify_listeners(read_processes(self.paths.procfs))
+            return found
+
+    def _find_listeners(self, now: float) -> None:
+        processes = read_processes(self.paths.procfs, skip=self._held.pids())
+        self._known_listeners = {item.pid: item.create_time for item in classify_listeners(processes)}
+        self._last_full_scan = now
 
     def ports(self) -> frozenset[int]:
         """The ports the sshd of `self.config` listens on, else its config file's `Port`s; empty when

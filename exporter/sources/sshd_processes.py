@@ -23,6 +23,7 @@ import os
 import re
 import shlex
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,12 +225,13 @@ def read_process(procfs: Path, pid: int, btime: float, only_sshd: bool = True) -
     )
 
 
-def read_processes(procfs: Path) -> list[ProcessInfo]:
-    """Every sshd process under procfs: a full scan. Vanished or garbage entries are skipped."""
+def read_processes(procfs: Path, skip: Collection[int] = ()) -> list[ProcessInfo]:
+    """Every sshd process under procfs but those in `skip`: a full scan. Vanished or garbage entries
+    are skipped."""
     btime = boot_time(procfs)  # OSError / ValueError: procfs unusable, the collector fails
     found = []
     for entry in os.listdir(procfs):
-        if entry.isdigit():
+        if entry.isdigit() and int(entry) not in skip:
             try:
                 proc = read_process(procfs, int(entry), btime)
             except (OSError, ValueError, IndexError):

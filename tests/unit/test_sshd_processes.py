@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from exporter.paths import HostPaths
+from exporter.sources.sshd import SshdReader
 from exporter.sources.sshd_processes import (
     ProcessInfo,
     classify_listeners,
@@ -11,7 +13,7 @@ from exporter.sources.sshd_processes import (
     parse_listener_title,
     read_processes,
 )
-from tests.procfs_tree import add_process, make_procfs, start_time
+from tests.procfs_tree import add_process, make_procfs, set_children, start_time
 
 
 def proc(pid: int, ppid: int, title: str, name: str = "sshd") -> ProcessInfo:
@@ -179,3 +181,33 @@ def test_read_processes_from_a_fixture_tree_with_garbage(tmp_path: Path) -> None
     listener = next(p for p in found if p.pid == 100)
     assert listener.create_time == pytest.approx(start_time(500))
     assert listener.title == "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups"
+
+
+def test_known_listeners_are_followed_through_children_files(tmp_path: Path) -> None:
+    """After the first scan the reader follows the listener's children files (held open between
+    passes: a retitled connection is seen), and a later scan of /proc skips those connections."""
+    procfs = make_procfs(tmp_path / "proc")
+    add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 3 of 10-100 startups", start_ticks=500)
+    for pid, ppid, title in (
+        (101, 100, "sshd: [accepted]"),
+        (102, 100, "sshd: alice [priv]"),
+        (103, 102, "sshd: alice@pts/0"),
+        (104, 100, "sshd: [accepted]"),
+        (105, 100, "sshd: [accepted]"),
+        (106, 105, "sshd: [net]"),
+    ):
+        add_process(procfs, pid, ppid, title)
+        set_children(procfs, pid, [])
+    set_children(procfs, 100, [101, 102, 104, 105])
+    set_children(procfs, 102, [103])
+    set_children(procfs, 105, [106])
+    reader = SshdReader(HostPaths(rootfs=tmp_path, procfs=procfs))
+    try:
+        [listener] = reader.listeners()
+        assert (listener.stages, listener.sessions) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
+        (procfs / "104" / "cmdline").write_bytes(b"sshd: bob [priv]\0\0")
+        [listener] = reader.listeners()
+        assert (listener.stages, listener.sessions) == ({"accepted": 1, "preauth": 1, "authenticating": 1}, 1)
+        assert [p.pid for p in read_processes(procfs, skip={101, 102, 103, 104, 105, 106})] == [100]
+    finally:
+        reader.close()
