@@ -34,3 +34,8 @@ def set_children(procfs: Path, pid: int, children: list[int]) -> None:
     directory = procfs / str(pid) / "task" / str(pid)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "children").write_text("".join(f"{child} " for child in children))
+
+
+def set_run_time(procfs: Path, pid: int, nanoseconds: int) -> None:
+    """/proc/PID/schedstat: time on CPU (ns), time waiting (ns), timeslices."""
+    (procfs / str(pid) / "schedstat").write_text(f"{nanoseconds} 1000 3\n")

@@ -53,90 +53,85 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+# The files a pass reads, under procfs/PID. cmdline and schedstat fail (ESRCH) once their process
+# has ended; a children list then reads empty, so a pass reads one of the first two before it.
+PATHS = {
+    "cmdline": "{procfs}/{pid}/cmdline",
+    "schedstat": "{procfs}/{pid}/schedstat",
+    "children": "{procfs}/{pid}/task/{pid}/children",
+}
+
+
 class HeldProcFiles:
-    """Processes' `cmdline` and `task/PID/children` under procfs, held open between passes.
+    """Processes' files (PATHS) under procfs, held open between passes.
     Not for concurrent passes: the owner serialises them."""
 
     def __init__(self, procfs: str, budget: int | None = None) -> None:
         self.procfs = procfs
         self.budget = default_budget() if budget is None else budget
-        self._cmdline: dict[int, int] = {}
-        self._children: dict[int, int] = {}
+        self._held: dict[str, dict[int, int]] = {name: {} for name in PATHS}
 
-    def cmdline(self, pid: int) -> bytes:
-        """The title now; OSError when the process is gone (ESRCH, ENOENT).
+    def read(self, pid: int, name: str) -> bytes:
+        """A file's content now; OSError when the process is gone (ESRCH, ENOENT).
 
-        A held cmdline that fails means its process ended: its held children list goes too and the
-        cmdline is opened anew, for a process that may have taken the pid since."""
-        fd = self._cmdline.get(pid)
+        A held file that fails means its process ended: every file held for the pid is dropped and
+        this one is opened anew, for a process that may have taken the pid since."""
+        fd = self._held[name].get(pid)
         if fd is not None:
             try:
                 return _read_all(fd)
             except OSError:
                 self._drop(pid)
-        return self._open_and_read(self._cmdline, pid, f"{self.procfs}/{pid}/cmdline")
-
-    def children(self, pid: int) -> bytes:
-        """Direct children as `PID PID ...`. A held list of an ended process reads empty rather than
-        failing: call `cmdline` first, which notices."""
-        fd = self._children.get(pid)
-        if fd is not None:
-            return _read_all(fd)
-        return self._open_and_read(self._children, pid, f"{self.procfs}/{pid}/task/{pid}/children")
-
-    def titles_and_children(self, pids: Iterable[int]) -> Iterator[tuple[int, bytes, bytes]]:
-        """(pid, cmdline, children) of each process still there: the per-connection loop of a
-        scrape, so the usual case (both files held, one short read each) takes no method calls."""
-        pread, cmdlines, children = os.pread, self._cmdline, self._children
-        for pid in pids:
-            title_fd, children_fd = cmdlines.get(pid), children.get(pid)
-            if title_fd is not None and children_fd is not None:
-                try:
-                    title, kids = pread(title_fd, _FIRST, 0), pread(children_fd, _FIRST, 0)
-                except OSError:
-                    pass  # ended (or the pid was taken since): the general path below sorts it out
-                else:
-                    if len(title) < _SHORT and len(kids) < _SHORT:
-                        yield pid, title, kids
-                        continue
-            try:
-                title = self.cmdline(pid)  # first: it notices a process that ended
-                kids = self.children(pid)
-            except OSError:
-                continue
-            yield pid, title, kids
-
-    def _open_and_read(self, held: dict[int, int], pid: int, path: str) -> bytes:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(PATHS[name].format(procfs=self.procfs, pid=pid), os.O_RDONLY | os.O_CLOEXEC)
         if self.held() >= self.budget:
             try:
                 return _read_all(fd)
             finally:
                 os.close(fd)
-        held[pid] = fd
+        self._held[name][pid] = fd
         try:
             return _read_all(fd)
         except OSError:
             self._drop(pid)
             raise
 
+    def read_each(self, pids: Iterable[int], name: str) -> Iterator[tuple[int, bytes]]:
+        """(pid, content of file `name`) for each process still there: the per-connection loop of a
+        scrape, so the usual case (held, one short read) takes no method call."""
+        pread, held = os.pread, self._held[name]
+        for pid in pids:
+            fd = held.get(pid)
+            if fd is not None:
+                try:
+                    content = pread(fd, _FIRST, 0)
+                except OSError:
+                    pass  # ended, or the pid was taken since: `read` sorts it out
+                else:
+                    if len(content) < _SHORT:
+                        yield pid, content
+                        continue
+            try:
+                yield pid, self.read(pid, name)
+            except OSError:
+                continue
+
     def _drop(self, pid: int) -> None:
-        for held in (self._cmdline, self._children):
+        for held in self._held.values():
             fd = held.pop(pid, None)
             if fd is not None:
                 os.close(fd)
 
     def retain(self, pids: set[int]) -> None:
         """Close what belongs to processes not in `pids`."""
-        for pid in {*self._cmdline, *self._children} - pids:
+        for pid in set().union(*self._held.values()) - pids:
             self._drop(pid)
 
     def pids(self) -> frozenset[int]:
-        """The processes whose files are held (whose title was read last pass)."""
-        return frozenset(self._cmdline)
+        """The processes whose files are held (read in the last pass)."""
+        return frozenset().union(*self._held.values())
 
     def held(self) -> int:
-        return len(self._cmdline) + len(self._children)
+        return sum(len(held) for held in self._held.values())
 
     def close(self) -> None:
         self.retain(set())

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command
-from exporter.sources.procfds import HeldProcFiles
 from exporter.sources.sock_diag import NetnsSockets
 from exporter.sources.sshd_binary import (
     SshdVersion,
@@ -38,7 +37,8 @@ from exporter.sources.sshd_config import (
     parse_sshd_t,
     read_config_files,
 )
-from exporter.sources.sshd_processes import Listener, classify_listeners, read_listener_trees, read_processes
+from exporter.sources.sshd_connections import ConnectionTracker, read_listener_trees
+from exporter.sources.sshd_processes import Listener, classify_listeners, read_processes
 from exporter.sources.sshd_sockets import (
     TABLES,
     ListeningSockets,
@@ -110,9 +110,9 @@ class SshdReader:
         self._sockets_cache: dict[tuple[int, float], ListeningSockets | None] = {}
         self._known_listeners: dict[int, float] = {}  # pid -> process start, from the last full scan
         self._last_full_scan = -math.inf
-        self._held = HeldProcFiles(str(paths.procfs))
+        self._connections = ConnectionTracker(str(paths.procfs))
         self._diag = NetnsSockets()
-        self._lock = threading.Lock()  # one pass at a time over the held files and sockets
+        self._lock = threading.Lock()  # one pass at a time over the tracked connections and sockets
         self._tcp_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sshd-tcp")
         self._last_tcp_queries: list[TcpQuery] = []
 
@@ -247,17 +247,17 @@ class SshdReader:
             now = time.monotonic()
             if not self._known_listeners or now - self._last_full_scan >= FULL_SCAN_INTERVAL:
                 self._find_listeners(now)
-            files = self._held if connections else None
-            found = read_listener_trees(self.paths.procfs, self._known_listeners, files)
+            tracker = self._connections if connections else None
+            found = read_listener_trees(self.paths.procfs, self._known_listeners, tracker)
             if found is None:  # a listener went away, or restarted
                 self._find_listeners(now)
-                found = read_listener_trees(self.paths.procfs, self._known_listeners, files)
+                found = read_listener_trees(self.paths.procfs, self._known_listeners, tracker)
             if found is None:  # no children files (kernel without CONFIG_PROC_CHILDREN)
                 found = classify_listeners(read_processes(self.paths.procfs))
             return found
 
     def _find_listeners(self, now: float) -> None:
-        processes = read_processes(self.paths.procfs, skip=self._held.pids())
+        processes = read_processes(self.paths.procfs, skip=self._connections.pids())
         self._known_listeners = {item.pid: item.create_time for item in classify_listeners(processes)}
         self._last_full_scan = now
 
@@ -285,7 +285,7 @@ class SshdReader:
     def close(self) -> None:
         self._tcp_worker.shutdown(wait=True)
         with self._lock:
-            self._held.close()
+            self._connections.close()
             self._diag.close()
 
     def read(self) -> SshdSnapshot:

@@ -27,7 +27,6 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.sources.procfds import HeldProcFiles
 from exporter.sources.procfiles import read_proc_file
 
 SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -73,11 +72,11 @@ class Listener:
     stages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     sessions: int = 0
 
-    def add_connection(self, stage: str) -> None:
+    def add_connection(self, stage: str, count: int = 1) -> None:
         if stage == "session":
-            self.sessions += 1
+            self.sessions += count
         else:
-            self.stages[stage] += 1
+            self.stages[stage] += count
 
     @property
     def startups(self) -> int:
@@ -163,7 +162,7 @@ def as_listener(proc: ProcessInfo, parent_is_sshd: bool) -> Listener | None:
     return Listener(proc.pid, config_from_argv(argv), proc.create_time, title)
 
 
-def _by_config(listeners: list[Listener]) -> list[Listener]:
+def by_config(listeners: list[Listener]) -> list[Listener]:
     return sorted(listeners, key=lambda item: (item.config, item.pid))
 
 
@@ -189,7 +188,7 @@ def classify_listeners(processes: list[ProcessInfo]) -> list[Listener]:
             for child in children.get(proc.pid, []):
                 listener.add_connection(connection_stage(child.title, descendants(child.pid)))
             listeners.append(listener)
-    return _by_config(listeners)
+    return by_config(listeners)
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -203,7 +202,7 @@ def boot_time(procfs: Path) -> float:
     raise ValueError(f"{procfs}/stat has no btime line")
 
 
-def _title(raw: bytes) -> str:
+def title_of(raw: bytes) -> str:
     """A cmdline as one line: setproctitle pads with NULs, argv-style titles separate words by them."""
     return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
 
@@ -220,7 +219,7 @@ def read_process(procfs: Path, pid: int, btime: float, only_sshd: bool = True) -
         pid,
         int(fields[1]),
         name,
-        _title(_read(f"{procfs}/{pid}/cmdline", short_read_is_eof=True)),
+        title_of(_read(f"{procfs}/{pid}/cmdline", short_read_is_eof=True)),
         btime + int(fields[19]) / CLOCK_TICKS,
     )
 
@@ -244,52 +243,3 @@ def read_processes(procfs: Path, skip: Collection[int] = ()) -> list[ProcessInfo
 def read_children(procfs: Path, pid: int) -> list[int]:
     """Direct children from /proc/PID/task/PID/children (sshd's processes are single-threaded)."""
     return [int(child) for child in _read(f"{procfs}/{pid}/task/{pid}/children").split()]
-
-
-def read_listener_trees(
-    procfs: Path, listeners: dict[int, float], files: HeldProcFiles | None
-) -> list[Listener] | None:
-    """Known listeners and their connections, following children files: cost grows with sshd's
-    processes, not the host's. The connections' files stay open in `files` between calls; without
-    `files` connections are not counted. None when a listener is gone or changed, or children files
-    are unavailable (kernel without CONFIG_PROC_CHILDREN): the caller does a full scan."""
-    found: list[Listener] = []
-    seen: set[int] = set()
-    try:
-        btime = boot_time(procfs)
-        for pid, create_time in listeners.items():
-            proc = read_process(procfs, pid, btime)
-            if proc is None or abs(proc.create_time - create_time) > 0.5:
-                return None
-            listener = as_listener(proc, parent_is_sshd=False)
-            if listener is None:
-                return None
-            if files is not None:
-                _count_connections(listener, files, read_children(procfs, pid), seen)
-            found.append(listener)
-    except (OSError, ValueError, IndexError):
-        return None
-    if files is not None:
-        files.retain(seen)
-    return _by_config(found)
-
-
-def _count_connections(listener: Listener, files: HeldProcFiles, monitors: list[int], seen: set[int]) -> None:
-    """Each connection's stage from its monitor's title and its children's (the stage needs nothing
-    else); connections that ended while we looked are not counted."""
-    accepted = 0
-    for pid, raw, children in files.titles_and_children(monitors):
-        seen.add(pid)
-        if not children and raw.rstrip(b"\0").endswith(b"[accepted]"):
-            accepted += 1  # the common case under a flood, without decoding
-            continue
-        titles = []
-        for word in children.split():
-            child = int(word)
-            try:
-                titles.append(_title(files.cmdline(child)))
-            except OSError:
-                continue
-            seen.add(child)
-        listener.add_connection(connection_stage(_title(raw), titles))
-    listener.stages["accepted"] += accepted

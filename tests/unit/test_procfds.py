@@ -54,10 +54,10 @@ def test_a_held_title_follows_the_process_retitling_itself(files: HeldProcFiles)
     proc = subprocess.Popen([PERL, "-e", RETITLE], stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        assert title(files.cmdline(proc.pid)) == "title-one"
+        assert title(files.read(proc.pid, "cmdline")) == "title-one"
         assert files.held() == 1
         proc.send_signal(signal.SIGUSR1)
-        wait_for(lambda: title(files.cmdline(proc.pid)) == "title-two")
+        wait_for(lambda: title(files.read(proc.pid, "cmdline")) == "title-two")
         assert files.held() == 1  # the same descriptor, read again
     finally:
         proc.kill()
@@ -69,16 +69,16 @@ def test_children_come_and_go_through_the_held_list(files: HeldProcFiles) -> Non
         ["sh", "-c", "read line; sleep 60 & echo $!; wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
-        files.cmdline(shell.pid)
-        assert files.children(shell.pid) == b""
+        files.read(shell.pid, "cmdline")
+        assert files.read(shell.pid, "children") == b""
         assert shell.stdin is not None and shell.stdout is not None
         shell.stdin.write(b"go\n")
         shell.stdin.flush()
         child = int(shell.stdout.readline())
-        assert files.children(shell.pid).split() == [str(child).encode()]
+        assert files.read(shell.pid, "children").split() == [str(child).encode()]
         assert files.held() == 2
         os.kill(child, signal.SIGKILL)
-        wait_for(lambda: files.children(shell.pid) == b"")
+        wait_for(lambda: files.read(shell.pid, "children") == b"")
     finally:
         shell.kill()
         shell.wait()
@@ -87,29 +87,40 @@ def test_children_come_and_go_through_the_held_list(files: HeldProcFiles) -> Non
 def test_an_ended_process_fails_and_its_files_are_dropped(
     files: HeldProcFiles, sleeper: subprocess.Popen[bytes]
 ) -> None:
-    assert title(files.cmdline(sleeper.pid)) == "sleep 60"
-    files.children(sleeper.pid)
+    assert title(files.read(sleeper.pid, "cmdline")) == "sleep 60"
+    files.read(sleeper.pid, "children")
     assert files.held() == 2
     sleeper.kill()
     sleeper.wait()
     with pytest.raises(OSError):
-        files.cmdline(sleeper.pid)
+        files.read(sleeper.pid, "cmdline")
     assert files.held() == 0
-    assert list(files.titles_and_children([sleeper.pid])) == []
+    assert list(files.read_each([sleeper.pid], "cmdline")) == []
 
 
-def test_titles_and_children_in_one_pass(files: HeldProcFiles, sleeper: subprocess.Popen[bytes]) -> None:
+def test_one_file_of_each_process_in_one_pass(files: HeldProcFiles, sleeper: subprocess.Popen[bytes]) -> None:
+    runs = []
     for _ in range(2):  # first pass opens, second reads the held descriptors
-        [(pid, raw, children)] = files.titles_and_children([sleeper.pid, 2**22 + 1])
-        assert (pid, title(raw), children) == (sleeper.pid, "sleep 60", b"")
+        [(pid, ran)] = files.read_each([sleeper.pid, 2**22 + 1], "schedstat")
+        assert pid == sleeper.pid
+        runs.append(ran)
+    assert [title(raw) for _, raw in files.read_each([sleeper.pid], "cmdline")] == ["sleep 60"]
     assert files.held() == 2
+    assert runs[0] == runs[1]  # a sleeping process's run time stands still
+    assert files.pids() == {sleeper.pid}
+
+
+def test_run_time_moves_when_the_process_runs(files: HeldProcFiles) -> None:
+    before = files.read(os.getpid(), "schedstat")
+    sum(range(200_000))
+    assert int(files.read(os.getpid(), "schedstat").split()[0]) > int(before.split()[0])
 
 
 def test_retain_closes_the_files_of_processes_no_longer_wanted(
     files: HeldProcFiles, sleeper: subprocess.Popen[bytes]
 ) -> None:
-    files.cmdline(os.getpid())
-    files.cmdline(sleeper.pid)
+    files.read(os.getpid(), "cmdline")
+    files.read(sleeper.pid, "cmdline")
     files.retain({sleeper.pid})
     assert files.held() == 1
     files.close()
@@ -118,16 +129,16 @@ def test_retain_closes_the_files_of_processes_no_longer_wanted(
 
 def test_past_the_budget_files_are_read_but_not_held(sleeper: subprocess.Popen[bytes]) -> None:
     files = HeldProcFiles("/proc", budget=1)
-    assert title(files.cmdline(os.getpid()))
-    assert title(files.cmdline(sleeper.pid)) == "sleep 60"
-    assert files.children(sleeper.pid) == b""
+    assert title(files.read(os.getpid(), "cmdline"))
+    assert title(files.read(sleeper.pid, "cmdline")) == "sleep 60"
+    assert files.read(sleeper.pid, "children") == b""
     assert files.held() == 1
     files.close()
 
 
 def test_missing_process_is_an_os_error(files: HeldProcFiles) -> None:
     with pytest.raises(OSError):
-        files.cmdline(2**22 + 1)  # above any pid_max
+        files.read(2**22 + 1, "cmdline")  # above any pid_max
     assert files.held() == 0
 
 

@@ -13,7 +13,7 @@ from exporter.sources.sshd_processes import (
     parse_listener_title,
     read_processes,
 )
-from tests.procfs_tree import add_process, make_procfs, set_children, start_time
+from tests.procfs_tree import add_process, make_procfs, set_children, set_run_time, start_time
 
 
 def proc(pid: int, ppid: int, title: str, name: str = "sshd") -> ProcessInfo:
@@ -183,10 +183,7 @@ def test_read_processes_from_a_fixture_tree_with_garbage(tmp_path: Path) -> None
     assert listener.title == "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups"
 
 
-def test_known_listeners_are_followed_through_children_files(tmp_path: Path) -> None:
-    """After the first scan the reader follows the listener's children files (held open between
-    passes: a retitled connection is seen), and a later scan of /proc skips those connections."""
-    procfs = make_procfs(tmp_path / "proc")
+def _flood_fixture(procfs: Path, run_times: bool) -> None:
     add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 3 of 10-100 startups", start_ticks=500)
     for pid, ppid, title in (
         (101, 100, "sshd: [accepted]"),
@@ -198,16 +195,45 @@ def test_known_listeners_are_followed_through_children_files(tmp_path: Path) -> 
     ):
         add_process(procfs, pid, ppid, title)
         set_children(procfs, pid, [])
+        if run_times:
+            set_run_time(procfs, pid, 1_000_000 + pid)
     set_children(procfs, 100, [101, 102, 104, 105])
     set_children(procfs, 102, [103])
     set_children(procfs, 105, [106])
+
+
+def _stages(reader: SshdReader) -> tuple[dict[str, int], int]:
+    [listener] = reader.listeners()
+    return listener.stages, listener.sessions
+
+
+def test_known_listeners_are_followed_through_children_files(tmp_path: Path) -> None:
+    """After the first scan the reader follows the listener's children files, and a later scan of
+    /proc skips those connections. A connection whose monitor has not run keeps its settled stage;
+    once it has run (its schedstat moved) it is read again."""
+    procfs = make_procfs(tmp_path / "proc")
+    _flood_fixture(procfs, run_times=True)
     reader = SshdReader(HostPaths(rootfs=tmp_path, procfs=procfs))
     try:
-        [listener] = reader.listeners()
-        assert (listener.stages, listener.sessions) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
+        assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
         (procfs / "104" / "cmdline").write_bytes(b"sshd: bob [priv]\0\0")
-        [listener] = reader.listeners()
-        assert (listener.stages, listener.sessions) == ({"accepted": 1, "preauth": 1, "authenticating": 1}, 1)
+        assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)  # not run
+        set_run_time(procfs, 104, 5_000_000)
+        assert _stages(reader) == ({"accepted": 1, "preauth": 1, "authenticating": 1}, 1)
+        (procfs / "106" / "cmdline").write_bytes(b"sshd: carol [net]\0")  # pre-auth: always read
+        assert _stages(reader) == ({"accepted": 1, "preauth": 0, "authenticating": 2}, 1)
         assert [p.pid for p in read_processes(procfs, skip={101, 102, 103, 104, 105, 106})] == [100]
+    finally:
+        reader.close()
+
+
+def test_without_run_times_every_connection_is_read_each_time(tmp_path: Path) -> None:
+    procfs = make_procfs(tmp_path / "proc")
+    _flood_fixture(procfs, run_times=False)
+    reader = SshdReader(HostPaths(rootfs=tmp_path, procfs=procfs))
+    try:
+        assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
+        (procfs / "104" / "cmdline").write_bytes(b"sshd: bob [priv]\0\0")
+        assert _stages(reader) == ({"accepted": 1, "preauth": 1, "authenticating": 1}, 1)
     finally:
         reader.close()
