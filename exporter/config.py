@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from exporter.sources.yamltext import YAMLSyntaxError, parse_yaml
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -53,8 +53,8 @@ def load_yaml_mapping(text: str, origin: str, keys: Iterable[str]) -> dict[str, 
     """YAML text that must be a mapping of known keys (None for an empty file); errors name the key."""
     known = list(keys)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        data = parse_yaml(text)
+    except YAMLSyntaxError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
     if data is None:
         return None

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bcrypt
-
 from exporter.config import ConfigError, load_yaml_mapping
 
 log = logging.getLogger(__name__)
@@ -416,6 +414,8 @@ class BasicAuth:
             self.bcrypt_calls += 1
             try:
                 # An unknown user costs a bcrypt run too, so timing does not tell which users exist.
+                import bcrypt  # noqa: PLC0415 (imported when basic auth is first used)
+
                 ok = bcrypt.checkpw(password, hashed or self._decoy)
             except ValueError:
                 ok = False

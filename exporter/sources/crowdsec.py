@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command as run_tool
 from exporter.sources.singleflight import singleflight
+from exporter.sources.yamltext import YAMLSyntaxError, parse_yaml
 
 BOUNCER_CONFIG = "/etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
 CSCLI = "/usr/bin/cscli"
@@ -129,8 +128,8 @@ def banned_per_scenario(decisions: tuple[Decision, ...]) -> dict[str, int]:
 def read_bouncer_config(path: Path) -> tuple[str, str] | None:
     """(api_url, api_key) from a bouncer's YAML config; None when it has no usable pair."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = parse_yaml(path.read_text())
+    except (OSError, YAMLSyntaxError):
         return None
     if not isinstance(data, dict) or not data.get("api_url") or not data.get("api_key"):
         return None
