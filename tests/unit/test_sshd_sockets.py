@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from exporter.sources.sshd_sockets import parse_proc_net_tcp, read_tcp_sockets, states_on_ports
+import pytest
+
+from exporter.sources.sock_diag import NetnsSockets
+from exporter.sources.sshd_sockets import (
+    connection_states,
+    parse_proc_net_tcp,
+    read_tcp_sockets,
+    states_on_ports,
+)
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0
@@ -28,3 +37,22 @@ def test_read_from_a_process_namespace(tmp_path: Path) -> None:
     (tmp_path / "42" / "net" / "tcp").write_text(TCP)
     assert len(read_tcp_sockets(tmp_path, 42)) == 5
     assert read_tcp_sockets(tmp_path, 43) == []  # gone: no sockets, no error
+
+
+def test_sock_diag_unavailable_falls_back_to_the_text_tables(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fixture procfs has no namespace files (as a procfs without privileges to enter the
+    namespace would fail): the counts come from the listener's text tables instead."""
+    (tmp_path / "42" / "net").mkdir(parents=True)
+    (tmp_path / "42" / "net" / "tcp").write_text(TCP)
+    (tmp_path / "42" / "net" / "tcp6").write_text(TCP6)
+    diag = NetnsSockets()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            states = connection_states(tmp_path, 42, {2222}, ("tcp", "tcp6"), diag)
+    finally:
+        diag.close()
+    assert states == {"established": 2, "time_wait": 1, "syn_recv": 1}
+    assert "sock_diag unavailable" in caplog.text
+    assert connection_states(tmp_path, 42, {2222}, ("tcp",), None) == {"established": 2, "time_wait": 1}
