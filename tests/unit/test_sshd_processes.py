@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -207,15 +209,23 @@ def _stages(reader: SshdReader) -> tuple[dict[str, int], int]:
     return listener.stages, listener.sessions
 
 
+@contextlib.contextmanager
+def _flood_reader(root: Path, run_times: bool) -> Iterator[tuple[Path, SshdReader]]:
+    procfs = make_procfs(root / "proc")
+    _flood_fixture(procfs, run_times)
+    reader = SshdReader(HostPaths(rootfs=root, procfs=procfs))
+    try:
+        assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
+        yield procfs, reader
+    finally:
+        reader.close()
+
+
 def test_known_listeners_are_followed_through_children_files(tmp_path: Path) -> None:
     """After the first scan the reader follows the listener's children files, and a later scan of
     /proc skips those connections. A connection whose monitor has not run keeps its settled stage;
     once it has run (its schedstat moved) it is read again."""
-    procfs = make_procfs(tmp_path / "proc")
-    _flood_fixture(procfs, run_times=True)
-    reader = SshdReader(HostPaths(rootfs=tmp_path, procfs=procfs))
-    try:
-        assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
+    with _flood_reader(tmp_path, run_times=True) as (procfs, reader):
         (procfs / "104" / "cmdline").write_bytes(b"sshd: bob [priv]\0\0")
         assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)  # not run
         set_run_time(procfs, 104, 5_000_000)
@@ -223,17 +233,9 @@ def test_known_listeners_are_followed_through_children_files(tmp_path: Path) -> 
         (procfs / "106" / "cmdline").write_bytes(b"sshd: carol [net]\0")  # pre-auth: always read
         assert _stages(reader) == ({"accepted": 1, "preauth": 0, "authenticating": 2}, 1)
         assert [p.pid for p in read_processes(procfs, skip={101, 102, 103, 104, 105, 106})] == [100]
-    finally:
-        reader.close()
 
 
 def test_without_run_times_every_connection_is_read_each_time(tmp_path: Path) -> None:
-    procfs = make_procfs(tmp_path / "proc")
-    _flood_fixture(procfs, run_times=False)
-    reader = SshdReader(HostPaths(rootfs=tmp_path, procfs=procfs))
-    try:
-        assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
+    with _flood_reader(tmp_path, run_times=False) as (procfs, reader):
         (procfs / "104" / "cmdline").write_bytes(b"sshd: bob [priv]\0\0")
         assert _stages(reader) == ({"accepted": 1, "preauth": 1, "authenticating": 1}, 1)
-    finally:
-        reader.close()
