@@ -35,8 +35,11 @@ _MONTH_INITIALS = frozenset(name[0] for name in _MONTHS)
 # `host ident[pid]: ` or `ident[pid]: ` or `ident: `. A host never contains `[` nor ends with `:`, which
 # is what tells a host-less line (`sshd[1]: error: ...`) from one with a host.
 _TAIL = r"(?:([^\s\[]+(?<!:)) )?([^\s\[\]:]+)(?:\[(\d+)\])?: ?(.*)"
+# `Mmm d HH:MM:SS[.frac]` and the spaces after it, groups: minute, second, fraction.
+_TRADITIONAL_STAMP = r"([A-Z][a-z]{2} +\d{1,2} \d\d:\d\d):(\d\d)(\.\d+)? +"
 
-_TRADITIONAL = re.compile(r"([A-Z][a-z]{2} +\d{1,2} \d\d:\d\d):(\d\d)(\.\d+)? +" + _TAIL, re.DOTALL)
+_TRADITIONAL = re.compile(_TRADITIONAL_STAMP + _TAIL, re.DOTALL)
+_STAMP = re.compile(_TRADITIONAL_STAMP.removesuffix(" +"))
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d) +" + _TAIL, re.DOTALL)
 _RFC5424 = re.compile(
     r"<\d{1,3}>\d{1,2} "
@@ -50,6 +53,7 @@ _RFC5424 = re.compile(
 # Reading a December line in January: a line more than this far in the future is from last year.
 _FUTURE_SLACK = 7 * 86400
 _CACHE_SIZE = 4096
+_STAMP_CACHE_SIZE = 4096
 _CACHE_MAX_AGE = 3600.0
 
 
@@ -59,6 +63,7 @@ class Framer:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._minutes: dict[str, float] = {}
+        self.stamps: dict[str, float] = {}  # whole stamp -> epoch seconds, filled by stamp_time()
         self._born = clock()
 
     def _miss(self) -> None:
@@ -66,7 +71,26 @@ class Framer:
         now = self._clock()
         if len(self._minutes) >= _CACHE_SIZE or now - self._born > _CACHE_MAX_AGE:
             self._minutes.clear()
+            self.stamps.clear()  # built from the minutes: they go with them
             self._born = now
+
+    def stamp_time(self, stamp: str) -> float:
+        """Epoch seconds of a whole traditional stamp (`Nov  3 19:04:34[.frac]`), as parse() computes it.
+
+        For callers that see many lines per second of log (fastscan): they look `stamps` up first and
+        call this on a miss; the result is cached there until the minute cache is cleared.
+        """
+        match = _STAMP.fullmatch(stamp)
+        if match is None or match[1][:3] not in _MONTHS:
+            raise ValueError(f"not a traditional syslog stamp: {stamp!r}")
+        minute, second, fraction = match.groups()
+        base = self._minutes.get(minute)
+        if base is None:
+            base = self._traditional_minute(minute)
+        if len(self.stamps) >= _STAMP_CACHE_SIZE:
+            self.stamps.clear()
+        value = self.stamps[stamp] = base + int(second) + (float(fraction) if fraction else 0.0)
+        return value
 
     def _traditional_minute(self, key: str) -> float:
         """Epoch seconds of `Mmm d HH:MM` in local time, in the year that is not in the future."""

@@ -27,10 +27,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from exporter.sources.authlog.classify import SSHD_IDENTS, DropSummary, Note, classify
+from exporter.sources.authlog.classify import SSHD_IDENTS, Note, classify
+from exporter.sources.authlog.fastscan import scan
+from exporter.sources.authlog.framing import Framer
+from exporter.sources.authlog.ops import NOT_EVENTS, NOTE, UNMATCHED, Op, op_of
 from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, PENALTY_REASONS, Event, SyslogRecord
 from exporter.sources.authlog.topk import SlidingTopK
 
@@ -95,6 +99,13 @@ class _Source:
 _FOREIGN = Note()  # not a log line, or another program's: read, but neither an event nor unmatched
 
 
+def _resolved(event: Event, addr: str | None) -> Event:
+    """The event with the address counting gave it (carried over by pid), as replay prints it."""
+    if addr == event.address:
+        return event
+    return Event(event.event, addr, event.user, event.method, event.pid, event.time)
+
+
 class Stats:
     """Aggregates classified records; `feed`/`feed_batch` from one thread, `snapshot` from any."""
 
@@ -138,34 +149,84 @@ class Stats:
             _FOREIGN if r is None or (r.ident is not None and r.ident not in SSHD_IDENTS) else classify(r)
             for r in records
         ]
-        events: list[Event | None] = []
-        append = events.append
+        ops = [op for outcome in outcomes if outcome is not _FOREIGN and (op := op_of(outcome, self._clock))]
+        resolved: list[str | None] = []
         with self._lock:
-            health = self._sources.get(source)
-            if health is None:
-                health = self._sources[source] = _Source()
+            health = self._health(source)
             health.lines_read += len(records)
-            last_time = health.last_event_time
-            for outcome in outcomes:
-                if outcome.__class__ is Event:
-                    event = self._count_event(outcome)
-                    last_time = event.time if event.time is not None else self._clock()
-                    append(event)
-                    continue
-                append(None)
-                if outcome is _FOREIGN:
-                    continue
-                if outcome is None:
-                    health.lines_unmatched += 1
-                elif isinstance(outcome, Note):
-                    if outcome.address is not None and outcome.pid is not None:
-                        self._remember(outcome.pid, outcome.address)
-                elif isinstance(outcome, DropSummary):
-                    self._summary(outcome)
-            health.last_event_time = last_time
-        return events
+            self.count_many(ops, health, resolved)
+        addresses = iter(resolved)
+        return [
+            _resolved(outcome, next(addresses)) if isinstance(outcome, Event) else None
+            for outcome in outcomes
+        ]
 
-    def _remember(self, pid: int, addr: str) -> None:
+    def feed_text(self, text: str, source: str, framer: Framer) -> None:
+        """Count whole lines of text read from `source` (`\\n`-separated, a last one may lack it).
+
+        The same counts as feed_batch(framer.parse_many(lines)), but without a record or an event per
+        line (fastscan); the scan runs before the lock is taken, so a scrape waits only for the counting.
+        """
+        lines = text.count("\n") + (1 if text and text[-1] != "\n" else 0)
+        ops = scan(text, framer, self._clock)
+        with self._lock:
+            health = self._health(source)
+            health.lines_read += lines
+            self.count_many(ops, health)
+
+    def _health(self, source: str) -> _Source:
+        health = self._sources.get(source)
+        if health is None:
+            health = self._sources[source] = _Source()
+        return health
+
+    def count_many(
+        self, ops: Iterable[Op], health: _Source, resolved: list[str | None] | None = None
+    ) -> None:
+        """Count ops (see ops.py) of `health`'s source, in order: the counting rules of both paths.
+
+        Events without an address get the one their pid's earlier lines gave; `resolved` (if given)
+        receives each event's address after that. Caller holds the lock.
+        """
+        known_of, remember = self._pids.get, self.remember
+        events, methods = self._events, self._auth_failures
+        failures: list[tuple[str, float]] = []
+        failed = failures.append
+        latest, last = self.latest_time, health.last_event_time
+        for name, given, method, pid, when, reason, count in ops:
+            addr = given
+            if name in NOT_EVENTS:
+                if name == NOTE:
+                    remember(cast(int, pid), cast(str, addr))
+                elif name == UNMATCHED:
+                    health.lines_unmatched += 1
+                else:
+                    self._summary(name, count or 0, when)
+                continue
+            if pid is not None and name not in LISTENER_EVENTS:
+                known = known_of(pid)
+                if addr is None or (name == "login_grace_timeout" and known is not None):
+                    addr = known  # 9.8.0 swapped a timeout's from/to: trust the connection's own lines
+                elif known != addr:
+                    remember(pid, addr)
+            events[name] += 1
+            last = when
+            if latest is None or when > latest:
+                latest = when
+            if name in FAILURE_EVENTS:
+                if name == "auth_failed" and method is not None:
+                    methods[method] += 1
+                if addr is not None:
+                    failed((addr, when))
+            elif name in LISTENER_EVENTS:
+                self._listener_event(name, when, reason, count)
+            if resolved is not None:
+                resolved.append(addr)
+        self.latest_time, health.last_event_time = latest, last
+        self._top.add_many(failures)
+
+    def remember(self, pid: int, addr: str) -> None:
+        """The connection of `pid` is from `addr` (an LRU of PID_MAP_SIZE pids). Caller holds the lock."""
         pids = self._pids
         known = pids.get(pid)
         if known != addr:
@@ -175,39 +236,18 @@ class Stats:
             if len(pids) > PID_MAP_SIZE:
                 pids.popitem(last=False)
 
-    def _count_event(self, event: Event) -> Event:
-        name, pid, addr = event.event, event.pid, event.address
-        if name not in LISTENER_EVENTS and pid is not None:
-            known = self._pids.get(pid)
-            if addr is None:
-                if known is not None:
-                    event = Event(name, known, event.user, event.method, pid, event.time)
-            elif name == "login_grace_timeout" and known is not None:
-                if known != addr:  # 9.8.0 swapped from/to: trust the connection's own lines
-                    event = Event(name, known, event.user, event.method, pid, event.time)
-            elif known != addr:
-                self._remember(pid, addr)
-        self._events[name] += 1
-        when = event.time if event.time is not None else self._clock()
-        if self.latest_time is None or when > self.latest_time:
-            self.latest_time = when
-        if name in FAILURE_EVENTS:
-            if name == "auth_failed" and event.method is not None:
-                self._auth_failures[event.method] += 1
-            if event.address is not None:
-                self._top.add(event.address, when)
-        elif name == "maxstartups_drop":
+    def _listener_event(self, name: str, when: float, reason: str | None, count: int | None) -> None:
+        if name == "maxstartups_drop":
             self._drop_line(when)
         elif name == "maxstartups_throttling_begin":
             self._episode_open, self._episode_lines, self._episode_summary = True, 0, 0
         elif name == "maxstartups_throttling_end":
-            self._episode_total(event.count or 0)
+            self._episode_total(count or 0)
             self._episode_open = False
         elif name == "penalty_drop":
             self._penalty_dropped += 1
-        elif name == "penalty_applied" and event.count:
-            self._penalties[event.reason or "other"] += 1
-        return event
+        elif name == "penalty_applied" and count:
+            self._penalties[reason or "other"] += 1
 
     def _episode_known(self) -> int:
         return max(self._episode_lines, self._episode_summary)
@@ -229,14 +269,15 @@ class Stats:
         self._episode_summary = max(self._episode_summary, total)
         self._dropped += self._episode_known() - before
 
-    def _summary(self, summary: DropSummary) -> None:
-        if summary.kind == "episode":
-            self._episode_total(summary.count)
-        elif summary.kind == "penalty_rate_limited":
-            self._penalty_dropped += summary.count
+    def _summary(self, kind: str, count: int, when: float) -> None:
+        """A DropSummary's counts (see classify.DropSummary for the kinds)."""
+        if kind == "episode":
+            self._episode_total(count)
+        elif kind == "penalty_rate_limited":
+            self._penalty_dropped += count
         else:
-            self._dropped += summary.count
-            self._last_loose_drop = summary.time if summary.time is not None else self._clock()
+            self._dropped += count
+            self._last_loose_drop = when
 
     def snapshot(self, now: float | None = None) -> StatsSnapshot:
         """A consistent copy; `now` ends the top-offender window and the 10.0+ throttling hold."""

@@ -10,6 +10,7 @@ failures is kept. Memory is buckets * 2 * capacity entries, for any number of di
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from operator import itemgetter
 
 
@@ -54,17 +55,28 @@ class SlidingTopK:
         self._current: SpaceSaving | None = None
 
     def add(self, key: str, when: float) -> None:
+        self.add_many(((key, when),))
+
+    def add_many(self, items: Iterable[tuple[str, float]]) -> None:
+        """add() each (key, when) in order; the common case (this bucket, a known key) inline."""
         if self.n <= 0:
             return
-        index = int(when // self.bucket_seconds)
-        if index == self._newest and self._current is not None:
-            counts = self._current.counts  # the common case inline: a repeat offender, this bucket
-            count = counts.get(key)
-            if count is None:
-                self._current.add(key)
+        bucket_seconds = self.bucket_seconds
+        for key, when in items:
+            index = int(when // bucket_seconds)
+            current = self._current
+            if index == self._newest and current is not None:
+                counts = current.counts
+                count = counts.get(key)
+                if count is None:
+                    current.add(key)
+                else:
+                    counts[key] = count + 1
             else:
-                counts[key] = count + 1
-            return
+                self._add_elsewhere(key, index)
+
+    def _add_elsewhere(self, key: str, index: int) -> None:
+        """An add outside the newest bucket: an older one in the window, or a new newest one."""
         if index <= self._newest - self.buckets:
             return  # older than the window
         summary = self._summaries.get(index)
