@@ -19,6 +19,7 @@ Exit 0; 2 with a message when a file cannot be read (checked before any output).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -29,13 +30,14 @@ from typing import BinaryIO, TextIO
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collectors.authlog import AuthlogCollector
+from exporter.collectors.authlog_families import AuthlogCollector
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.records import Event
 from exporter.sources.authlog.stats import Stats
 
 EXIT_UNREADABLE = 2
 MAX_LINE_BYTES = 16 * 1024
+BLOCK_BYTES = 1 << 20  # what replay --format metrics reads and counts at once
 
 
 def read_lines(stream: BinaryIO, cap: int = MAX_LINE_BYTES) -> Iterator[str]:
@@ -50,6 +52,45 @@ def read_lines(stream: BinaryIO, cap: int = MAX_LINE_BYTES) -> Iterator[str]:
             while tail and not tail.endswith(b"\n"):
                 tail = readline(cap)
         yield raw.decode("utf-8", "replace")
+
+
+def _has_long_line(data: bytes, cap: int) -> bool:
+    """Whether a line of `data` holds `cap` bytes or more before its newline (about len/cap finds)."""
+    start, size = 0, len(data)
+    while size - start >= cap:
+        newline = data.rfind(b"\n", start, start + cap)  # the lines up to it are all shorter than cap
+        if newline < 0:
+            return True
+        start = newline + 1
+    return False
+
+
+def read_blocks(
+    stream: BinaryIO, cap: int = MAX_LINE_BYTES, size: int = BLOCK_BYTES
+) -> Iterator[str | list[str]]:
+    """The lines read_lines() yields, in blocks: a str of whole lines for Stats.feed_text, or a list of
+    read_lines() strings where a line of `cap` bytes or more is cut (only there: cutting is read_lines').
+
+    Blocks end at a newline, so no line is split between two; the last line may lack its newline.
+    """
+    rest = b""
+    while data := stream.read(size):
+        data = rest + data
+        end = data.rfind(b"\n") + 1
+        block, rest = data[:end], data[end:]
+        if block:
+            if _has_long_line(block, cap):
+                yield list(read_lines(io.BytesIO(block), cap))
+            else:
+                yield block.decode("utf-8", "replace")
+        if len(rest) >= cap:  # a long line still without its newline: keep its head, skip the rest
+            yield [rest[:cap].decode("utf-8", "replace")]
+            tail = rest
+            while tail and not tail.endswith(b"\n"):
+                tail = stream.readline(cap)
+            rest = b""
+    if rest:
+        yield rest.decode("utf-8", "replace")
 
 
 def _batches(stream: BinaryIO, size: int = 1024) -> Iterator[list[str]]:
@@ -79,15 +120,21 @@ def replay(streams: Sequence[tuple[str, BinaryIO]], fmt: str, out: TextIO, top_n
     framer = Framer()
     for name, stream in streams:
         stats.source(name)
+        if fmt == "metrics":
+            for block in read_blocks(stream):
+                if isinstance(block, str):
+                    stats.feed_text(block, name, framer)
+                else:
+                    stats.feed_batch(framer.parse_many(block), name)
+            continue
         number = 0
         for batch in _batches(stream):
             events = stats.feed_batch(framer.parse_many(batch), name)
-            if fmt == "json":
-                out.writelines(
-                    _json(name, number + i, event) + "\n"
-                    for i, event in enumerate(events, 1)
-                    if event is not None
-                )
+            out.writelines(
+                _json(name, number + i, event) + "\n"
+                for i, event in enumerate(events, 1)
+                if event is not None
+            )
             number += len(batch)
     if fmt == "metrics":
         snapshot = stats.snapshot(now=stats.latest_time)

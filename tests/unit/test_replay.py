@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exporter import cli
-from exporter.replay import MAX_LINE_BYTES, read_lines
+from exporter.replay import MAX_LINE_BYTES, read_blocks, read_lines
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "authlog"
 KEYS = ["file", "line", "event", "address", "user", "method", "pid", "time"]
@@ -143,3 +143,35 @@ def test_console_script(tmp_path: Path) -> None:
         [str(exe), "replay", str(tmp_path / "nope")], capture_output=True, text=True, check=False
     )
     assert done.returncode == 2 and "cannot read" in done.stderr
+
+
+def _block_lines(data: bytes, cap: int, size: int) -> list[str]:
+    lines: list[str] = []
+    for block in read_blocks(io.BytesIO(data), cap, size):
+        if isinstance(block, list):
+            lines.extend(block)
+        else:
+            parts = [part + "\n" for part in block.split("\n")]
+            parts[-1] = parts[-1][:-1]
+            lines.extend(part for part in parts if part)
+    return lines
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1000])
+def test_read_blocks_are_read_lines(size: int) -> None:
+    cap = 16
+    data = (
+        b"a\n\nshort\r\n"
+        + b"x" * 15
+        + b"\n"
+        + b"y" * 16
+        + b"\n"
+        + b"z" * 17
+        + b"\n"
+        + b"\xff\xfe\xe2\x82\n"
+        + b"w" * 40
+        + b"\nend \xe2\x82"
+    )
+    for cut in range(len(data) + 1):
+        sample = data[:cut]
+        assert _block_lines(sample, cap, size) == list(read_lines(io.BytesIO(sample), cap)), sample
