@@ -8,7 +8,8 @@ binary per matching one, of which only the state byte is read.
 A netlink socket belongs to the network namespace it was created in. For sshd in another namespace
 (a container, a test), a short-lived thread enters that namespace (setns only moves the calling thread,
 which needs CAP_SYS_ADMIN), creates the socket and exits; the dump itself runs on the caller's thread.
-Callers fall back to the text table when this returns None (no privileges, no inet_diag, not a procfs).
+Failures raise OSError (no privileges to enter the namespace, no inet_diag, not a real procfs): the
+caller then reads the text table.
 """
 
 from __future__ import annotations
