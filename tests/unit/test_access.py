@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.authlog_gen import generate
 from exporter.collectors.watchlist import WatchlistCollector
 from exporter.config import parse_config
 from exporter.paths import HostPaths
@@ -20,7 +21,9 @@ from exporter.sources.access import (
 )
 from exporter.sources.access.layers import Fail2banFacts, LogLine, PenaltyLog
 from exporter.sources.access.reader import journal_lines, read_log_tail
+from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.records import Event
+from exporter.sources.authlog.stats import Stats
 from exporter.sources.crowdsec import CrowdsecSnapshot, Decision
 from exporter.sources.fail2ban.database import DbBan, current_bans
 from exporter.sources.firewall.model import Ruleset
@@ -282,3 +285,22 @@ def test_watchlist_labels_are_the_entries_as_written(reader: AccessReader) -> No
     assert value(found, name, address="2001:DB8::1", layer="tcp_wrappers") == 0
     assert value(found, name, address="192.0.2.10/24", layer="tcp_wrappers") == 1
     assert value(found, name, address="192.0.2.10", layer="tcp_wrappers") == 1
+
+
+def test_the_tail_prefilter_finds_every_penalty_and_drop_line(tmp_path: Path) -> None:
+    """Only lines that can hold a penalty or MaxStartups drop are framed and classified: on a mixed log
+    (connections, listener bursts, penalties, other daemons) they are exactly the events that
+    classifying every line finds, with their line numbers."""
+    text = "".join(generate(20_000, 2_000, seed=11, start=time.time() - 86400))
+    log = tmp_path / "auth.log"
+    log.write_text(text)
+    lines = text.splitlines()
+    events = Stats(top_n=0).feed_batch(Framer().parse_many(lines), "auth.log")
+    expected = [
+        (number, event.event, event.address)
+        for number, event in enumerate(events, 1)
+        if event is not None and event.event in {"penalty_applied", "penalty_drop", "maxstartups_drop"}
+    ]
+    found = read_log_tail(log, "auth.log", since=0)
+    assert [(line.line, line.event.event, line.event.address) for line in found] == expected
+    assert {kind for _, kind, _ in expected} == {"penalty_applied", "penalty_drop", "maxstartups_drop"}

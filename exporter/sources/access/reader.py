@@ -99,16 +99,27 @@ class AccessOptions:
 
 
 def _events_of(
-    records: Sequence[SyslogRecord | None], texts: Sequence[str], name: str, first: int, since: float
+    records: Sequence[SyslogRecord | None],
+    texts: Sequence[str],
+    name: str,
+    numbers: Sequence[int],
+    since: float,
 ) -> list[LogLine]:
-    """Penalty and MaxStartups events after `since`, through the live classification (Stats resolves
-    addresses from earlier lines of the same pid); `first` numbers the lines (0: unknown)."""
+    """Penalty and MaxStartups events after `since`, through the live classification; `numbers` are
+    the lines' numbers in their file (0: unknown)."""
     events = Stats(top_n=0).feed_batch(records, name)
     found = []
-    for number, (text, event) in enumerate(zip(texts, events, strict=True), first):
+    for number, text, event in zip(numbers, texts, events, strict=True):
         if event is not None and event.event in LOG_EVENTS and (event.time is None or event.time >= since):
-            found.append(LogLine(name, number if first else 0, text.strip(), event))
+            found.append(LogLine(name, number, text.strip(), event))
     return found
+
+
+def _may_hold_log_event(line: str) -> bool:
+    """classify finds LOG_EVENTS only in messages whose first word is `drop` or `srclimit_penalise:`,
+    the listener's lines, which name their own address (no address carried over from a connection's
+    earlier lines): the rest of a busy log's tail need not be framed and classified at every scrape."""
+    return "drop" in line or "srclimit_penalise:" in line
 
 
 def read_log_tail(path: Path, name: str, since: float, tail_bytes: int = TAIL_BYTES) -> list[LogLine]:
@@ -119,16 +130,19 @@ def read_log_tail(path: Path, name: str, since: float, tail_bytes: int = TAIL_BY
         stream.seek(start)
         data = stream.read(tail_bytes)
     lines = data.decode("utf-8", "replace").splitlines()
-    if start > 0:  # the first line is cut, and line numbers are unknown
-        return _events_of(Framer().parse_many(lines[1:]), lines[1:], name, 0, since)
-    return _events_of(Framer().parse_many(lines), lines, name, 1, since)
+    if start > 0:
+        lines = lines[1:]  # the first line is cut, and line numbers are unknown
+    picked = [(number, line) for number, line in enumerate(lines, 1) if _may_hold_log_event(line)]
+    texts = [line for _, line in picked]
+    numbers = [number if start == 0 else 0 for number, _ in picked]
+    return _events_of(Framer().parse_many(texts), texts, name, numbers, since)
 
 
 def journal_lines(output: str, since: float) -> list[LogLine]:
     """The events of `journalctl -o json` output (one entry a line)."""
     records = [parse_journal_json(line)[0] for line in output.splitlines()]
     texts = [record.message if record else "" for record in records]
-    return _events_of(records, texts, "journal", 0, since)
+    return _events_of(records, texts, "journal", [0] * len(records), since)
 
 
 def read_journal(paths: HostPaths, since: float, timeout: float) -> list[LogLine]:
