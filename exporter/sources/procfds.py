@@ -16,6 +16,8 @@ import os
 import resource
 from collections.abc import Iterable, Iterator
 
+from exporter.sources.procfiles import read_proc_file
+
 # procfs renders a seq_file (children lists) a page at a time: a read that returns less than half a
 # page is the end, since records are tiny. cmdline returns all it has up to the request.
 _FIRST = 4096
@@ -82,12 +84,10 @@ class HeldProcFiles:
                 return _read_all(fd)
             except OSError:
                 self._drop(pid)
-        fd = os.open(PATHS[name].format(procfs=self.procfs, pid=pid), os.O_RDONLY | os.O_CLOEXEC)
+        path = PATHS[name].format(procfs=self.procfs, pid=pid)
         if self.held() >= self.budget:
-            try:
-                return _read_all(fd)
-            finally:
-                os.close(fd)
+            return read_proc_file(path)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self._held[name][pid] = fd
         try:
             return _read_all(fd)
