@@ -121,4 +121,4 @@ def test_minute_cache_stays_bounded() -> None:
     framer = Framer()
     for n in range(10_000):
         framer.parse(f"2023-07-29T04:{n % 60:02d}:00+{n // 60 % 24:02d}:00 host sshd[1]: m")
-    assert len(framer._minutes) <= 4096
+    assert len(framer.minutes) <= 4096

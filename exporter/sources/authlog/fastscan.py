@@ -13,6 +13,9 @@ order. So the fast alternatives never need to cover everything, only to agree wi
 wherever they match; tests/unit/test_authlog_fastscan.py runs both paths over every fixture wording,
 variants of them and the benchmark generator's output and asserts identical counters.
 
+Where mypyc compiled it, linescan (string searches, no regex) takes the common lines instead and hands
+this module the rest one line at a time (scan_line); this module is the whole fast path otherwise.
+
 How each alternative keeps classify's semantics:
 - classify takes ` [preauth]` off the end first, then `error: ` / `fatal: ` off the start, and
   dispatches on the first word. Alternatives start with a literal first word (their classify handler's)
@@ -51,8 +54,10 @@ _MONTHS = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 
 # The fast framing, a subset of framing's traditional one (one space, 2-character day, no fraction);
 # `error: ` / `fatal: ` is taken off as classify does (possessive: no alternative starts with it).
+_STAMP_PATTERN = rf"{_MONTHS} [ 0-9]{_D} {_D}{_D}:{_D}{_D}:{_D}{_D}"
+STAMP: Final = re.compile(_STAMP_PATTERN)  # the fast framing's stamp, for linescan
 _FRAME = (
-    rf"(?P<stamp>{_MONTHS} [ 0-9]{_D} {_D}{_D}:{_D}{_D}:{_D}{_D}) {_HOST} {_SSHD}\[(?P<pid>{_D}+)\]: "
+    rf"(?P<stamp>{_STAMP_PATTERN}) {_HOST} {_SSHD}\[(?P<pid>{_D}+)\]: "
     "(?:error: |fatal: )?+"
 )
 # framing's traditional framing with an ident that is not sshd's: the lines that are safe to skip.
@@ -166,42 +171,55 @@ def scan(text: str, framer: Framer, clock: Callable[[], float]) -> list[Op]:
     `clock` gives the time of lines that have none (general path only).
     """
     ops: list[Op] = []
-    add = ops.append
-    stamps, stamp_time = framer.stamps, framer.stamp_time
     for m in _CHUNK.finditer("\n" + text):  # every line, the first too, starts after a newline
-        kind = cast(str, m.lastgroup)  # every alternative ends in a named group
-        if kind == "skip":
-            continue
-        start = m.start()
-        if kind in {"slow", "other"} or m.end() - start > MAX_MESSAGE_CHARS:
-            if (op := general(_line_at(m.string, start + 1), framer, clock)) is not None:
-                add(op)
-            continue
-        stamp, pid_text, addr = m.group(_STAMP, _PID, _ADDR[kind])
-        when = stamps.get(stamp)
-        if when is None:
-            when = stamp_time(stamp)
-        pid = int(pid_text)
-        if addr is not None and addr.startswith(_NEEDS_CLEANUP):
-            addr = address(addr)
-        if kind == "failed":
-            add(("auth_failed", addr, _method(m.group(_FAILED_METHOD)), pid, when, None, None))
-        elif kind == "pam":
-            add(("pam_auth_failure", addr or None, None, pid, when, None, None))
-        elif kind in _DISCONNECTS:
-            preauth, before_login = _DISCONNECTS[kind]
-            if m.group(preauth) is not None or (before_login and m.group(before_login) in _BEFORE_LOGIN):
-                add(("preauth_disconnect", addr, None, pid, when, None, None))
-            else:
-                add((NOTE, addr, None, pid, when, None, None))
-        elif kind in _SIMPLE:
-            add((_SIMPLE[kind], addr, None, pid, when, None, None))
-        else:
-            add(_other(m, kind, addr, pid, when))
+        add_match(m, ops, framer, clock)
     return ops
 
 
-def _method(token: str) -> str:
+def scan_line(line: str, ops: list[Op], framer: Framer, clock: Callable[[], float]) -> None:
+    """scan() for one line (with its newline, if it had one): its op, if any, goes to `ops`."""
+    m = _CHUNK.match("\n" + line)
+    if m is not None:  # None: another program's line, or an empty one
+        add_match(m, ops, framer, clock)
+
+
+def add_match(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[], float]) -> None:
+    """The op of one match of the chunk regex, appended to `ops` (skipped lines have none)."""
+    kind = cast(str, m.lastgroup)  # every alternative ends in a named group
+    if kind == "skip":
+        return
+    add = ops.append
+    start = m.start()
+    if kind in {"slow", "other"} or m.end() - start > MAX_MESSAGE_CHARS:
+        if (op := general(_line_at(m.string, start + 1), framer, clock)) is not None:
+            add(op)
+        return
+    stamp, pid_text, addr = m.group(_STAMP, _PID, _ADDR[kind])
+    when = framer.stamps.get(stamp)
+    if when is None:
+        when = framer.stamp_time(stamp)
+    pid = int(pid_text)
+    if kind == "pam" and not addr:
+        addr = None  # an empty `rhost=`: no address (classify's `or None` comes before the clean-up)
+    elif addr is not None and addr.startswith(_NEEDS_CLEANUP):
+        addr = address(addr)
+    if kind == "failed":
+        add(("auth_failed", addr, method_of(m.group(_FAILED_METHOD)), pid, when, None, None))
+    elif kind == "pam":
+        add(("pam_auth_failure", addr, None, pid, when, None, None))
+    elif kind in _DISCONNECTS:
+        preauth, before_login = _DISCONNECTS[kind]
+        if m.group(preauth) is not None or (before_login and m.group(before_login) in _BEFORE_LOGIN):
+            add(("preauth_disconnect", addr, None, pid, when, None, None))
+        else:
+            add((NOTE, addr, None, pid, when, None, None))
+    elif kind in _SIMPLE:
+        add((_SIMPLE[kind], addr, None, pid, when, None, None))
+    else:
+        add(_other(m, kind, addr, pid, when))
+
+
+def method_of(token: str) -> str:
     """classify's auth method: the common ones as they are, the rest through auth_method."""
     return token if token in _METHODS else auth_method(token)
 
@@ -209,7 +227,7 @@ def _method(token: str) -> str:
 def _other(m: re.Match[str], kind: str, addr: str | None, pid: int, when: float) -> Op:
     """The rarer kinds: logins, TCP wrappers, the listener's lines."""
     if kind == "accepted":
-        return ("auth_accepted", addr, _method(m.group("accepted_method")), pid, when, None, None)
+        return ("auth_accepted", addr, method_of(m.group("accepted_method")), pid, when, None, None)
     if kind == "refused":
         token = m.group("refused_paren") or m.group("refused_addr")
         return ("wrapper_refused", address(token.rsplit("@", 1)[-1]), None, pid, when, None, None)

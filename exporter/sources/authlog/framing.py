@@ -62,15 +62,15 @@ class Framer:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._minutes: dict[str, float] = {}
+        self.minutes: dict[str, float] = {}  # `Mmm dd HH:MM` (and ISO minute + offset) -> epoch seconds
         self.stamps: dict[str, float] = {}  # whole stamp -> epoch seconds, filled by stamp_time()
         self._born = clock()
 
     def _miss(self) -> None:
         """Before adding to the cache: bound it, and forget year decisions made long ago."""
         now = self._clock()
-        if len(self._minutes) >= _CACHE_SIZE or now - self._born > _CACHE_MAX_AGE:
-            self._minutes.clear()
+        if len(self.minutes) >= _CACHE_SIZE or now - self._born > _CACHE_MAX_AGE:
+            self.minutes.clear()
             self.stamps.clear()  # built from the minutes: they go with them
             self._born = now
 
@@ -84,13 +84,19 @@ class Framer:
         if match is None or match[1][:3] not in _MONTHS:
             raise ValueError(f"not a traditional syslog stamp: {stamp!r}")
         minute, second, fraction = match.groups()
-        base = self._minutes.get(minute)
-        if base is None:
-            base = self._traditional_minute(minute)
+        base = self.minute_time(minute)
         if len(self.stamps) >= _STAMP_CACHE_SIZE:
             self.stamps.clear()
         value = self.stamps[stamp] = base + int(second) + (float(fraction) if fraction else 0.0)
         return value
+
+    def minute_time(self, minute: str) -> float:
+        """Epoch seconds of a traditional stamp's minute (`Nov  3 19:04`), as stamp_time() takes it.
+
+        For linescan, which adds the seconds itself: it looks `minutes` up first, calls this on a miss.
+        """
+        base = self.minutes.get(minute)
+        return self._traditional_minute(minute) if base is None else base
 
     def _traditional_minute(self, key: str) -> float:
         """Epoch seconds of `Mmm d HH:MM` in local time, in the year that is not in the future."""
@@ -104,12 +110,12 @@ class Framer:
         value = time.mktime((year, _MONTHS[month_name], *fields))
         if value - now > _FUTURE_SLACK:
             value = time.mktime((year - 1, _MONTHS[month_name], *fields))
-        self._minutes[key] = value
+        self.minutes[key] = value
         return value
 
     def _iso_minute(self, key: str, offset: str) -> float:
         """Epoch seconds of `YYYY-MM-DDTHH:MM` at a UTC offset (`Z`, `+02:00`, `-0400`)."""
-        cached = self._minutes.get(key + offset)
+        cached = self.minutes.get(key + offset)
         if cached is not None:
             return cached
         self._miss()
@@ -122,7 +128,7 @@ class Framer:
             sign = -1 if offset[0] == "+" else 1
             digits = offset[1:].replace(":", "")
             value += sign * (int(digits[0:2]) * 3600 + int(digits[2:4]) * 60)
-        self._minutes[key + offset] = value
+        self.minutes[key + offset] = value
         return value
 
     def parse(self, text: str) -> SyslogRecord | None:
@@ -134,7 +140,7 @@ class Framer:
         records: list[SyslogRecord | None] = []
         append = records.append
         traditional = _TRADITIONAL.match
-        minutes = self._minutes.get
+        minutes = self.minutes.get
         for line in lines:
             text = line.rstrip("\r\n") if line[-1:] == "\n" else line
             first = text[:1]
