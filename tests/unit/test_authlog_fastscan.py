@@ -12,9 +12,11 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from benchmarks.authlog_gen import generate
-from exporter.sources.authlog import fastscan
+from exporter.sources.authlog import fastscan, linescan, stats
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.stats import Stats
 
@@ -22,6 +24,13 @@ pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "authlog"
 NOW = 1795500000.0
+
+
+@pytest.fixture(autouse=True, params=["fastscan", "linescan"])
+def scanner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case runs with both chunk scanners (linescan is compiled where a C compiler is)."""
+    monkeypatch.setattr(stats, "scan", fastscan.scan if request.param == "fastscan" else linescan.scan)
+    return str(request.param)
 
 
 def _clock() -> float:
@@ -101,6 +110,49 @@ def test_every_wording_and_its_variants(message: str) -> None:
         "",
         "# a comment",
         "   ",
+        # the edges of linescan's grammars (each must agree with the regex, or leave the line to it)
+        "Nov 23 19:04:34 host sshd[1]: ",
+        "Nov 23 19:04:34 host sshd[1]:",
+        "Nov 23 19:04:34 host sshd[1]: error: ",
+        "Nov 23 19:04:34 host sshd[1]: U",
+        "Nov 23 19:04:34 host sshd[1]: [preauth]",
+        "Nov 23 19:04:34 host sshd[1]: Received disconnect from : port 22:11: x",
+        "Nov 23 19:04:34 host sshd[1]: Received disconnect from :: x [preauth]",
+        "Nov 23 19:04:34 host sshd[1]: Received disconnect from x port 2x:11: y",
+        "Nov 23 19:04:34 host sshd[1]: Disconnecting user 192.0.2.1 port 22: x",
+        "Nov 23 19:04:34 host sshd[1]: Disconnecting user  192.0.2.1 port 22: x",
+        "Nov 23 19:04:34 host sshd[1]: Disconnecting invalid user a b 192.0.2.1 port 22: x port 1: y",
+        "Nov 23 19:04:34 host sshd[1]: Connection closed by user 192.0.2.1 port 22",
+        "Nov 23 19:04:34 host sshd[1]: Connection closed by user  192.0.2.1 port 22",
+        "Nov 23 19:04:34 host sshd[1]: Connection closed by invalid user port 22 [preauth]",
+        "Nov 23 19:04:34 host sshd[1]: Connection reset by authenticating user a 192.0.2.1",
+        "Nov 23 19:04:34 host sshd[1]: Disconnected from user port 22",
+        "Nov 23 19:04:34 host sshd[1]: Disconnected from user a port 22 port 23",
+        "Nov 23 19:04:34 host sshd[1]: Accepted password for from 192.0.2.1 port 22 ssh2",
+        "Nov 23 19:04:34 host sshd[1]: Accepted password for a  from 192.0.2.1 port 22 ssh1",
+        "Nov 23 19:04:34 host sshd[1]: Accepted password for a from 192.0.2.1 port 22 ssh2:",
+        "Nov 23 19:04:34 host sshd[1]: Accepted password for a from x: port 22",
+        "Nov 23 19:04:34 host sshd[1]: pam_unix(sshd:auth): authentication failure; rhost=x y",
+        "Nov 23 19:04:34 host sshd[1]: pam_unix(sshd:auth): authentication failure; rhost= user=root",
+        "Nov 23 19:04:34 host sshd[1]: pam_unix(sshd:auth): 3 more authentication failures; rhost=[]  ",
+        "Nov 23 19:04:34 host sshd[1]: pam_x(sshd:auth): authentication failure; a rhost=b rhost=c user=d",
+        "Nov 23 19:04:34 host sshd[1]: refused connect from a (b) (c)",
+        "Nov 23 19:04:34 host sshd[1]: refused connect from (x)",
+        "Nov 23 19:04:34 host sshd[1]: refused connect from x ()",
+        "Nov 23 19:04:34 host sshd[1]: refused connect from a@b (c@[2001:db8::1])",
+        "Nov 23 19:04:34 host sshd[1]: drop connection #1 from [a]b]:1 on [c]:2 past MaxStartups",
+        "Nov 23 19:04:34 host sshd[1]: drop connection #1 from [::ffff:192.0.2.1]:1 on [c]:2 penalty: x",
+        "Nov 23 19:04:34 host sshd[1]: drop connection #1 from [[x]]:1 on [c]:2 past Maxstartups",
+        "Nov 23 19:04:34 host sshd[1]: User a from b from 192.0.2.1 not allowed because listed in DenyUsers",
+        "Nov 23 19:04:34 host sshd[1]: User from 192.0.2.1 not allowed because not in any group",
+        "Nov 23 19:04:34 host sshd[1]: in MaxStartups throttling for 10s, 5 connections, 3 conn",
+        "Nov 23 19:04:34 host sshd[1]: exited MaxStartups throttling after 00:01:02, 5x conn dropped",
+        "Nov 23 19:04:34 h sshd[1]: srclimit_penalise: ipv4: new 192.0.2.1 active penalty of 1.5 seconds for",
+        "Nov 23 19:04:34 h sshd[1]: srclimit_penalise: ipv5: new 192.0.2.1 active penalty of 1 seconds for x",
+        "Nov 23 19:04:34 host sshd[1]: Maxstartups logging rate-limited: additional 12 connections dropped",
+        "Nov 23 19:04:34 host CRON[1]x: Failed password for root from 192.0.2.7 port 2 ssh2",
+        "Nov 23 19:04:34 host a]b: Failed password for root from 192.0.2.7 port 2 ssh2",
+        "Nov 23 19:04:34 host sshd[01]: Failed password for root from 192.0.2.7 port 2 ssh2",
     ],
 )
 def test_edge_lines(line: str) -> None:
@@ -130,6 +182,66 @@ def test_fast_alternatives_are_used() -> None:
     kinds = {m.lastgroup for m in fastscan._CHUNK.finditer(text)}
     assert "slow" not in kinds and "other" not in kinds
     assert {"failed", "pam", "received", "disconnected", "invalid", "kex", "drop", "skip"} <= kinds
+
+
+def test_linescan_recognises_the_generator_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """linescan takes every line of the benchmark's mix itself: none goes to fastscan's regex."""
+    fallbacks: list[str] = []
+    monkeypatch.setattr(fastscan, "scan_line", lambda line, *rest: fallbacks.append(line))
+    framer = Framer(clock=_clock)
+    text = "".join(generate(5_000, 1_000, seed=3))
+    assert len(linescan.scan(text, framer, _clock)) > 3_000
+    assert fallbacks == []
+
+
+# Tokens of every wording, and the shapes around them that the fast grammars must tell apart.
+_TOKENS = sorted(
+    {token for message in MESSAGES for token in message.split(" ")}
+    | {"", "user", "invalid", "authenticating", "from", "port", "22", "22:", "22:11:", "ssh2", "ssh2:", "x:"}
+    | {":", "[", "]", "(", ")", "(x)", "a@192.0.2.9", "[2001:db8::1]", "::ffff:192.0.2.7", "[]", "#5", "1.5"}
+    | {"rhost=", "rhost=192.0.2.3", "user=root", "[preauth]", "error:", "for", "by", "with", "seconds,"}
+)
+_IDENTS = ("sshd[4242]", "sshd-session[4242]", "sshd-auth[7]", "sshd", "CRON[1]", "sshd[x]", "su")
+_message = st.lists(st.sampled_from(_TOKENS), max_size=16).map(" ".join)
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> str:
+    """A real wording with a token inserted, replaced or removed."""
+    tokens = draw(st.sampled_from(MESSAGES)).split(" ")
+    at = draw(st.integers(0, len(tokens)))
+    token = draw(st.sampled_from(_TOKENS))
+    edit = draw(st.sampled_from(("insert", "replace", "delete")))
+    if edit == "insert":
+        tokens.insert(at, token)
+    elif at < len(tokens):
+        tokens[at : at + 1] = [token] if edit == "replace" else []
+    return " ".join(tokens)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(("", "error: ", "fatal: ")),
+            st.one_of(_message, _mutated(), st.sampled_from(MESSAGES)),
+            st.sampled_from(("", " [preauth]")),
+            st.sampled_from(_IDENTS),
+            st.sampled_from(("Nov 23 19:04:34 host ", "Nov  3 19:04:34 h:x ", "Nov 23 19:04:34 h[ ")),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_shape_of_line(lines: list[tuple[str, str, str, str, str]], partial: bool) -> None:
+    """Whatever the line, the fast path (either scanner) counts what the general path counts."""
+    text = PRIMER + "".join(
+        f"{frame}{ident}: {error}{message}{suffix}\n" for error, message, suffix, ident, frame in lines
+    )
+    if partial:
+        text = text[:-1]
+    assert _fast(text) == _general(text), text
 
 
 def test_lines_read_count_partial_last_line() -> None:
