@@ -6,7 +6,8 @@ ARGS ?=
 
 .PHONY: run test test-unit test-integration lint venv dev system-deps bench clean
 
-$(BIN)/ssh-access-exporter: pyproject.toml
+# The auth-log sources too: setup.py compiles some of them with mypyc, so an edit needs a rebuild.
+$(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py)
 	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e .
@@ -28,8 +29,8 @@ system-deps:
 	./scripts/install-system-deps.sh
 
 lint: dev
-	$(BIN)/ruff check exporter tests benchmarks
-	$(BIN)/ruff format --check exporter tests benchmarks
+	$(BIN)/ruff check exporter tests benchmarks setup.py
+	$(BIN)/ruff format --check exporter tests benchmarks setup.py
 	$(BIN)/mypy
 
 ## make test: install what the tests need, lint, run the whole suite
@@ -46,4 +47,4 @@ bench: system-deps dev
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.so exporter/sources/authlog/*.so
