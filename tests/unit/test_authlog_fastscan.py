@@ -38,7 +38,7 @@ def _clock() -> float:
 
 
 def _state(stats: Stats) -> object:
-    return stats.snapshot(now=NOW), list(stats._pids.items()), stats.latest_time
+    return stats.snapshot(now=NOW), list(stats.pid_map().items()), stats.latest_time
 
 
 def _general(text: str) -> object:

@@ -129,16 +129,21 @@ def test_listener_lines_do_not_carry_addresses() -> None:
 
 
 def test_pid_map_is_bounded() -> None:
+    """Any pid is remembered for the next PID_MAP_SIZE - 1 pids (as in an LRU), at most 2x are held."""
     stats = Stats()
-    for pid in range(PID_MAP_SIZE + 100):
+    pids = 3 * PID_MAP_SIZE + 100
+    for pid in range(pids):
         stats.feed(
             SyslogRecord(f"Invalid user u from 192.0.2.{pid % 256} port 1", "sshd", pid, None, 1.0), "f"
         )
-    assert len(stats._pids) == PID_MAP_SIZE
+        if pid % 1000 == 0:
+            assert len(stats.pid_map()) <= 2 * PID_MAP_SIZE
+    newest, oldest = pids - 1, pids - PID_MAP_SIZE
+    for pid in (newest, oldest):
+        event = stats.feed(SyslogRecord("error: kex_exchange_identification: x", "sshd", pid), "f")
+        assert event is not None and event.address == f"192.0.2.{pid % 256}"
     first = stats.feed(SyslogRecord("error: kex_exchange_identification: x", "sshd", 0), "f")
-    last = stats.feed(SyslogRecord("error: kex_exchange_identification: x", "sshd", PID_MAP_SIZE + 99), "f")
     assert first is not None and first.address is None
-    assert last is not None and last.address == f"192.0.2.{(PID_MAP_SIZE + 99) % 256}"
 
 
 def test_source_health() -> None:

@@ -63,6 +63,11 @@ def scan(text: str, framer: Framer, clock: Callable[[], float]) -> list[Op]:
     return ops
 
 
+def _needs_cleanup(addr: str) -> bool:
+    """addr.startswith(("::ffff:", "[")), the first character looked at first."""
+    return bool(addr) and (addr[0] == "[" or (addr[0] == ":" and addr.startswith(_CLEANUP)))
+
+
 def _number(text: str, start: int, end: int) -> int:
     """int(text[start:end]) if that is `\\d+` (ASCII digits), else -1: no slice, no parse."""
     if end <= start:
@@ -173,7 +178,7 @@ def _line(text: str, start: int, end: int, clean: bool, framer: Framer, ops: lis
         ops.append(op)
         return True
     name, addr, method = found
-    if addr is not None and addr.startswith(_CLEANUP):
+    if addr is not None and _needs_cleanup(addr):
         addr = address(addr)
     ops.append((name, addr, method, pid, when, None, None))
     return True
@@ -258,7 +263,7 @@ def _addr_port(text: str, at: int, end: int, tail: str) -> str | None:
     digits = end - len(tail)
     if space <= at or not _at(text, space, end, " port ") or digits <= space + 6:
         return None
-    if (tail and not _at(text, digits, end, tail)) or not text[space + 6 : digits].isdigit():
+    if (tail and not _at(text, digits, end, tail)) or _number(text, space + 6, digits) < 0:
         return None
     return text[at:space]
 
@@ -612,7 +617,7 @@ def _drop(text: str, at: int, end: int, pid: int, when: float) -> Op | None:
     if space < 0 or "]" in text[on + 5 : local_close] or not text[local_close + 2 : space].isdigit():
         return None
     addr, why = text[addr_at:close], text[space + 1 : end]
-    if addr.startswith(_CLEANUP):
+    if _needs_cleanup(addr):
         addr = address(addr)
     if why.endswith(("MaxStartups", "Maxstartups")):
         return ("maxstartups_drop", addr, None, pid, when, None, None)

@@ -3,8 +3,8 @@
 Decisions the metrics rest on:
 - Addresses carry over by pid: a per-connection line without an address (`kex_exchange_identification:
   ...`, `User x not allowed because account is locked`) gets the address an earlier line of the same pid
-  gave. The map is an LRU of PID_MAP_SIZE pids; listener lines (drops, throttling, penalties) neither
-  feed nor read it, since the listener's pid serves every connection.
+  gave. The map keeps two generations of PID_MAP_SIZE pids (remember()); listener lines (drops,
+  throttling, penalties) neither feed nor read it, since the listener's pid serves every connection.
 - MaxStartups drops are exact whatever the LogLevel and version: within an episode (8.4-9.9, `beginning`
   .. `exited`) the episode's count is max(drop lines seen, largest total an `in ... N connections
   dropped` / `exited ... N connections dropped` line gave), and only its increase is added, so a drop
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -123,7 +122,8 @@ class Stats:
         self._episode_lines = 0
         self._episode_summary = 0
         self._last_loose_drop: float | None = None
-        self._pids: OrderedDict[int, str] = OrderedDict()
+        self._pids: dict[int, str] = {}  # the pid map's young generation
+        self._old_pids: dict[int, str] = {}  # and its previous one
         self._top = SlidingTopK(top_n, TOP_OFFENDERS_WINDOW_SECONDS)
         self._sources: dict[str, _Source] = {}
         self.latest_time: float | None = None  # newest event time seen: where replay ends its window
@@ -190,7 +190,6 @@ class Stats:
         Events without an address get the one their pid's earlier lines gave; `resolved` (if given)
         receives each event's address after that. Caller holds the lock.
         """
-        known_of, remember = self._pids.get, self.remember
         events, methods = self._events, self._auth_failures
         failures: list[tuple[str, float]] = []
         failed = failures.append
@@ -199,18 +198,18 @@ class Stats:
             addr = given
             if name in NOT_EVENTS:
                 if name == NOTE:
-                    remember(cast(int, pid), cast(str, addr))
+                    self.remember(cast(int, pid), cast(str, addr))
                 elif name == UNMATCHED:
                     health.lines_unmatched += 1
                 else:
                     self._summary(name, count or 0, when)
                 continue
             if pid is not None and name not in LISTENER_EVENTS:
-                known = known_of(pid)
+                known = self.known(pid)
                 if addr is None or (name == "login_grace_timeout" and known is not None):
                     addr = known  # 9.8.0 swapped a timeout's from/to: trust the connection's own lines
                 elif known != addr:
-                    remember(pid, addr)
+                    self.remember(pid, addr)
             events[name] += 1
             last = when
             if latest is None or when > latest:
@@ -227,16 +226,27 @@ class Stats:
         self.latest_time, health.last_event_time = latest, last
         self._top.add_many(failures)
 
+    def known(self, pid: int) -> str | None:
+        """The address the connection of `pid` gave, if it is still remembered. Caller holds the lock."""
+        addr = self._pids.get(pid)
+        return self._old_pids.get(pid) if addr is None else addr
+
     def remember(self, pid: int, addr: str) -> None:
-        """The connection of `pid` is from `addr` (an LRU of PID_MAP_SIZE pids). Caller holds the lock."""
+        """The connection of `pid` is from `addr`. Caller holds the lock.
+
+        Two generations of PID_MAP_SIZE pids: when the young one is full it becomes the old one and the
+        old one goes, so a pid is remembered at least as long as in an LRU of PID_MAP_SIZE, and at most
+        2 * PID_MAP_SIZE are held (plain dicts: an OrderedDict's bookkeeping cost more than counting).
+        """
         pids = self._pids
-        known = pids.get(pid)
-        if known != addr:
-            if known is not None:
-                pids.move_to_end(pid)
-            pids[pid] = addr
-            if len(pids) > PID_MAP_SIZE:
-                pids.popitem(last=False)
+        pids[pid] = addr
+        if len(pids) >= PID_MAP_SIZE:
+            self._old_pids, self._pids = pids, {}
+
+    def pid_map(self) -> dict[int, str]:
+        """The pids remembered and their addresses (for tests and debugging)."""
+        with self._lock:
+            return {**self._old_pids, **self._pids}
 
     def _listener_event(self, name: str, when: float, reason: str | None, count: int | None) -> None:
         if name == "maxstartups_drop":
