@@ -58,6 +58,14 @@ LISTENER_EVENTS = frozenset(
 )
 # The chunk scanner: linescan where mypyc compiled it, else fastscan's regex (faster in pure Python).
 scan = linescan.scan if linescan.COMPILED else fastscan.scan
+# What count_many does with each op name (see ops.py).
+_EVENT, _FAILURE, _LISTENER, _NOT_EVENT = 0, 1, 2, 3
+_ROLES: dict[str, int] = {
+    **dict.fromkeys(EVENTS, _EVENT),
+    **dict.fromkeys(FAILURE_EVENTS, _FAILURE),
+    **dict.fromkeys(LISTENER_EVENTS, _LISTENER),
+    **dict.fromkeys(NOT_EVENTS, _NOT_EVENT),
+}
 PID_MAP_SIZE = 4096
 THROTTLING_HOLD_SECONDS = 60.0
 TOP_OFFENDERS_WINDOW_SECONDS = 3600.0
@@ -190,13 +198,12 @@ class Stats:
         Events without an address get the one their pid's earlier lines gave; `resolved` (if given)
         receives each event's address after that. Caller holds the lock.
         """
-        events, methods = self._events, self._auth_failures
-        failures: list[tuple[str, float]] = []
-        failed = failures.append
+        events, methods, roles, top = self._events, self._auth_failures, _ROLES, self._top
         latest, last = self.latest_time, health.last_event_time
         for name, given, method, pid, when, reason, count in ops:
             addr = given
-            if name in NOT_EVENTS:
+            role = roles[name]  # one lookup instead of three set tests
+            if role == _NOT_EVENT:
                 if name == NOTE:
                     self.remember(cast(int, pid), cast(str, addr))
                 elif name == UNMATCHED:
@@ -204,7 +211,7 @@ class Stats:
                 else:
                     self._summary(name, count or 0, when)
                 continue
-            if pid is not None and name not in LISTENER_EVENTS:
+            if pid is not None and role != _LISTENER:
                 known = self.known(pid)
                 if addr is None or (name == "login_grace_timeout" and known is not None):
                     addr = known  # 9.8.0 swapped a timeout's from/to: trust the connection's own lines
@@ -214,17 +221,16 @@ class Stats:
             last = when
             if latest is None or when > latest:
                 latest = when
-            if name in FAILURE_EVENTS:
+            if role == _FAILURE:
                 if name == "auth_failed" and method is not None:
                     methods[method] += 1
                 if addr is not None:
-                    failed((addr, when))
-            elif name in LISTENER_EVENTS:
+                    top.add(addr, when)
+            elif role == _LISTENER:
                 self._listener_event(name, when, reason, count)
             if resolved is not None:
                 resolved.append(addr)
         self.latest_time, health.last_event_time = latest, last
-        self._top.add_many(failures)
 
     def known(self, pid: int) -> str | None:
         """The address the connection of `pid` gave, if it is still remembered. Caller holds the lock."""

@@ -55,25 +55,25 @@ class SlidingTopK:
         self._current: SpaceSaving | None = None
 
     def add(self, key: str, when: float) -> None:
-        self.add_many(((key, when),))
-
-    def add_many(self, items: Iterable[tuple[str, float]]) -> None:
-        """add() each (key, when) in order; the common case (this bucket, a known key) inline."""
+        """One failure of `key` at `when`; the common case (this bucket, a known key) inline."""
         if self.n <= 0:
             return
-        bucket_seconds = self.bucket_seconds
-        for key, when in items:
-            index = int(when // bucket_seconds)
-            current = self._current
-            if index == self._newest and current is not None:
-                counts = current.counts
-                count = counts.get(key)
-                if count is None:
-                    current.add(key)
-                else:
-                    counts[key] = count + 1
+        index = int(when // self.bucket_seconds)
+        current = self._current
+        if index == self._newest and current is not None:
+            counts = current.counts
+            count = counts.get(key)
+            if count is None:
+                current.add(key)
             else:
-                self._add_elsewhere(key, index)
+                counts[key] = count + 1
+        else:
+            self._add_elsewhere(key, index)
+
+    def add_many(self, items: Iterable[tuple[str, float]]) -> None:
+        """add() each (key, when) in order."""
+        for key, when in items:
+            self.add(key, when)
 
     def _add_elsewhere(self, key: str, index: int) -> None:
         """An add outside the newest bucket: an older one in the window, or a new newest one."""
