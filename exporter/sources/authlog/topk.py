@@ -10,7 +10,6 @@ failures is kept. Memory is buckets * 2 * capacity entries, for any number of di
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from operator import itemgetter
 
 
@@ -69,11 +68,6 @@ class SlidingTopK:
                 counts[key] = count + 1
         else:
             self._add_elsewhere(key, index)
-
-    def add_many(self, items: Iterable[tuple[str, float]]) -> None:
-        """add() each (key, when) in order."""
-        for key, when in items:
-            self.add(key, when)
 
     def _add_elsewhere(self, key: str, index: int) -> None:
         """An add outside the newest bucket: an older one in the window, or a new newest one."""
