@@ -10,6 +10,7 @@ ARGS ?=
 $(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py)
 	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
+	./scripts/install-build-deps.sh $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
