@@ -168,6 +168,13 @@ def mtail(path: Path, lines: int, workdir: Path) -> Run | None:
     return measure("mtail (sshd program)", argv, lines, cwd=workdir, out=workdir / "mtail.prom")
 
 
+def _compiled() -> bool:
+    """Whether the install under test compiled the hot path (setup.py): the figures depend on it."""
+    from exporter.sources.authlog import linescan  # noqa: PLC0415 (only the benchmark needs it)
+
+    return bool(linescan.COMPILED)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Auth log replay benchmark (issue 3)")
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -181,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         log = workdir / "auth.log"
         distinct = write_log(log, args.lines, args.addresses)
         print(f"log: {args.lines} lines, {distinct} distinct addresses, {log.stat().st_size / 2**20:.0f} MiB")
+        print(f"ours: the auth-log hot path {'compiled (mypyc)' if _compiled() else 'in pure Python'}")
         runs = [ours(log, args.lines, out=workdir / "ours.prom")]
         for other in (fail2ban(log, args.lines), mtail(log, args.lines, workdir)):
             if other is not None:
