@@ -25,7 +25,7 @@ from exporter.sources.authlog.records import AUTH_METHODS, MAX_MESSAGE_CHARS
 if TYPE_CHECKING:
     from exporter.sources.authlog.framing import Framer
 
-COMPILED: Final = not __file__.endswith(".py")
+COMPILED: Final = __file__.endswith((".so", ".pyd"))  # mypyc builds an extension module
 
 _CLEANUP: Final = ("::ffff:", "[")
 _METHODS: Final = frozenset(AUTH_METHODS)
