@@ -159,11 +159,11 @@ _PENALISE_ACTIVATING = re.compile(
 )
 
 
-_NEEDS_CLEANUP = ("::ffff:", "[")
+NEEDS_CLEANUP = ("::ffff:", "[")  # the address tokens address() rewrites
 
 
 def _event(name: str, record: SyslogRecord, addr: str | None = None, user: str | None = None) -> Event:
-    if addr is not None and addr.startswith(_NEEDS_CLEANUP):
+    if addr is not None and addr.startswith(NEEDS_CLEANUP):
         addr = address(addr)
     return Event(name, addr, user, None, record.pid, record.time)
 
@@ -173,7 +173,7 @@ def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classif
     if match is None:
         return None
     verdict, method, _invalid, user, addr = match.groups()
-    if addr.startswith(_NEEDS_CLEANUP):
+    if addr.startswith(NEEDS_CLEANUP):
         addr = address(addr)
     if verdict == "Failed":
         name = "auth_failed"

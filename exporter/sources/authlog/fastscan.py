@@ -35,7 +35,14 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
-from exporter.sources.authlog.classify import SSHD_IDENTS, address, auth_method, classify, penalty_reason
+from exporter.sources.authlog.classify import (
+    NEEDS_CLEANUP,
+    SSHD_IDENTS,
+    address,
+    auth_method,
+    classify,
+    penalty_reason,
+)
 from exporter.sources.authlog.ops import NOTE, Op, op_of
 from exporter.sources.authlog.records import AUTH_METHODS, MAX_MESSAGE_CHARS
 
@@ -130,7 +137,6 @@ CHUNK_PATTERN: Final = (
 _CHUNK = re.compile(CHUNK_PATTERN, re.MULTILINE)
 
 _METHODS = frozenset(AUTH_METHODS)
-_NEEDS_CLEANUP = ("::ffff:", "[")
 _BEFORE_LOGIN = frozenset({"authenticating user", "invalid user"})
 # Kinds that are one event whatever else the line says.
 _SIMPLE: Final = {
@@ -201,7 +207,7 @@ def add_match(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[
     pid = int(pid_text)
     if kind == "pam" and not addr:
         addr = None  # an empty `rhost=`: no address (classify's `or None` comes before the clean-up)
-    elif addr is not None and addr.startswith(_NEEDS_CLEANUP):
+    elif addr is not None and addr.startswith(NEEDS_CLEANUP):
         addr = address(addr)
     if kind == "failed":
         add(("auth_failed", addr, method_of(m.group(_FAILED_METHOD)), pid, when, None, None))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from exporter.sources.authlog import fastscan
-from exporter.sources.authlog.classify import address, penalty_reason
+from exporter.sources.authlog.classify import NEEDS_CLEANUP, address, penalty_reason
 from exporter.sources.authlog.ops import NOTE, Op
 from exporter.sources.authlog.records import AUTH_METHODS, MAX_MESSAGE_CHARS
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 COMPILED: Final = __file__.endswith((".so", ".pyd"))  # mypyc builds an extension module
 
-_CLEANUP: Final = ("::ffff:", "[")
 _METHODS: Final = frozenset(AUTH_METHODS)
 _PRINTABLE_BYTES: Final = bytes(range(0x20, 0x7F))
 _USER_UNKNOWN: Final = "pam_unix(sshd:auth): check pass; user unknown"
@@ -65,7 +64,7 @@ def scan(text: str, framer: Framer, clock: Callable[[], float]) -> list[Op]:
 
 def _needs_cleanup(addr: str) -> bool:
     """addr.startswith(("::ffff:", "[")), the first character looked at first."""
-    return bool(addr) and (addr[0] == "[" or (addr[0] == ":" and addr.startswith(_CLEANUP)))
+    return bool(addr) and (addr[0] == "[" or (addr[0] == ":" and addr.startswith(NEEDS_CLEANUP)))
 
 
 def _number(text: str, start: int, end: int) -> int:
