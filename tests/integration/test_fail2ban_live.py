@@ -171,7 +171,10 @@ def _misconfigured(port: int, log: Path) -> str:
 def test_config_checks_on_a_misconfigured_server(stack: Stack) -> None:
     (stack.syslog.log.parent / "other.log").unlink()  # e.g. rotated away without a new file
     with stack.exporter() as exporter:
-        found = exporter.scrape()
+        # fail2ban answers for a jail a moment before its actions (hence their ports) are set up
+        found = exporter.wait_until(
+            lambda f: value(f, "ssh_access_fail2ban_jail_covers_sshd_port", jail="sshd") is not None
+        )
         # sshd listens on a high port; the sshd jail blocks only "ssh" (22)
         assert value(found, "ssh_access_fail2ban_jail_covers_sshd_port", jail="sshd") == 0
         assert value(found, "ssh_access_fail2ban_jail_covers_sshd_port", jail="sshd-copy") == 1
