@@ -9,6 +9,7 @@ for that. `python -c "import exporter.sources.authlog.linescan as m; print(m.COM
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -23,19 +24,30 @@ COMPILED_MODULES = [
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext that warns and leaves the pure-Python modules in place when compiling fails."""
+    """build_ext that warns and leaves the pure-Python modules in place when compiling fails.
+
+    mypyc's per-module extensions all import one shared library: a partial build would make the
+    modules unimportable, so after any failure every extension built is removed again.
+    """
 
     def run(self) -> None:
+        self._failed = False
         try:
             super().run()
         except Exception as error:  # any compiler or toolchain failure: fall back
             _fallback(error)
+            self._failed = True
+        if self._failed:
+            for path in self.get_outputs():
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as error:  # as above
             _fallback(error)
+            self._failed = True
 
 
 def _fallback(error: BaseException) -> None:
