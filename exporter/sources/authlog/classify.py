@@ -75,7 +75,12 @@ _METHODS = frozenset(AUTH_METHODS)
 
 
 def auth_method(token: str) -> str:
-    """`keyboard-interactive/pam` -> `keyboard-interactive`; unknown methods -> `other` (closed set)."""
+    """`keyboard-interactive/pam` -> `keyboard-interactive`; unknown methods -> `other` (closed set).
+
+    The common tokens are methods as they are: returned without a split (once per failed login).
+    """
+    if token in _METHODS:
+        return token
     method = token.split("/", 1)[0]
     return method if method in _METHODS else "other"
 
@@ -181,9 +186,7 @@ def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classif
         name = "auth_accepted"
     else:  # Postponed / Partial: one step of a multi-step login, no verdict yet
         return Note(addr, record.pid)
-    return Event(
-        name, addr, user, method if method in _METHODS else auth_method(method), record.pid, record.time
-    )
+    return Event(name, addr, user, auth_method(method), record.pid, record.time)
 
 
 def _invalid_user(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:

@@ -44,7 +44,7 @@ from exporter.sources.authlog.classify import (
     penalty_reason,
 )
 from exporter.sources.authlog.ops import NOTE, Op, op_of
-from exporter.sources.authlog.records import AUTH_METHODS, MAX_MESSAGE_CHARS
+from exporter.sources.authlog.records import MAX_MESSAGE_CHARS
 
 if TYPE_CHECKING:
     from exporter.sources.authlog.framing import Framer
@@ -136,7 +136,6 @@ CHUNK_PATTERN: Final = (
 )
 _CHUNK = re.compile(CHUNK_PATTERN, re.MULTILINE)
 
-_METHODS = frozenset(AUTH_METHODS)
 _BEFORE_LOGIN = frozenset({"authenticating user", "invalid user"})
 # Kinds that are one event whatever else the line says.
 _SIMPLE: Final = {
@@ -210,7 +209,7 @@ def add_match(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[
     elif addr is not None and addr.startswith(NEEDS_CLEANUP):
         addr = address(addr)
     if kind == "failed":
-        add(("auth_failed", addr, method_of(m.group(_FAILED_METHOD)), pid, when, None, None))
+        add(("auth_failed", addr, auth_method(m.group(_FAILED_METHOD)), pid, when, None, None))
     elif kind == "pam":
         add(("pam_auth_failure", addr, None, pid, when, None, None))
     elif kind in _DISCONNECTS:
@@ -225,15 +224,10 @@ def add_match(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[
         add(_other(m, kind, addr, pid, when))
 
 
-def method_of(token: str) -> str:
-    """classify's auth method: the common ones as they are, the rest through auth_method."""
-    return token if token in _METHODS else auth_method(token)
-
-
 def _other(m: re.Match[str], kind: str, addr: str | None, pid: int, when: float) -> Op:
     """The rarer kinds: logins, TCP wrappers, the listener's lines."""
     if kind == "accepted":
-        return ("auth_accepted", addr, method_of(m.group("accepted_method")), pid, when, None, None)
+        return ("auth_accepted", addr, auth_method(m.group("accepted_method")), pid, when, None, None)
     if kind == "refused":
         token = m.group("refused_paren") or m.group("refused_addr")
         return ("wrapper_refused", address(token.rsplit("@", 1)[-1]), None, pid, when, None, None)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from exporter.sources.authlog import fastscan
-from exporter.sources.authlog.classify import NEEDS_CLEANUP, address, penalty_reason
+from exporter.sources.authlog.classify import NEEDS_CLEANUP, address, auth_method, penalty_reason
 from exporter.sources.authlog.ops import NOTE, Op
 from exporter.sources.authlog.records import AUTH_METHODS, MAX_MESSAGE_CHARS
 
@@ -253,7 +253,8 @@ def _rarer(text: str, at: int, end: int) -> Found:
 
 
 def _method(token: str) -> str:
-    return token if token in _METHODS else fastscan.method_of(token)
+    """classify.auth_method, its common case inline: compiled, a call into Python costs more."""
+    return token if token in _METHODS else auth_method(token)
 
 
 def _addr_port(text: str, at: int, end: int, tail: str) -> str | None:
