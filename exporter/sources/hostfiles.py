@@ -1,5 +1,10 @@
 """Reading a host's configuration files safely: a FIFO or device where a file should be must not hang
-a scrape (opening a FIFO for reading blocks until a writer comes), and a huge file must not fill memory.
+a scrape (opening a FIFO for reading blocks until a writer comes) or be opened at all (opening some
+devices has effects: a watchdog starts, a tape rewinds), and a huge file must not fill memory.
+
+The file is first opened with O_PATH, which touches nothing, and only a regular file is then opened for
+reading, through that same descriptor, so nothing can be swapped in between. With `paths`, the path is
+resolved inside --path.rootfs (`HostPaths.open`).
 """
 
 from __future__ import annotations
@@ -9,21 +14,40 @@ import os
 import stat
 from pathlib import Path
 
+from exporter.paths import HostPaths
+
 MAX_BYTES = 64 * 1024 * 1024
 
 
-def read_regular_file(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
-    """A regular file's bytes; OSError for anything else (FileNotFoundError when it is missing)."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open would block
+def open_regular_file(path: Path, *, paths: HostPaths | None = None) -> int:
+    """A read-only descriptor of a regular file; OSError for anything else (FileNotFoundError when it is
+    missing, EINVAL for a FIFO, device, socket or directory)."""
+    handle = paths.open(path, os.O_PATH) if paths is not None else os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        try:  # reopening the O_PATH descriptor's own file: no second path lookup
+            return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+        except FileNotFoundError:  # no /proc in this process's mount namespace
+            if paths is not None:
+                return paths.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    finally:
+        os.close(handle)
+
+
+def read_regular_file(path: Path, max_bytes: int = MAX_BYTES, *, paths: HostPaths | None = None) -> bytes:
+    """A regular file's bytes, at most `max_bytes` (EFBIG past them); OSError for anything else."""
+    descriptor = open_regular_file(path, paths=paths)
     with os.fdopen(descriptor, "rb") as file:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes")
+        raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
     return data
 
 
-def read_regular_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
+def read_regular_text(path: Path, max_bytes: int = MAX_BYTES, *, paths: HostPaths | None = None) -> str:
     """The same, decoded as UTF-8 with invalid bytes replaced."""
-    return read_regular_file(path, max_bytes).decode("utf-8", "replace")
+    return read_regular_file(path, max_bytes, paths=paths).decode("utf-8", "replace")
