@@ -23,11 +23,13 @@ from exporter.sources.commands import run_command as run_tool
 from exporter.sources.firewall import ipset, nft
 from exporter.sources.firewall.iptables import IptablesError, parse_save, read_iptc
 from exporter.sources.firewall.model import AddressSet, Chain, Ruleset
+from exporter.sources.hostfiles import read_regular_text
 from exporter.sources.singleflight import singleflight
 
 log = logging.getLogger(__name__)
 TIMEOUT = 5.0
 TOOL_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
+MODULES_BUILTIN_MAX_BYTES = 4 << 20  # a distribution kernel lists a few hundred built-in modules (~50 KB)
 LEGACY = (
     ("ipv4", "ip_tables_names", "iptables-legacy-save"),
     ("ipv6", "ip6_tables_names", "ip6tables-legacy-save"),
@@ -68,7 +70,8 @@ class FirewallReader:
             return True
         try:
             release = self.paths.proc("sys", "kernel", "osrelease").read_text().strip()
-            builtin = self.paths.root(f"/lib/modules/{release}/modules.builtin").read_text()
+            local = self.paths.root(f"/lib/modules/{release}/modules.builtin")
+            builtin = read_regular_text(local, MODULES_BUILTIN_MAX_BYTES, paths=self.paths)
         except OSError:
             return False
         return f"/{name}.ko" in builtin
