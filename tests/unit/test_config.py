@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 
@@ -34,3 +35,14 @@ def test_watchlist_accepts_addresses_and_networks() -> None:
 def test_bad_config_names_the_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         parse_config(text)
+
+
+def test_twenty_thousand_watchlist_entries_check_in_linear_time() -> None:
+    """The duplicate check hashes: 20,000 entries took 34 s when each was compared with every other."""
+    entries = [f"2001:db8:{i // 256:x}:{i % 256:x}::/64" for i in range(20_000)]
+    text = "watchlist:\n" + "".join(f"  - {entry}\n" for entry in entries)
+    started = time.monotonic()
+    assert len(parse_config(text).watchlist) == 20_000
+    with pytest.raises(ConfigError, match=r"watchlist\[20000\]: .* repeats watchlist\[7\]"):
+        parse_config(text + f"  - {entries[7].replace('::/64', ':0::/64')}\n")
+    assert time.monotonic() - started < 4.0
