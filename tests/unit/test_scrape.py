@@ -96,3 +96,97 @@ def test_a_repeated_failure_is_logged_once(caplog: pytest.LogCaptureFixture) -> 
         assert len(warnings) == 1 and "Permission denied" in str(warnings[0].__dict__["err"])
     finally:
         scraper.close()
+
+
+class Yields:
+    """A collector that yields whatever it is given, to feed the scrape bad output."""
+
+    def __init__(self, *metrics: object) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.metrics  # type: ignore[misc]
+
+
+def _gauge(name: str, labels: dict[str, str], value: object = 1.0, help_text: str = "test") -> Metric:
+    family = Metric(name, help_text, "gauge")
+    family.add_sample(name, labels, value)  # type: ignore[arg-type]
+    return family
+
+
+def _scrape(collectors: dict[str, object]) -> tuple[str, ScrapeCollector]:
+    scraper = ScrapeCollector(collectors, timeout=5)  # type: ignore[arg-type]
+    try:
+        return render(scraper.collect()), scraper
+    finally:
+        scraper.close()
+
+
+def test_lone_surrogates_are_repaired_not_a_failed_scrape(caplog: pytest.LogCaptureFixture) -> None:
+    """A jail name or CrowdSec scenario with a lone surrogate made the whole /metrics answer 500."""
+    jail = _gauge("ssh_access_test_jail", {"jail": "ssh\ud800d"}, help_text="bans per jail \udcff")
+    with caplog.at_level(logging.WARNING, logger="exporter.scrape"):
+        text, _ = _scrape({"f2b": Yields(jail), "ok": Fixed("ok")})
+    found = samples(text)
+    assert value(found, "ssh_access_test_jail", jail="ssh\ufffdd") == 1
+    assert "# HELP ssh_access_test_jail bans per jail \ufffd" in text
+    assert value(found, "ssh_access_test_ok") == 1
+    assert value(found, "ssh_access_collector_success", collector="f2b") == 1
+    assert any("repaired" in r.getMessage() and getattr(r, "collector", "") == "f2b" for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _gauge("ssh_access_test_bad", {}, value="many"),
+        _gauge("ssh_access_test_bad", {}, value=None),
+        _gauge("ssh_access_test_bad", {"jail": 7}),  # type: ignore[dict-item]
+        "not a metric family",
+        _gauge("process_cpu_seconds_total", {}),  # another collector's family in the same registry
+        _gauge("ssh_access_collector_success", {"collector": "ok"}),  # the scrape's own family
+    ],
+    ids=["text-value", "none-value", "int-label", "not-a-family", "foreign-name", "own-name"],
+)
+def test_output_that_cannot_be_exposed_costs_only_its_collector(bad: object) -> None:
+    text, scraper = _scrape({"bad": Yields(bad), "ok": Fixed("ok")})
+    found = samples(text)
+    assert value(found, "ssh_access_collector_success", collector="bad") == 0
+    assert value(found, "ssh_access_collector_success", collector="ok") == 1
+    assert value(found, "ssh_access_test_ok") == 1
+    assert value(found, "ssh_access_test_bad") is None
+    assert scraper.status["bad"].error
+
+
+def test_non_finite_values_are_exposed_as_such() -> None:
+    text, _ = _scrape({"x": Yields(_gauge("ssh_access_test_nan", {}, float("nan")))})
+    assert "ssh_access_test_nan NaN" in text
+
+
+def test_duplicate_series_are_exposed_once(caplog: pytest.LogCaptureFixture) -> None:
+    twice = _gauge("ssh_access_test_dup", {"jail": "sshd"}, 1.0)
+    twice.add_sample("ssh_access_test_dup", {"jail": "sshd"}, 2.0)
+    shared = _gauge("ssh_access_test_shared", {"source": "a"}, 3.0)
+    again = _gauge("ssh_access_test_shared", {"source": "a"}, 4.0)
+    with caplog.at_level(logging.WARNING, logger="exporter.scrape"):
+        text, _ = _scrape({"a": Yields(twice, shared), "b": Yields(again)})
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith("ssh_access_test_dup{")] == [
+        'ssh_access_test_dup{jail="sshd"} 1.0'
+    ]
+    assert [line for line in lines if line.startswith("ssh_access_test_shared{")] == [
+        'ssh_access_test_shared{source="a"} 3.0'
+    ]
+    assert any("duplicate" in str(getattr(r, "err", "")) for r in caplog.records)
+
+
+def test_a_family_whose_type_clashes_is_dropped_not_the_scrape(caplog: pytest.LogCaptureFixture) -> None:
+    gauge = _gauge("ssh_access_test_clash", {}, 1.0)
+    counter = Metric("ssh_access_test_clash", "test", "counter")
+    counter.add_sample("ssh_access_test_clash_total", {}, 2.0)
+    with caplog.at_level(logging.WARNING, logger="exporter.scrape"):
+        text, _ = _scrape({"a": Yields(gauge), "b": Yields(counter), "ok": Fixed("ok")})
+    assert text.count("# TYPE ssh_access_test_clash") == 1
+    found = samples(text)  # the parser refuses a second TYPE line for a name
+    assert value(found, "ssh_access_test_clash") == 1
+    assert value(found, "ssh_access_test_ok") == 1
+    assert any("clashes" in str(getattr(r, "err", "")) for r in caplog.records)
