@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
@@ -30,6 +32,8 @@ from exporter.web_config import TLSContextSource, WebConfig, WebConfigMiddleware
 log = logging.getLogger("exporter")
 
 EXIT_USAGE = 2
+# From SIGTERM to exit at most: systemd's default stop timeout is 90 s; this is well inside it.
+SHUTDOWN_DEADLINE = 3.0
 
 
 def flag(args: argparse.Namespace, name: str) -> object:
@@ -111,6 +115,8 @@ def serve_parser() -> argparse.ArgumentParser:
 
 
 def serve(argv: Sequence[str]) -> int:
+    """Serves until SIGTERM or SIGINT, then ends the process itself (see _exit_after): only a start-up
+    error returns."""
     parser = serve_parser()
     args = parser.parse_args(argv)
     setup_logging(str(flag(args, "log.level")), str(flag(args, "log.format")))
@@ -143,6 +149,7 @@ def serve(argv: Sequence[str]) -> int:
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        _exit_after(SHUTDOWN_DEADLINE)
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -160,13 +167,38 @@ def serve(argv: Sequence[str]) -> int:
     try:
         server.serve_forever()
     finally:
+        _exit_after(SHUTDOWN_DEADLINE)
         server.server_close()
         scraper.close()
         for collector in collectors.values():
             close = getattr(collector, "close", None)
             if callable(close):
                 close()
-    return 0
+    _exit_now(0)
+
+
+def _exit_after(seconds: float) -> None:
+    """Ends the process `seconds` from now, whatever its threads are doing.
+
+    A collector thread stuck in a read (a dead peer's socket, say) can be neither interrupted nor joined,
+    and Python joins every pool thread at exit: without this the exporter logs "shutting down" and never
+    ends, and systemd has to kill it. Armed when the signal arrives, so a clean-up step that blocks is
+    bounded too.
+    """
+    timer = threading.Timer(seconds, _exit_now, args=(0, "clean-up overran; exiting without waiting"))
+    timer.daemon = True
+    timer.start()
+
+
+def _exit_now(code: int, why: str = "") -> NoReturn:
+    """Log what is pending, then leave without joining threads (see _exit_after)."""
+    if why:
+        log.warning(why, extra={"seconds": SHUTDOWN_DEADLINE})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"replay": replay.main, "diagnose": diagnose.main}

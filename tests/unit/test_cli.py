@@ -17,7 +17,7 @@ import pytest
 from exporter.cli import main
 from exporter.web import make_http_server, parse_listen_address
 from tests.exposition import samples, value
-from tests.net import free_port
+from tests.net import free_port, wait_for_port
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,60 @@ def test_binding_resolves_no_names(monkeypatch: pytest.MonkeyPatch) -> None:
     for address in (":0", "127.0.0.1:0"):
         server = make_http_server(address, lambda environ, start: [])
         server.server_close()
+
+
+# The exporter with one more collector that never returns (a read stuck on a dead peer, say).
+STUCK_EXPORTER = """
+import sys, threading
+from exporter.collectors.registry import register_collector
+
+class Stuck:
+    def __init__(self, context):
+        pass
+
+    def collect(self):
+        threading.Event().wait()
+        yield from ()
+
+register_collector("stuck", Stuck, help="never returns")
+from exporter.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("mid_scrape", [False, True], ids=["stuck-collector", "stuck-collector-mid-scrape"])
+def test_sigterm_exits_promptly_while_a_collector_is_stuck(tmp_path: Path, mid_scrape: bool) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-c", STUCK_EXPORTER, f"--web.listen-address=127.0.0.1:{port}",
+            f"--path.rootfs={tmp_path}", "--no-collector.sshd", "--log.format=json",
+            f"--scrape.timeout={60 if mid_scrape else 0.5}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        scraper = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}/metrics')",
+            ]
+        )
+        if mid_scrape:
+            time.sleep(1)  # the scrape now waits on the stuck collector
+        else:
+            assert scraper.wait(timeout=10) == 0  # answered; the collector thread stays stuck
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 8
+        assert proc.stderr is not None
+        assert '"msg": "shutting down"' in proc.stderr.read()
+    finally:
+        for process in (proc, scraper):
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
