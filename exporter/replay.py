@@ -8,8 +8,8 @@ and only the first MAX_LINE_BYTES of a line are kept, so any input replays witho
 --format json (default): one object per line that produced an event, keys exactly
   file, line (1-based), event, address, user, method, pid, time
   with null where the line has none; `time` is epoch seconds (a number, fractions kept) or null for
-  lines without a timestamp. The address is the resolved one (carried over from the connection's
-  earlier lines when the line itself names none).
+  lines without a timestamp or with one that names no date (`2023-13-29T...`). The address is the
+  resolved one (carried over from the connection's earlier lines when the line itself names none).
 --format metrics: the exposition the exporter would serve after those lines (the authlog families;
   the top-offender window ends at the last event's time, so old logs still show their offenders).
 

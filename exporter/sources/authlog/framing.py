@@ -12,14 +12,19 @@ One compiled regex per framing, chosen by a cheap look at the first characters. 
 to epoch seconds is cached per minute, so the calendar arithmetic runs once a minute of log, not per line.
 Traditional timestamps carry no year and are local time: the year is the one that puts the line not more
 than a week in the future, so a December line read in January belongs to last year.
+
+A timestamp that names no instant (`2023-13-29T...`, year 0000, an offset of a day or more) costs the line
+its time and nothing else: the record keeps its ident, pid and message with `time` None, as a bare line,
+so its event is still counted (at the wall clock) and `replay` prints `"time": null`. Traditional stamps
+cannot fail that way: their fields are normalised (`Nov 31` is December 1st), on every path alike.
 """
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta, timezone
 
 from exporter.sources.authlog.records import MAX_MESSAGE_CHARS, SyslogRecord
 
@@ -113,23 +118,24 @@ class Framer:
         self.minutes[key] = value
         return value
 
-    def _iso_minute(self, key: str, offset: str) -> float:
-        """Epoch seconds of `YYYY-MM-DDTHH:MM` at a UTC offset (`Z`, `+02:00`, `-0400`)."""
+    def _iso_minute(self, key: str, offset: str) -> float | None:
+        """Epoch seconds of `YYYY-MM-DDTHH:MM` at a UTC offset (`Z`, `+02:00`, `-0400`); None if it names
+        no instant (not cached: a bad stamp costs one refused conversion a line, never an exception)."""
         cached = self.minutes.get(key + offset)
         if cached is not None:
             return cached
-        self._miss()
-        value = float(
-            calendar.timegm(
-                (int(key[0:4]), int(key[5:7]), int(key[8:10]), int(key[11:13]), int(key[14:16]), 0, 0, 0, 0)
-            )
-        )
-        if offset != "Z":
-            sign = -1 if offset[0] == "+" else 1
-            digits = offset[1:].replace(":", "")
-            value += sign * (int(digits[0:2]) * 3600 + int(digits[2:4]) * 60)
-        self.minutes[key + offset] = value
+        value = _iso_epoch(key, offset)
+        if value is not None:
+            self._miss()
+            self.minutes[key + offset] = value
         return value
+
+    def _iso_time(self, minute: str, second: str, fraction: str | None, offset: str) -> float | None:
+        """Epoch seconds of an ISO stamp's groups; None when its minute names no instant."""
+        base = self._iso_minute(minute, offset)
+        if base is None:
+            return None
+        return base + int(second) + (float(fraction) if fraction else 0.0)
 
     def parse(self, text: str) -> SyslogRecord | None:
         """One line (trailing newline allowed) -> record; None for what is not a log line."""
@@ -178,7 +184,7 @@ class Framer:
                     ident,
                     None if pid is None else int(pid),
                     host,
-                    self._iso_minute(minute, offset) + int(second) + (float(fraction) if fraction else 0.0),
+                    self._iso_time(minute, second, fraction, offset),
                 )
         elif first == "<":
             return self._rfc5424(text)
@@ -191,9 +197,7 @@ class Framer:
         if match is None:
             return SyslogRecord(text[:MAX_MESSAGE_CHARS])
         minute, second, fraction, offset, host, app, procid, message = match.groups()
-        stamp = None
-        if minute is not None:
-            stamp = self._iso_minute(minute, offset) + int(second) + (float(fraction) if fraction else 0.0)
+        stamp = None if minute is None else self._iso_time(minute, second, fraction, offset)
         return SyslogRecord(
             (message or "")[:MAX_MESSAGE_CHARS],
             None if app == "-" else app,
@@ -201,6 +205,24 @@ class Framer:
             None if host == "-" else host,
             stamp,
         )
+
+
+def _iso_epoch(minute: str, offset: str) -> float | None:
+    """Epoch seconds of `YYYY-MM-DDTHH:MM` at `offset`, or None for a field out of range (month 13, day
+    0, year 0000, hour 24, an offset of a day or more), which datetime refuses where timegm raised."""
+    try:
+        zone = UTC
+        if offset != "Z":
+            digits = offset[1:].replace(":", "")
+            hours, minutes = int(digits[0:2]), int(digits[2:4])
+            if minutes > 59:
+                return None
+            zone = timezone((-1 if offset[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes))
+        fields = (minute[0:4], minute[5:7], minute[8:10], minute[11:13], minute[14:16])
+        year, month, day, hour, minutes_past = (int(field) for field in fields)
+        return datetime(year, month, day, hour, minutes_past, tzinfo=zone).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 _DEFAULT = Framer()

@@ -1,0 +1,111 @@
+"""Hostile or broken auth-log input costs one line, never the batch, the view or the process (issue 11).
+
+Each view of the pipeline is fed what a local user, a broken syslog daemon or a hostile client can put
+in a log: timestamps that name no date, lines built to make a regex backtrack, client text shaped like
+sshd's own address fields, tokens that are no address.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter import cli
+from exporter.collectors.authlog import LiveAuthlogCollector
+from exporter.sources.authlog.framing import Framer
+from exporter.sources.authlog.stats import Stats
+from exporter.sources.authlog.tail import FileTailer
+from tests.exposition import render, samples, value
+
+GOOD = "2023-07-29T04:15:{second:02d}+02:00 h sshd[{pid}]: Failed password for a from 192.0.2.7 port 2 ssh2"
+BAD_STAMPS = (
+    "2023-13-29T04:15:01+02:00",  # month 13
+    "2023-00-29T04:15:01+02:00",  # month 00
+    "0000-07-29T04:15:01+02:00",  # year 0000
+    "2023-07-29T04:15:01+25:00",  # an offset of more than a day
+)
+
+
+def _bad_line(stamp: str, message: str = "Failed password for root from 198.51.100.8 port 22 ssh2") -> str:
+    return f"{stamp} host sshd[77]: {message}"
+
+
+@pytest.mark.parametrize("stamp", BAD_STAMPS)
+def test_a_bad_timestamp_costs_its_time_only(stamp: str) -> None:
+    """The line keeps its event; it has no time, like a bare line (the wall clock counts it)."""
+    record = Framer().parse(_bad_line(stamp))
+    assert record is not None
+    assert (record.ident, record.pid, record.time) == ("sshd", 77, None)
+    assert record.message.startswith("Failed password for root from 198.51.100.8")
+    rfc5424 = Framer().parse(
+        f"<38>1 {stamp} host sshd 77 - - Failed password for root from 192.0.2.1 port 2 ssh2"
+    )
+    assert rfc5424 is not None and rfc5424.time is None and rfc5424.ident == "sshd"
+
+
+def test_replay_counts_the_lines_around_a_bad_timestamp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "auth.log"
+    lines = [
+        GOOD.format(second=1, pid=10),
+        *(_bad_line(s) for s in BAD_STAMPS),
+        GOOD.format(second=2, pid=11),
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    assert cli.main(["replay", str(log)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["line"], r["address"], r["time"] is None) for r in rows] == [
+        (1, "192.0.2.7", False),
+        *((n, "198.51.100.8", True) for n in range(2, 2 + len(BAD_STAMPS))),
+        (2 + len(BAD_STAMPS), "192.0.2.7", False),
+    ]
+    assert cli.main(["replay", "--format", "metrics", str(log)]) == 0
+    found = samples(capsys.readouterr().out)
+    assert value(found, "ssh_access_sshd_events_total", event="auth_failed") == len(lines)
+
+
+def test_live_batch_with_a_bad_timestamp_loses_no_line(tmp_path: Path) -> None:
+    """100 good lines, a bad one, 100 good lines, in one batch of the follower: all 201 counted."""
+    log = tmp_path / "auth.log"
+    good = [GOOD.format(second=n % 60, pid=1000 + n) for n in range(100)]
+    log.write_text("\n".join([*good, _bad_line(BAD_STAMPS[0]), *good]) + "\n")
+    collector = LiveAuthlogCollector([FileTailer(log, from_start=True, name="auth.log")], Stats(), 0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while collector.stats.snapshot().sources["auth.log"].lines_read < 201 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        found = samples(render(collector.collect()))
+    finally:
+        collector.close()
+    assert value(found, "ssh_access_sshd_events_total", event="auth_failed") == 201
+    assert collector.follower.health.sink_errors == 0
+
+
+def test_diagnose_and_watchlist_read_a_log_tail_with_a_bad_timestamp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`drop` lines are framed for the penalty layer: a bad one must not take diagnose down."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "var/log").mkdir(parents=True)
+    drop = "drop connection #3 from [192.0.2.9]:5555 on [192.0.2.1]:22 penalty: failed authentication"
+    (tmp_path / "var/log/auth.log").write_text(_bad_line(BAD_STAMPS[0], drop) + "\n")
+    argv = [
+        "diagnose",
+        "192.0.2.9",
+        "--json",
+        f"--path.rootfs={tmp_path}",
+        f"--path.procfs={tmp_path / 'proc'}",
+        "--no-collector.firewall",
+        "--no-collector.sshguard",
+        "--no-collector.crowdsec",
+        "--collector.authlog.files=/var/log/auth.log",
+    ]
+    code = cli.main(argv)
+    document = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    assert document["address"] == "192.0.2.9"
