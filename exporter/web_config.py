@@ -63,6 +63,8 @@ EXTRA_HEADERS: dict[str, tuple[str, ...]] = {
     "X-XSS-Protection": (),
     "Content-Security-Policy": (),
 }
+# bcrypt checks at once: one per core, as each is pure CPU; more would only slow every one of them.
+BCRYPT_CONCURRENCY = max(2, os.cpu_count() or 2)
 _BCRYPT_HASH = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 _TOP_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users", "rate_limit")
 _TLS_KEYS = (
@@ -389,15 +391,22 @@ class BasicAuth:
 
     The cache holds, per user, an HMAC (with a per-process random key) of the hash and the password that
     last verified, so no password is kept in memory and the comparison is constant-time.
+
+    Timing tells no user names: a check the cache does not answer runs one bcrypt per cost the file
+    uses (the user's own hash at its cost, a decoy at each other cost; decoys alone for an unknown
+    user), so every user, known or not, costs the same whatever costs the file mixes. bcrypt releases the
+    GIL: up to BCRYPT_CONCURRENCY checks run side by side, so wrong passwords do not queue a good login
+    behind them one by one, and a flood of them takes no more cores than that.
     """
 
     def __init__(self, users: Mapping[str, str]) -> None:
         self.users = {user: hashed.encode() for user, hashed in users.items()}
-        self._decoy = next(iter(self.users.values()), b"")
+        # A decoy per cost: a salt with a hash part that never matches; bcrypt does the full work anyway.
+        self._decoys = {cost: _decoy_hash(cost) for cost in sorted({_cost(h) for h in self.users.values()})}
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self._bcrypt_lock = threading.Lock()  # one bcrypt at a time: it is CPU-bound by design
+        self._bcrypt_slots = threading.BoundedSemaphore(BCRYPT_CONCURRENCY)
         self.bcrypt_calls = 0
 
     def check(self, user: str, password: bytes) -> bool:
@@ -410,20 +419,29 @@ class BasicAuth:
                 cached = self._verified.get(user)
             if cached is not None and hmac.compare_digest(cached, digest):
                 return True
-        with self._bcrypt_lock:
-            self.bcrypt_calls += 1
-            try:
-                # An unknown user costs a bcrypt run too, so timing does not tell which users exist.
-                import bcrypt  # noqa: PLC0415 (imported when basic auth is first used)
+        if not self._bcrypt(password, hashed):
+            return False
+        with self._lock:
+            self._verified[user] = digest
+        return True
 
-                ok = bcrypt.checkpw(password, hashed or self._decoy)
-            except ValueError:
-                ok = False
-        if ok and hashed is not None:
+    def _bcrypt(self, password: bytes, hashed: bytes | None) -> bool:
+        """True when `hashed` (None: an unknown user) matches; as long for every user (see the class)."""
+        import bcrypt  # noqa: PLC0415 (imported when basic auth is first used)
+
+        own_cost = _cost(hashed) if hashed is not None else None
+        ok = False
+        with self._bcrypt_slots:
             with self._lock:
-                self._verified[user] = digest
-            return True
-        return False
+                self.bcrypt_calls += 1
+            for cost, decoy in self._decoys.items():
+                real = hashed if hashed is not None and cost == own_cost else None
+                try:
+                    matched = bcrypt.checkpw(password, real or decoy)
+                except ValueError:
+                    matched = False
+                ok = ok or (matched and real is not None)
+        return ok
 
     def check_header(self, authorization: str | None) -> bool:
         """The `Authorization: Basic base64(user:password)` request header."""
@@ -440,6 +458,18 @@ class BasicAuth:
         if not sep:
             return False
         return self.check(user.decode("utf-8", errors="surrogateescape"), password)
+
+
+def _cost(hashed: bytes) -> int:
+    """The cost of a hash `_BCRYPT_HASH` accepted: `$2y$10$...` -> 10."""
+    return int(hashed[4:6])
+
+
+def _decoy_hash(cost: int) -> bytes:
+    """A bcrypt hash of that cost that no password matches (its hash part is not bcrypt's output)."""
+    import bcrypt  # noqa: PLC0415 (as in BasicAuth._bcrypt)
+
+    return bcrypt.gensalt(rounds=cost) + b"." * 31
 
 
 class WebConfigMiddleware:
