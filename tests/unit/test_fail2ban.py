@@ -211,6 +211,52 @@ def test_oversized_reply_is_cut_off(
         conn.request("version")
 
 
+# -- hostile replies: bounded before anything walks them ---------------------------------------------
+
+
+def memo_bomb(levels: int) -> object:
+    """`[a, a]` nested `levels` deep: 2**levels leaves, a pickle of a few hundred bytes (memo references)."""
+    value: object = "a"
+    for _ in range(levels):
+        value = [value, value]
+    return value
+
+
+def ok_opcodes(result: bytes) -> bytes:
+    """A `(0, result)` reply around hand-written opcodes that build the result."""
+    return b"\x80\x04K\x00" + result + b"\x86."
+
+
+def test_a_memo_bomb_is_refused_before_it_is_built() -> None:
+    bomb = pickle.dumps((0, memo_bomb(40)), 4)
+    assert len(bomb) < 400
+    started = time.monotonic()
+    with pytest.raises(ProtocolError, match="expands to more than"):
+        decode(bomb + END)
+    with pytest.raises(ProtocolError, match="expands to more than"):
+        decode(pickle.dumps((1, memo_bomb(40)), 4) + END)  # the error path reprs its result
+    assert time.monotonic() - started < 2.0
+    assert decode(pickle.dumps((0, memo_bomb(10)), 4) + END) == memo_bomb(10)  # 1024 leaves: fine
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (b"]" * 100_000 + b"a" * 99_999, "nests deeper"),  # recursion in any walker
+        (b"}N" + b"\x85" * 100_000 + b"Ns", "container as a dict key"),  # hashing it recurses in C
+        (b"\x8f(N\x85\x90", "container as a dict key or set member"),
+        (b"]\x94h\x00a", "contains itself"),
+        (b"Nr\x00\x00\x00\x80", "memo index"),  # the unpickler would size its memo to 2**32
+        (b"\x8b\x00\x01\x00\x00" + b"\xff" * 255 + b"\x7f", "integer of 2047 bits"),
+    ],
+)
+def test_replies_the_unpickler_must_not_build_are_refused(result: bytes, error: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ProtocolError, match=error):
+        decode(ok_opcodes(result) + END)
+    assert time.monotonic() - started < 2.0
+
+
 # -- a whole server ---------------------------------------------------------------------------------
 
 SSHD_ACTIONS: list[tuple[str, object]] = [("Currently banned", 3), ("Total banned", 9)]
@@ -323,6 +369,85 @@ def test_plain_status_parses_too() -> None:
     assert parse_jail_status("sshd", full).banned == 3
     with pytest.raises(ProtocolError):
         parse_jail_status("sshd", "nonsense")
+
+
+def test_checking_a_long_reply_keeps_to_the_session_deadline(serve: Callable[[Reply], FakeServer]) -> None:
+    junk = b"\x80\x04" + b"(1" * (7 << 20) + b"N."  # 14 MiB of opcodes that build nothing: seconds to read
+    server = serve(lambda _: junk)
+    started = time.monotonic()
+    with Connection(server.path, 0.5, owner_uid=os.getuid()) as conn, pytest.raises(TimeoutError):
+        conn.request("version")
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {("version",): ok(memo_bomb(40))},  # str() of the version
+        {("status",): ok([memo_bomb(40)])},  # the pair helper's repr of a bad item
+        {("get", "sshd", "bantime"): ok(memo_bomb(40))},  # the integer helper's repr
+        {("get", "sshd", "maxretry"): pickle.dumps((1, memo_bomb(40)), 4)},  # an error's message
+    ],
+)
+def test_an_exponential_reply_costs_the_fail2ban_source_not_the_process(
+    tmp_path: Path, serve: Callable[[Reply], FakeServer], hostile: dict[tuple[str, ...], bytes]
+) -> None:
+    server = serve(lambda command: hostile.get(tuple(command)) or fake_fail2ban(command))
+    started = time.monotonic()
+    snapshot = reader_for(tmp_path, "/" + server.path.name).read()
+    assert time.monotonic() - started < 2.0  # before: the GIL held in repr, memory growing to MemoryError
+    assert (snapshot.up, snapshot.source) == (False, None)
+    assert "expands to more than" in snapshot.error
+    found = samples(render(snapshot_families(snapshot)))
+    assert value(found, "ssh_access_ban_source_up", source="fail2ban") == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "answer", "error"),
+    [
+        (("get", "sshd", "bantime"), 10**400, "integer of 1329 bits"),
+        (("get", "sshd", "findtime"), float("inf"), "findtime: not a finite number"),
+        (("get", "sshd", "maxretry"), "9" * 400, "maxretry: integer out of range"),
+        (("status", "sshd", "short"), [STATUS_SSHD[0], ("Actions", [("Currently banned", 2**70)])], "bits"),
+    ],
+    ids=["huge-bantime", "infinite-findtime", "huge-text-maxretry", "huge-count"],
+)
+def test_a_number_out_of_range_is_a_clear_error_and_the_source_is_down(
+    tmp_path: Path,
+    serve: Callable[[Reply], FakeServer],
+    caplog: pytest.LogCaptureFixture,
+    command: tuple[str, ...],
+    answer: object,
+    error: str,
+) -> None:
+    server = serve(lambda asked: ok(answer) if tuple(asked) == command else fake_fail2ban(asked))
+    collector = make_collector(reader_for(tmp_path, "/" + server.path.name))
+    found = samples(render(collector.collect()))  # before: OverflowError, and ban_source_up vanished
+    assert value(found, "ssh_access_ban_source_up", source="fail2ban") == 0
+    assert [error in getattr(r, "err", "") for r in caplog.records if r.msg == "ban source unreachable"] == [
+        True
+    ]
+
+
+def test_a_lone_surrogate_in_a_jail_name_still_reports_the_jail(
+    tmp_path: Path, serve: Callable[[Reply], FakeServer]
+) -> None:
+    name = "web\ud800"
+    answers = {
+        **ANSWERS,
+        ("version",): "1.0.2\udcff",
+        ("status",): [("Number of jail", 2), ("Jail list", f"sshd, {name}")],
+        **{(*key[:1], name, *key[2:]): answer for key, answer in ANSWERS.items() if key[1:2] == ("web",)},
+    }
+    web_filter = [("Currently failed", 0), ("Total failed", 1), ("File list", ["/l\ud800"])]
+    answers[("status", name, "short")] = [("Filter", web_filter), STATUS_WEB[1]]
+    server = serve(lambda command: ok(answers[tuple(command)]))
+    text = render(make_collector(reader_for(tmp_path, "/" + server.path.name)).collect())  # before: 500
+    found = samples(text)
+    assert value(found, "ssh_access_banned_addresses", source="fail2ban", jail="web\ufffd") == 1
+    assert value(found, "ssh_access_fail2ban_version_info", version="1.0.2\ufffd") == 1
+    assert promtool_check(text) is None
+    assert ["status", name, "short"] in server.commands  # asked by its own name
 
 
 # -- database ---------------------------------------------------------------------------------------
@@ -535,6 +660,14 @@ def test_config_dump_names_jails_without_logs() -> None:
     assert value(found, "ssh_access_fail2ban_sshd_guarded") == 1
     web_only = parse_dump("['add', 'web', 'polling']\n['set', 'web', 'addfailregex', '^<HOST> 401']\n", "")
     assert Fail2banSnapshot(True, False, None, "down", config=web_only).sshd_guarded is False
+
+
+def test_a_config_dump_the_parser_cannot_take_costs_its_line_only() -> None:
+    hostile = "['add', 'deep', " + "-" * 100_000 + "1]\n['add', 'sum', " + "+".join(["1"] * 100_000) + "]\n"
+    check = parse_dump(hostile + "['add', 'web\\ud800', 'auto']\n" + DUMP, "")  # before: MemoryError
+    assert check.jails == ("web\ufffd", "sshd", "web")
+    text = render(snapshot_families(Fail2banSnapshot(True, False, None, "down", config=check)))
+    assert value(samples(text), "ssh_access_fail2ban_config_jail_log_missing", jail="web\ufffd") == 0
 
 
 def test_config_check_runs_only_while_the_socket_is_unreachable(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ fail2ban-server refuses to start when an enabled jail finds no log file (Debian 
 /var/log/auth.log, which only a syslog daemon writes), so the socket check alone only says "down".
 The dump says which jails are enabled, which of them found no log file (a warning on stderr), and
 what their filters match, so "no enabled jail guards sshd" can be told while the server is down too.
-Each line is a Python literal (a list), read with ast.literal_eval: nothing in it is executed.
+Each line is a Python literal (a list), read with ast.literal_eval: nothing in it is executed. The
+parser refuses nesting past its limits with MemoryError or RecursionError ("too complex"): such a line
+is skipped like any other that is not a literal. Jail names become labels, so they are made valid text.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.sources.commands import run_command as run_tool
+from exporter.sources.replies import clean_text
 
 _NO_LOG = re.compile(r"Have not found any log file for (\S+) jail")
 _REGEX_OPTIONS = ("prefregex", "addfailregex", "addjournalmatch")
@@ -37,14 +40,16 @@ def parse_dump(stdout: str, stderr: str) -> ConfigCheck:
             continue
         try:
             command = ast.literal_eval(line)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             continue
         if not isinstance(command, list) or len(command) < 2:
             continue
         if command[0] == "add" and isinstance(command[1], str):
-            jails.append(command[1])
+            jails.append(clean_text(command[1]))
         elif command[0] == "set" and len(command) >= 4 and command[2] in _REGEX_OPTIONS:
-            matches.setdefault(str(command[1]), []).append(" ".join(str(part) for part in command[3:]))
+            matches.setdefault(clean_text(str(command[1])), []).append(
+                " ".join(str(part) for part in command[3:])
+            )
     without = frozenset(_NO_LOG.findall(stderr))
     return ConfigCheck(tuple(jails), without, {jail: tuple(found) for jail, found in matches.items()})
 

@@ -6,7 +6,10 @@ Unpickling runs code (a reduce to `os.system` is one opcode away), so replies go
 that admits only plain builtins: anything naming a global, a class or a persistent id is refused
 before it is called. The socket must be a socket owned by root (or the configured uid), and the peer
 process must run as that uid too (SO_PEERCRED), so a socket swapped in by someone else is never read.
-Every step has a deadline: a hung server costs one scrape.
+Before the unpickler runs, `pickleshape.check_shape` reads the reply's opcodes and refuses one that
+would build too much, too deep, or anything but plain builtins, so nothing that later walks the result
+(a repr in a message, the reader's helpers) can run for ever or exhaust memory. The session has one
+deadline, for connecting, every send, every read and that check: a hung server costs one scrape.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from exporter.sources.fail2ban.pickleshape import ShapeError, UnsafeOpcodeError, check_shape
 
 END = b"<F2B_END_COMMAND>"
 CLOSE = b"<F2B_CLOSE_COMMAND>"
@@ -54,8 +59,14 @@ class PlainUnpickler(pickle.Unpickler):
         raise UnsafeReplyError("reply uses a persistent id: refused")
 
 
-def loads_plain(data: bytes) -> object:
-    """Unpickle data built from plain builtins only."""
+def loads_plain(data: bytes, deadline: float | None = None) -> object:
+    """Unpickle data built from plain builtins only, once its shape is known to be bounded."""
+    try:
+        check_shape(data, deadline)
+    except UnsafeOpcodeError as exc:
+        raise UnsafeReplyError(str(exc)) from None
+    except ShapeError as exc:
+        raise ProtocolError(str(exc)) from None
     try:
         return PlainUnpickler(io.BytesIO(data)).load()
     except UnsafeReplyError:
@@ -69,11 +80,11 @@ def encode(command: Sequence[str]) -> bytes:
     return pickle.dumps(list(command), protocol=4) + END
 
 
-def decode(frame: bytes) -> object:
+def decode(frame: bytes, deadline: float | None = None) -> object:
     """The result of one framed `(code, result)` reply; code 0 is success."""
     if not frame.endswith(END):
         raise ProtocolError("reply not terminated")
-    reply = loads_plain(frame[: -len(END)])
+    reply = loads_plain(frame[: -len(END)], deadline)
     if isinstance(reply, str) and reply.startswith("ERROR"):
         raise ProtocolError(reply[:200])  # the server could not even read the request
     if not (isinstance(reply, tuple | list) and len(reply) == 2 and isinstance(reply[0], int)):
@@ -141,7 +152,7 @@ class Connection:
             frame += chunk
             if len(frame) > MAX_REPLY:
                 raise ProtocolError(f"reply larger than {MAX_REPLY} bytes")
-        return decode(bytes(frame))
+        return decode(bytes(frame), self.deadline)
 
     def close(self) -> None:
         sock, self._sock = self._sock, None

@@ -14,6 +14,7 @@ they are counters that reset on a restart; `server_started` dates the reset.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from exporter.sources.fail2ban.configcheck import ConfigCheck, check_config
 from exporter.sources.fail2ban.database import DatabaseError, DbSnapshot, read_database
 from exporter.sources.fail2ban.ports import covers, read_services
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
+from exporter.sources.replies import ReplyError, check_int, clean_text
 from exporter.sources.sshd_processes import boot_time, read_process
 
 log = logging.getLogger(__name__)
@@ -97,20 +99,31 @@ def _pairs(value: object, what: str) -> dict[str, object]:
 
 
 def _int(value: object, what: str) -> int:
+    """A count or setting as an integer that fits in 64 bits (so float() of it cannot overflow)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ProtocolError(f"{what}: not a number: {value!r:.80}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(f"{what}: not a finite number: {value!r}")
     try:
-        return int(value)
+        return check_int(int(value), what)
+    except ReplyError as exc:
+        raise ProtocolError(str(exc)) from None
     except ValueError as exc:
         raise ProtocolError(f"{what}: not a number: {value!r:.80}") from exc
 
 
 def _strings(value: object) -> tuple[str, ...]:
+    """As the server sent them: jail and action names go back to it in later requests."""
     if isinstance(value, str):
         return (value,) if value else ()
     if isinstance(value, list | tuple):
         return tuple(str(item) for item in value if item)
     return ()
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    """The same as valid text, for what leaves the reader (labels must encode as UTF-8)."""
+    return tuple(clean_text(item) for item in _strings(value))
 
 
 def bantime_seconds(value: int) -> float:
@@ -130,14 +143,14 @@ def parse_jail_status(name: str, reply: object) -> Jail:
     actions = _pairs(sections.get("Actions", []), f"status {name} Actions")
     backend = "systemd" if "Journal matches" in filt else "file" if "File list" in filt else None
     return Jail(
-        name=name,
+        name=clean_text(name),
         banned=_int(actions.get("Currently banned"), "Currently banned"),
         bans_total=_int(actions.get("Total banned"), "Total banned"),
         failing=_int(filt.get("Currently failed"), "Currently failed"),
         failures_total=_int(filt.get("Total failed"), "Total failed"),
         backend=backend,
-        log_paths=_strings(filt.get("File list", ())),
-        journal_matches=_strings(filt.get("Journal matches", ())),
+        log_paths=_texts(filt.get("File list", ())),
+        journal_matches=_texts(filt.get("Journal matches", ())),
     )
 
 
@@ -226,7 +239,7 @@ class Fail2banReader:
                 continue
             properties = _strings(conn.request("get", name, "actionproperties", action))
             if "port" in properties:  # asking for a missing one would answer a pickled exception
-                specs.append(str(conn.request("get", name, "action", action, "port")))
+                specs.append(clean_text(str(conn.request("get", name, "action", action, "port"))))
         return tuple(specs)
 
     def _covers_sshd(self, specs: tuple[str, ...]) -> bool | None:
@@ -255,7 +268,7 @@ class Fail2banReader:
 
     def read_socket(self, path: Path) -> Fail2banSnapshot:
         with Connection(path, self.timeout, self.owner_uid) as conn:
-            version = str(conn.request("version"))
+            version = clean_text(str(conn.request("version")))
             jails = tuple(self._jail(conn, name) for name in jail_names(conn.request("status")))
             pid = conn.peer_pid
         return Fail2banSnapshot(True, True, "socket", "", version, self._started(pid), None, jails)
