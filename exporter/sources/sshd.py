@@ -171,7 +171,7 @@ class SshdReader:
         return ConfigState(self._from_files(parsed, ver), None, reason, tuple(parsed.errors))
 
     def _from_files(self, parsed: ParsedFiles, version: str | None) -> EffectiveConfig | None:
-        if not parsed.files:
+        if not parsed.files or parsed.aborted:  # aborted: sshd refuses such a config, or it is cut short
             return None
         try:
             return EffectiveConfig.from_options(parsed.options, "file", version, tuple(parsed.files))

@@ -11,18 +11,41 @@ from __future__ import annotations
 
 import glob
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from exporter.paths import HostPaths
+from exporter.sources.hostfiles import read_regular_text
 
 # Keywords that accumulate instead of first-wins.
 MULTI_VALUED = frozenset(
     {"port", "listenaddress", "hostkey", "hostcertificate", "acceptenv", "setenv", "subsystem", "include"}
 )
-_MAX_INCLUDE_DEPTH = 16  # sshd's own limit
+_MAX_INCLUDE_DEPTH = 16  # servconf.c SERVCONF_MAX_DEPTH: deeper is fatal for sshd
+# A real sshd_config and its drop-ins are a few KiB, a few hundred lines. The caps keep a file that is
+# not one (a log, a device's worth of bytes) and an Include fan-out (each file including the next twice)
+# from costing a scrape more than about a second (a line costs a few microseconds): sshd itself would
+# take as long, the exporter need not. All inclusions together count (a file included twice, twice).
+MAX_CONFIG_BYTES = 1 << 20  # one file
+MAX_PARSED_BYTES = 4 << 20
+MAX_PARSED_LINES = 200_000
+MAX_INCLUSIONS = 1024
+INT_MAX = 2**31 - 1  # sshd keeps these options in C ints
+
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def parse_int(value: str, low: int = 0, high: int = INT_MAX) -> int:
+    """A decimal option value in [low, high], as sshd's strtonum() takes it; ValueError otherwise.
+
+    The digit count is checked before int(): a value of thousands of digits is refused in constant time."""
+    if _DECIMAL.fullmatch(value) is None or len(value.lstrip("0")) > len(str(high)):
+        raise ValueError(f"{value[:40]!r} is not an integer from {low} to {high}")
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(f"{value[:40]!r} is not an integer from {low} to {high}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -35,32 +58,39 @@ class MaxStartups:
 
     @classmethod
     def parse(cls, value: str) -> MaxStartups:
+        """sshd's rules: start and full above 0, start not above full, rate 1-100."""
         parts = value.split(":")
         if len(parts) == 1:  # a single N is a hard limit: N:30:N (as `sshd -T` prints it)
-            n = int(parts[0])
+            n = parse_int(parts[0], 1)
             return cls(n, 0.30, n)
         if len(parts) != 3:
-            raise ValueError(f"MaxStartups {value!r} is not N or start:rate:full")
-        start, rate, full = (int(p) for p in parts)
+            raise ValueError(f"MaxStartups {value[:40]!r} is not N or start:rate:full")
+        start, rate, full = parse_int(parts[0], 1), parse_int(parts[1], 1, 100), parse_int(parts[2], 1)
+        if start > full:
+            raise ValueError(f"MaxStartups {value[:40]!r}: start above full")
         return cls(start, rate / 100.0, full)
 
 
 _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TIME_PART = re.compile(r"(\d+)([smhdw]?)", re.IGNORECASE)
+_TIME_PART = re.compile(r"([0-9]+)([smhdw]?)", re.IGNORECASE)
 
 
 def parse_time(value: str) -> float:
-    """sshd's time format: `120`, `2m`, `1h30m` -> seconds."""
+    """sshd's time format: `120`, `2m`, `1h30m` -> seconds. As sshd's convtime(), a part or a sum past
+    INT_MAX seconds is invalid (a ValueError, never an overflow)."""
     text = value.strip()
+    if not text:
+        raise ValueError("empty time value")
     pos, total = 0, 0
     while pos < len(text):
         match = _TIME_PART.match(text, pos)
         if not match:
-            raise ValueError(f"{value!r} is not an sshd time value")
-        total += int(match.group(1)) * _TIME_UNITS[match.group(2).lower()]
+            raise ValueError(f"{value[:40]!r} is not an sshd time value")
+        multiplier = _TIME_UNITS[match.group(2).lower()]
+        total += parse_int(match.group(1), 0, INT_MAX // multiplier) * multiplier
+        if total > INT_MAX:
+            raise ValueError(f"{value[:40]!r} is more than {INT_MAX} seconds")
         pos = match.end()
-    if not text:
-        raise ValueError("empty time value")
     return float(total)
 
 
@@ -99,26 +129,42 @@ class EffectiveConfig:
             return values[0] if values else default
 
         per_source = first("persourcemaxstartups", "none")
-        netblock = first("persourcenetblocksize", "32:128").split(":")
+        netblock_v4, netblock_v6 = _netblock(first("persourcenetblocksize", "32:128"))
         # PerSourcePenalties exists from 9.8 on, enabled by default; `sshd -T` prints it when supported.
         penalties_default = "yes" if _version_tuple(version) >= (9, 8) else "no"
         penalties = first("persourcepenalties", penalties_default).lower()
-        ports = tuple(int(p) for p in options.get("port", ["22"]))
+        ports = tuple(parse_int(p, 1, 65535) for p in options.get("port", ["22"]))
         pid_file = first("pidfile", "/run/sshd.pid")
         return cls(
             source=source,
             max_startups=MaxStartups.parse(first("maxstartups", "10:30:100")),
-            per_source_max_startups=None if per_source.lower() == "none" else int(per_source),
-            per_source_netblock_v4=int(netblock[0]),
-            per_source_netblock_v6=int(netblock[1]) if len(netblock) > 1 else 128,
+            per_source_max_startups=_per_source_max_startups(per_source),
+            per_source_netblock_v4=netblock_v4,
+            per_source_netblock_v6=netblock_v6,
             login_grace_time=parse_time(first("logingracetime", "120")),
-            max_auth_tries=int(first("maxauthtries", "6")),
+            max_auth_tries=parse_int(first("maxauthtries", "6")),
             per_source_penalties=penalties not in ("no", "none"),
             ports=ports,
             listen_addresses=tuple(options.get("listenaddress", [])),
             pid_file=None if pid_file.lower() == "none" else pid_file,
             files=files,
         )
+
+
+def _per_source_max_startups(value: str) -> int | None:
+    """`none` (sshd compares exactly) or a count; sshd stores none as INT_MAX and prints INT_MAX as none."""
+    if value == "none":
+        return None
+    count = parse_int(value)
+    return None if count == INT_MAX else count
+
+
+def _netblock(value: str) -> tuple[int, int]:
+    """`PerSourceNetBlockSize v4[:v6]`: 0-32 and 0-128, IPv6 128 when left out."""
+    parts = value.split(":")
+    if len(parts) > 2:
+        raise ValueError(f"PerSourceNetBlockSize {value[:40]!r} is not v4[:v6]")
+    return parse_int(parts[0], 0, 32), parse_int(parts[1], 0, 128) if len(parts) == 2 else 128
 
 
 def parse_sshd_t(text: str) -> dict[str, list[str]]:
@@ -133,11 +179,61 @@ def parse_sshd_t(text: str) -> dict[str, list[str]]:
 
 @dataclass
 class ParsedFiles:
-    """The global (non-Match) options found in the files, the files read, and the problems met."""
+    """The global (non-Match) options found in the files, the files read, and the problems met.
+
+    `aborted`: the parse stopped before the end (Includes nested deeper than sshd allows, or past the
+    budget), so `options` are not the whole config and no effective config is made from them."""
 
     options: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    aborted: bool = False
+
+
+# One piece of an unquoted stretch: blanks, a run of plain characters, a backslash (with the character
+# it escapes, if any), or an opening quote. The alternatives start with different characters and the
+# quantifiers are possessive, so matching never backtracks: splitting is linear in the line.
+_PIECE = re.compile(r"""[ \t]++|[^ \t"'\\]++|\\[ "'\\]?+|["']""")
+_QUOTED = {quote: re.compile(rf"""((?:[^{quote}\\]++|\\["'\\]?+)*+){quote}""") for quote in "\"'"}
+_QUOTED_ESCAPE = re.compile(r"""\\(["'\\])""")
+
+
+def split_args(text: str) -> list[str]:
+    """A line's arguments as sshd's argv_split() makes them: blanks separate, single or double quotes
+    group, a backslash escapes a quote, a backslash or (outside quotes) a blank, a `#` at the start of
+    an argument ends the line. ValueError("invalid quotes") for a quote left open, as sshd reports it."""
+    args: list[str] = []
+    current: list[str] | None = None  # the argument being built; None between arguments
+    pos, end = 0, len(text)
+    while pos < end:
+        piece = _PIECE.match(text, pos)
+        assert piece is not None  # every character starts one of the alternatives
+        chunk, pos = piece.group(), piece.end()
+        if chunk[0] in " \t":
+            if current is not None:
+                args.append("".join(current))
+                current = None
+            continue
+        if current is None:
+            if chunk[0] == "#":
+                break
+            current = []
+        if chunk in ('"', "'"):
+            quoted = _QUOTED[chunk].match(text, pos)
+            if quoted is None:
+                raise ValueError("invalid quotes")
+            current.append(_QUOTED_ESCAPE.sub(r"\1", quoted.group(1)))
+            pos = quoted.end()
+        elif chunk[0] == "\\":
+            current.append(chunk[1:] or "\\")
+        else:
+            current.append(chunk)
+    if current is not None:
+        args.append("".join(current))
+    return args
+
+
+_KEYWORD = re.compile(r"([A-Za-z][A-Za-z0-9]*)\s*(?:=\s*|\s+|$)(.*)")
 
 
 def _split_line(line: str) -> tuple[str, list[str]] | None:
@@ -145,65 +241,121 @@ def _split_line(line: str) -> tuple[str, list[str]] | None:
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):
         return None
-    match = re.match(r"([A-Za-z][A-Za-z0-9]*)\s*(?:=\s*|\s+|$)(.*)", stripped)
+    match = _KEYWORD.match(stripped)
     if not match:
         raise ValueError(f"cannot parse {stripped[:80]!r}")
-    try:
-        args = shlex.split(match.group(2), comments=True)
-    except ValueError:
-        args = match.group(2).split()
-    return match.group(1).lower(), args
+    return match.group(1).lower(), split_args(match.group(2))
 
 
 ReadText = Callable[[str], str]
 
 
-def parse_config_files(main: str, read_text: ReadText, expand: Callable[[str], list[str]]) -> ParsedFiles:
-    """Parse the main file and its Includes. `read_text` and `expand` take host paths (for rootfs)."""
-    result = ParsedFiles()
+class _ParseStoppedError(Exception):
+    """The parse cannot go on (sshd would stop too, or the budget is spent)."""
 
-    def parse_file(path: str, active: bool, depth: int) -> None:
-        if depth > _MAX_INCLUDE_DEPTH:
-            result.errors.append(f"{path}: Include nested too deep")
-            return
+
+class _ConfigParser:
+    """One parse of a main file and its Includes. Each file is read once however often it is included
+    (as sshd loads each once); every inclusion is parsed, against a total budget."""
+
+    def __init__(self, read_text: ReadText, expand: Callable[[str], list[str]]) -> None:
+        self.read_text = read_text
+        self.expand = expand
+        self.result = ParsedFiles()
+        self._texts: dict[str, str | None] = {}  # None: unreadable, reported once
+        self._parsed_bytes = 0
+        self._parsed_lines = 0
+        self._inclusions = 0
+
+    def run(self, main: str) -> ParsedFiles:
         try:
-            text = read_text(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            result.errors.append(f"{path}: {exc}")
+            self.parse_file(main, True, 0)
+        except _ParseStoppedError as exc:
+            self.result.errors.append(str(exc))
+            self.result.aborted = True
+        return self.result
+
+    def _text(self, path: str) -> str | None:
+        if path not in self._texts:
+            try:
+                self._texts[path] = self.read_text(path)
+                self.result.files.append(path)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                self._texts[path] = None
+                self.result.errors.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+        return self._texts[path]
+
+    def _charge(self, path: str, text: str) -> None:
+        self._inclusions += 1
+        self._parsed_bytes += len(text)
+        self._parsed_lines += text.count("\n")
+        if (
+            self._inclusions > MAX_INCLUSIONS
+            or self._parsed_bytes > MAX_PARSED_BYTES
+            or self._parsed_lines > MAX_PARSED_LINES
+        ):
+            raise _ParseStoppedError(
+                f"{path}: Include budget exceeded ({MAX_INCLUSIONS} files, {MAX_PARSED_LINES} lines or "
+                f"{MAX_PARSED_BYTES} bytes parsed in all); the rest of the config is not read"
+            )
+
+    def parse_file(self, path: str, active: bool, depth: int) -> None:
+        if depth > _MAX_INCLUDE_DEPTH:
+            raise _ParseStoppedError(
+                f"{path}: Include nested too deep (sshd stops past {_MAX_INCLUDE_DEPTH} levels)"
+            )
+        text = self._text(path)
+        if text is None:
             return
-        result.files.append(path)
+        self._charge(path, text)
         for number, line in enumerate(text.splitlines(), 1):
             try:
                 parsed = _split_line(line)
             except ValueError as exc:
-                result.errors.append(f"{path}:{number}: {exc}")
+                self.result.errors.append(f"{path}:{number}: {exc}")
                 continue
-            if parsed is None:
-                continue
-            key, args = parsed
-            if key == "match":
-                # Any Match ends the global section of this file; `Match all` reopens it.
-                active = [a.lower() for a in args] == ["all"]
-            elif key == "include":
-                for pattern in args:
-                    resolved = pattern if pattern.startswith("/") else str(PurePosixPath("/etc/ssh", pattern))
-                    for included in expand(resolved):
-                        parse_file(included, active, depth + 1)  # Match inside it stays inside it
-            elif active and args:
-                if key in MULTI_VALUED:
-                    result.options.setdefault(key, []).extend(args)
-                elif key not in result.options:
-                    result.options[key] = [" ".join(args)]
+            if parsed is not None:
+                active = self._apply(*parsed, active, depth)
 
-    parse_file(main, True, 0)
-    return result
+    def _expand(self, pattern: str) -> list[str]:
+        """The files an Include names (relative to /etc/ssh, as sshd has it); an error when the pattern
+        cannot be followed (a link loop, a link out of the rootfs)."""
+        resolved = pattern if pattern.startswith("/") else str(PurePosixPath("/etc/ssh", pattern))
+        try:
+            return self.expand(resolved)
+        except (OSError, ValueError) as exc:
+            self.result.errors.append(f"{resolved}: {getattr(exc, 'strerror', None) or exc}")
+            return []
+
+    def _apply(self, key: str, args: list[str], active: bool, depth: int) -> bool:
+        """One option line; returns whether the lines after it are global."""
+        options = self.result.options
+        if key == "match":
+            # Any Match ends the global section of this file; `Match all` reopens it.
+            return [a.lower() for a in args] == ["all"]
+        if key == "include":
+            for pattern in args:
+                for included in self._expand(pattern):
+                    self.parse_file(included, active, depth + 1)  # Match inside it stays inside it
+        elif active and args:
+            if key in MULTI_VALUED:
+                options.setdefault(key, []).extend(args)
+            elif key not in options:
+                options[key] = [" ".join(args)]
+        return active
+
+
+def parse_config_files(main: str, read_text: ReadText, expand: Callable[[str], list[str]]) -> ParsedFiles:
+    """Parse the main file and its Includes. `read_text` and `expand` take host paths (for rootfs)."""
+    return _ConfigParser(read_text, expand).run(main)
 
 
 def read_config_files(paths: HostPaths, main: str) -> ParsedFiles:
-    """The file parser on the host tree under --path.rootfs."""
+    """The file parser on the host tree under --path.rootfs: regular files only, each at most
+    MAX_CONFIG_BYTES, opened inside the rootfs (a FIFO, a device or a link out is an error, not a read)."""
 
     def read_text(host_path: str) -> str:
-        return paths.root(host_path).read_text(encoding="utf-8", errors="replace")
+        return read_regular_text(paths.root(host_path), MAX_CONFIG_BYTES, paths=paths)
 
     def expand(host_pattern: str) -> list[str]:
         local = str(paths.root(host_pattern))

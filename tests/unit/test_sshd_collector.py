@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,27 @@ def test_listeners_sharing_a_config_get_ordinals_not_pids(host: HostPaths) -> No
     main = "/etc/ssh/sshd_config"
     assert value(found, "ssh_access_sshd_listener_startups", listener=main) == 1  # started first (pid 300)
     assert value(found, "ssh_access_sshd_listener_startups", listener=f"{main} #2") == 2
+
+
+@pytest.mark.parametrize(
+    "line", ["LoginGraceTime " + "9" * 400, "MaxStartups 10:30:" + "9" * 400, "PerSourceNetBlockSize 99"]
+)
+def test_value_sshd_refuses_is_a_parse_error_not_a_failed_scrape(host: HostPaths, line: str) -> None:
+    """A 400-digit LoginGraceTime raised OverflowError: the collector failed every scrape."""
+    (host.rootfs / "etc/ssh/sshd_config.d/limits.conf").write_text(line + "\n")
+    found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_config_parse_errors") == 1
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 0  # no usable config
+    assert value(found, "ssh_access_sshd_login_grace_time_seconds") is None
+    assert value(found, "ssh_access_sshd_listeners") == 2  # the listeners are still reported
+
+
+def test_self_including_config_is_a_parse_error(host: HostPaths) -> None:
+    (host.rootfs / "etc/ssh/sshd_config.d/limits.conf").write_text(
+        "Include /etc/ssh/sshd_config\nInclude /etc/ssh/sshd_config\n"
+    )
+    started = time.monotonic()
+    found = samples(scrape(host))
+    assert time.monotonic() - started < 2
+    assert value(found, "ssh_access_sshd_config_parse_errors") == 1
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 0
