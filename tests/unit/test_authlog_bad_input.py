@@ -15,6 +15,8 @@ import pytest
 
 from exporter import cli
 from exporter.collectors.authlog import LiveAuthlogCollector
+from exporter.sources.authlog import fastscan, linescan
+from exporter.sources.authlog import stats as stats_module
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import FileTailer
@@ -109,3 +111,32 @@ def test_diagnose_and_watchlist_read_a_log_tail_with_a_bad_timestamp(
     document = json.loads(capsys.readouterr().out)
     assert code in (0, 1)
     assert document["address"] == "192.0.2.9"
+
+
+FRAME = "Nov 23 19:04:34 host sshd[4242]: "
+# Lines built to make a backtracking matcher retry at every repetition: 16 KiB (the tailer's cap), ending in
+# a character no fast alternative accepts, so every attempt fails only at the very end.
+BACKTRACKING = (
+    "Disconnecting user " + "a port 1: " * 1600,
+    "in MaxStartups throttling for " + "a, 1 conn" * 1800,
+    "exited MaxStartups throttling after " + "00:05:00, 57 connections " * 640,
+    "Accepted password for " + "a from 198.51.100.1 port 5 ssh2: " * 480,
+    "pam_unix(sshd:auth): authentication failure;" + " rhost=203.0.113.21  user=root" * 500,
+    "error: PAM: Authentication failure for " + "for " * 4000,
+)
+
+
+@pytest.mark.parametrize("scanner", ["fastscan", "linescan"])
+@pytest.mark.parametrize("end", ["\x01", "\u00e9", "\t"])
+def test_lines_ending_in_a_control_character_cost_linear_time(
+    scanner: str, end: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 such lines took 12 s (290 ms each, quadratic backtracking); linear work takes milliseconds."""
+    monkeypatch.setattr(stats_module, "scan", fastscan.scan if scanner == "fastscan" else linescan.scan)
+    lines = [FRAME + BACKTRACKING[n % len(BACKTRACKING)] + end for n in range(40)]
+    stats = Stats()
+    started = time.monotonic()
+    stats.feed_text("\n".join(lines) + "\n", "f", Framer())
+    elapsed = time.monotonic() - started
+    assert stats.snapshot().sources["f"].lines_read == 40
+    assert elapsed < 2.0, f"{elapsed:.1f} s for 40 lines of 16 KiB"

@@ -126,7 +126,9 @@ _MAX_AUTH = re.compile(
     r"(?: ssh[12])?$",
     _S,
 )
-_PAM_SSHD = re.compile(r"PAM: .* for (?:illegal user )?(.*) from (\S+)$", _S)
+# `PAM: ... for (?:illegal user )?USER from HOST`, taken apart by _pam_sshd_parts: as one regex (`PAM: .* for
+# (.*) from (\S+)$`) two greedy runs made its work quadratic in the number of ` for ` a line holds.
+_PAM_FROM = re.compile(r" from (\S+)$", _S)
 _PAM_MODULE = re.compile(
     r"pam_\w+\(sshd:auth\): (?:authentication failure|\d+ more authentication failures);.*? rhost=(\S*)"
     r"(?:\s+user=(.*?))?\s*$",  # pam_unix ends with a space when it names no user (invalid users)
@@ -215,10 +217,29 @@ def _max_auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Cla
 def _pam_sshd(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
     if not error:  # only sshd's `error: PAM: ...` reports a failure
         return IGNORED
-    match = _PAM_SSHD.match(msg)
-    if match is None:
+    parts = _pam_sshd_parts(msg)
+    if parts is None:
         return _event("pam_auth_failure", record)
-    return _event("pam_auth_failure", record, match[2], match[1])
+    return _event("pam_auth_failure", record, parts[1], parts[0])
+
+
+def _pam_sshd_parts(msg: str) -> tuple[str, str] | None:
+    """(user, host) of `PAM: .* for (?:illegal user )?(.*) from (\\S+)$` as that regex reads it, in linear
+    time: the host is the last token, after the only ` from ` it can follow; the user starts after the
+    last ` for ` before that ` from ` (the greedy `.*`), past `illegal user ` when that leaves room."""
+    if not msg.startswith("PAM: "):
+        return None
+    found = _PAM_FROM.search(msg, 5)
+    if found is None:
+        return None
+    end = found.start()
+    start = msg.rfind(" for ", 5, end)
+    if start < 0:
+        return None
+    start += 5
+    if msg.startswith("illegal user ", start) and start + 13 <= end:
+        start += 13
+    return msg[start:end], found[1]
 
 
 def _pam_module(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:

@@ -25,8 +25,9 @@ How each alternative keeps classify's semantics:
   greedy `(.*) from ADDR` backtracks over user names: there the fast body takes the user as one token
   (`\\S*`) and the rest of sshd's format exactly, which leaves only one way to match, the one classify's
   greedy match finds too; a user name with spaces (the injection case) falls to the general path.
-- A line longer than MAX_MESSAGE_CHARS (whose message classify sees cut) and a chunk holding `\\r`
-  (a `\\r\\n` line end is stripped by framing) go to the general path.
+- A line longer than MAX_MESSAGE_CHARS (whose message classify sees cut) and a line holding anything but
+  printable ASCII after its frame (a `\\r\\n` line end is stripped by framing) go to the general path;
+  the alternatives are not even tried there, so the regex's work stays linear in the line.
 """
 
 from __future__ import annotations
@@ -121,18 +122,23 @@ _ALTERNATIVES: Final = {
 # Known chatter classify ignores (IGNORED: no event, no address): matched only to be passed over.
 _SKIP = r"pam_unix\(sshd:session\): |pam_unix\(sshd:auth\): check pass; user unknown$"
 
+# The alternatives are tried only on a message of printable ASCII to the line's end (one possessive pass):
+# on any other they can only fail, and a failure found only at the last character of a 16 KiB line cost
+# a retry per repetition of `{_ANY}*` bodies (quadratic: 290 ms a line). Such lines take the general path.
+_PRINTABLE_TO_END = r"(?=[ -~]*+$)"
+
 # Each alternative ends in an empty group named after its kind, so `lastgroup` names it and the
 # alternative starts with a literal (sre skips an alternative whose first literal does not match).
 # `none` never matches: the address group of kinds without one.
 CHUNK_PATTERN: Final = (
-    rf"\n(?:{_FRAME}(?:"
+    rf"\n(?:{_FRAME}(?:{_PRINTABLE_TO_END}(?:"
     + "|".join(
         body.format(kind)
         + (_SUFFIX_PA if kind in _DISCONNECT_KINDS else _SUFFIX).format(kind)
         + f"(?P<{kind}>)"
         for kind, body in _ALTERNATIVES.items()
     )
-    + rf"|(?:{_SKIP})(?P<skip>)|(?P<slow>))|(?=[^\n])(?!{_FOREIGN})(?P<other>)|(?P<none>(?!)))"
+    + rf")|(?:{_SKIP})(?P<skip>)|(?P<slow>))|(?=[^\n])(?!{_FOREIGN})(?P<other>)|(?P<none>(?!)))"
 )
 _CHUNK = re.compile(CHUNK_PATTERN, re.MULTILINE)
 
