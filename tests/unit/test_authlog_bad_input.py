@@ -140,3 +140,50 @@ def test_lines_ending_in_a_control_character_cost_linear_time(
     elapsed = time.monotonic() - started
     assert stats.snapshot().sources["f"].lines_read == 40
     assert elapsed < 2.0, f"{elapsed:.1f} s for 40 lines of 16 KiB"
+
+
+# Client text around sshd's own address field: the user name before it, a disconnect reason or a
+# certificate's key ID after it. Each line holds the shape twice; the address must not come from the
+# client's copy. The connection's earlier line (the primer, same pid) gives the address instead.
+PRIMER = FRAME + "Invalid user root from 192.0.2.7 port 4444\n"
+INJECTED = (
+    "Disconnecting authenticating user root 192.0.2.7 port 4444: Change of username or service not allowed: "
+    "(root,ssh-connection) -> (x 203.0.113.66 port 22: y,ssh-connection) [preauth]",
+    "Disconnecting invalid user x 203.0.113.66 port 22: y 192.0.2.7 port 4444: Too many authentication "
+    "failures [preauth]",
+    "Disconnecting user x 203.0.113.66 port 22: y 192.0.2.7 port 4444: Bye",
+    "Failed publickey for root from 192.0.2.7 port 4444 ssh2: ED25519-CERT SHA256:abc ID k from 203.0.113.66: "
+    "z (serial 1) CA ED25519 SHA256:def",
+    "Failed publickey for x from 203.0.113.66 port 22 ssh2: from 192.0.2.7 port 4444 ssh2",
+    "Accepted publickey for root from 192.0.2.7 port 4444 ssh2: ED25519-CERT SHA256:abc ID k from 203.0.113.66",
+    "Postponed publickey for root from 192.0.2.7 port 4444 ssh2: RSA-CERT ID a from 203.0.113.66: b [preauth]",
+)
+
+
+@pytest.mark.parametrize("message", INJECTED)
+def test_client_text_never_decides_the_address_in_replay(
+    message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text(PRIMER + FRAME + message + "\n")
+    assert cli.main(["replay", str(log)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["address"] for row in rows] == ["192.0.2.7"] * len(rows)
+    assert cli.main(["replay", "--format", "metrics", str(log)]) == 0
+    assert "203.0.113.66" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("scanner", ["fastscan", "linescan", "general"])
+@pytest.mark.parametrize("message", INJECTED)
+def test_client_text_never_decides_the_pid_map(
+    message: str, scanner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats_module, "scan", fastscan.scan if scanner == "fastscan" else linescan.scan)
+    text = PRIMER + FRAME + message + "\n"
+    stats = Stats()
+    if scanner == "general":
+        stats.feed_batch(Framer().parse_many(text.splitlines()), "f")
+    else:
+        stats.feed_text(text, "f", Framer())
+    assert stats.pid_map() == {4242: "192.0.2.7"}
+    assert all(address == "192.0.2.7" for address, _ in stats.snapshot().top_offenders)

@@ -10,6 +10,11 @@ Addresses are anchored on structure sshd wrote, never on text a client controls:
   is from 192.0.2.7;
 - client text comes after the address (`Received disconnect from ADDR port N:11: TEXT`,
   `Unable to negotiate with ADDR port N: ... Their offer: TEXT`): the FIRST token after `from`/`with`.
+- client text on both sides (`Disconnecting authenticating user USER ADDR port N: REASON`, where a reason
+  may quote the client; `Failed publickey for USER from ADDR port N ssh2: ... ID KEYID ...`, a certificate's
+  key ID): the address is taken only when the line has one way to read it. When the shape around the
+  address occurs again in client text, the line names no address (its event still counts, and the
+  connection's earlier lines give the address through the pid map): no client can choose it.
 `::ffff:192.0.2.1` is reported as 192.0.2.1.
 
 Besides Events, two other outcomes: a DropSummary (the MaxStartups episode and rate-limit lines, which
@@ -113,6 +118,8 @@ _AUTH = re.compile(
     r"(?: ssh[12])?(?:: .*)?$",
     _S,
 )
+# Another reading of an _AUTH line: an earlier ` from ADDR ...: ` in the user name, the rest taken as info.
+_AUTH_OTHER_FROM = re.compile(r" from \S+(?: port \d+)?(?: ssh[12])?: ", _S)
 _INVALID_USER = re.compile(r"Invalid user (.*) from (\S+)(?: port \d+)?$", _S)
 _USER_HOST = re.compile(
     r"User (.*) from (\S+) not allowed because (?:not listed in AllowUsers|listed in DenyUsers|"
@@ -140,6 +147,8 @@ _CONN_FROM = re.compile(r"Connection from (\S+) port \d+ on ", _S)
 _DISCONNECTING = re.compile(
     r"Disconnecting (?:(authenticating user|invalid user|user) (.*) )?(\S+) port \d+: ", _S
 )
+# Another reading of a _DISCONNECTING line with a user: an earlier (or later) ` ADDR port N: `.
+_ADDRESS_PORT = re.compile(r" \S+ port \d+: ", _S)
 _RECEIVED_DISCONNECT = re.compile(r"Received disconnect from (\S+?)(?: port \d+:|: )", _S)
 _NEGOTIATE = re.compile(r"Unable to negotiate with (\S+) port \d+: ", _S)
 _BANNER = re.compile(
@@ -179,9 +188,11 @@ def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classif
     match = _AUTH.match(msg)
     if match is None:
         return None
-    verdict, method, _invalid, user, addr = match.groups()
-    if addr.startswith(NEEDS_CLEANUP):
-        addr = address(addr)
+    verdict, method, _invalid, user, given = match.groups()
+    # The greedy user ends at the last ` from `; an earlier one followed by `: ` reads as well (the rest
+    # then being the info), and the two cannot be told apart: no address then.
+    other = _AUTH_OTHER_FROM.search(msg, match.start(4), match.end(4) + 1)
+    addr = None if other is not None else address(given) if given.startswith(NEEDS_CLEANUP) else given
     if verdict == "Failed":
         name = "auth_failed"
     elif verdict == "Accepted":
@@ -252,12 +263,12 @@ def _pam_module(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> C
 
 
 def _disconnect_event(
-    kind: str | None, user: str | None, addr: str, record: SyslogRecord, preauth: bool
+    kind: str | None, user: str | None, addr: str | None, record: SyslogRecord, preauth: bool
 ) -> Classified:
     """Closed before a login (marked or naming a user not yet authenticated): an event; after: a Note."""
     if preauth or kind in ("authenticating user", "invalid user"):
         return _event("preauth_disconnect", record, addr, user)
-    return Note(address(addr), record.pid)
+    return Note(None if addr is None else address(addr), record.pid)
 
 
 def _connection(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
@@ -283,10 +294,19 @@ def _disconnected(msg: str, record: SyslogRecord, preauth: bool, error: bool) ->
 def _disconnecting(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
     match = _DISCONNECTING.match(msg)
     if match is not None:
-        return _disconnect_event(match[1], match[2], match[3], record, preauth)
+        return _disconnect_event(match[1], match[2], _disconnecting_address(match), record, preauth)
     if msg.startswith("Disconnecting: ") and preauth:  # before 7.5: no address, the pid map gives it
         return _event("preauth_disconnect", record)
     return IGNORED if msg.startswith("Disconnecting") else None
+
+
+def _disconnecting_address(match: re.Match[str]) -> str | None:
+    """The address of a _DISCONNECTING match, unless the user name or the reason holds ` ADDR port N: ` too
+    (the greedy user then ends at the last one): no way to tell which one is sshd's."""
+    if match[1] is None:
+        return match[3]  # no user: the address follows `Disconnecting ` directly
+    first = _ADDRESS_PORT.search(match.string, match.start(2))
+    return match[3] if first is not None and first.start() == match.start(3) - 1 else None
 
 
 def _received(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:

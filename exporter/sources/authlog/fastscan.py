@@ -25,6 +25,9 @@ How each alternative keeps classify's semantics:
   greedy `(.*) from ADDR` backtracks over user names: there the fast body takes the user as one token
   (`\\S*`) and the rest of sshd's format exactly, which leaves only one way to match, the one classify's
   greedy match finds too; a user name with spaces (the injection case) falls to the general path.
+- Where client text can stand on both sides of the address (`Disconnecting ... user USER ADDR port N:
+  REASON`, `Accepted ... for USER from ADDR ... ssh2: INFO`), the text around it may not hold the
+  address's marker (` port `, ` from `) again: such lines go to classify, which gives them no address.
 - A line longer than MAX_MESSAGE_CHARS (whose message classify sees cut) and a line holding anything but
   printable ASCII after its frame (a `\\r\\n` line end is stripped by framing) go to the general path;
   the alternatives are not even tried there, so the regex's work stays linear in the line.
@@ -83,6 +86,11 @@ _CONN_ID = (
     rf"(?: port {_D}+)?"
 )
 
+# `.` where client text on both sides of the address (a user name, a disconnect reason, a key ID) could hold
+# the address's shape again: lines where it does are left to classify, which gives them no address.
+_NO_PORT = rf"(?:(?! port ){_ANY})"
+_NO_FROM = rf"(?:(?! from ){_ANY})"
+
 # kind -> body. Kinds name what scan() does with a match; `{0}` is the kind. Each body is classify's
 # regex for that wording with the classes above, except the three `{_S}* from` ones (see the docstring).
 _ALTERNATIVES: Final = {
@@ -95,15 +103,15 @@ _ALTERNATIVES: Final = {
     "invalid": rf"Invalid user {_S}* from (?P<{{0}}_addr>{_S}+) port {_D}+",
     "maxauth": rf"maximum authentication attempts exceeded for (?:invalid user )?{_S}* from "
     rf"(?P<{{0}}_addr>{_S}+) port {_D}+ ssh2",
-    "disconnecting": rf"Disconnecting (?:(?P<{{0}}_kind>authenticating user|invalid user|user) {_ANY}* )?"
-    rf"(?P<{{0}}_addr>{_S}+) port {_D}+: {_ANY}*",
+    "disconnecting": rf"Disconnecting (?:(?P<{{0}}_kind>authenticating user|invalid user|user) {_NO_PORT}* )?"
+    rf"(?P<{{0}}_addr>{_S}+) port {_D}+: {_NO_PORT}*",
     "closed": "Connection (?:closed|reset) by " + _CONN_ID,
     "negotiate": rf"Unable to negotiate with (?P<{{0}}_addr>{_S}+) port {_D}+: {_ANY}*",
     "banner": rf"banner exchange: (?:Connection (?:from|closed by|reset by|to)|Disconnected from) "
     rf"(?P<{{0}}_addr>{_S}+) port {_D}+{_ANY}*",
     "kex": rf"kex_exchange_identification: {_ANY}*",
-    "accepted": rf"Accepted (?P<{{0}}_method>{_S}+) for (?:invalid user )?{_ANY}* from (?P<{{0}}_addr>{_S}+)"
-    rf"(?: port {_D}+)?(?: ssh[12])?(?:: {_ANY}*)?",
+    "accepted": rf"Accepted (?P<{{0}}_method>{_S}+) for (?:invalid user )?{_NO_FROM}* from "
+    rf"(?P<{{0}}_addr>{_S}+)(?: port {_D}+)?(?: ssh[12])?(?:: {_NO_FROM}*)?",
     "timeout": rf"Timeout before authentication for (?P<{{0}}_addr>{_S}+?)(?: port {_D}+)?",
     "refused": rf"refused connect from (?P<{{0}}_addr>{_ANY}*?)(?: \((?P<{{0}}_paren>[ -'*-~]*)\))?",
     "not_allowed": rf"User {_ANY}* from (?P<{{0}}_addr>{_S}+) not allowed because "
