@@ -152,11 +152,11 @@ INJECTED = (
     "Disconnecting invalid user x 203.0.113.66 port 22: y 192.0.2.7 port 4444: Too many authentication "
     "failures [preauth]",
     "Disconnecting user x 203.0.113.66 port 22: y 192.0.2.7 port 4444: Bye",
-    "Failed publickey for root from 192.0.2.7 port 4444 ssh2: ED25519-CERT SHA256:abc ID k from 203.0.113.66: "
-    "z (serial 1) CA ED25519 SHA256:def",
+    "Failed publickey for root from 192.0.2.7 port 4444 ssh2: ED25519-CERT SHA256:abc ID k from "
+    "203.0.113.66: z (serial 1) CA ED25519 SHA256:def",
     "Failed publickey for x from 203.0.113.66 port 22 ssh2: from 192.0.2.7 port 4444 ssh2",
-    "Accepted publickey for root from 192.0.2.7 port 4444 ssh2: ED25519-CERT SHA256:abc ID k from 203.0.113.66",
-    "Postponed publickey for root from 192.0.2.7 port 4444 ssh2: RSA-CERT ID a from 203.0.113.66: b [preauth]",
+    "Accepted publickey for root from 192.0.2.7 port 4444 ssh2: ED25519-CERT SHA256:a ID k from 203.0.113.66",
+    "Postponed publickey for root from 192.0.2.7 port 4444 ssh2: RSA-CERT ID from 203.0.113.66: b [preauth]",
 )
 
 
@@ -187,3 +187,43 @@ def test_client_text_never_decides_the_pid_map(
         stats.feed_text(text, "f", Framer())
     assert stats.pid_map() == {4242: "192.0.2.7"}
     assert all(address == "192.0.2.7" for address, _ in stats.snapshot().top_offenders)
+
+
+# Tokens where sshd writes an address that are none: only valid addresses become labels or pid-map entries.
+NOT_ADDRESSES = ("192.0.2.\ufffd(9", "192.0.2.999", "::ffff:::ffff:", "x", "[]", "01.2.3.4", "2001:db8::1%")
+
+
+@pytest.mark.parametrize("scanner", ["fastscan", "linescan", "general"])
+@pytest.mark.parametrize("token", NOT_ADDRESSES)
+def test_only_addresses_become_top_offenders_or_pid_map_entries(
+    token: str, scanner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats_module, "scan", fastscan.scan if scanner == "fastscan" else linescan.scan)
+    text = (
+        f"{FRAME}Invalid user a from {token} port 22\n"
+        f"{FRAME}Failed password for invalid user a from {token} port 22 ssh2\n"
+        f"Nov 23 19:04:35 host sshd[4243]: Connection closed by {token} port 22\n"
+        f"Nov 23 19:04:35 host sshd[4244]: refused connect from {token}\n"
+    )
+    stats = Stats()
+    if scanner == "general":
+        stats.feed_batch(Framer().parse_many(text.splitlines()), "f")
+    else:
+        stats.feed_text(text, "f", Framer())
+    snapshot = stats.snapshot()
+    assert snapshot.top_offenders == ()
+    assert stats.pid_map() == {}
+    assert snapshot.events["auth_failed"] == 1 and snapshot.events["invalid_user"] == 1
+
+
+def test_a_mapped_address_is_unmapped_once_on_every_path() -> None:
+    """Compiled linescan stripped `::ffff:` twice from a TCP wrappers line; the other paths once."""
+    lines = [
+        f"{FRAME}refused connect from x (::ffff:::ffff:192.0.2.1)",
+        f"{FRAME}refused connect from ::ffff:192.0.2.2",
+    ]
+    text = "\n".join(lines) + "\n"
+    general = [fastscan.general(line, Framer(), time.time) for line in lines]
+    assert [op[1] for op in general if op is not None] == ["::ffff:192.0.2.1", "192.0.2.2"]
+    assert [op[1] for op in fastscan.scan(text, Framer(), time.time)] == ["::ffff:192.0.2.1", "192.0.2.2"]
+    assert [op[1] for op in linescan.scan(text, Framer(), time.time)] == ["::ffff:192.0.2.1", "192.0.2.2"]

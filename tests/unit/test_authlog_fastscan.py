@@ -153,6 +153,19 @@ def test_every_wording_and_its_variants(message: str) -> None:
         "Nov 23 19:04:34 host CRON[1]x: Failed password for root from 192.0.2.7 port 2 ssh2",
         "Nov 23 19:04:34 host a]b: Failed password for root from 192.0.2.7 port 2 ssh2",
         "Nov 23 19:04:34 host sshd[01]: Failed password for root from 192.0.2.7 port 2 ssh2",
+        # addresses that are none, and client text that repeats the address's shape (issue 11)
+        "Nov 23 19:04:34 host sshd[4242]: refused connect from x (::ffff:::ffff:192.0.2.1)",
+        "Nov 23 19:04:34 host sshd[4242]: Invalid user a from 192.0.2.\ufffd(9 port 22",
+        "Nov 23 19:04:34 host sshd[4242]: Failed password for a from 192.0.2.999 port 22 ssh2",
+        "Nov 23 19:04:34 host sshd[4242]: Connection closed by fe80::1%eth0 port 22 [preauth]",
+        "Nov 23 19:04:34 h sshd[4242]: Disconnecting authenticating user root 192.0.2.7 port 4444: Change of "
+        "username or service not allowed: (root,ssh-connection) -> (x 203.0.113.66 port 22: y,z) [preauth]",
+        "Nov 23 19:04:34 h sshd[4242]: Disconnecting invalid user x 203.0.113.66 port 2: "
+        "y 192.0.2.7 port 1: z",
+        "Nov 23 19:04:34 h sshd[4242]: Accepted publickey for root from 192.0.2.7 port 1 ssh2: "
+        "ID from 192.0.2.8",
+        "Nov 23 19:04:34 h sshd[4242]: Failed publickey for x from 192.0.2.8 port 2 ssh2: "
+        "from 192.0.2.7 port 1 ssh2",
     ],
 )
 def test_edge_lines(line: str) -> None:
@@ -200,6 +213,9 @@ _TOKENS = sorted(
     | {"", "user", "invalid", "authenticating", "from", "port", "22", "22:", "22:11:", "ssh2", "ssh2:", "x:"}
     | {":", "[", "]", "(", ")", "(x)", "a@192.0.2.9", "[2001:db8::1]", "::ffff:192.0.2.7", "[]", "#5", "1.5"}
     | {"rhost=", "rhost=192.0.2.3", "user=root", "[preauth]", "error:", "for", "by", "with", "seconds,"}
+    # tokens where an address goes that are none (or barely one): only valid ones may be counted as one
+    | {"192.0.2.\ufffd(9", "::ffff:::ffff:192.0.2.7", "(::ffff:::ffff:192.0.2.7)", "192.0.2.999", "01.2.3.4"}
+    | {"fe80::1%eth0", "2001:db8::1%", "[::ffff:192.0.2.7]", "(x@::ffff:192.0.2.8)", "ID", "22:", "ssh2:"}
 )
 _IDENTS = ("sshd[4242]", "sshd-session[4242]", "sshd-auth[7]", "sshd", "CRON[1]", "sshd[x]", "su")
 _message = st.lists(st.sampled_from(_TOKENS), max_size=16).map(" ".join)

@@ -523,7 +523,7 @@ def _refused(text: str, at: int, end: int) -> Found:
     opening = rest.rfind("(")
     if rest.endswith(")") and opening >= 1 and rest[opening - 1] == " " and ")" not in rest[opening + 1 : -1]:
         token = rest[opening + 1 : -1] or rest[: opening - 1]
-    return ("wrapper_refused", address(token.rsplit("@", 1)[-1]), None)
+    return ("wrapper_refused", token.rsplit("@", 1)[-1], None)  # _line cleans it up, once
 
 
 def _listener(text: str, at: int, end: int, pid: int, when: float) -> Op | None:

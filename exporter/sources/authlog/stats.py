@@ -1,6 +1,9 @@
 """The auth-log counters: fed record by record by a tailer thread, read as a snapshot by scrapes.
 
 Decisions the metrics rest on:
+- Only addresses count as addresses: a connection's token that is no IPv4 or IPv6 address (a forged or
+  garbled line) gives its event no address (the pid map's, if any), so it never becomes a top-offender
+  label or a pid-map entry. Listener lines keep theirs as written (a penalty names a network).
 - Addresses carry over by pid: a per-connection line without an address (`kex_exchange_identification:
   ...`, `User x not allowed because account is locked`) gets the address an earlier line of the same pid
   gave. The map keeps two generations of PID_MAP_SIZE pids (remember()); listener lines (drops,
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from exporter.sources.authlog import fastscan, linescan
-from exporter.sources.authlog.classify import SSHD_IDENTS, Note, classify
+from exporter.sources.authlog.classify import SSHD_IDENTS, Note, classify, is_address
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.ops import NOT_EVENTS, NOTE, UNMATCHED, Op, op_of
 from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, PENALTY_REASONS, Event, SyslogRecord
@@ -205,18 +208,14 @@ class Stats:
             role = roles[name]  # one lookup instead of three set tests
             if role == _NOT_EVENT:
                 if name == NOTE:
-                    self.remember(cast(int, pid), cast(str, addr))
+                    self._note(cast(int, pid), cast(str, addr))
                 elif name == UNMATCHED:
                     health.lines_unmatched += 1
                 else:
                     self._summary(name, count or 0, when)
                 continue
-            if pid is not None and role != _LISTENER:
-                known = self.known(pid)
-                if addr is None or (name == "login_grace_timeout" and known is not None):
-                    addr = known  # 9.8.0 swapped a timeout's from/to: trust the connection's own lines
-                elif known != addr:
-                    self.remember(pid, addr)
+            if role != _LISTENER:
+                addr = self._connection_address(name, pid, addr)
             events[name] += 1
             last = when
             if latest is None or when > latest:
@@ -231,6 +230,28 @@ class Stats:
             if resolved is not None:
                 resolved.append(addr)
         self.latest_time, health.last_event_time = latest, last
+
+    def _connection_address(self, name: str, pid: int | None, addr: str | None) -> str | None:
+        """The address a connection's event counts under: the line's when it is an address, else the one
+        the pid's earlier lines gave (remembered when new). Caller holds the lock.
+
+        Validated only when it differs from the remembered one: once per connection, not per line.
+        """
+        if pid is None:
+            return addr if addr is None or is_address(addr) else None
+        known = self.known(pid)
+        if addr is None or (name == "login_grace_timeout" and known is not None):
+            return known  # 9.8.0 swapped a timeout's from/to: trust the connection's own lines
+        if addr != known:
+            if not is_address(addr):
+                return known
+            self.remember(pid, addr)
+        return addr
+
+    def _note(self, pid: int, addr: str) -> None:
+        """A known line naming its connection's address: remembered if it is one. Caller holds the lock."""
+        if addr == self.known(pid) or is_address(addr):
+            self.remember(pid, addr)
 
     def known(self, pid: int) -> str | None:
         """The address the connection of `pid` gave, if it is still remembered. Caller holds the lock."""
