@@ -11,7 +11,6 @@ blocker process runs and every backend present could be read.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from exporter.paths import HostPaths
 from exporter.sources.commands import run_command as run_tool
 from exporter.sources.hostfiles import read_regular_text
 from exporter.sources.procscan import running as running_process
+from exporter.sources.replies import loads_json
 
 NFT_SETS = (("ip", "sshguard", "attackers"), ("ip6", "sshguard", "attackers"))
 IPSETS = ("sshguard4", "sshguard6")
@@ -47,11 +47,18 @@ class SshguardSnapshot:
 
 
 def count_nft_set(text: str) -> int:
-    """Elements of `nft -j list set ...` output: addresses, prefixes, ranges (each counts once)."""
-    document = json.loads(text)
-    for item in document.get("nftables", []):
-        if isinstance(item, dict) and "set" in item:
-            return len(item["set"].get("elem", []))
+    """Elements of `nft -j list set ...` output: addresses, prefixes, ranges (each counts once).
+
+    ValueError for anything else (bounded decoding: `replies.loads_json`)."""
+    document = loads_json(text, "nft -j")
+    items = document.get("nftables", []) if isinstance(document, dict) else None
+    for item in items if isinstance(items, list) else ():
+        body = item.get("set") if isinstance(item, dict) else None
+        if isinstance(body, dict):
+            elements = body.get("elem", [])
+            if not isinstance(elements, list):
+                raise ValueError(f"set elements: expected a list, got {type(elements).__name__}")
+            return len(elements)
     raise ValueError("no set in nft output")
 
 
@@ -99,7 +106,7 @@ class SshguardReader:
             if run.ok:
                 try:
                     sets[label] = count_nft_set(run.stdout)
-                except (ValueError, AttributeError) as exc:
+                except ValueError as exc:
                     errors.append(f"nft {label}: {exc}")
             elif run.returncode is None or "No such file or directory" not in run.stderr:
                 errors.append(f"nft {label}: {run.stderr.strip()[:200]}")

@@ -145,6 +145,37 @@ def test_nft_garbage_is_an_error(text: str) -> None:
         nft.parse_ruleset(text)
 
 
+def _counted_rule(counter: str) -> str:
+    rule = '{"rule": {"family": "ip", "table": "t", "chain": "c", "expr": [{"counter": %s}, {"drop": null}]}}'
+    return '{"nftables": [%s]}' % (rule % counter)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            '{"nftables": [' + "[" * 100_000 + "]" * 100_000 + "]}",
+            "nested 100002 levels deep",
+        ),  # RecursionError
+        (
+            _counted_rule('{"packets": Infinity, "bytes": 0}'),
+            "Infinity is not a JSON number",
+        ),  # OverflowError
+        (_counted_rule('{"packets": 1e999, "bytes": 0}'), "number out of range"),  # OverflowError
+        (_counted_rule('{"packets": 1%s, "bytes": 0}' % ("0" * 400)), "integer of 401 digits"),
+    ],
+)
+def test_nft_json_a_decoder_or_counter_would_choke_on_is_an_nft_error(text: str, error: str) -> None:
+    with pytest.raises(nft.NftError, match=error):
+        nft.parse_ruleset(text)
+
+
+def test_nft_names_are_valid_text() -> None:
+    body = {"family": "inet", "table": "f2b\ud800", "name": "s", "type": "ipv4_addr", "elem": ["192.0.2.1"]}
+    text = json.dumps({"nftables": [{"set": body}]})  # json escapes the surrogate as \ud800
+    assert [s.key for s in nft.parse_ruleset(text).sets] == ["inet f2b\ufffd s"]
+
+
 def test_ipset_save() -> None:
     sets = {s.name: s for s in ipset.parse_save(_text("ipset-save.txt"))}
     assert set(sets) == {"f2b-sshd", "f2b-sshd6", "sshguard4"}  # hash:ip,port is not an address set

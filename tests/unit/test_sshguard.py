@@ -46,6 +46,20 @@ def test_nft_set_elements_of_every_shape_count_once() -> None:
         count_nft_set(json.dumps({"nftables": [META]}))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"nftables": [' + "[" * 100_000 + "]" * 100_000 + "]}",  # RecursionError
+        '{"nftables": [{"set": {"elem": 5}}]}',  # TypeError
+        '{"nftables": 5}',  # TypeError
+        "[]",  # AttributeError
+    ],
+)
+def test_nft_set_output_of_another_shape_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        count_nft_set(text)
+
+
 def test_ipset_save_members() -> None:
     text = (
         "create sshguard4 hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1\n"

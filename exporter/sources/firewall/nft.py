@@ -2,16 +2,18 @@
 
 Tables that iptables-nft made carry `xt` expressions (multiport, set, REJECT) whose details JSON does
 not show; `parse_ruleset` names those tables so the reader takes them from `iptables-nft-save` instead.
+The JSON is decoded through `replies.loads_json` (depth and numbers bounded, strings valid text), and
+anything of an unexpected type is an NftError, never another exception.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.sources.firewall.iptables import complement
 from exporter.sources.firewall.model import AddressSet, Chain, PortRanges, Rule, set_key
+from exporter.sources.replies import loads_json
 
 FAMILIES = {"ip": "ipv4", "ip6": "ipv6", "inet": "inet", "netdev": "netdev"}  # bridge, arp: not IP filters
 SET_TYPES = {"ipv4_addr": "ipv4", "ipv6_addr": "ipv6"}
@@ -146,7 +148,7 @@ def _set(body: dict[str, Any]) -> AddressSet | None:
 def parse_ruleset(text: str) -> NftRuleset:
     """`nft -j list ruleset`: IP chains (with rules in order), address sets, iptables-nft's tables."""
     try:
-        document = json.loads(text)
+        document: Any = loads_json(text, "nft -j")
         items = document["nftables"]
     except (ValueError, TypeError, KeyError) as exc:
         raise NftError(f"not nft JSON output: {exc}") from exc
