@@ -26,8 +26,10 @@ INT_MAX = (1 << 64) - 1  # nft's packet and byte counters are unsigned 64-bit
 _MAX_INT_DIGITS = 21  # enough for INT_MIN and INT_MAX; longer is refused before int() parses it
 
 _ESCAPE = re.compile(r"\\.", re.DOTALL)
-_STRING = re.compile(r'"[^"]*+"')  # once escapes are gone, a JSON string is a quote, non-quotes, a quote
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# Once escapes are gone a JSON string is a quote, non-quotes, a quote: strings and everything else that
+# is not a bracket go in one pass. Possessive, so nothing backtracks (a last, unpaired quote is scanned
+# past once, and stays).
+_NOT_STRUCTURE = re.compile(r'(?:"[^"]*+"|[^\[\]{}"]++)++')
 _NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -56,14 +58,14 @@ def json_depth(text: str) -> int:
     a valid document this is its depth; a malformed one may count deeper than a decoder would get
     before failing, which only refuses it earlier.
     """
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", _ESCAPE.sub("", text)))
-    return max(itertools.accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+    structure = _NOT_STRUCTURE.sub("", _ESCAPE.sub("", text))
+    return max(itertools.accumulate(map(_NESTING.get, structure, itertools.repeat(0))), default=0)
 
 
 def _json_int(digits: str) -> int:
     if len(digits) > _MAX_INT_DIGITS:
         raise ReplyError(f"integer of {len(digits)} digits")
-    return check_int(int(digits), "integer")
+    return check_int(int(digits), "number")
 
 
 def _json_float(text: str) -> float:
