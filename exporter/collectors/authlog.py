@@ -35,7 +35,9 @@ class LiveAuthlogCollector:
     Counters come from the follower, never from the scrape, so no line is lost or counted twice
     between scrapes. A source that cannot be read now fails the scrape of this collector
     (`ssh_access_collector_success{collector="authlog"} 0`, with the reason logged) while the follower
-    keeps trying, so the counters carry on when the file comes back.
+    keeps trying, so the counters carry on when the file comes back. So does a path that holds what
+    cannot be read (a directory, a FIFO, a link out of --path.rootfs) while the file read before it is
+    still drained.
     """
 
     def __init__(self, sources: Sequence[Source], stats: Stats, interval_s: float = 0.25) -> None:
@@ -61,6 +63,8 @@ class LiveAuthlogCollector:
             self.stats.set_rotations(name, rotations)
             if not health.get("open", False):
                 problems.append(str(health.get("last_error") or f"{name}: not open"))
+            elif not health.get("path_readable", True):  # an older file is still drained: no line is lost
+                problems.append(str(health.get("last_error") or f"{name}: cannot be read"))
         if problems:
             raise SourceUnavailableError("; ".join(problems))
         yield from authlog_families(self.stats.snapshot())
@@ -109,7 +113,7 @@ def build_sources(paths: HostPaths, args: dict[str, Any]) -> list[Source]:
     for local in files:
         name = paths.unroot(local)
         state = state_file_for(state_dir, f"file:{name}") if state_dir else None
-        sources.append(FileTailer(local, from_start=from_start, state_file=state, name=name))
+        sources.append(FileTailer(local, from_start=from_start, state_file=state, name=name, paths=paths))
     journal = args["collector.authlog.journal"]
     if journal == "on" or (journal == "auto" and not files):
         state = state_file_for(state_dir, "journal") if state_dir else None

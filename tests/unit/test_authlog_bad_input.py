@@ -8,13 +8,16 @@ sshd's own address fields, tokens that are no address.
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from exporter import cli
-from exporter.collectors.authlog import LiveAuthlogCollector
+from exporter.collectors.authlog import LiveAuthlogCollector, SourceUnavailableError, build_sources
+from exporter.paths import HostPaths
 from exporter.sources.authlog import fastscan, linescan
 from exporter.sources.authlog import stats as stats_module
 from exporter.sources.authlog.framing import Framer
@@ -227,3 +230,92 @@ def test_a_mapped_address_is_unmapped_once_on_every_path() -> None:
     assert [op[1] for op in general if op is not None] == ["::ffff:192.0.2.1", "192.0.2.2"]
     assert [op[1] for op in fastscan.scan(text, Framer(), time.time)] == ["::ffff:192.0.2.1", "192.0.2.2"]
     assert [op[1] for op in linescan.scan(text, Framer(), time.time)] == ["::ffff:192.0.2.1", "192.0.2.2"]
+
+
+def _collector_for(rootfs: Path) -> LiveAuthlogCollector:
+    """The registered collector's sources for `rootfs` (as the CLI builds them), polled every 20 ms."""
+    args = {
+        "collector.authlog.state_dir": "",
+        "collector.authlog.from_start": True,
+        "collector.authlog.files": "/var/log/auth.log",
+        "collector.authlog.journal": "off",
+    }
+    return LiveAuthlogCollector(build_sources(HostPaths(rootfs=rootfs), args), Stats(), 0.02)
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _failures(collector: LiveAuthlogCollector) -> dict[str, float]:
+    return {a: n for a, n in collector.stats.snapshot().top_offenders}
+
+
+def _failed(address: str, n: int) -> str:
+    """n failures from `address`, stamped now (top offenders are those of the last hour)."""
+    frame = time.strftime("%b %d %H:%M:%S host sshd[4242]: ")
+    return "".join(f"{frame}Failed password for a from {address} port {n + i} ssh2\n" for i in range(n))
+
+
+@pytest.mark.parametrize("replacement", ["directory", "fifo", "dangling link"])
+def test_a_path_that_turns_unreadable_fails_the_collector_while_the_old_file_is_drained(
+    tmp_path: Path, replacement: str
+) -> None:
+    (tmp_path / "var/log").mkdir(parents=True)
+    log = tmp_path / "var/log/auth.log"
+    log.write_text(_failed("192.0.2.7", 3))
+    collector = _collector_for(tmp_path)
+    try:
+        _wait(lambda: _failures(collector).get("192.0.2.7") == 3)
+        log.rename(log.with_name("auth.log.1"))  # the writer still has the old file open
+        if replacement == "directory":
+            log.mkdir()
+        elif replacement == "fifo":
+            os.mkfifo(log)
+        else:
+            log.symlink_to("nowhere")
+        append = log.with_name("auth.log.1").open("a")
+        append.write(_failed("192.0.2.7", 2))
+        append.close()
+        _wait(lambda: _failures(collector).get("192.0.2.7") == 5)  # no line of the old file lost
+        with pytest.raises(SourceUnavailableError, match=r"/var/log/auth\.log"):
+            list(collector.collect())
+        if replacement == "directory":
+            log.rmdir()
+        else:
+            log.unlink()
+        log.write_text(_failed("192.0.2.8", 1))
+        _wait(lambda: _failures(collector).get("192.0.2.8") == 1)
+        assert list(collector.collect())  # readable again: the collector succeeds again
+    finally:
+        collector.close()
+
+
+@pytest.mark.parametrize("target", ["absolute", "relative"])
+def test_a_tailed_log_swapped_for_a_link_out_of_the_rootfs_is_not_followed(
+    tmp_path: Path, target: str
+) -> None:
+    rootfs = tmp_path / "root"
+    (rootfs / "var/log").mkdir(parents=True)
+    outside = tmp_path / "outside.log"
+    outside.write_text(_failed("203.0.113.66", 4))
+    log = rootfs / "var/log/auth.log"
+    log.write_text(_failed("192.0.2.7", 1))
+    collector = _collector_for(rootfs)
+    try:
+        _wait(lambda: _failures(collector).get("192.0.2.7") == 1)
+        swapped = log.with_name("auth.log.new")
+        swapped.symlink_to(outside if target == "absolute" else Path("../../..") / outside.name)
+        swapped.rename(log)
+        with outside.open("a") as stream:
+            stream.write(_failed("203.0.113.66", 3))
+        _wait(lambda: not collector.follower.source_health()["/var/log/auth.log"]["open"])
+        time.sleep(0.3)  # a dozen more polls
+        assert "203.0.113.66" not in _failures(collector)
+        with pytest.raises(SourceUnavailableError, match=r"/var/log/auth\.log"):
+            list(collector.collect())
+    finally:
+        collector.close()

@@ -15,7 +15,12 @@ and a 250 ms poll costs two stat calls. What it handles:
 - limits (as for tail -F): two rotations within one poll interval, or a copytruncate of a file that
   was empty at the last poll, can lose the lines only the rotated copy holds;
 - errors (missing file, permission denied, a directory) never raise: they are counted in `health`
-  and logged once per change of state.
+  and logged once per change of state. While the path holds something that cannot be read (a directory,
+  a FIFO, a file it may not open) the file opened before is still drained, and `health.path_readable`
+  is False, so the collector says the source is failing instead of reporting all is well;
+- --path.rootfs: with `paths`, every open (the file, its successors, its rotated copies) and the stat
+  that detects a rotation resolve inside the rootfs (`HostPaths.open`), so a log swapped for a link
+  that leads out of it is never followed; only regular files are opened (a FIFO would block).
 
 An optional state file (JSON, written atomically) holds the file's device, inode, offset and a
 fingerprint of the bytes before the offset, so a restart resumes where the last run stopped.
@@ -27,12 +32,12 @@ import contextlib
 import json
 import logging
 import os
-import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.hostfiles import open_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,7 @@ class TailHealth:
     read_errors: int = 0
     lines_truncated: int = 0  # lines longer than the cap, of which only the cap was kept
     open: bool = False
+    path_readable: bool = True  # False while the path holds what cannot be read (an older file may be open)
     last_error: str | None = None
 
 
@@ -106,8 +112,10 @@ class FileTailer:
         state_file: Path | None = None,
         state_interval_s: float = 1.0,
         name: str | None = None,
+        paths: HostPaths | None = None,
     ) -> None:
         self.path = path
+        self._paths = paths  # set: `path` lies under paths.rootfs and is opened only inside it
         self.name = name or str(path)
         self.health = TailHealth()
         self._from_start = from_start
@@ -187,8 +195,11 @@ class FileTailer:
 
     def _open(self, path: Path) -> tuple[int, os.stat_result] | None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            return self._open_regular(path)
         except FileNotFoundError:
+            if os.path.islink(path):  # a link to nothing, or to a place outside --path.rootfs
+                self._error("link", f"cannot open {path}: a symbolic link to nothing inside --path.rootfs")
+                return None
             if not self._missing_logged:
                 log.warning("auth log file %s does not exist (yet); waiting for it", path)
                 self._missing_logged = True
@@ -198,12 +209,29 @@ class FileTailer:
         except OSError as exc:
             self._error("open", f"cannot open {path}: {exc.strerror or exc}")
             return None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+
+    def _open_regular(self, path: Path) -> tuple[int, os.stat_result]:
+        """A read descriptor of the regular file at `path` (inside the rootfs with `paths`) and its stat.
+
+        OSError for anything else: FileNotFoundError when nothing is there (a link out of the rootfs is
+        resolved inside it, where its target does not exist), EINVAL for a FIFO, device or directory.
+        """
+        fd = open_regular_file(path, paths=self._paths)
+        try:
+            return fd, os.fstat(fd)
+        except OSError:
             os.close(fd)
-            self._error("notreg", f"cannot read {path}: not a regular file")
-            return None
-        return fd, st
+            raise
+
+    def _stat_path(self) -> os.stat_result:
+        """The stat of what is at the path now, resolved as _open resolves it (inside the rootfs)."""
+        if self._paths is None:
+            return os.stat(self.path)
+        handle = self._paths.open(self.path, os.O_PATH)
+        try:
+            return os.fstat(handle)
+        finally:
+            os.close(handle)
 
     def _open_current(self) -> None:
         first_attempt, self._first_open = self._first_open, False
@@ -221,6 +249,7 @@ class FileTailer:
         f.fingerprint = self._pread(fd, max(0, offset - _FINGERPRINT), min(offset, _FINGERPRINT)) or b""
         self._cur = f
         self.health.open = True
+        self.health.path_readable = True
         self._missing_logged = False
         if self._error_kind is not None:
             log.info("auth log file %s is readable again", self.path)
@@ -232,7 +261,7 @@ class FileTailer:
         cur = self._cur
         assert cur is not None
         try:
-            st = os.stat(self.path)
+            st = self._stat_path()
         except FileNotFoundError:
             # Deleted, or renamed with its successor not created yet: drain it as a rotated file
             # while it grows, and wait for a file at the path (read from its start when it comes).
@@ -245,12 +274,16 @@ class FileTailer:
             return
         except OSError as exc:
             self._error("stat", f"cannot stat {self.path}: {exc.strerror or exc}")
+            self.health.path_readable = False
             return
         if (st.st_dev, st.st_ino) == (cur.dev, cur.ino):
+            self._path_readable_again()
             return
         opened = self._open(self.path)
-        if opened is None:
+        if opened is None:  # a directory, a FIFO, a file we may not open: the old one is still drained
+            self.health.path_readable = False
             return
+        self._path_readable_again()
         fd, st = opened
         self.health.rotations += 1
         log.info("auth log file %s was rotated or replaced; reading the new file from its start", self.path)
@@ -258,6 +291,13 @@ class FileTailer:
         self._cur = _OpenFile(fd, st, 0)
         self._missing_logged = False
         self._read(self._cur, out, budget)
+
+    def _path_readable_again(self) -> None:
+        if not self.health.path_readable:
+            log.info("auth log file %s is readable again", self.path)
+            self.health.path_readable = True
+            self._error_kind = None
+            self.health.last_error = None
 
     def _retire(self, f: _OpenFile, out: list[str]) -> None:
         f.last_growth = time.monotonic()
@@ -342,7 +382,7 @@ class FileTailer:
 
         def mtime(p: Path) -> float:
             try:
-                return p.stat().st_mtime
+                return p.lstat().st_mtime  # a link's own: what it points to is looked at only inside rootfs
             except OSError:
                 return 0.0
 
@@ -476,21 +516,12 @@ class FileTailer:
 
     # ---- helpers ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _quiet_open(path: Path) -> tuple[int, os.stat_result] | None:
+    def _quiet_open(self, path: Path) -> tuple[int, os.stat_result] | None:
+        """_open for rotated candidates: what cannot be opened is no candidate, and says nothing."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            return self._open_regular(path)
         except OSError:
             return None
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            os.close(fd)
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            return None
-        return fd, st
 
     @staticmethod
     def _pread(fd: int, offset: int, length: int) -> bytes | None:
