@@ -15,9 +15,10 @@ import os
 import selectors
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from exporter.sources.replies import Deadline
 
 DEFAULT_TIMEOUT = 5.0
 MAX_OUTPUT = 128 << 20  # stdout: `nft -j` of a set of a million addresses with timeouts is ~70 MB
@@ -43,7 +44,7 @@ class _TooMuchOutputError(Exception):
     """The tool printed more than its cap."""
 
 
-def _read_output(proc: subprocess.Popen[bytes], deadline: float, max_output: int) -> tuple[bytes, bytes]:
+def _read_output(proc: subprocess.Popen[bytes], deadline: Deadline, max_output: int) -> tuple[bytes, bytes]:
     """All of stdout and the start of stderr, until both are closed: TimeoutError past the deadline,
     _TooMuchOutputError past the cap."""
     assert proc.stdout is not None and proc.stderr is not None
@@ -52,10 +53,7 @@ def _read_output(proc: subprocess.Popen[bytes], deadline: float, max_output: int
         selector.register(proc.stdout, selectors.EVENT_READ, stdout)
         selector.register(proc.stderr, selectors.EVENT_READ, stderr)
         while selector.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            for key, _ in selector.select(left):
+            for key, _ in selector.select(deadline.remaining()):
                 chunk = os.read(key.fd, _CHUNK)
                 if not chunk:
                     selector.unregister(key.fileobj)
@@ -82,7 +80,7 @@ def run_command(
 ) -> CommandResult:
     """Run `binary args...` within `timeout` seconds in all, keeping at most max_output bytes of stdout
     (MAX_OUTPUT when None); never raises."""
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout, f"{binary} timed out after {timeout:g}s")
     cap = MAX_OUTPUT if max_output is None else max_output
     try:
         proc = subprocess.Popen(
@@ -97,13 +95,13 @@ def run_command(
         return CommandResult(None, "", f"{binary}: {exc.strerror or exc}")
     try:
         stdout, stderr = _read_output(proc, deadline, cap)
-        proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        proc.wait(timeout=deadline.remaining())
     except _TooMuchOutputError:
         _kill_group(proc)
         return CommandResult(None, "", f"{binary} printed more than {cap} bytes")
     except (TimeoutError, subprocess.TimeoutExpired):  # the latter: closed its output, kept running
         _kill_group(proc)
-        return CommandResult(None, "", f"{binary} timed out after {timeout:g}s")
+        return CommandResult(None, "", deadline.message)
     finally:  # not `with proc`: its exit waits for the tool without a deadline
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:

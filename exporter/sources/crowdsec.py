@@ -17,7 +17,6 @@ import http.client
 import ipaddress
 import socket
 import ssl
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command as run_tool
 from exporter.sources.hostfiles import read_regular_text
-from exporter.sources.replies import ReplyError, loads_json
+from exporter.sources.replies import Deadline, ReplyError, loads_json
 from exporter.sources.singleflight import singleflight
 from exporter.sources.yamltext import YAMLSyntaxError, parse_yaml
 
@@ -66,20 +65,6 @@ def _literal_host(url: str) -> str:
 # -- one HTTP exchange under one deadline -------------------------------------------------------------
 
 
-class _Deadline:
-    """The end of one whole exchange: connecting, sending, and every read of the answer."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"no complete answer within {self.seconds:g}s")
-        return left
-
-
 class _DeadlineSocket(socket.socket):
     """A socket whose every send and read waits at most until the exchange's deadline.
 
@@ -87,7 +72,7 @@ class _DeadlineSocket(socket.socket):
     http.client reads through `recv_into` and sends through `sendall`, so both get only the time left.
     """
 
-    deadline: _Deadline
+    deadline: Deadline
 
     def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0) -> int:
         self.settimeout(self.deadline.remaining())
@@ -101,7 +86,7 @@ class _DeadlineSocket(socket.socket):
 class _DeadlineSSLSocket(ssl.SSLSocket):
     """The same over TLS (one SSL read or write waits at most its socket timeout in all)."""
 
-    deadline: _Deadline
+    deadline: Deadline
 
     def recv_into(self, buffer: WriteableBuffer, nbytes: int | None = None, flags: int = 0) -> int:
         self.settimeout(self.deadline.remaining())
@@ -112,7 +97,7 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
         super().sendall(data, flags)
 
 
-def _connect(parts: urllib.parse.SplitResult, deadline: _Deadline) -> socket.socket:
+def _connect(parts: urllib.parse.SplitResult, deadline: Deadline) -> socket.socket:
     """A connection to the API's literal address; for https, TLS verified as urllib does."""
     host = parts.hostname or ""
     tls = parts.scheme == "https"
@@ -148,7 +133,9 @@ def http_get(url: str, headers: dict[str, str], timeout: float, max_bytes: int) 
         raise CrowdsecError(f"not an http or https URL: {url}")
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
     try:
-        conn.sock = _connect(parts, _Deadline(timeout))  # http.client speaks over it, never connects itself
+        conn.sock = _connect(
+            parts, Deadline(timeout, f"no complete answer within {timeout:g}s")
+        )  # http.client speaks over it, never connects itself
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         conn.request("GET", target, headers={**headers, "Connection": "close"})
         response = conn.getresponse()

@@ -8,7 +8,9 @@ would break the whole exposition). The rules live here, once:
 
 - nesting is measured before decoding, in linear time, and refused past `MAX_DEPTH`;
 - numbers are finite and fit in 64 bits (`check_int`), so every later `int()`/`float()` succeeds;
-- strings handed on are valid text (`clean_text`: a lone surrogate becomes U+FFFD).
+- strings handed on are valid text (`clean_text`: a lone surrogate becomes U+FFFD);
+- the exchange that brings a reply has one `Deadline` for all of it, not a timeout per read (a peer
+  sending a byte a second would renew that for ever).
 
 Anything else is a `ReplyError`, a ValueError, with a message saying what was wrong.
 """
@@ -19,6 +21,7 @@ import itertools
 import json
 import math
 import re
+import time
 
 MAX_DEPTH = 32  # nft's ruleset nests about 10 levels, CrowdSec's alerts fewer
 INT_MIN = -(1 << 63)
@@ -37,6 +40,21 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 class ReplyError(ValueError):
     """A reply that is too deep, holds a number out of range, or is not what the program answers."""
+
+
+class Deadline:
+    """The end of one whole exchange with another program: connecting, sending, every read, decoding."""
+
+    def __init__(self, seconds: float, message: str) -> None:
+        self.end = time.monotonic() + seconds
+        self.message = message
+
+    def remaining(self) -> float:
+        """Seconds left, for the next blocking call's timeout; TimeoutError(message) when none are."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(self.message)
+        return left
 
 
 def clean_text(text: str) -> str:

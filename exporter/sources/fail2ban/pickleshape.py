@@ -23,10 +23,9 @@ caller's deadline is checked as it goes.
 from __future__ import annotations
 
 import pickletools
-import time
 from collections.abc import Iterator
 
-from exporter.sources.replies import INT_MAX, INT_MIN
+from exporter.sources.replies import INT_MAX, INT_MIN, Deadline
 
 MAX_VALUES = 1 << 20
 MAX_EXPANDED = 16 << 20  # about the length of the result's repr; a real reply's is near its pickle's
@@ -211,14 +210,14 @@ def _stack_step(graph: _Graph, name: str, arg: object) -> None:
         raise UnsafeOpcodeError(f"reply uses the {name} opcode: refused")
 
 
-def _opcodes(data: bytes, deadline: float | None) -> Iterator[tuple[str, object]]:
+def _opcodes(data: bytes, deadline: Deadline | None) -> Iterator[tuple[str, object]]:
     for count, (opcode, arg, _) in enumerate(pickletools.genops(data)):
-        if deadline is not None and count % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
-            raise TimeoutError("fail2ban's reply could not be checked within the deadline")
+        if deadline is not None and count % _DEADLINE_EVERY == 0:
+            deadline.remaining()  # TimeoutError once it has passed
         yield opcode.name, arg
 
 
-def check_shape(data: bytes, deadline: float | None = None) -> None:
+def check_shape(data: bytes, deadline: Deadline | None = None) -> None:
     """Return when unpickling data builds a bounded graph of plain builtins; ShapeError otherwise."""
     graph = _Graph()
     try:

@@ -20,12 +20,12 @@ import pickle
 import socket
 import stat
 import struct
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from exporter.sources.fail2ban.pickleshape import ShapeError, UnsafeOpcodeError, check_shape
+from exporter.sources.replies import Deadline
 
 END = b"<F2B_END_COMMAND>"
 CLOSE = b"<F2B_CLOSE_COMMAND>"
@@ -59,7 +59,7 @@ class PlainUnpickler(pickle.Unpickler):
         raise UnsafeReplyError("reply uses a persistent id: refused")
 
 
-def loads_plain(data: bytes, deadline: float | None = None) -> object:
+def loads_plain(data: bytes, deadline: Deadline | None = None) -> object:
     """Unpickle data built from plain builtins only, once its shape is known to be bounded."""
     try:
         check_shape(data, deadline)
@@ -80,7 +80,7 @@ def encode(command: Sequence[str]) -> bytes:
     return pickle.dumps(list(command), protocol=4) + END
 
 
-def decode(frame: bytes, deadline: float | None = None) -> object:
+def decode(frame: bytes, deadline: Deadline | None = None) -> object:
     """The result of one framed `(code, result)` reply; code 0 is success."""
     if not frame.endswith(END):
         raise ProtocolError("reply not terminated")
@@ -110,21 +110,15 @@ class Connection:
     def __init__(self, path: Path, timeout: float, owner_uid: int = 0) -> None:
         self.path = path
         self.owner_uid = owner_uid
-        self.deadline = time.monotonic() + timeout
+        self.deadline = Deadline(timeout, f"fail2ban did not answer within the deadline on {path}")
         self.peer_pid = 0  # 0: not visible from this pid namespace
         self._sock: socket.socket | None = None
-
-    def _remaining(self) -> float:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"fail2ban did not answer within the deadline on {self.path}")
-        return left
 
     def open(self) -> Connection:
         check_socket_owner(self.path, self.owner_uid)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            sock.settimeout(self._remaining())
+            sock.settimeout(self.deadline.remaining())
             sock.connect(str(self.path))
             pid, uid, _ = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
             if uid != self.owner_uid:
@@ -141,11 +135,11 @@ class Connection:
         sock = self._sock
         if sock is None:
             raise ProtocolError("connection is not open")
-        sock.settimeout(self._remaining())
+        sock.settimeout(self.deadline.remaining())
         sock.sendall(encode(command))
         frame = bytearray()
         while not frame.endswith(END):
-            sock.settimeout(self._remaining())
+            sock.settimeout(self.deadline.remaining())
             chunk = sock.recv(1 << 16)
             if not chunk:
                 raise ProtocolError("server closed the connection mid-reply")
