@@ -17,6 +17,8 @@ from exporter.cli import build_collectors, build_context, serve_parser
 from exporter.collectors.ban_families import BanCollector
 from exporter.collectors.fail2ban import make_collector, snapshot_families
 from exporter.paths import HostPaths
+from exporter.sources.access.model import parse_target
+from exporter.sources.access.reader import AccessOptions, AccessReader
 from exporter.sources.fail2ban.configcheck import parse_dump
 from exporter.sources.fail2ban.database import DatabaseError, read_database
 from exporter.sources.fail2ban.ports import ALL_PORTS, covers, parse_port_spec, parse_services
@@ -448,6 +450,18 @@ def test_a_lone_surrogate_in_a_jail_name_still_reports_the_jail(
     assert value(found, "ssh_access_fail2ban_version_info", version="1.0.2\ufffd") == 1
     assert promtool_check(text) is None
     assert ["status", name, "short"] in server.commands  # asked by its own name
+
+
+def test_a_lone_surrogate_in_a_banned_answer_reaches_diagnose_as_valid_text(
+    tmp_path: Path, serve: Callable[[Reply], FakeServer]
+) -> None:
+    server = serve(lambda command: ok([["web\ud800"]]) if command[0] == "banned" else ok(None))
+    options = AccessOptions(firewall=False, sshguard=False, crowdsec=False, authlog=False, fail2ban_db="",
+                            fail2ban_socket="/" + server.path.name, fail2ban_owner=os.getuid())  # fmt: skip
+    network = parse_target("192.0.2.1")
+    found = {v.layer: v for v in AccessReader(HostPaths(tmp_path), options).check([network])[network]}
+    assert found["fail2ban"].detail == "banned in jail web\ufffd"
+    assert found["fail2ban"].detail.encode()  # before: UnicodeEncodeError when diagnose printed it
 
 
 # -- database ---------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from exporter.sources.fail2ban.protocol import Connection, ProtocolError
 from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS
 from exporter.sources.firewall.reader import TIMEOUT, FirewallError, FirewallReader
 from exporter.sources.procscan import running
+from exporter.sources.replies import clean_text
 from exporter.sources.sshguard import INSTALL_MARKERS as SSHGUARD_MARKERS
 from exporter.sources.sshguard import PROCESS_NAMES as SSHGUARD_PROCESSES
 from exporter.sources.tcpwrappers.reader import FILES, TcpWrappersReader
@@ -207,7 +208,7 @@ class AccessReader:
                 if isinstance(reply, list) and len(reply) == len(single):
                     for network, jails in zip(single, reply, strict=True):
                         names = jails if isinstance(jails, list) else []
-                        banned_in[label(network)] = tuple(str(j) for j in names)
+                        banned_in[label(network)] = tuple(clean_text(str(j)) for j in names)
             except (FileNotFoundError, ConnectionRefusedError):
                 errors.append(f"fail2ban-server is not running (nothing answers on {o.fail2ban_socket})")
             except (OSError, ProtocolError) as exc:
