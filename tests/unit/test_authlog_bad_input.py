@@ -176,18 +176,24 @@ def test_client_text_never_decides_the_address_in_replay(
     assert "203.0.113.66" not in capsys.readouterr().out
 
 
+def _counted(text: str, path: str, monkeypatch: pytest.MonkeyPatch) -> Stats:
+    """Stats after `text` through one path: the chunk scanner `fastscan` or `linescan`, or `general`
+    (framing and classify line by line, as the journal's records and replay's JSON take)."""
+    monkeypatch.setattr(stats_module, "scan", fastscan.scan if path == "fastscan" else linescan.scan)
+    stats = Stats()
+    if path == "general":
+        stats.feed_batch(Framer().parse_many(text.splitlines()), "f")
+    else:
+        stats.feed_text(text, "f", Framer())
+    return stats
+
+
 @pytest.mark.parametrize("scanner", ["fastscan", "linescan", "general"])
 @pytest.mark.parametrize("message", INJECTED)
 def test_client_text_never_decides_the_pid_map(
     message: str, scanner: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stats_module, "scan", fastscan.scan if scanner == "fastscan" else linescan.scan)
-    text = PRIMER + FRAME + message + "\n"
-    stats = Stats()
-    if scanner == "general":
-        stats.feed_batch(Framer().parse_many(text.splitlines()), "f")
-    else:
-        stats.feed_text(text, "f", Framer())
+    stats = _counted(PRIMER + FRAME + message + "\n", scanner, monkeypatch)
     assert stats.pid_map() == {4242: "192.0.2.7"}
     assert all(address == "192.0.2.7" for address, _ in stats.snapshot().top_offenders)
 
@@ -201,18 +207,13 @@ NOT_ADDRESSES = ("192.0.2.\ufffd(9", "192.0.2.999", "::ffff:::ffff:", "x", "[]",
 def test_only_addresses_become_top_offenders_or_pid_map_entries(
     token: str, scanner: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stats_module, "scan", fastscan.scan if scanner == "fastscan" else linescan.scan)
     text = (
         f"{FRAME}Invalid user a from {token} port 22\n"
         f"{FRAME}Failed password for invalid user a from {token} port 22 ssh2\n"
         f"Nov 23 19:04:35 host sshd[4243]: Connection closed by {token} port 22\n"
         f"Nov 23 19:04:35 host sshd[4244]: refused connect from {token}\n"
     )
-    stats = Stats()
-    if scanner == "general":
-        stats.feed_batch(Framer().parse_many(text.splitlines()), "f")
-    else:
-        stats.feed_text(text, "f", Framer())
+    stats = _counted(text, scanner, monkeypatch)
     snapshot = stats.snapshot()
     assert snapshot.top_offenders == ()
     assert stats.pid_map() == {}

@@ -344,3 +344,20 @@ def test_state_file_of_another_path_is_ignored(log: Path, tmp_path: Path) -> Non
     assert t2.poll() == []
     append(log, "new\n")
     assert t2.poll() == ["new"]
+
+
+def test_a_rotated_copy_that_links_out_of_the_rootfs_is_not_read(tmp_path: Path) -> None:
+    """copytruncate recovery reads the missed lines from `auth.log.1`: never from a link out of rootfs."""
+    rootfs = tmp_path / "root"
+    (rootfs / "var/log").mkdir(parents=True)
+    log = rootfs / "var/log/auth.log"
+    log.write_text("seen 1\n")
+    t = FileTailer(log, from_start=True, paths=HostPaths(rootfs=rootfs))
+    assert t.poll() == ["seen 1"]
+    outside = tmp_path / "outside.log"
+    outside.write_text("seen 1\nfrom outside the rootfs\n")  # the copy's bytes, and more
+    log.with_name("auth.log.1").symlink_to(outside)
+    log.write_text("")  # truncated
+    append(log, "after\n")
+    assert t.poll() == ["after"]
+    assert t.health.truncations == 1
