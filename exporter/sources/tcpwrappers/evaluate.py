@@ -31,10 +31,11 @@ VerdictName = Literal["allow", "deny", "depends_on_dns", "unknown"]
 _HOSTNAME_LITERALS = re.compile(r"[A-Za-z0-9._*?-]*")
 _INADDR_CHARS = frozenset("0123456789./")
 _INET_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
-_LEADING_INT = re.compile(r"[ \t]*([-+]?\d+)")
+_LEADING_INT = re.compile(r"[ \t]*([-+]?)0*([0-9]+)")
 _ADDRESS_TOKEN = re.compile(r"[0-9.]+|\[[0-9A-Fa-f:.]+\]")
 _MAPPED = bytes(10) + b"\xff\xff"
 PatternFiles = Callable[[str], Sequence[str] | None]  # host path -> its whitespace-separated patterns
+MAX_PATTERN_FILES = 64  # files one `/path` pattern may bring in, itself included
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,35 @@ def _unmapped(address: str) -> str:
     return address
 
 
+@functools.lru_cache(maxsize=4096)
+def _wildcard_pieces(pattern: str) -> tuple[tuple[re.Pattern[str], int], ...]:
+    """The pattern cut at its `*`s: each piece as a fixed-length regex (`?` is any one character)."""
+    return tuple(
+        (re.compile("".join("." if c == "?" else re.escape(c) for c in piece), re.DOTALL), len(piece))
+        for piece in pattern.split("*")
+    )
+
+
 def wildcard_match(text: str, pattern: str) -> bool:
-    """libwrap's match_pattern_ylo: `*` and `?`, case-sensitive."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, text, re.DOTALL) is not None
+    """libwrap's match_pattern_ylo: `*` and `?`, case-sensitive; its verdicts without its cost.
+
+    libwrap (like a regex `.*.*X`) backtracks through every way to share the text among the `*`s:
+    `**********X` against an IPv6 address took 24 s. Between two `*`s a piece has a fixed length, so the
+    leftmost place it fits leaves the most text to the pieces after it: the first piece must start the
+    text, the last must end it, and each middle piece is searched for once, left to right."""
+    (head, head_length), *rest = _wildcard_pieces(pattern)
+    if not rest:
+        return head.fullmatch(text) is not None
+    *middle, (tail, tail_length) = rest
+    start, end = head_length, len(text) - tail_length
+    if start > end or head.match(text) is None or tail.fullmatch(text, end) is None:
+        return False
+    for piece, _ in middle:
+        found = piece.search(text, start, end)
+        if found is None:
+            return False
+        start = found.end()
+    return True
 
 
 def string_match(token: str, text: str) -> bool:
@@ -122,11 +148,25 @@ def _dotted_quad(text: str) -> int | None:
     parts = text.split(".")
     if len(parts) != 4 or not all(_INET_PART.fullmatch(p) for p in parts):
         return None
+    if any(
+        len(p) > 3 and p[0] != "0" for p in parts
+    ):  # a decimal part over 999 (int() of 5,000 digits raises)
+        return None
     values = [int(p, 16) if p[:2] in ("0x", "0X") else int(p, 8) if p[0] == "0" else int(p) for p in parts]
     if any(v > 255 for v in values):
         return None
     value = int.from_bytes(bytes(values), "big")
     return None if value == 0xFFFFFFFF else value
+
+
+def _atoi(text: str) -> int:
+    """C's atoi for a prefix length: ASCII digits only, and any number too long to be one is -1 (a pattern
+    file's token can hold 5,000 digits, which int() refuses)."""
+    found = _LEADING_INT.match(text)
+    if found is None:
+        return 0
+    sign, digits = found.groups()
+    return -1 if len(digits) > 4 else int(sign + digits)
 
 
 def masked_match(net: str, mask: str, address: str) -> bool:
@@ -139,14 +179,12 @@ def masked_match(net: str, mask: str, address: str) -> bool:
         if "." in mask:
             mask_value = _dotted_quad(mask)
         else:
-            length = _LEADING_INT.match(mask)
-            bits = int(length.group(1)) if length else 0
+            bits = _atoi(mask)
             mask_value = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF if 1 <= bits <= 32 else None
         return mask_value is not None and addr & mask_value == net_value
     if not (net.startswith("[") and net.endswith("]")):
         return False
-    length = _LEADING_INT.match(mask)
-    bits = int(length.group(1)) if length else 0
+    bits = _atoi(mask)
     if not 0 <= bits <= 128:
         return False
     try:
@@ -167,6 +205,38 @@ def _could_name_host(token: str) -> bool:
     return _not_inaddr(token) and _HOSTNAME_LITERALS.fullmatch(token) is not None
 
 
+class PatternExpander:
+    """`/path` patterns as the patterns they stand for, every file they reach read once.
+
+    libwrap matches each pattern of the file, and follows a `/path` inside it to any depth (a chain
+    of 12 files matches as one); a file naming itself makes it recurse until it crashes. Matching
+    against every pattern reachable is the same answer without the recursion: a file naming itself 8
+    times cost 8^8 matches when each reference was followed again. At most MAX_PATTERN_FILES files."""
+
+    def __init__(self, pattern_files: PatternFiles) -> None:
+        self._read = pattern_files
+        self._expanded: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, path: str) -> tuple[str, ...]:
+        """The patterns that are not `/path` themselves, from `path` and the files it reaches."""
+        found = self._expanded.get(path)
+        if found is None:
+            found = self._expanded[path] = self._expand(path)
+        return found
+
+    def _expand(self, path: str) -> tuple[str, ...]:
+        files, reached = [path], {path}
+        patterns: dict[str, None] = {}  # ordered and without repeats
+        for file in files:  # grows while read: breadth first
+            for pattern in self._read(file) or ():
+                if not pattern.startswith("/"):
+                    patterns.setdefault(pattern)
+                elif pattern not in reached and len(reached) < MAX_PATTERN_FILES:
+                    reached.add(pattern)
+                    files.append(pattern)
+        return tuple(patterns)
+
+
 @dataclass
 class _Context:
     """One evaluation: the facts, the mode and why something stayed open."""
@@ -175,7 +245,7 @@ class _Context:
     server: str | None
     daemon: str
     unresolved: bool  # True: lookups fail (names "unknown"); False: they give MAYBE
-    pattern_files: PatternFiles
+    patterns: PatternExpander
     reasons: set[str] = field(default_factory=set)
 
     def maybe(self, reason: str) -> int:
@@ -183,18 +253,17 @@ class _Context:
         return MAYBE
 
 
-def _host_match(token: str, address: str | None, ctx: _Context, depth: int = 0) -> int:
+def _host_match(token: str, address: str | None, ctx: _Context) -> int:
     """libwrap's host_match; address None: the host's address is not known."""
     lowered = token.lower()
     if token.startswith("@"):  # NIS netgroup: a name service lookup
         return NO if ctx.unresolved else ctx.maybe("dns")
     if token.startswith("/"):
-        patterns = ctx.pattern_files(token) if depth < 8 else None
-        return max((_host_match(p, address, ctx, depth + 1) for p in patterns or ()), default=NO)
+        return max((_host_match(p, address, ctx) for p in ctx.patterns(token)), default=NO)
     if address is None:  # the server's address, not given to us
         if lowered == "all":
             return YES
-        return _host_match(token, UNKNOWN, ctx, depth) if ctx.unresolved else ctx.maybe("server")
+        return _host_match(token, UNKNOWN, ctx) if ctx.unresolved else ctx.maybe("server")
     if lowered in ("known", "local"):  # both need the host name
         return NO if ctx.unresolved else ctx.maybe("dns")
     net, mask = split_at(token, "/")
@@ -272,6 +341,16 @@ def rule_match(rule: Rule, ctx: _Context) -> int:
 
 def _no_pattern_files(path: str) -> Sequence[str] | None:
     return None
+
+
+class _NoPatterns(PatternExpander):
+    """For daemon lists and memoized tokens: no file is read, and nothing is kept."""
+
+    def __call__(self, path: str) -> tuple[str, ...]:
+        return ()
+
+
+_NO_PATTERNS = _NoPatterns(_no_pattern_files)
 
 
 def _literal_key(token: str) -> str | None:
@@ -407,8 +486,9 @@ def evaluate(rules: AccessRules, daemon: str = "sshd", *, client: ClientInfo) ->
     address = canonical_address(client.address)
     server = canonical_address(client.server_address) if client.server_address else None
     index = rules.index(daemon)
-    decided, maybes = index.scan(_Context(address, server, daemon, False, rules.pattern_files))
-    fallback, _ = index.scan(_Context(address, server, daemon, True, rules.pattern_files))
+    patterns = PatternExpander(rules.pattern_files)
+    decided, maybes = index.scan(_Context(address, server, daemon, False, patterns))
+    fallback, _ = index.scan(_Context(address, server, daemon, True, patterns))
     if_unresolved = rule_verdict(*fallback)[0] if fallback else "allow"
     final, twist = rule_verdict(*decided) if decided else ("allow", False)
     rule = decided[0] if decided else None
@@ -434,36 +514,37 @@ def daemons_apply(daemons: tuple[str, ...], daemon: str = "sshd") -> int:
 @functools.lru_cache(maxsize=4096)
 def _applies(daemons: tuple[str, ...], daemon: str) -> int:
     """Daemon lists repeat (50,000 DenyHosts lines say `sshd`): worked out once each."""
-    return list_match(daemons, _server_match, _Context(UNKNOWN, None, daemon, False, _no_pattern_files))
+    return list_match(daemons, _server_match, _Context(UNKNOWN, None, daemon, False, _NO_PATTERNS))
 
 
-def _token_needs_lookup(token: str, pattern_files: PatternFiles, depth: int = 0) -> bool:
+def _token_needs_lookup(token: str, patterns: PatternExpander) -> bool:
     """Address tokens never need a lookup; other tokens without a `/` repeat, so they are memoized."""
     if _ADDRESS_TOKEN.fullmatch(token):
         return False
     if "/" not in token:
         return _plain_needs_lookup(token)
-    return _needs_lookup(token, pattern_files, depth)
+    return _needs_lookup(token, patterns)
 
 
 @functools.lru_cache(maxsize=65536)
 def _plain_needs_lookup(token: str) -> bool:
-    return _needs_lookup(token, _no_pattern_files, 0)
+    return _needs_lookup(token, _NO_PATTERNS)
 
 
-def _needs_lookup(token: str, pattern_files: PatternFiles, depth: int) -> bool:
+def _needs_lookup(token: str, patterns: PatternExpander) -> bool:
     user, host = split_at(token[1:], "@")
     if host is not None:
-        return (token[0] + user).lower() != "all" or _token_needs_lookup(host, pattern_files, depth)
+        return (token[0] + user).lower() != "all" or _token_needs_lookup(host, patterns)
     lowered = token.lower()
     if token.startswith("@") or lowered in ("known", "local"):
         return True
     if token.startswith("/"):
-        patterns = pattern_files(token) if depth < 8 else None
-        return any(_token_needs_lookup(p, pattern_files, depth + 1) for p in patterns or ())
+        return any(_token_needs_lookup(p, patterns) for p in patterns(token))
     return lowered not in ("all", "except") and "/" not in token and _could_name_host(token)
 
 
-def needs_lookup(rule: Rule, pattern_files: PatternFiles = _no_pattern_files) -> bool:
-    """Whether libwrap may look up a name, ident user or netgroup for this rule's clients."""
-    return any(_token_needs_lookup(t, pattern_files) for t in rule.clients)
+def needs_lookup(rule: Rule, patterns: PatternFiles | PatternExpander = _no_pattern_files) -> bool:
+    """Whether libwrap may look up a name, ident user or netgroup for this rule's clients; pass one
+    PatternExpander for many rules, so that the pattern files they share are read once."""
+    expander = patterns if isinstance(patterns, PatternExpander) else PatternExpander(patterns)
+    return any(_token_needs_lookup(t, expander) for t in rule.clients)

@@ -18,13 +18,21 @@ from exporter.sources.tcpwrappers.evaluate import (
     NO,
     YES,
     AccessRules,
+    PatternExpander,
     applies_to,
     daemons_apply,
     needs_lookup,
     rule_verdict,
 )
 from exporter.sources.tcpwrappers.libwrap import BINARIES, read_links_libwrap
-from exporter.sources.tcpwrappers.syntax import ParseError, Rule, Table, extend_table, parse_table
+from exporter.sources.tcpwrappers.syntax import (
+    ParseError,
+    Rule,
+    Table,
+    extend_table,
+    parse_table,
+    pattern_tokens,
+)
 
 HOSTS_ALLOW = "/etc/hosts.allow"
 HOSTS_DENY = "/etc/hosts.deny"
@@ -100,6 +108,7 @@ def summarize(rules: AccessRules, daemon: str = "sshd", since: Summary | None = 
     else:
         counts, lookups, everyone = dict(since.rules), dict(since.lookup_rules), since.decided
         todo = [(rules.deny, False, since.deny_read, since.deny_simple_read)]
+    patterns = PatternExpander(rules.pattern_files)  # the files the rules share, read once
     for table, allow_file, start, simple_start in todo:
         # simple lines: one address each, no options, never a lookup, never "every client"; the
         # file's verdict. In hosts.allow the first one for the daemon lets someone in.
@@ -112,7 +121,7 @@ def summarize(rules: AccessRules, daemon: str = "sshd", since: Summary | None = 
                 continue
             verdict = rule_verdict(rule, allow_file)[0]
             counts[(table.file, verdict)] += 1
-            if needs_lookup(rule, rules.pattern_files):
+            if needs_lookup(rule, patterns):
                 lookups[table.file] += 1
             if everyone is None and applies == YES and _everyone(rule):
                 everyone = verdict == "deny"
@@ -210,7 +219,7 @@ class TcpWrappersReader:
         if cached is not None and cached[0] == signature:
             return cached[1]
         try:
-            patterns: tuple[str, ...] | None = tuple(read_regular_text(local, MAX_BYTES).split())
+            patterns: tuple[str, ...] | None = pattern_tokens(read_regular_text(local, MAX_BYTES))
         except OSError:
             patterns = None
         self._patterns[host_path] = (signature, patterns)

@@ -206,6 +206,17 @@ def tokens(field: str) -> tuple[str, ...]:
     return tuple(t for t in SEPARATORS.split(field) if t)
 
 
+_C_SPACE = re.compile(r"[ \t\n\v\f\r]+")  # isspace() in the C locale, what fscanf's %s stops at
+
+
+def pattern_tokens(text: str) -> tuple[str, ...]:
+    """The patterns of a `/path` pattern file as libwrap's fscanf("%s") reads them: separated by C
+    whitespace only (str.split would also cut at \\x1c or U+00A0), each a C string ending at its
+    first NUL (a token that starts with one is empty, and is dropped)."""
+    cut = (token.partition("\0")[0] for token in _C_SPACE.split(text))
+    return tuple(token for token in cut if token)
+
+
 def logical_lines(text: str, first: int = 1) -> Iterator[tuple[int, str, bool]]:
     """(first physical line, text, complete) with backslash-newline joined away, as libwrap's xgets does.
 
