@@ -610,6 +610,29 @@ def test_port_specs(spec: str, expected: set[int] | None) -> None:
     assert parsed == (None if expected is None else frozenset(expected))
 
 
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("0:999999999999", None),  # before: a set of 10**12 ports built in C, the GIL held
+        ("\u00b2, 22", {22}),  # before: ValueError from int()
+        ("9" * 5000 + ",22", {22}),  # before: ValueError (int's digit limit)
+        ("a-" * 50_000 + "!,22", {22}),  # before: the range pattern backtracked quadratically
+        (",".join(["0:65535"] * 20_000), set(range(65536))),  # before: 20,000 expansions of every port
+        ("30-20", set()),
+    ],
+    ids=["huge-range", "unicode-digit", "5000-digits", "backtracking-token", "repeated-ranges", "empty"],
+)
+def test_port_specs_from_a_hostile_server_cost_linear_time(spec: str, expected: set[int] | None) -> None:
+    started = time.monotonic()
+    parsed = parse_port_spec(spec, SERVICES)
+    assert time.monotonic() - started < 2.0
+    assert parsed == (None if expected is None else frozenset(expected))
+
+
+def test_services_out_of_the_port_range_are_passed_over() -> None:
+    assert parse_services("huge 99999999999/tcp\nssh 22/tcp\nsup \u00b2/tcp\n") == {"ssh": 22}
+
+
 def test_coverage_is_the_union_of_actions() -> None:
     assert covers(["22", "2222"], frozenset({22, 2222}), SERVICES) is True
     assert covers(["ssh"], frozenset({2222}), SERVICES) is False

@@ -245,7 +245,7 @@ class Fail2banReader:
     def _covers_sshd(self, specs: tuple[str, ...]) -> bool | None:
         wanted = self.sshd_ports()
         if self._services is None:
-            self._services = read_services(self.paths.root("/etc/services"))
+            self._services = read_services(self.paths.root("/etc/services"), self.paths)
         return covers(specs, wanted, self._services)
 
     def sshd_ports(self) -> frozenset[int]:
