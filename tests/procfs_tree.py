@@ -15,14 +15,38 @@ def make_procfs(root: Path) -> Path:
 
 
 def add_process(
-    procfs: Path, pid: int, ppid: int, title: str, comm: str = "sshd", start_ticks: int = 1000
+    procfs: Path,
+    pid: int,
+    ppid: int,
+    title: str,
+    comm: str = "sshd",
+    start_ticks: int = 1000,
+    *,
+    uid: int = 0,
+    exe: Path | None = None,
 ) -> None:
-    """One process: /proc/PID/stat (comm, ppid, starttime) and a setproctitle-style cmdline."""
+    """One process: /proc/PID/stat (comm, ppid, starttime), a setproctitle-style cmdline, status (its
+    uids) and, when given, exe: a link to the file it runs (the kernel's magic link, stat() follows)."""
     directory = procfs / str(pid)
     directory.mkdir(parents=True, exist_ok=True)
     fields = ["S", str(ppid)] + ["0"] * 17 + [str(start_ticks)] + ["0"] * 20
     (directory / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
     (directory / "cmdline").write_bytes(title.encode() + b"\0" * 8)
+    (directory / "status").write_text(
+        f"Name:\t{comm}\nState:\tS (sleeping)\nPid:\t{pid}\nPPid:\t{ppid}\n"
+        f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
+    )
+    if exe is not None:
+        (directory / "exe").unlink(missing_ok=True)
+        (directory / "exe").symlink_to(exe)
+
+
+def add_binary(rootfs: Path, host_path: str = "/usr/sbin/sshd") -> Path:
+    """An executable file under rootfs (its bytes do not matter: the readers compare identities)."""
+    binary = rootfs / host_path.lstrip("/")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    binary.write_bytes(b"\x7fELF\x00" + host_path.encode())
+    return binary
 
 
 def start_time(start_ticks: int) -> float:

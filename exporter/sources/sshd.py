@@ -23,6 +23,7 @@ from pathlib import Path
 
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command
+from exporter.sources.hostfiles import read_regular_text
 from exporter.sources.sock_diag import NetnsSockets
 from exporter.sources.sshd_binary import (
     SshdVersion,
@@ -38,7 +39,16 @@ from exporter.sources.sshd_config import (
     read_config_files,
 )
 from exporter.sources.sshd_connections import ConnectionTracker, read_listener_trees
-from exporter.sources.sshd_processes import Listener, classify_listeners, read_processes
+from exporter.sources.sshd_processes import (
+    FileId,
+    Listener,
+    ListenerCheck,
+    boot_time,
+    check_listener,
+    classify_listeners,
+    file_id,
+    read_processes,
+)
 from exporter.sources.sshd_sockets import (
     TABLES,
     ListeningSockets,
@@ -53,6 +63,7 @@ TcpQuery = tuple[int, tuple[int, ...], tuple[str, ...]]  # listener pid, its por
 # How often a full /proc scan looks for sshd instances started since the last one (a restarted
 # instance is found at once: its old pid is gone).
 FULL_SCAN_INTERVAL = 30.0
+PID_FILE_BYTES = 4096  # a pid and a newline; anything longer is not sshd's PidFile
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,8 @@ class SshdReader:
         self._config_cache: tuple[object, ConfigState] | None = None
         self._sockets_cache: dict[tuple[int, float], ListeningSockets | None] = {}
         self._known_listeners: dict[int, float] = {}  # pid -> process start, from the last full scan
+        # pid -> (process start, whether it is trusted as a listener): checked once per process
+        self._verdicts: dict[int, tuple[float, ListenerCheck]] = {}
         self._last_full_scan = -math.inf
         self._connections = ConnectionTracker(str(paths.procfs))
         self._diag = NetnsSockets()
@@ -121,7 +134,7 @@ class SshdReader:
         local = self.paths.root(self.binary)
         signature = file_signature([local])
         if self._version_cache[0] != signature:
-            version = read_version(local)
+            version = read_version(local, self.paths)
             if version is None and self.paths.is_host_root and local.exists():
                 run = run_command(local, "-V")
                 version = version_from_output(run.stderr + run.stdout)
@@ -184,11 +197,11 @@ class SshdReader:
         """Process start, or the PidFile's mtime when sshd rewrote it since (a reload re-execs)."""
         started = listener.create_time
         if pid_file:
-            local = self.paths.root(pid_file)
             try:
-                if local.read_text().strip() == str(listener.pid):
+                local = self.paths.root(pid_file)
+                if read_regular_text(local, PID_FILE_BYTES, paths=self.paths).strip() == str(listener.pid):
                     started = max(started, os.stat(local).st_mtime)
-            except (OSError, UnicodeDecodeError):
+            except OSError:
                 pass
         return started
 
@@ -253,13 +266,54 @@ class SshdReader:
                 self._find_listeners(now)
                 found = read_listener_trees(self.paths.procfs, self._known_listeners, tracker)
             if found is None:  # no children files (kernel without CONFIG_PROC_CHILDREN)
-                found = classify_listeners(read_processes(self.paths.procfs))
+                found = self._trusted(classify_listeners(read_processes(self.paths.procfs)))
             return found
 
     def _find_listeners(self, now: float) -> None:
         processes = read_processes(self.paths.procfs, skip=self._connections.pids())
-        self._known_listeners = {item.pid: item.create_time for item in classify_listeners(processes)}
+        trusted = self._trusted(classify_listeners(processes))
+        self._known_listeners = {item.pid: item.create_time for item in trusted}
         self._last_full_scan = now
+
+    def _trusted(self, candidates: list[Listener]) -> list[Listener]:
+        """The candidates that root started from the configured binary (`check_listener`). A process
+        is checked when first found (its pid and start time), not on every scrape; one that fails is
+        ignored, with one log line for its lifetime."""
+        verdicts: dict[int, tuple[float, ListenerCheck]] = {}
+        binary: FileId | str | None = None  # opened when a process needs checking; str: why it cannot be
+        btime = 0.0
+        for listener in candidates:
+            known = self._verdicts.get(listener.pid)
+            if known is not None and abs(known[0] - listener.create_time) <= 0.5:
+                verdicts[listener.pid] = known
+                continue
+            if binary is None:
+                binary, btime = self._binary_id(), boot_time(self.paths.procfs)
+            if isinstance(binary, str):
+                check = ListenerCheck(False, binary)
+            else:
+                check = check_listener(self.paths.procfs, listener, btime, binary)
+            if check.reason:
+                log.info(
+                    "sshd listener trusted"
+                    if check.trusted
+                    else "sshd process not trusted as a listener, ignored",
+                    extra={"pid": listener.pid, "config": listener.config[:200], "reason": check.reason},
+                )
+            verdicts[listener.pid] = (listener.create_time, check)
+        self._verdicts = verdicts
+        return [listener for listener in candidates if verdicts[listener.pid][1].trusted]
+
+    def _binary_id(self) -> FileId | str:
+        """The configured sshd binary's identity (opened inside rootfs), or why it has none."""
+        try:
+            descriptor = self.paths.open(self.paths.root(self.binary), os.O_PATH)
+        except OSError as exc:
+            return f"the sshd binary {self.binary} cannot be opened ({exc.strerror}): nothing to compare with"
+        try:
+            return file_id(os.fstat(descriptor))
+        finally:
+            os.close(descriptor)
 
     def ports(self) -> frozenset[int]:
         """The ports the sshd of `self.config` listens on, else its config file's `Port`s; empty when

@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.paths import HostPaths
 from exporter.sources.commands import CommandResult
+from exporter.sources.hostfiles import read_regular_file
 
 _VERSION = re.compile(rb"OpenSSH_(\d+\.\d+(?:\.\d+)?p\d+)([^\x00\n]{0,80})")
 _VERSION_V = re.compile(r"OpenSSH_(\d+\.\d+(?:\.\d+)?(?:p\d+)?)")
@@ -30,10 +32,11 @@ class SshdVersion:
     release: str
 
 
-def read_version(binary: Path) -> SshdVersion | None:
-    """The release string compiled into the binary: works without executing it (containers, rootfs)."""
+def read_version(binary: Path, paths: HostPaths | None = None) -> SshdVersion | None:
+    """The release string compiled into the binary: works without executing it (containers, rootfs).
+    Read as a regular file of bounded size, opened inside `paths`' rootfs when given."""
     try:
-        data = binary.read_bytes()
+        data = read_regular_file(binary, paths=paths)
     except OSError:
         return None
     match = _VERSION.search(data)

@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.sources.procfiles import read_proc_file
+from exporter.sources.sshd_config import split_args
 
 SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
 STAGES: tuple[str, ...] = ("accepted", "preauth", "authenticating")
 DEFAULT_CONFIG = "/etc/ssh/sshd_config"
 
-_LISTENER = re.compile(r"^(?P<argv>.*?)\s*\[listener\]\s+(?P<n>\d+) of (?P<start>\d+)-(?P<full>\d+) startups")
+# Searched for, not anchored after a lazy `.*?`: that form retried every position of a title full of
+# blanks (quadratic), and titles are anyone's to set. sshd prints C ints: at most 10 digits.
+_LISTENER = re.compile(r"\[listener\]\s++(?P<n>\d{1,10}) of (?P<start>\d{1,10})-(?P<full>\d{1,10}) startups")
 _SESSION = re.compile(r"@|\[postauth\]")
 _PREAUTH_CHILD = re.compile(r"^(?:\[net\]|\[session-auth(?: early)?\]|\[preauth\])$")
 _USER_NET = re.compile(r"^\S+ \[net\]$")
@@ -93,16 +95,19 @@ def _strip_name(title: str) -> str:
 
 
 def parse_listener_title(title: str) -> ListenerTitle | None:
-    match = _LISTENER.match(_strip_name(title))
+    """`ARGV [listener] N of START-FULL startups`; None for any other title."""
+    stripped = _strip_name(title)
+    match = _LISTENER.search(stripped)
     if not match:
         return None
-    return ListenerTitle(match["argv"], int(match["n"]), int(match["start"]), int(match["full"]))
+    argv = stripped[: match.start()].rstrip()
+    return ListenerTitle(argv, int(match["n"]), int(match["start"]), int(match["full"]))
 
 
 def config_from_argv(argv: str) -> str:
     """The `-f FILE` an sshd was started with (`-fFILE` too), else the default config path."""
     try:
-        words = shlex.split(argv)
+        words = split_args(argv)
     except ValueError:
         words = argv.split()
     for index, word in enumerate(words):
@@ -207,21 +212,82 @@ def title_of(raw: bytes) -> str:
     return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
 
 
+def _comm(stat: bytes) -> str:
+    """/proc/PID/stat's process name (it may hold blanks and parentheses: it ends at the last `)`)."""
+    return stat[stat.find(b"(") + 1 : stat.rfind(b")")].decode("utf-8", "replace")
+
+
+def _ppid_and_start(stat: bytes, btime: float) -> tuple[int, float]:
+    """/proc/PID/stat's parent pid and start time (seconds since the epoch)."""
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[1]), btime + int(fields[19]) / CLOCK_TICKS
+
+
 def read_process(procfs: Path, pid: int, btime: float, only_sshd: bool = True) -> ProcessInfo | None:
     """One process from stat and cmdline; None when it is not sshd's (and only_sshd is set)."""
     stat = _read(f"{procfs}/{pid}/stat", short_read_is_eof=True)
-    right = stat.rfind(b")")
-    name = stat[stat.find(b"(") + 1 : right].decode("utf-8", "replace")
+    name = _comm(stat)
     if only_sshd and name not in SSHD_NAMES:
         return None
-    fields = stat[right + 2 :].split()
-    return ProcessInfo(
-        pid,
-        int(fields[1]),
-        name,
-        title_of(_read(f"{procfs}/{pid}/cmdline", short_read_is_eof=True)),
-        btime + int(fields[19]) / CLOCK_TICKS,
-    )
+    ppid, create_time = _ppid_and_start(stat, btime)
+    title = title_of(_read(f"{procfs}/{pid}/cmdline", short_read_is_eof=True))
+    return ProcessInfo(pid, ppid, name, title, create_time)
+
+
+FileId = tuple[int, int]  # (st_dev, st_ino): a file's identity, whatever path names it
+_UIDS = re.compile(rb"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", re.MULTILINE)
+
+
+def file_id(st: os.stat_result) -> FileId:
+    return st.st_dev, st.st_ino
+
+
+@dataclass(frozen=True)
+class ListenerCheck:
+    """Whether a listener candidate is trusted, and what to say about it ("" when nothing)."""
+
+    trusted: bool
+    reason: str
+
+
+def check_listener(procfs: Path, listener: Listener, btime: float, binary: FileId) -> ListenerCheck:
+    """Trusted when the listener's process runs as root (every uid 0) the executable `binary`. Titles
+    are anyone's to set, and a listener's title decides which config the exporter reads and the
+    startups it reports: only a process root started from the configured sshd may do that.
+
+    The executable is compared by identity (device, inode), not by the path /proc/PID/exe names,
+    which under --path.rootfs is the host's path, not ours. Looking at another user's exe takes
+    ptrace rights (root with CAP_SYS_PTRACE, as the systemd unit has): without them (not root, a
+    container without that capability) the owner alone decides, and the reason says so. Every file
+    is opened through one descriptor of /proc/PID, so all are that process's (a pid reused since
+    fails them), and its start time must be the one the title was read with."""
+    try:
+        directory = os.open(f"{procfs}/{listener.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        return ListenerCheck(False, f"gone ({exc.strerror})")
+    try:
+        uids = _UIDS.search(_read("status", short_read_is_eof=True, dir_fd=directory))
+        if uids is None or any(uid != b"0" for uid in uids.groups()):
+            owner = uids.group(1).decode() if uids else "unknown"
+            return ListenerCheck(False, f"runs as uid {owner}, not root")
+        try:
+            same_binary = file_id(os.stat("exe", dir_fd=directory)) == binary
+            caveat = ""
+        except PermissionError:
+            same_binary = True
+            caveat = (
+                "root's process, trusted on its owner alone: its executable needs CAP_SYS_PTRACE to compare"
+            )
+        _, create_time = _ppid_and_start(_read("stat", short_read_is_eof=True, dir_fd=directory), btime)
+    except (OSError, ValueError, IndexError) as exc:
+        return ListenerCheck(False, f"cannot be checked ({getattr(exc, 'strerror', None) or exc})")
+    finally:
+        os.close(directory)
+    if not same_binary:
+        return ListenerCheck(False, "runs another executable than the configured sshd binary")
+    if abs(create_time - listener.create_time) > 0.5:
+        return ListenerCheck(False, "exited meanwhile")
+    return ListenerCheck(True, caveat)
 
 
 def read_processes(procfs: Path, skip: Collection[int] = ()) -> list[ProcessInfo]:

@@ -316,3 +316,85 @@ def test_stages_follow_connections_in_another_namespace(tmp_path: Path) -> None:
             assert value(found, "ssh_access_collector_success", collector="sshd") == 1
         finally:
             client.communicate("")
+
+
+# A process that calls itself sshd (comm via PR_SET_NAME, its argv a listener's title) and waits.
+FAKE_LISTENER = """
+import ctypes, time
+ctypes.CDLL(None).prctl(15, b"sshd", 0, 0, 0)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("uid", [65534, 0], ids=["nobody", "root-other-binary"])
+def test_fake_listener_is_not_trusted(sshd: Sshd, tmp_path: Path, uid: int) -> None:
+    """Any user can name a process sshd and give it a listener's title: its `-f` (a FIFO, which hung
+    the collector for good) is not read, its 99 startups are not counted, and the exporter says so
+    once. Root running another executable is not trusted either (a container's sshd, a script)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    title = f"sshd: /usr/sbin/sshd -D -f {fifo} [listener] 99 of 1-2 startups"
+    fake = subprocess.Popen(
+        [title, "-c", FAKE_LISTENER],
+        executable="/usr/bin/python3",
+        user=uid,
+        group=uid,
+        cwd="/",
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+        label = str(sshd.config)
+        with Exporter(f"--collector.sshd.config={sshd.config}") as exporter:
+            logged: list[list[str]] = []
+            for _ in range(3):
+                found = exporter.scrape()
+                assert value(found, "ssh_access_collector_success", collector="sshd") == 1
+                assert value(found, "ssh_access_sshd_listener_startups", listener=label) == 0
+                assert value(found, "ssh_access_sshd_listener_startups", listener=str(fifo)) is None
+                _assert_host_sums(found)
+                logged.append([line for line in exporter.log().splitlines() if f"pid={fake.pid} " in line])
+        # once per reader of sshd's state (the sshd collector's, the firewall's for the ports), not per scrape
+        assert logged[0] and logged[0] == logged[-1], logged[-1]
+        reason = "runs as uid 65534, not root" if uid else "runs another executable"
+        assert all("level=info" in line and reason in line for line in logged[0]), logged[0]
+    finally:
+        fake.kill()
+        fake.wait()
+
+
+def test_without_ptrace_rights_root_listeners_are_trusted_on_their_owner(sshd: Sshd, tmp_path: Path) -> None:
+    """Comparing another user's executable takes CAP_SYS_PTRACE (a container may lack it, as does an
+    exporter run without root): root's listeners are then trusted on their owner alone, and said so;
+    a user's fake is still ignored."""
+    require_root_and("setpriv")
+    fake = subprocess.Popen(
+        ["sshd: /usr/sbin/sshd -D [listener] 99 of 1-2 startups", "-c", FAKE_LISTENER],
+        executable="/usr/bin/python3",
+        user=65534,
+        group=65534,
+        cwd="/",
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    no_ptrace = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", "--"]
+    try:
+        assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+        held = Held(sshd.port)
+        label = str(sshd.config)
+        with Exporter(f"--collector.sshd.config={sshd.config}", enter=no_ptrace) as exporter:
+            try:
+                held.hold(2)
+                found = exporter.wait_until(_startups(label, 2))
+                assert value(found, "ssh_access_sshd_listener_startups", listener=label) == 2
+                _assert_host_sums(found)
+                log = exporter.log()
+            finally:
+                held.close()
+        assert f"pid={sshd.pid} " in log and "trusted on its owner alone" in log, log
+        assert "runs as uid 65534, not root" in log, log
+    finally:
+        fake.kill()
+        fake.wait()

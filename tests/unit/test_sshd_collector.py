@@ -14,7 +14,7 @@ from exporter.collectors.sshd import SshdCollector
 from exporter.paths import HostPaths
 from exporter.sources.sshd import SshdReader
 from tests.exposition import promtool_check, render, samples, value
-from tests.procfs_tree import add_process, make_procfs, start_time
+from tests.procfs_tree import add_binary, add_process, make_procfs, start_time
 
 
 @pytest.fixture
@@ -29,13 +29,20 @@ def host(tmp_path: Path) -> HostPaths:
     (ssh / "alt_config").write_text("Port 2223\nPidFile /run/alt.pid\n")
     (rootfs / "run").mkdir()
     procfs = make_procfs(tmp_path / "proc")
-    add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 2 of 3-6 startups", start_ticks=1000)
+    sshd = add_binary(rootfs)
+    add_process(
+        procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 2 of 3-6 startups", start_ticks=1000, exe=sshd
+    )
     add_process(procfs, 101, 100, "sshd: [accepted]")
     add_process(procfs, 102, 100, "sshd: alice [priv]")
     add_process(procfs, 103, 102, "sshd: alice@pts/0")
     add_process(procfs, 104, 100, "sshd: [accepted]")
     add_process(
-        procfs, 200, 1, "sshd: /usr/sbin/sshd -D -f /etc/ssh/alt_config [listener] 0 of 10-100 startups"
+        procfs,
+        200,
+        1,
+        "sshd: /usr/sbin/sshd -D -f /etc/ssh/alt_config [listener] 0 of 10-100 startups",
+        exe=sshd,
     )
     # Every config file is older than both listeners...
     old = start_time(1000) - 100
@@ -114,7 +121,6 @@ def test_missing_config_still_reports_load(host: HostPaths) -> None:
 
 def test_version_is_read_from_the_binary(host: HostPaths) -> None:
     binary = host.rootfs / "usr/sbin/sshd"
-    binary.parent.mkdir(parents=True)
     binary.write_bytes(b"\x7fELF\x00OpenSSH_2.*,OpenSSH_3.0*\x00OpenSSH_9.8p1 Debian-3\x00OpenSSH_%s\x00")
     found = samples(scrape(host))
     assert (
@@ -130,6 +136,7 @@ def test_listeners_sharing_a_config_get_ordinals_not_pids(host: HostPaths) -> No
         1,
         "sshd: /usr/sbin/sshd -D -p 2224 [listener] 1 of 10-100 startups",
         start_ticks=900,
+        exe=host.rootfs / "usr/sbin/sshd",
     )
     found = samples(scrape(host))
     main = "/etc/ssh/sshd_config"

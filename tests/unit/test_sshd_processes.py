@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from exporter.collectors.sshd import SshdCollector
 from exporter.paths import HostPaths
 from exporter.sources.sshd import SshdReader
 from exporter.sources.sshd_processes import (
@@ -15,7 +21,15 @@ from exporter.sources.sshd_processes import (
     parse_listener_title,
     read_processes,
 )
-from tests.procfs_tree import add_process, make_procfs, set_children, set_run_time, start_time
+from tests.exposition import render, samples, value
+from tests.procfs_tree import (
+    add_binary,
+    add_process,
+    make_procfs,
+    set_children,
+    set_run_time,
+    start_time,
+)
 
 
 def proc(pid: int, ppid: int, title: str, name: str = "sshd") -> ProcessInfo:
@@ -185,8 +199,9 @@ def test_read_processes_from_a_fixture_tree_with_garbage(tmp_path: Path) -> None
     assert listener.title == "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups"
 
 
-def _flood_fixture(procfs: Path, run_times: bool) -> None:
-    add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 3 of 10-100 startups", start_ticks=500)
+def _flood_fixture(procfs: Path, run_times: bool, binary: Path) -> None:
+    title = "sshd: /usr/sbin/sshd -D [listener] 3 of 10-100 startups"
+    add_process(procfs, 100, 1, title, start_ticks=500, exe=binary)
     for pid, ppid, title in (
         (101, 100, "sshd: [accepted]"),
         (102, 100, "sshd: alice [priv]"),
@@ -212,7 +227,7 @@ def _stages(reader: SshdReader) -> tuple[dict[str, int], int]:
 @contextlib.contextmanager
 def _flood_reader(root: Path, run_times: bool) -> Iterator[tuple[Path, SshdReader]]:
     procfs = make_procfs(root / "proc")
-    _flood_fixture(procfs, run_times)
+    _flood_fixture(procfs, run_times, add_binary(root))
     reader = SshdReader(HostPaths(rootfs=root, procfs=procfs))
     try:
         assert _stages(reader) == ({"accepted": 2, "preauth": 1, "authenticating": 0}, 1)
@@ -239,3 +254,144 @@ def test_without_run_times_every_connection_is_read_each_time(tmp_path: Path) ->
     with _flood_reader(tmp_path, run_times=False) as (procfs, reader):
         (procfs / "104" / "cmdline").write_bytes(b"sshd: bob [priv]\0\0")
         assert _stages(reader) == ({"accepted": 1, "preauth": 1, "authenticating": 1}, 1)
+
+
+# -- who is trusted as a listener (issue 11): a root process running the configured sshd binary --
+
+REAL = "sshd: /usr/sbin/sshd -D [listener] 1 of 10-100 startups"
+
+
+@contextlib.contextmanager
+def _host(tmp_path: Path) -> Iterator[tuple[HostPaths, Path, SshdReader]]:
+    """A rootfs with the sshd binary and a real listener (pid 100) holding one connection."""
+    rootfs = tmp_path / "root"
+    (rootfs / "etc/ssh").mkdir(parents=True)
+    (rootfs / "etc/ssh/sshd_config").write_text("Port 22\n")
+    binary = add_binary(rootfs)
+    procfs = make_procfs(tmp_path / "proc")
+    add_process(procfs, 100, 1, REAL, start_ticks=500, exe=binary)
+    add_process(procfs, 101, 100, "sshd: [accepted]")
+    paths = HostPaths(rootfs=rootfs, procfs=procfs)
+    reader = SshdReader(paths)
+    try:
+        yield paths, binary, reader
+    finally:
+        reader.close()
+
+
+def _scrape_within(reader: SshdReader, seconds: float, fifo: Path | None = None) -> str:
+    """One collector pass, given `seconds`; a pass blocked on `fifo` is released so the test fails
+    instead of hanging."""
+    result: list[str] = []
+    worker = threading.Thread(
+        target=lambda: result.append(render(SshdCollector(reader).collect())), daemon=True
+    )
+    worker.start()
+    worker.join(seconds)
+    blocked = worker.is_alive()
+    if fifo is not None:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    worker.join(30)
+    assert not blocked, f"the scrape took more than {seconds} s"
+    return result[0]
+
+
+def _untrusted_logs(caplog: pytest.LogCaptureFixture, pid: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "not trusted" in r.getMessage() and getattr(r, "pid", None) == pid]
+
+
+def test_fake_listener_of_an_unprivileged_user_is_ignored_once_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user's process named sshd with a listener title: its `-f` (a FIFO here) is never opened and
+    its claimed startups are not counted; it is logged once at info, not on every scrape."""
+    with _host(tmp_path) as (paths, binary, reader):
+        fifo = paths.rootfs / "tmp/fifo"
+        fifo.parent.mkdir()
+        os.mkfifo(fifo)
+        fake = "sshd: /usr/sbin/sshd -D -f /tmp/fifo [listener] 99 of 1-2 startups"
+        add_process(paths.procfs, 666, 1, fake, start_ticks=600, uid=1000, exe=binary)
+        caplog.set_level(logging.DEBUG)
+        for _ in range(2):
+            found = samples(_scrape_within(reader, 2, fifo))
+            assert value(found, "ssh_access_sshd_listeners") == 1
+            assert value(found, "ssh_access_sshd_startups") == 1
+            assert value(found, "ssh_access_sshd_listener_startups", listener="/tmp/fifo") is None
+        [record] = _untrusted_logs(caplog, 666)
+        assert record.levelno == logging.INFO and "uid 1000" in str(getattr(record, "reason", ""))
+
+
+def test_root_process_running_another_executable_is_ignored(tmp_path: Path) -> None:
+    """A root process named sshd that is not the configured binary (a container's own sshd, a script):
+    compared by device and inode, so a copy of the binary does not pass either."""
+    with _host(tmp_path) as (paths, binary, reader):
+        copy = paths.rootfs / "var/lib/container/usr/sbin/sshd"
+        copy.parent.mkdir(parents=True)
+        shutil.copy(binary, copy)
+        add_process(paths.procfs, 700, 1, REAL.replace("1 of", "50 of"), start_ticks=600, exe=copy)
+        add_process(paths.procfs, 701, 1, "/usr/sbin/sshd -D -f /etc/other", start_ticks=600)  # no exe
+        [listener] = reader.listeners()
+        assert listener.pid == 100 and listener.startups == 1
+
+
+def test_listener_is_recognised_by_identity_and_its_sessions_followed(tmp_path: Path) -> None:
+    """The exe link names the binary by another path (a hard link; in a container, the host's path):
+    the same file is trusted. OpenSSH 9.8+ connections run sshd-session and sshd-auth, other
+    executables, some as the user: they are followed under the trusted listener all the same."""
+    with _host(tmp_path) as (paths, binary, reader):
+        other_name = paths.rootfs / "usr/sbin/sshd-hardlink"
+        os.link(binary, other_name)
+        session = add_binary(paths.rootfs, "/usr/lib/openssh/sshd-session")
+        add_process(paths.procfs, 100, 1, REAL.replace("1 of", "2 of"), start_ticks=500, exe=other_name)
+        add_process(paths.procfs, 101, 100, "sshd-session: [accepted]", comm="sshd-session", exe=session)
+        add_process(paths.procfs, 102, 100, "sshd-session: alice [priv]", comm="sshd-session", exe=session)
+        add_process(paths.procfs, 103, 102, "sshd-session: alice@pts/0", comm="sshd-session", uid=1000)
+        add_process(paths.procfs, 104, 100, "sshd-session: [accepted]", comm="sshd-session", exe=session)
+        add_process(paths.procfs, 105, 104, "sshd-auth: [session-auth]", comm="sshd-auth", uid=101)
+        for pid, children in ((100, [101, 102, 104]), (101, []), (102, [103]), (103, []), (104, [105])):
+            set_children(paths.procfs, pid, children)
+        set_children(paths.procfs, 105, [])
+        [listener] = reader.listeners()
+        assert (listener.pid, listener.startups, listener.sessions) == (100, 2, 1)
+        assert listener.stages == {"accepted": 1, "preauth": 1, "authenticating": 0}
+
+
+def test_listener_checked_when_found_not_on_every_scrape(tmp_path: Path) -> None:
+    """The check costs a few reads per listener found; known listeners are followed without it."""
+    with _host(tmp_path) as (paths, _, reader):
+        assert [item.pid for item in reader.listeners()] == [100]
+        (paths.procfs / "100" / "status").unlink()  # a second check would now fail
+        assert [item.pid for item in reader.listeners()] == [100]
+
+
+def test_without_the_configured_binary_no_listener_is_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _host(tmp_path) as (_, binary, reader):
+        binary.unlink()
+        caplog.set_level(logging.INFO)
+        found = samples(_scrape_within(reader, 5))
+        assert value(found, "ssh_access_sshd_listeners") == 0
+        [record] = _untrusted_logs(caplog, 100)
+        assert "/usr/sbin/sshd" in str(getattr(record, "reason", ""))
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "sshd: x" + " " * 100_000 + "y",  # quadratic in the old title regex: 14 s (a MB: 1,400 s)
+        "sshd: x" + " " * 100_000 + "[listener] 1 of 2-3 startups",
+        "sshd: x [listener] " + "9" * 5000 + " of 1-2 startups",  # int() refused it with ValueError
+        "/usr/sbin/sshd -D -f '" + "x" * 500_000,  # shlex: quadratic in a quoted word
+    ],
+)
+def test_any_title_is_parsed_in_linear_time_without_error(tmp_path: Path, title: str) -> None:
+    """Titles are anyone's: an unprivileged process named sshd can carry any of these."""
+    with _host(tmp_path) as (paths, _, reader):
+        add_process(paths.procfs, 800, 1, title, start_ticks=600, uid=1000)
+        started = time.monotonic()
+        found = samples(_scrape_within(reader, 30))
+        assert time.monotonic() - started < 2
+        assert value(found, "ssh_access_sshd_listeners") == 1
+        assert value(found, "ssh_access_sshd_startups") == 1
