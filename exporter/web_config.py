@@ -369,11 +369,11 @@ class TLSContextSource:
                     log.error("cannot reload TLS certificates, keeping the old ones", extra={"err": str(exc)})
             return self._context
 
-    def peer_allowed(self, sock: ssl.SSLSocket) -> bool:
+    def peer_allowed(self, tls: ssl.SSLObject | ssl.SSLSocket) -> bool:
         """client_allowed_sans: the verified client certificate must carry one of the listed names."""
         if not self._allowed_sans:
             return True
-        sans = (sock.getpeercert() or {}).get("subjectAltName", ())
+        sans = (tls.getpeercert() or {}).get("subjectAltName", ())
         names = {_normalize_san(str(pair[1])) for pair in sans if isinstance(pair, tuple) and len(pair) == 2}
         return bool(names & self._allowed_sans)
 

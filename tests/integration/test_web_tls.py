@@ -8,11 +8,15 @@ from __future__ import annotations
 import base64
 import http.client
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,8 @@ import pytest
 
 from exporter.collectors.registry import registrations
 from exporter.config import ConfigError
+from exporter.httpserver import Limits
+from exporter.web import make_http_server
 from exporter.web_config import TLSContextSource, load_web_config
 from tests.integration.harness import Exporter
 from tests.net import free_port
@@ -224,3 +230,37 @@ def test_bad_certificate_is_a_config_error(pki: PKI) -> None:
     assert tls is not None
     with pytest.raises(ConfigError, match=r"^tls_server_config\.cert_file: cannot load"):
         TLSContextSource(tls)
+
+
+def test_tls_keep_alive_and_handshake_deadline(pki: PKI) -> None:
+    """Requests share one TLS connection; a client that never finishes its handshake is dropped."""
+    config = pki.dir / "web.yml"
+    config.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+    tls = load_web_config(config).tls
+    assert tls is not None
+
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['wsgi.url_scheme']} {environ['PATH_INFO']}\n".encode()]
+
+    server = make_http_server("127.0.0.1:0", app, TLSContextSource(tls), Limits(handshake_timeout=0.5))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address
+        connection = http.client.HTTPSConnection(host, port, context=pki.client_context(), timeout=10)
+        for path in ("/a", "/b"):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            assert response.status == 200 and response.read() == f"https {path}\n".encode()
+        assert len(server.connections) == 1
+        connection.close()
+        with socket.create_connection((host, port), timeout=10) as stalled:
+            stalled.sendall(b"\x16\x03\x01\x02\x00")  # the start of a ClientHello, then nothing
+            started = time.monotonic()
+            assert stalled.recv(1024) == b""
+            assert time.monotonic() - started < 3
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
