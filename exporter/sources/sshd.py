@@ -100,7 +100,9 @@ class SshdSnapshot:
         return sum(state.listener.startups for state in self.listeners)
 
 
-def _mtime(path: Path) -> float | None:
+def _mtime(path: Path | None) -> float | None:
+    if path is None:
+        return None
     try:
         return os.stat(path).st_mtime
     except OSError:
@@ -130,8 +132,18 @@ class SshdReader:
         self._last_tcp_queries: list[TcpQuery] = []
 
     # -- version -------------------------------------------------------------------------------
+    def _local(self, host_path: str) -> Path | None:
+        """A host path under rootfs; None when it cannot be followed inside it (a link loop, more links
+        than the kernel follows): that file is then as good as missing, not a failed scrape."""
+        try:
+            return self.paths.root(host_path)
+        except OSError:
+            return None
+
     def version(self) -> SshdVersion | None:
-        local = self.paths.root(self.binary)
+        local = self._local(self.binary)
+        if local is None:
+            return None
         signature = file_signature([local])
         if self._version_cache[0] != signature:
             version = read_version(local, self.paths)
@@ -147,8 +159,9 @@ class SshdReader:
 
     def config_state(self, version: SshdVersion | None) -> tuple[ConfigState, ParsedFiles]:
         parsed = self.parse_files(self.config)
-        local_files = [self.paths.root(f) for f in parsed.files] or [self.paths.root(self.config)]
-        signature = (file_signature([*local_files, self.paths.root(self.binary)]), tuple(parsed.files))
+        host_files = [*(parsed.files or [self.config]), self.binary]
+        local_files = [local for local in map(self._local, host_files) if local is not None]
+        signature = (file_signature(local_files), tuple(host_files))
         if self._config_cache is None or self._config_cache[0] != signature:
             state = self._compute_config(parsed, version)
             if state.sshd_t_error:
@@ -162,7 +175,7 @@ class SshdReader:
     def _compute_config(self, parsed: ParsedFiles, version: SshdVersion | None) -> ConfigState:
         ver = version.version if version else None
         files = tuple(parsed.files)
-        binary = self.paths.root(self.binary)
+        binary = Path("/", self.binary)  # rootfs is / where it is run
         if not self.paths.is_host_root:
             reason = "--path.rootfs is not /: host binaries are not executed"
         elif not binary.exists():
@@ -238,7 +251,7 @@ class SshdReader:
             parsed = self.parse_files(listener.config)
             effective = self._from_files(parsed, None)
         started = self._started(listener, effective.pid_file if effective else "/run/sshd.pid")
-        mtimes = [m for m in (_mtime(self.paths.root(f)) for f in parsed.files) if m is not None]
+        mtimes = [m for m in (_mtime(self._local(f)) for f in parsed.files) if m is not None]
         newest = max(mtimes, default=None)
         reload_pending = None if newest is None else newest > started
         listening = self._sockets(listener, started)

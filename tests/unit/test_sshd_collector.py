@@ -166,3 +166,16 @@ def test_self_including_config_is_a_parse_error(host: HostPaths) -> None:
     assert time.monotonic() - started < 2
     assert value(found, "ssh_access_sshd_config_parse_errors") == 1
     assert value(found, "ssh_access_sshd_config_source", source="file") == 0
+
+
+def test_config_path_in_a_link_loop_is_a_parse_error_not_a_failed_scrape(host: HostPaths) -> None:
+    """Under --path.rootfs a path whose links cannot be followed to the end (a loop) is refused by
+    HostPaths.root (OSError ELOOP): that file is unreadable, the listeners are still reported."""
+    ssh = host.rootfs / "etc/ssh"
+    (ssh / "sshd_config").unlink()
+    (ssh / "sshd_config").symlink_to("/etc/ssh/loop")
+    (ssh / "loop").symlink_to("/etc/ssh/sshd_config")
+    found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_config_parse_errors") == 1
+    assert value(found, "ssh_access_sshd_listeners") == 2
+    assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") is None
