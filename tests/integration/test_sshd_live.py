@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -327,14 +328,9 @@ time.sleep(120)
 """
 
 
-@pytest.mark.parametrize("uid", [65534, 0], ids=["nobody", "root-other-binary"])
-def test_fake_listener_is_not_trusted(sshd: Sshd, tmp_path: Path, uid: int) -> None:
-    """Any user can name a process sshd and give it a listener's title: its `-f` (a FIFO, which hung
-    the collector for good) is not read, its 99 startups are not counted, and the exporter says so
-    once. Root running another executable is not trusted either (a container's sshd, a script)."""
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    title = f"sshd: /usr/sbin/sshd -D -f {fifo} [listener] 99 of 1-2 startups"
+@contextlib.contextmanager
+def _fake_listener(title: str, uid: int) -> Iterator[subprocess.Popen[str]]:
+    """A Python process as `uid`, its comm `sshd` and its argv `title`; killed on exit."""
     fake = subprocess.Popen(
         [title, "-c", FAKE_LISTENER],
         executable="/usr/bin/python3",
@@ -346,6 +342,20 @@ def test_fake_listener_is_not_trusted(sshd: Sshd, tmp_path: Path, uid: int) -> N
     )
     try:
         assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+        yield fake
+    finally:
+        fake.kill()
+        fake.wait()
+
+
+@pytest.mark.parametrize("uid", [65534, 0], ids=["nobody", "root-other-binary"])
+def test_fake_listener_is_not_trusted(sshd: Sshd, tmp_path: Path, uid: int) -> None:
+    """Any user can name a process sshd and give it a listener's title: its `-f` (a FIFO, which hung
+    the collector for good) is not read, its 99 startups are not counted, and the exporter says so
+    once. Root running another executable is not trusted either (a container's sshd, a script)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with _fake_listener(f"sshd: /usr/sbin/sshd -D -f {fifo} [listener] 99 of 1-2 startups", uid) as fake:
         label = str(sshd.config)
         with Exporter(f"--collector.sshd.config={sshd.config}") as exporter:
             logged: list[list[str]] = []
@@ -360,28 +370,15 @@ def test_fake_listener_is_not_trusted(sshd: Sshd, tmp_path: Path, uid: int) -> N
         assert logged[0] and logged[0] == logged[-1], logged[-1]
         reason = "runs as uid 65534, not root" if uid else "runs another executable"
         assert all("level=info" in line and reason in line for line in logged[0]), logged[0]
-    finally:
-        fake.kill()
-        fake.wait()
 
 
-def test_without_ptrace_rights_root_listeners_are_trusted_on_their_owner(sshd: Sshd, tmp_path: Path) -> None:
+def test_without_ptrace_rights_root_listeners_are_trusted_on_their_owner(sshd: Sshd) -> None:
     """Comparing another user's executable takes CAP_SYS_PTRACE (a container may lack it, as does an
     exporter run without root): root's listeners are then trusted on their owner alone, and said so;
     a user's fake is still ignored."""
     require_root_and("setpriv")
-    fake = subprocess.Popen(
-        ["sshd: /usr/sbin/sshd -D [listener] 99 of 1-2 startups", "-c", FAKE_LISTENER],
-        executable="/usr/bin/python3",
-        user=65534,
-        group=65534,
-        cwd="/",
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     no_ptrace = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", "--"]
-    try:
-        assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+    with _fake_listener("sshd: /usr/sbin/sshd -D [listener] 99 of 1-2 startups", 65534):
         held = Held(sshd.port)
         label = str(sshd.config)
         with Exporter(f"--collector.sshd.config={sshd.config}", enter=no_ptrace) as exporter:
@@ -395,6 +392,3 @@ def test_without_ptrace_rights_root_listeners_are_trusted_on_their_owner(sshd: S
                 held.close()
         assert f"pid={sshd.pid} " in log and "trusted on its owner alone" in log, log
         assert "runs as uid 65534, not root" in log, log
-    finally:
-        fake.kill()
-        fake.wait()
