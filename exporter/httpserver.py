@@ -403,13 +403,15 @@ class Connection(asyncio.Protocol):
         self.write_paused = True
         self.unsent = self.transport.get_write_buffer_size()
         self.server.unsent += self.unsent
-        self._arm(self.limits.write_timeout, "reading the response")
+        if not self.handshaking:  # the handshake keeps its own deadline
+            self._arm(self.limits.write_timeout, "reading the response")
 
     def resume_writing(self) -> None:
         self.write_paused = False
         self._release_unsent()
-        self._cancel_timer()
-        self._continue()
+        if not self.handshaking:
+            self._cancel_timer()
+            self._continue()
 
     # -- TLS ---------------------------------------------------------------------------------------
 
@@ -443,8 +445,11 @@ class Connection(asyncio.Protocol):
                 chunk = self.tls.read(65536)
             except ssl.SSLWantReadError:
                 break
-            except (ssl.SSLError, OSError) as exc:  # includes the client's close_notify
-                log.debug("TLS connection ended", extra={"client": self.peer[0], "err": str(exc)})
+            except ssl.SSLZeroReturnError:  # close_notify: as a TCP half-close, what came is answered
+                self.peer_done = True
+                break
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS connection failed", extra={"client": self.peer[0], "err": str(exc)})
                 self.closing = True
                 break
             if not chunk:
