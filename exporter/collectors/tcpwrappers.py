@@ -51,7 +51,7 @@ def snapshot_families(snapshot: TcpWrappersSnapshot) -> Iterator[Metric]:
         for verdict in VERDICTS:
             rules.add_metric([state.path, verdict], summary.rules.get((state.path, verdict), 0))
         lookups.add_metric([state.path], summary.lookup_rules.get(state.path, 0))
-        errors.add_metric([state.path], len(state.errors))
+        errors.add_metric([state.path], state.error_count)
         if state.mtime is not None:
             mtime.add_metric([state.path], state.mtime)
     yield from (rules, lookups, errors, mtime)

@@ -67,3 +67,22 @@ def test_pattern_file_chain_agrees_with_tcpdmatch(netns: NetNs, tmp_path: Path) 
     expected = tcpdmatch_verdicts(netns, tmp_path, addresses)
     assert expected == ["deny", "deny", "deny", "allow", "deny", "deny", "deny", "deny", "allow"]
     assert _ours(tmp_path, addresses) == expected
+
+
+NUL_FILES = [
+    "sshd: 192.0.2.1\0junk\n 198.51.100.1\n",
+    "#x\0\nsshd: ALL\n",
+    "\0sshd: ALL\nsshd: 192.0.2.1\n",
+    "sshd: 192.0.2.1\0\0\\\n198.51.100.1\n",
+    "sshd\0: ALL\n: 192.0.2.11\n",
+    "sshd: 192.0.2.11\nsshd: 203.0.113.9\0",
+]
+
+
+def test_nul_bytes_agree_with_tcpdmatch(netns: NetNs, tmp_path: Path) -> None:
+    """libwrap's fgets/strlen: a line ends at its NUL and the next line is joined on."""
+    addresses = ["192.0.2.1", "192.0.2.11", "198.51.100.1", "2001:db8::1"]
+    for deny in NUL_FILES:
+        _write(tmp_path, "hosts.allow", "")
+        _write(tmp_path, "hosts.deny", deny)
+        assert _ours(tmp_path, addresses) == tcpdmatch_verdicts(netns, tmp_path, addresses), repr(deny)

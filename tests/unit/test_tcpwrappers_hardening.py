@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import re
 import time
+import tracemalloc
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.collectors.tcpwrappers import TcpWrappersCollector
 from exporter.paths import HostPaths
 from exporter.sources.tcpwrappers import AccessRules, ClientInfo, evaluate, parse_table
 from exporter.sources.tcpwrappers.evaluate import wildcard_match
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader, summarize
-from exporter.sources.tcpwrappers.syntax import pattern_tokens
+from exporter.sources.tcpwrappers.syntax import MAX_RULES, Table, pattern_tokens
+from tests.exposition import render, samples, value
 
 
 def _regex_wildcard_match(text: str, pattern: str) -> bool:
@@ -105,3 +109,74 @@ def test_long_numbers_in_pattern_files(tmp_path: Path) -> None:
     snapshot = reader.read()
     assert evaluate(snapshot.rules, client=ClientInfo("192.0.2.1")).verdict == "allow"
     assert evaluate(snapshot.rules, client=ClientInfo("2001:db8::1")).verdict == "deny"
+
+
+def _peak_parse(text: str) -> tuple[Table, int]:
+    """The table of `text` as hosts.deny, and the most memory parsing it held at once (bytes)."""
+    tracemalloc.start()
+    try:
+        table = parse_table(text, "/etc/hosts.deny")
+        return table, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_lines_without_colon_are_counted_not_kept() -> None:
+    """1 MB of lines without `:`: each was a ParseError and 10 regex strings (6 MB took 1.08 GB)."""
+    table, peak = _peak_parse("x\n" * 500_000)
+    assert table.error_count == 500_000 and len(table.errors) == 100
+    assert peak < 16 << 20, peak  # 170 MB before
+
+
+def test_long_continuation_line_is_read_in_place() -> None:
+    """A 2 MB continuation line was split into a million strings (60 MB took 2.2 GB)."""
+    table, peak = _peak_parse("sshd: " + "\\\n" * 1_000_000 + "192.0.2.1\n")
+    assert [r.clients for r in table.rules] == [("192.0.2.1",)]
+    assert peak < 16 << 20, peak  # 400 MB before
+
+
+def test_too_many_rules_make_the_file_unreadable(tmp_path: Path) -> None:
+    """Past MAX_RULES objects a hosts file is an error the collector reports, not gigabytes held."""
+    reader = _rootfs(tmp_path, {"/etc/hosts.deny": "a:b\n" * (MAX_RULES + 1), "/etc/hosts.allow": ""})
+    snapshot = reader.read()
+    assert f"more than {MAX_RULES} rules" in snapshot.error
+    with pytest.raises(OSError, match="more than"):  # collector_success 0, with this message
+        list(TcpWrappersCollector(reader).collect())
+
+
+def test_parse_errors_counts_every_bad_line(tmp_path: Path) -> None:
+    reader = _rootfs(tmp_path, {"/etc/hosts.deny": "x\n" * 3000 + "sshd: 192.0.2.1\n" + "y\n" * 3000})
+    found = samples(render(TcpWrappersCollector(reader).collect()))
+    assert value(found, "ssh_access_tcpwrappers_parse_errors", file="/etc/hosts.deny") == 6000
+    assert value(found, "ssh_access_tcpwrappers_rules", file="/etc/hosts.deny", verdict="deny") == 1
+
+
+def test_appended_errors_keep_the_first_and_count_all(tmp_path: Path) -> None:
+    deny = tmp_path / "etc/hosts.deny"
+    reader = _rootfs(tmp_path, {"/etc/hosts.deny": "x\n" * 150})
+    reader.read()
+    with deny.open("a") as out:
+        out.write("sshd: 192.0.2.1\n" + "y\n" * 150)
+    grown = reader.read().rules.deny
+    fresh = parse_table(deny.read_text(), "/etc/hosts.deny")
+    assert grown == fresh and grown.error_count == 300 and grown.errors == fresh.errors
+
+
+def test_nul_byte_in_hosts_deny(tmp_path: Path) -> None:
+    """libwrap reads a line up to its NUL and joins the next one on (tcpdmatch: both denied); a NUL in
+    an address raised ValueError in inet_pton."""
+    reader = _rootfs(
+        tmp_path, {"/etc/hosts.deny": "sshd: 192.0.2.1\0junk\n 198.51.100.1\nsshd: 203.0.113.9\0\n"}
+    )
+    snapshot = reader.read()
+    verdicts = [evaluate(snapshot.rules, client=ClientInfo(a)).verdict for a in ("192.0.2.1", "198.51.100.1")]
+    assert verdicts == ["deny", "deny"]
+    assert [e.message[:8] for e in snapshot.files[1].errors] == ["NUL byte", "NUL byte", "missing "]
+
+
+def test_nul_byte_in_a_pattern_file_path(tmp_path: Path) -> None:
+    reader = _rootfs(
+        tmp_path, {"/etc/hosts.deny": "sshd: /etc/list\n", "/etc/list": "/etc/other\0x 192.0.2.1\n"}
+    )
+    reader.pattern_file("/etc/a\0b")  # a path that cannot be opened: no ValueError
+    assert evaluate(reader.read().rules, client=ClientInfo("192.0.2.1")).verdict == "deny"

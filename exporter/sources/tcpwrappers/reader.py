@@ -7,6 +7,7 @@ same: a hosts.deny with 50,000 DenyHosts lines takes a while to parse, and sits 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,16 +30,18 @@ from exporter.sources.tcpwrappers.syntax import (
     ParseError,
     Rule,
     Table,
+    TooManyRulesError,
     extend_table,
     parse_table,
     pattern_tokens,
 )
 
+log = logging.getLogger(__name__)
 HOSTS_ALLOW = "/etc/hosts.allow"
 HOSTS_DENY = "/etc/hosts.deny"
 FILES = (HOSTS_ALLOW, HOSTS_DENY)
 VERDICTS = ("allow", "deny")
-MAX_BYTES = 64 << 20  # 64 MiB: about 700,000 DenyHosts entries
+MAX_BYTES = 16 << 20  # 16 MiB: about 200,000 DenyHosts entries (libwrap reads lines of 2 KiB at most)
 Signature = tuple[int, int] | None  # (mtime_ns, size); None: missing
 
 
@@ -47,8 +50,9 @@ class FileState:
     path: str  # host path
     mtime: float | None  # None: missing (libwrap reads it as empty)
     rules: int
-    errors: tuple[ParseError, ...]
+    errors: tuple[ParseError, ...]  # the first ones
     unreadable: str | None = None
+    error_count: int = 0  # all of them
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,13 @@ class _Parsed:
     grown_from: Table | None = None  # the table this one extends with appended lines
 
 
+def _unreadable(signature: Signature, host_path: str, why: str) -> _Parsed:
+    """A file that could not be read or held: an error (the collector fails), not an empty file."""
+    log.warning("tcpwrappers: %s: %s", host_path, why)
+    stop = ParseError(host_path, 0, f"cannot open: {why}")
+    return _Parsed(signature, Table(host_path, (), (stop,), stop), why)
+
+
 class TcpWrappersReader:
     def __init__(self, paths: HostPaths, binaries: Sequence[str] = BINARIES, daemon: str = "sshd") -> None:
         self.paths = paths
@@ -175,7 +186,7 @@ class TcpWrappersReader:
     def _signature(path: Path) -> Signature:
         try:
             st = os.stat(path)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in a pattern file's path
             return None
         return (st.st_mtime_ns, st.st_size)
 
@@ -191,25 +202,28 @@ class TcpWrappersReader:
         except FileNotFoundError:
             parsed = _Parsed(signature, Table(host_path, (), ()))
         except OSError as exc:
-            unreadable = exc.strerror or str(exc)
-            stop = ParseError(host_path, 0, f"cannot open: {unreadable}")
-            parsed = _Parsed(
-                signature, Table(host_path, (), (stop,), stop), unreadable
-            )  # an error, not empty
+            parsed = _unreadable(signature, host_path, exc.strerror or str(exc))
         else:
-            prefix = hashlib.blake2b(data[: cached.size] if cached else b"")
-            same_start = cached is not None and prefix.digest() == cached.digest
-            if cached and same_start and cached.size == len(data):  # touched, not changed
-                parsed = _Parsed(signature, cached.table, None, cached.size, cached.digest, cached.table)
-            elif cached and same_start and cached.table.end and cached.size < len(data):
-                prefix.update(data[cached.size :])
-                table = extend_table(cached.table, data[cached.size :].decode("utf-8", "replace"))
-                parsed = _Parsed(signature, table, None, len(data), prefix.digest(), cached.table)
-            else:
-                table = parse_table(data.decode("utf-8", "replace"), host_path)
-                parsed = _Parsed(signature, table, None, len(data), hashlib.blake2b(data).digest())
+            try:
+                parsed = self._parsed(host_path, signature, data, cached)
+            except TooManyRulesError as exc:
+                parsed = _unreadable(signature, host_path, str(exc))
         self._tables[host_path] = parsed
         return parsed
+
+    @staticmethod
+    def _parsed(host_path: str, signature: Signature, data: bytes, cached: _Parsed | None) -> _Parsed:
+        """The file's bytes as a table: the cached one touched or extended when only lines were added."""
+        prefix = hashlib.blake2b(data[: cached.size] if cached else b"")
+        same_start = cached is not None and prefix.digest() == cached.digest
+        if cached and same_start and cached.size == len(data):  # touched, not changed
+            return _Parsed(signature, cached.table, None, cached.size, cached.digest, cached.table)
+        if cached and same_start and cached.table.end and cached.size < len(data):
+            prefix.update(data[cached.size :])
+            table = extend_table(cached.table, data[cached.size :].decode("utf-8", "replace"))
+            return _Parsed(signature, table, None, len(data), prefix.digest(), cached.table)
+        table = parse_table(data.decode("utf-8", "replace"), host_path)
+        return _Parsed(signature, table, None, len(data), hashlib.blake2b(data).digest())
 
     def pattern_file(self, host_path: str) -> tuple[str, ...] | None:
         """A `/path` pattern file's patterns (read under rootfs); None when it cannot be read."""
@@ -220,7 +234,9 @@ class TcpWrappersReader:
             return cached[1]
         try:
             patterns: tuple[str, ...] | None = pattern_tokens(read_regular_text(local, MAX_BYTES))
-        except OSError:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("tcpwrappers: pattern file %r: %s; it matches nothing", host_path, exc)
             patterns = None
         self._patterns[host_path] = (signature, patterns)
         return patterns
@@ -277,6 +293,7 @@ class TcpWrappersReader:
                 p.table.rule_count,
                 p.table.errors,
                 p.unreadable,
+                p.table.error_count,
             )
             for p in (allow, deny)
         )

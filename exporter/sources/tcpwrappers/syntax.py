@@ -18,19 +18,28 @@ import heapq
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 from exporter.sources.denyhosts import DENY_DELIMITER, ENTRY_DELIMITER
 from exporter.sources.sshguard import HOSTS_MARKER
 
 BUFFER = 2048  # libwrap's BUFLEN: a logical line and its newline must fit in BUFFER - 1 bytes
+MAX_KEPT_ERRORS = 100  # per file; more are counted, not kept (6 MB of bad lines took 1 GB as objects)
+INCOMPLETE = "missing newline or line too long: libwrap ignores the rest"
+MAX_RULES = 250_000  # rules held one object each (DenyHosts' runs of pairs are text): at most ~60 MB
+
+
+class TooManyRulesError(ValueError):
+    """More than MAX_RULES rules outside DenyHosts' runs: the file is not evaluated (nor held)."""
+
+
 SEPARATORS = re.compile(r"[, \t\r\n]+")
 _OTHER_SPACE = re.compile(r"[^\S \t\r\n]")  # whitespace str.split knows and libwrap does not
 WHITESPACE = " \t\r\n"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # no __dict__: a large file holds many
 class Option:
     """One `name value` option of hosts_options(5); `error` is why libwrap rejects it (it then denies)."""
 
@@ -39,7 +48,7 @@ class Option:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # no __dict__: a large file holds many
 class Rule:
     """One logical line: `daemon_list : client_list [: option ...]`."""
 
@@ -63,7 +72,7 @@ class Rule:
         return any(o.name == "twist" for o in self.options or ())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # no __dict__: a large file holds many
 class ParseError:
     file: str
     line: int
@@ -113,6 +122,11 @@ class Table:
     stop: ParseError | None = None  # libwrap gives up here: hosts.allow stops matching, hosts.deny denies
     end: ParseState | None = None  # where parsing ended, to go on with appended text (None: cannot)
     compact: tuple[SimplePart, ...] = ()
+    more_errors: int = 0  # errors counted beyond those kept in `errors`
+
+    @property
+    def error_count(self) -> int:
+        return len(self.errors) + self.more_errors
 
     @functools.cached_property
     def simple(self) -> tuple[SimpleLine, ...]:
@@ -169,9 +183,10 @@ class Table:
         """Same file, rules, errors, stop and end, however the rules are held."""
         if not isinstance(other, Table):
             return NotImplemented
-        return (self.file, self.errors, self.stop, self.end, self.rules) == (
+        return (self.file, self.errors, self.more_errors, self.stop, self.end, self.rules) == (
             other.file,
             other.errors,
+            other.more_errors,
             other.stop,
             other.end,
             other.rules,
@@ -187,6 +202,7 @@ class ParseState:
     lines: int = 0  # physical lines read so far
     mark: str | None = None  # the `# DenyHosts:` line just before, if any
     in_sshguard: bool = False
+    held: int = field(default=0, compare=False)  # rules held one object each (MAX_RULES, across appends)
 
 
 def split_at(text: str, delimiter: str) -> tuple[str, str | None]:
@@ -222,26 +238,39 @@ def logical_lines(text: str, first: int = 1) -> Iterator[tuple[int, str, bool]]:
 
     Not complete: the line does not end in a newline (end of file) or does not fit libwrap's 2048-byte
     buffer; Debian's libwrap then ignores the rest of the file and treats the file as an error."""
-    pending = ""
-    start = 0
-    physical = text.split("\n")
-    last = (
-        len(physical) - 1
-    )  # physical[last] is what follows the final newline ("" when the file ends in one)
-    for index, line in enumerate(physical):
-        if index == last and not line and not pending:
-            return
+    for number, line, complete, _ in _joined_lines(text, first):
+        yield number, line, complete
+
+
+def _joined_lines(text: str, first: int) -> Iterator[tuple[int, str, bool, bool]]:
+    """logical_lines, and whether a NUL byte cut the line; read one physical line at a time, so that
+    a 60 MB file of continuations is not first split into millions of strings.
+
+    libwrap's xgets measures what fgets read with strlen: a NUL ends the physical line there, and
+    with no newline seen the next physical line is read onto the same logical line (tcpdmatch:
+    `sshd: 192.0.2.1<NUL>x` then ` 198.51.100.1` denies both addresses)."""
+    pending, start, cut = "", first, False
+    position, number, size = 0, first, len(text)
+    while position < size:
+        newline = text.find("\n", position)
         if not pending:
-            start = first + index
-        has_newline = index < last
-        if len(pending) + len(line) + 1 > BUFFER - 1 or not has_newline:
-            yield start, pending + line, False
+            start = number
+        end = size if newline == -1 else newline
+        if len(pending) + end - position + 1 > BUFFER - 1 or newline == -1:
+            yield start, pending + text[position : min(end, position + BUFFER)], False, cut
             return
-        if line.endswith("\\"):
+        line = text[position:newline]
+        position, number = newline + 1, number + 1
+        nul = line.find("\0")
+        if nul != -1:
+            pending, cut = pending + line[:nul], True
+        elif line.endswith("\\"):
             pending += line[:-1]
-            continue
-        yield start, pending + line, True
-        pending = ""
+        else:
+            yield start, pending + line, True, cut
+            pending, cut = "", False
+    if pending or cut:
+        yield start, pending, False, cut
 
 
 # hosts_options(5): name -> (value: "need" | "optional" | "none", must be last)
@@ -323,64 +352,120 @@ def parse_options(text: str) -> tuple[Option, ...]:
     return tuple(options)
 
 
+class _LineParser:
+    """One file's general lines, fed one logical line at a time by parse_lines and parse_table: the
+    rules, the errors (the first MAX_KEPT_ERRORS kept, the rest counted) and what a line carries to
+    the next (the `# DenyHosts:` mark above it, whether it is inside sshguard's block)."""
+
+    def __init__(self, file: str, state: ParseState) -> None:
+        self.file = file
+        self.rules: list[Rule] = []
+        self.errors: list[ParseError] = []
+        self.more_errors = 0
+        self.mark, self.in_sshguard = state.mark, state.in_sshguard
+        self.stop: ParseError | None = None
+        self.held = state.held  # rules held one object each, general or simple
+
+    def hold(self) -> None:
+        """Counts one more rule held; memory stays bounded whatever the file holds."""
+        self.held += 1
+        if self.held > MAX_RULES:
+            raise TooManyRulesError(f"more than {MAX_RULES} rules besides DenyHosts' entries: not evaluated")
+        self._tokens: dict[str, tuple[str, ...]] = {}  # a daemon or client list repeats: one tuple
+
+    def error(self, number: int, message: str) -> None:
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append(ParseError(self.file, number, message))
+        else:
+            self.more_errors += 1
+
+    def feed(self, text: str, first: int) -> bool:
+        """The logical lines of `text` (its first physical line numbered `first`); False once libwrap
+        gives up on the file (an incomplete line), which is then `stop`."""
+        for number, line, complete, cut in _joined_lines(text, first):
+            if cut:
+                self.error(number, "NUL byte: libwrap reads the line up to it and joins the next line on")
+            if not complete:
+                self.stop = ParseError(self.file, number, INCOMPLETE)
+                return False
+            self.line(number, line)
+        return True
+
+    def _tokens_of(self, field: str) -> tuple[str, ...]:
+        found = self._tokens.get(field)
+        if found is None:
+            found = self._tokens[field] = tokens(field)
+        return found
+
+    def line(self, number: int, line: str) -> None:
+        if line.startswith(HOSTS_MARKER):
+            self.in_sshguard = not self.in_sshguard
+        if line.startswith("#") or not line.strip(WHITESPACE):
+            self.mark = line if line.startswith(DENY_DELIMITER) else None
+            return
+        daemons, rest = split_at(line, ":")
+        if rest is None:
+            self.error(number, 'missing ":" separator')
+            self.mark = None
+            return
+        clients, option_text = split_at(rest, ":")
+        marked = "sshguard" if self.in_sshguard else None
+        if self.mark is not None and self.mark.partition(ENTRY_DELIMITER)[2].strip() == line.strip():
+            marked = "denyhosts"
+        options = None if option_text is None else parse_options(option_text)
+        self.hold()
+        rule = Rule(
+            self.file, number, line, self._tokens_of(daemons), self._tokens_of(clients), options, marked
+        )
+        if rule.option_error:
+            self.error(number, rule.option_error)
+        self.rules.append(rule)
+        self.mark = None
+
+    def table(self, lines: int, compact: tuple[SimplePart, ...] = ()) -> Table:
+        """The table so far; `lines`: physical lines read, where an appended part would go on."""
+        end = None if self.stop else ParseState(lines, self.mark, self.in_sshguard, self.held)
+        errors = (*self.errors, self.stop) if self.stop else tuple(self.errors)
+        return Table(self.file, tuple(self.rules), errors, self.stop, end, compact, self.more_errors)
+
+
 def parse_lines(text: str, file: str, state: ParseState | None = None) -> Table:
-    """Rules of one access control file, line by line (the general parser behind parse_table).
+    """Rules of one access control file, line by line (the general parser behind parse_table);
+    TooManyRulesError past MAX_RULES.
 
     Comment lines start with `#` in column 0 only. state: go on after lines already parsed (text is
     what was appended to them)."""
     state = state or ParseState()
-    rules: list[Rule] = []
-    errors: list[ParseError] = []
-    previous_mark, in_sshguard = state.mark, state.in_sshguard
-    for number, line, complete in logical_lines(text, state.lines + 1):
-        if not complete:
-            stop = ParseError(file, number, "missing newline or line too long: libwrap ignores the rest")
-            return Table(file, tuple(rules), (*errors, stop), stop)
-        if line.startswith(HOSTS_MARKER):
-            in_sshguard = not in_sshguard
-        if line.startswith("#") or not line.strip(WHITESPACE):
-            previous_mark = line if line.startswith(DENY_DELIMITER) else None
-            continue
-        daemons, rest = split_at(line, ":")
-        if rest is None:
-            errors.append(ParseError(file, number, 'missing ":" separator'))
-            previous_mark = None
-            continue
-        clients, option_text = split_at(rest, ":")
-        marked = "sshguard" if in_sshguard else None
-        if previous_mark is not None and previous_mark.partition(ENTRY_DELIMITER)[2].strip() == line.strip():
-            marked = "denyhosts"
-        options = None if option_text is None else parse_options(option_text)
-        rule = Rule(file, number, line, tokens(daemons), tokens(clients), options, marked)
-        if rule.option_error:
-            errors.append(ParseError(file, number, rule.option_error))
-        rules.append(rule)
-        previous_mark = None
-    end = ParseState(state.lines + text.count("\n"), previous_mark, in_sshguard)
-    return Table(file, tuple(rules), tuple(errors), None, end)
+    parser = _LineParser(file, state)
+    parser.feed(text, state.lines + 1)
+    return parser.table(state.lines + text.count("\n"))
 
 
 def extend_table(table: Table, appended: str) -> Table:
     """The table of the file with `appended` added at its end (DenyHosts appends): parses only that part."""
     assert table.end is not None, "the table ended in a broken line"
     more = parse_table(appended, table.file, table.end)
+    kept = table.errors + (more.errors[:-1] if more.stop else more.errors)  # the stop goes last
+    errors = kept[:MAX_KEPT_ERRORS] + ((more.stop,) if more.stop else ())
     return Table(
         table.file,
         table.general + more.general,
-        table.errors + more.errors,
+        errors,
         more.stop,
         more.end,
         table.compact + more.compact,
+        table.more_errors + more.more_errors + max(0, len(kept) - MAX_KEPT_ERRORS),
     )
 
 
 # The fast path: the lines DenyHosts writes, classified by one regex over the whole text. Each match is
 # one of: a run of blank lines and plain comments; a rule `DAEMONS: ADDRESS` (optionally with the
 # `# DenyHosts:` comment above it); or anything else, with its continuation lines, which goes through
-# parse_lines. Lengths are bounded so that no fast line comes near libwrap's buffer.
+# parse_lines. Lengths are bounded so that no fast line comes near libwrap's buffer; a line with a NUL
+# byte is never a fast one (libwrap joins the next line onto it).
 _ADDRESS = r"[0-9.]{1,64}|\[[0-9A-Fa-f:.]{1,64}\]"
 _NOT_MARKER = f"(?!{re.escape(HOSTS_MARKER[1:])})(?!{re.escape(DENY_DELIMITER[1:])})"
-_DENYHOSTS_MARK = rf"{re.escape(DENY_DELIMITER)} [^\n|\\]{{0,1024}}{re.escape(ENTRY_DELIMITER)}"
+_DENYHOSTS_MARK = rf"{re.escape(DENY_DELIMITER)} [^\n|\\\x00]{{0,1024}}{re.escape(ENTRY_DELIMITER)}"
 # DenyHosts' pairs in a row, one daemon name throughout, each rule line what its mark names: all marked
 _RUN = (
     rf"(?P<run>{_DENYHOSTS_MARK}(?P<first>(?P<run_daemons>[A-Za-z0-9_-]{{1,64}}): (?:{_ADDRESS}))\n"
@@ -388,12 +473,13 @@ _RUN = (
 )
 _RUN_RULES = re.compile(r"[^\n]*\n([^\n:]*: ([^\n]*))\n")  # a run's (rule line, address)
 _FAST_LINES = re.compile(
-    rf"(?P<skip>(?:(?:[ \t\r]{{0,1024}}|#{_NOT_MARKER}(?:[^\n]{{0,1024}}[^\n\\])?)\n)+)"
+    rf"(?P<skip>(?:(?:[ \t\r]{{0,1024}}|#{_NOT_MARKER}(?:[^\n\x00]{{0,1024}}[^\n\\\x00])?)\n)+)"
     rf"|{_RUN}"
-    rf"|(?:(?P<mark>{re.escape(DENY_DELIMITER)}(?:[^\n]{{0,1024}}[^\n\\])?)\n)?"
-    rf"(?P<rule>(?!#)(?P<daemons>[^\n:\[\]\\]{{0,512}}):"
+    rf"|(?:(?P<mark>{re.escape(DENY_DELIMITER)}(?:[^\n\x00]{{0,1024}}[^\n\\\x00])?)\n)?"
+    rf"(?P<rule>(?!#)(?P<daemons>[^\n:\[\]\\\x00]{{0,512}}):"
     rf"[ \t\r]{{0,64}}(?P<address>{_ADDRESS})[ \t\r]{{0,64}})\n"
-    r"|(?P<other>(?:[^\n]*\\\n)*[^\n]*(?:\n|\Z))"
+    # with the lines libwrap joins on (after a backslash or a NUL); possessive: no state kept per line
+    r"|(?P<other>(?:[^\n]*\\\n|[^\n\x00]*\x00[^\n]*\n)*+[^\n]*(?:\n|\Z))"
 )
 
 
@@ -401,53 +487,60 @@ def parse_table(text: str, file: str, state: ParseState | None = None) -> Table:
     """Rules of one access control file: parse_lines' result, the simple lines classified in C.
 
     Blank lines, `#` comments and `DAEMONS: ADDRESS` lines (all DenyHosts writes) are read from one
-    regex match each; any other line, with its continuations, goes through parse_lines with the state
-    reached, and so does a `###sshguard###` marker or a `# DenyHosts:` line not followed by a rule.
-    The `DAEMONS: ADDRESS` lines are kept compact in `Table.simple`, not built as Rule objects.
-    state: go on after lines already parsed (text is what was appended to them)."""
-    rules: list[Rule] = []
+    regex match each (finditer: one match at a time); any other line, with its continuations, goes
+    through the general parser with the state reached, and so does a `###sshguard###` marker or a
+    `# DenyHosts:` line not followed by a rule. The `DAEMONS: ADDRESS` lines are kept compact in
+    `Table.simple`, not built as Rule objects. state: go on after lines already parsed (text is what
+    was appended to them). TooManyRulesError past MAX_RULES."""
+    state = state or ParseState()
+    parser = _LineParser(file, state)
     compact: list[SimplePart] = []
     simple: list[SimpleLine] = []
-    errors: list[ParseError] = []
-    state = state or ParseState()
-    lines, mark, in_sshguard = state.lines, state.mark, state.in_sshguard
+    lines = state.lines
     daemon_lists: dict[str, tuple[str, ...]] = {}
-    for match in _FAST_LINES.findall(text):
-        skip, run, _, run_daemons, _, mark_text, rule_text, field, address, other = match
-        if rule_text:
+    for match in _FAST_LINES.finditer(text):  # one match at a time: findall held 10 strings per line
+        kind = match.lastgroup
+        if kind == "rule":
+            mark_text, rule_text, field, address = match.group("mark", "rule", "daemons", "address")
             if mark_text:
-                mark = mark_text
+                parser.mark = mark_text
                 lines += 1
             lines += 1
             daemons = daemon_lists.get(field)
             if daemons is None:
                 daemons = daemon_lists[field] = tokens(field)
-            marked = "sshguard" if in_sshguard else None
-            if mark is not None and mark.partition(ENTRY_DELIMITER)[2].strip() == rule_text.strip():
+            marked = "sshguard" if parser.in_sshguard else None
+            if (
+                parser.mark is not None
+                and parser.mark.partition(ENTRY_DELIMITER)[2].strip() == rule_text.strip()
+            ):
                 marked = "denyhosts"
+            parser.hold()
             simple.append((lines, rule_text, daemons, address, marked))
-            mark = None
-        elif skip:
-            lines += skip.count("\n")
-            mark = None
-        elif run:
+            parser.mark = None
+        elif kind == "skip":
+            lines += match.group("skip").count("\n")
+            parser.mark = None
+        elif kind == "run":
             if simple:
                 compact.append(tuple(simple))
                 simple = []
+            run = match.group("run")
             count = run.count("\n") // 2
-            compact.append(SimpleRun(lines + 2, run, (run_daemons,), count))
+            compact.append(SimpleRun(lines + 2, run, (match.group("run_daemons"),), count))
             lines += 2 * count
-            mark = None
-        elif other:
-            table = parse_lines(other, file, ParseState(lines, mark, in_sshguard))
-            rules.extend(table.general)
-            errors.extend(table.errors)
-            if table.end is None:
-                if simple:
-                    compact.append(tuple(simple))
-                return Table(file, tuple(rules), tuple(errors), table.stop, None, tuple(compact))
-            lines, mark, in_sshguard = table.end.lines, table.end.mark, table.end.in_sshguard
+            parser.mark = None
+        elif kind == "other":
+            other = match.group("other")
+            start, end = match.span()
+            single = 0 < end - start < BUFFER - 1 and text.find("\n", start, end) == end - 1
+            if single and not other.endswith("\\\n") and "\0" not in other:
+                lines += 1  # one whole line (the common case, taken without a generator)
+                parser.line(lines, other[:-1])
+                continue
+            if not parser.feed(other, lines + 1):
+                break
+            lines += other.count("\n")
     if simple:
         compact.append(tuple(simple))
-    end = ParseState(lines, mark, in_sshguard)
-    return Table(file, tuple(rules), tuple(errors), None, end, tuple(compact))
+    return parser.table(lines, tuple(compact))
