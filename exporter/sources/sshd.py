@@ -305,7 +305,7 @@ class SshdReader:
             if isinstance(binary, str):
                 check = ListenerCheck(False, binary)
             else:
-                check = check_listener(self.paths.procfs, listener, btime, binary)
+                check = check_listener(self.paths.procfs, listener, btime, binary, self.binary)
             if check.reason:
                 log.info(
                     "sshd listener trusted"

@@ -250,7 +250,9 @@ class ListenerCheck:
     reason: str
 
 
-def check_listener(procfs: Path, listener: Listener, btime: float, binary: FileId) -> ListenerCheck:
+def check_listener(
+    procfs: Path, listener: Listener, btime: float, binary: FileId, binary_path: str
+) -> ListenerCheck:
     """Trusted when the listener's process runs as root (every uid 0) the executable `binary`. Titles
     are anyone's to set, and a listener's title decides which config the exporter reads and the
     startups it reports: only a process root started from the configured sshd may do that.
@@ -260,7 +262,11 @@ def check_listener(procfs: Path, listener: Listener, btime: float, binary: FileI
     ptrace rights (root with CAP_SYS_PTRACE, as the systemd unit has): without them (not root, a
     container without that capability) the owner alone decides, and the reason says so. Every file
     is opened through one descriptor of /proc/PID, so all are that process's (a pid reused since
-    fails them), and its start time must be the one the title was read with."""
+    fails them), and its start time must be the one the title was read with.
+
+    A binary replaced since the listener started (a package upgrade without a restart) has another
+    inode: the kernel then names the executable `BINARY (deleted)`, and root's process running what was
+    `binary_path` is still sshd. Refusing it would report sshd down on a host that serves logins."""
     try:
         directory = os.open(f"{procfs}/{listener.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
@@ -273,6 +279,11 @@ def check_listener(procfs: Path, listener: Listener, btime: float, binary: FileI
         try:
             same_binary = file_id(os.stat("exe", dir_fd=directory)) == binary
             caveat = ""
+            if not same_binary and os.readlink("exe", dir_fd=directory) == f"{binary_path} (deleted)":
+                same_binary = True
+                caveat = (
+                    f"runs {binary_path} as it was before being replaced: restart sshd to run the new one"
+                )
         except PermissionError:
             same_binary = True
             caveat = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -392,3 +393,28 @@ def test_without_ptrace_rights_root_listeners_are_trusted_on_their_owner(sshd: S
                 held.close()
         assert f"pid={sshd.pid} " in log and "trusted on its owner alone" in log, log
         assert "runs as uid 65534, not root" in log, log
+
+
+def test_a_listener_whose_binary_was_replaced_is_still_trusted(tmp_path: Path) -> None:
+    """A package upgrade replaces /usr/sbin/sshd while the running listener keeps the old inode: it is
+    still root's sshd and serves logins, so it must not vanish from the metrics (sshd reported down)."""
+    binary = tmp_path / "sbin/sshd"
+    binary.parent.mkdir()
+    shutil.copy2(SSHD, binary)
+    server = Sshd(tmp_path / "sshd")
+    server.proc = subprocess.Popen([str(binary), "-D", "-f", str(server.config)])
+    try:
+        wait_for_port(server.port)
+        upgraded = tmp_path / "sbin/sshd.dpkg-new"
+        shutil.copy2(SSHD, upgraded)
+        os.replace(upgraded, binary)  # as dpkg installs a new version: a new inode at the same path
+        assert os.readlink(f"/proc/{server.pid}/exe") == f"{binary} (deleted)"
+        args = (f"--collector.sshd.config={server.config}", f"--collector.sshd.binary={binary}")
+        with Exporter(*args) as exporter:
+            found = exporter.scrape()
+            assert value(found, "ssh_access_sshd_listener_startups", listener=str(server.config)) == 0
+            _assert_host_sums(found)
+            log = exporter.log()
+        assert f"pid={server.pid} " in log and "before being replaced" in log, log
+    finally:
+        server.stop()
