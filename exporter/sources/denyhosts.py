@@ -11,7 +11,9 @@ its files can be read; whether the daemon runs is reported apart.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from exporter.paths import HostPaths
@@ -26,6 +28,9 @@ WORK_DIR = "/var/lib/denyhosts"
 CONFIG = "/etc/denyhosts.conf"
 TRACKED = {"hosts": "invalid", "hosts-valid": "valid", "hosts-root": "root", "hosts-restricted": "restricted"}
 PROCESS_NAMES = frozenset({"denyhosts", "denyhosts.py"})
+# hosts.deny / hosts.allow: libwrap reads lines of 2 KiB at most; 16 MiB is about 200,000 DenyHosts entries
+HOSTS_FILE_MAX_BYTES = 16 << 20
+WORK_FILE_MAX_BYTES = 16 << 20  # `name:count[:date]` lines: hundreds of thousands of addresses
 
 
 @dataclass(frozen=True)
@@ -61,16 +66,26 @@ def _asctime(text: str) -> float | None:
         return None
 
 
+def text_lines(text: str) -> Iterator[str]:
+    """The lines of `text` (cut at newlines) one at a time: splitlines held a list of millions of strings."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        if end == -1:
+            end = size
+        yield text[start:end]
+        start = end + 1
+
+
 def parse_hosts_deny(text: str) -> DenyEntries:
     """Intact DenyHosts pairs per daemon list, and the newest one's time."""
     banned: dict[str, int] = {}
     newest: float | None = None
-    lines = text.splitlines()
-    for index, line in enumerate(lines[:-1]):
+    for line, following in itertools.pairwise(text_lines(text)):
         if not line.startswith(DENY_DELIMITER):
             continue
         stamp, sep, entry = line[len(DENY_DELIMITER) :].partition(ENTRY_DELIMITER)
-        if not sep or lines[index + 1].strip() != entry.strip():
+        if not sep or following.strip() != entry.strip():
             continue  # edited by hand or half-purged: DenyHosts itself would not treat it as its own
         daemons = _daemons(entry)
         banned[daemons] = banned.get(daemons, 0) + 1
@@ -82,7 +97,7 @@ def parse_hosts_deny(text: str) -> DenyEntries:
 
 def count_tracked(text: str) -> int:
     """Lines of a work-directory stats file (`name:count[:date]`)."""
-    return sum(1 for line in text.splitlines() if ":" in line)
+    return sum(1 for line in text_lines(text) if ":" in line)
 
 
 class DenyhostsReader:
@@ -96,7 +111,8 @@ class DenyhostsReader:
         errors: list[str] = []
         entries = DenyEntries({}, None)
         try:
-            entries = parse_hosts_deny(read_regular_text(self.paths.root(self.hosts_deny)))
+            local = self.paths.root(self.hosts_deny)
+            entries = parse_hosts_deny(read_regular_text(local, HOSTS_FILE_MAX_BYTES, paths=self.paths))
         except FileNotFoundError:
             pass  # libwrap treats a missing file as empty
         except OSError as exc:
@@ -106,7 +122,8 @@ class DenyhostsReader:
         if work.is_dir():
             for name, kind in TRACKED.items():
                 try:
-                    tracked[kind] = count_tracked(read_regular_text(work / name))
+                    text = read_regular_text(work / name, WORK_FILE_MAX_BYTES, paths=self.paths)
+                    tracked[kind] = count_tracked(text)
                 except FileNotFoundError:
                     tracked[kind] = 0
                 except OSError as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from exporter.paths import HostPaths
 from exporter.sources.commands import run_command as run_tool
+from exporter.sources.denyhosts import HOSTS_FILE_MAX_BYTES, text_lines
 from exporter.sources.hostfiles import read_regular_text
 from exporter.sources.procscan import running as running_process
 from exporter.sources.replies import loads_json
@@ -72,7 +73,7 @@ def parse_hosts_block(text: str) -> int | None:
     """Addresses in hosts.allow's sshguard block; None when there is no block."""
     inside = False
     count = None
-    for line in text.splitlines():
+    for line in text_lines(text):
         if line.strip() == HOSTS_MARKER:
             if inside:
                 return count
@@ -129,7 +130,8 @@ class SshguardReader:
 
     def _hosts(self, sets: dict[str, int], errors: list[str]) -> None:
         try:
-            text = read_regular_text(self.paths.root(self.hosts_allow))
+            local = self.paths.root(self.hosts_allow)
+            text = read_regular_text(local, HOSTS_FILE_MAX_BYTES, paths=self.paths)
         except FileNotFoundError:
             return
         except OSError as exc:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from exporter.paths import HostPaths
+from exporter.sources.hostfiles import read_regular_file
+
 BINARIES = ("/usr/sbin/sshd", "/usr/lib/openssh/sshd-session", "/usr/libexec/openssh/sshd-session")
 WRAPPER_MESSAGE = b"Connection refused by tcp wrapper"
 PT_LOAD, PT_DYNAMIC = 1, 2
+MAX_BINARY_BYTES = 64 << 20  # sshd is about 1 MB; a FIFO or /dev/zero in its place must not be read
 DT_NULL, DT_NEEDED, DT_STRTAB = 0, 1, 5
 
 
@@ -76,9 +80,10 @@ def links_libwrap(data: bytes) -> bool:
     return any(name.startswith("libwrap.so") for name in needed) or WRAPPER_MESSAGE in data
 
 
-def read_links_libwrap(binary: Path) -> bool | None:
-    """links_libwrap of a file; None when it does not exist or cannot be read."""
+def read_links_libwrap(binary: Path, paths: HostPaths | None = None) -> bool | None:
+    """links_libwrap of a file (a regular one, inside `paths`' rootfs when given); None when it does not
+    exist or cannot be read."""
     try:
-        return links_libwrap(binary.read_bytes())
+        return links_libwrap(read_regular_file(binary, MAX_BINARY_BYTES, paths=paths))
     except OSError:
         return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.paths import HostPaths
+from exporter.sources.denyhosts import HOSTS_FILE_MAX_BYTES
 from exporter.sources.hostfiles import read_regular_file, read_regular_text
 from exporter.sources.tcpwrappers.evaluate import (
     NO,
@@ -41,7 +42,7 @@ HOSTS_ALLOW = "/etc/hosts.allow"
 HOSTS_DENY = "/etc/hosts.deny"
 FILES = (HOSTS_ALLOW, HOSTS_DENY)
 VERDICTS = ("allow", "deny")
-MAX_BYTES = 16 << 20  # 16 MiB: about 200,000 DenyHosts entries (libwrap reads lines of 2 KiB at most)
+MAX_BYTES = HOSTS_FILE_MAX_BYTES
 Signature = tuple[int, int] | None  # (mtime_ns, size); None: missing
 
 
@@ -198,7 +199,7 @@ class TcpWrappersReader:
         if cached is not None and cached.signature == signature:
             return cached
         try:
-            data = read_regular_file(local, MAX_BYTES)
+            data = read_regular_file(local, MAX_BYTES, paths=self.paths)
         except FileNotFoundError:
             parsed = _Parsed(signature, Table(host_path, (), ()))
         except OSError as exc:
@@ -233,7 +234,9 @@ class TcpWrappersReader:
         if cached is not None and cached[0] == signature:
             return cached[1]
         try:
-            patterns: tuple[str, ...] | None = pattern_tokens(read_regular_text(local, MAX_BYTES))
+            patterns: tuple[str, ...] | None = pattern_tokens(
+                read_regular_text(local, MAX_BYTES, paths=self.paths)
+            )
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             if not isinstance(exc, FileNotFoundError):
                 log.warning("tcpwrappers: pattern file %r: %s; it matches nothing", host_path, exc)
@@ -246,7 +249,7 @@ class TcpWrappersReader:
         signature = self._signature(local)
         cached = self._binaries.get(host_path)
         if cached is None or cached[0] != signature:
-            cached = (signature, read_links_libwrap(local) if signature else None)
+            cached = (signature, read_links_libwrap(local, self.paths) if signature else None)
             self._binaries[host_path] = cached
         return cached[1]
 
