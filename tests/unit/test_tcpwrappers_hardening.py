@@ -18,7 +18,18 @@ from hypothesis import strategies as st
 from exporter.collectors.tcpwrappers import TcpWrappersCollector
 from exporter.paths import HostPaths
 from exporter.sources.tcpwrappers import AccessRules, ClientInfo, evaluate, parse_table
-from exporter.sources.tcpwrappers.evaluate import wildcard_match
+from exporter.sources.tcpwrappers.evaluate import (
+    YES,
+    PatternExpander,
+    _Context,
+    address_span,
+    address_value,
+    canonical_address,
+    masked_match,
+    rule_match,
+    rule_verdict,
+    wildcard_match,
+)
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader, summarize
 from exporter.sources.tcpwrappers.syntax import MAX_RULES, Table, pattern_tokens
 from tests.exposition import render, samples, value
@@ -180,3 +191,79 @@ def test_nul_byte_in_a_pattern_file_path(tmp_path: Path) -> None:
     )
     reader.pattern_file("/etc/a\0b")  # a path that cannot be opened: no ValueError
     assert evaluate(reader.read().rules, client=ClientInfo("192.0.2.1")).verdict == "deny"
+
+
+NETS = [
+    "192.0.2.0",
+    "192.0.2.128",
+    "192.0.2.1",
+    "198.51.100.0",
+    "0.0.0.0",
+    "0300.0.2.0",
+    "0xc0.0.2.0",
+    "255.255.255.255",
+]
+MASKS = [
+    "24",
+    "25",
+    "32",
+    "0",
+    "33",
+    "8x",
+    "-1",
+    "255.255.255.0",
+    "255.255.254.0",
+    "255.0.255.0",
+    "255.255.255.255",
+]
+V6_NETS = ["[2001:db8::]", "[2001:db8:1::]", "[2001:db8::1]", "[::ffff:192.0.2.0]", "[::]"]
+V6_MASKS = ["32", "48", "64", "128", "0", "129", "abc", "120"]
+CLIENTS = [
+    "192.0.2.1", "192.0.2.130", "192.0.3.1", "198.51.100.7", "198.51.101.9", "255.255.255.255", "0.0.0.0",
+    "2001:db8::1", "2001:db8:1::5", "2001:db9::1", "::ffff:192.0.2.1", "::",
+]  # fmt: skip
+masked_tokens = st.one_of(
+    st.tuples(st.sampled_from(NETS), st.sampled_from(MASKS)),
+    st.tuples(st.sampled_from(V6_NETS), st.sampled_from(V6_MASKS)),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(token=masked_tokens, client=st.sampled_from(CLIENTS))
+def test_address_span_is_masked_match(token: tuple[str, str], client: str) -> None:
+    net, mask = token
+    span, value = address_span(f"{net}/{mask}"), address_value(client)
+    if span is not None:  # None: not one range (a mask with holes), matched rule by rule
+        inside = value is not None and value[0] == span[0] and span[1] <= value[1] <= span[2]
+        assert inside == masked_match(net, mask, client)
+
+
+def _in_order(rules: AccessRules, client: str) -> tuple[str, int | None]:
+    """libwrap's order without any index: the first rule that matches, hosts.allow then hosts.deny."""
+    for table, allow_file in ((rules.allow, True), (rules.deny, False)):
+        for rule in table.rules:
+            context = _Context(client, None, "sshd", True, PatternExpander(lambda _: None))
+            if rule_match(rule, context) == YES:
+                return rule_verdict(rule, allow_file)[0], rule.line
+    return "allow", None
+
+
+rule_lines = st.lists(
+    st.tuples(
+        st.sampled_from(["sshd", "ALL", "other"]),
+        st.lists(
+            st.one_of(masked_tokens.map("/".join), st.sampled_from([*CLIENTS[:5], "ALL"])),
+            min_size=1,
+            max_size=3,
+        ),
+    ).map(lambda rule: f"{rule[0]}: {' '.join(rule[1])}\n"),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(allow=rule_lines, deny=rule_lines, client=st.sampled_from(CLIENTS))
+def test_range_index_gives_the_rule_libwrap_takes(allow: str, deny: str, client: str) -> None:
+    rules = AccessRules(parse_table(allow, "/etc/hosts.allow"), parse_table(deny, "/etc/hosts.deny"))
+    found = evaluate(rules, client=ClientInfo(client))
+    assert (found.if_unresolved, found.line) == _in_order(rules, canonical_address(client))

@@ -88,16 +88,22 @@ def _token_network(token: str) -> Network | None:
 
 
 def _candidates(snapshot: TcpWrappersSnapshot, network: Network) -> list[str]:
+    """Addresses whose verdicts stand for the whole network: every address of a small one; else the first
+    and last, and where each network a rule names starts and where it ends (the address after it), so
+    that every stretch between two boundaries is evaluated once."""
     if network.num_addresses <= WRAPPER_SWEEP:
         return [str(a) for a in network]
-    found = {network.network_address, network.broadcast_address}
+    first, last = int(network.network_address), int(network.broadcast_address)
+    found = {first, last}
     for table in (snapshot.rules.allow, snapshot.rules.deny):
         for rule in table.rules:
             for token in rule.clients:
                 named = _token_network(token)
                 if named is not None and named.version == network.version and named.overlaps(network):
-                    found.add(max(named.network_address, network.network_address))
-    return [str(a) for a in sorted(found)]
+                    found.add(max(int(named.network_address), first))
+                    found.add(min(int(named.broadcast_address) + 1, last))
+    kind = ipaddress.IPv4Address if network.version == 4 else ipaddress.IPv6Address
+    return [str(kind(value)) for value in sorted(found)]
 
 
 @dataclass(frozen=True)
