@@ -1,9 +1,10 @@
 """hosts.allow / hosts.deny as Debian's libwrap (tcp-wrappers 7.6.q) reads them: lines into rules.
 
-Checked against the real `tcpdmatch` (tests/unit/test_tcpwrappers_oracle.py), which links the same
+Checked against the real `tcpdmatch` (tests/integration/test_tcpwrappers_oracle.py), which links the same
 libwrap.so.0 as Debian's sshd. Where Debian differs from the upstream man page, Debian wins:
-- a last line without a newline is NOT skipped (upstream warns and skips it; Debian reads it);
-- there is no 2047-character line limit;
+- a line without a newline at the end of the file, or one that does not fit the 2048-byte buffer, makes
+  libwrap give up on the file (upstream warns and skips it): hosts.allow stops matching, hosts.deny denies;
+- a NUL byte ends a physical line and the next one is joined on (fgets, then strlen);
 - `:` inside `[...]` does not split fields (IPv6 patterns), and `\\:` does not protect a `:` in the daemon
   or client list (it only escapes one inside options, which hosts_options(5) documents);
 - an option field that is empty or wrong (`sshd: ALL:`, `bogus`, `allow` not last, `keepalive 1`) makes
