@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -304,3 +306,27 @@ def test_the_tail_prefilter_finds_every_penalty_and_drop_line(tmp_path: Path) ->
     found = read_log_tail(log, "auth.log", since=0)
     assert [(line.line, line.event.event, line.event.address) for line in found] == expected
     assert {kind for _, kind, _ in expected} == {"penalty_applied", "penalty_drop", "maxstartups_drop"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link_out_of_rootfs"])
+def test_the_penalty_log_is_read_only_as_a_regular_file_inside_rootfs(tmp_path: Path, kind: str) -> None:
+    """The watchlist and `diagnose` read the end of the auth log for penalties: a FIFO there hung them
+    (opened without O_NONBLOCK), and a link out of the rootfs was followed (its penalties were taken for
+    the host's). Either is now a clear error of the sshd_penalty layer."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "proc").mkdir(parents=True)
+    (rootfs / "var/log").mkdir(parents=True)
+    outside = tmp_path / "outside.log"
+    outside.write_text(PENALTY_LOG)
+    if kind == "fifo":
+        os.mkfifo(rootfs / "var/log/auth.log")
+    else:
+        os.symlink(str(outside), rootfs / "var/log/auth.log")
+    options = dataclasses.replace(OFFLINE, authlog=True, log_files=("/var/log/auth.log",), journal="off")
+    reader = AccessReader(_tree(rootfs), options)
+    started = time.monotonic()
+    found = _layers(reader, "192.0.2.9")["sshd_penalty"]
+    assert time.monotonic() - started < 5
+    assert found.verdict == "unknown", found
+    reason = "not a regular file" if kind == "fifo" else "No such file or directory"  # ROOTFS/<outside path>
+    assert reason in found.detail and not found.evidence, found

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from exporter.paths import HostPaths
 from exporter.sources.access.layers import Fail2banFacts, HostFacts, LogLine, PenaltyLog, verdicts
@@ -32,6 +32,7 @@ from exporter.sources.fail2ban.database import DatabaseError, current_bans
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
 from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS
 from exporter.sources.firewall.reader import TIMEOUT, FirewallError, FirewallReader
+from exporter.sources.hostfiles import open_regular_file
 from exporter.sources.procscan import running
 from exporter.sources.replies import clean_text
 from exporter.sources.sshguard import INSTALL_MARKERS as SSHGUARD_MARKERS
@@ -123,13 +124,20 @@ def _may_hold_log_event(line: str) -> bool:
     return "drop" in line or "srclimit_penalise:" in line
 
 
-def read_log_tail(path: Path, name: str, since: float, tail_bytes: int = TAIL_BYTES) -> list[LogLine]:
-    """Penalty and MaxStartups events after `since` in the last `tail_bytes` of one log file."""
-    with path.open("rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        start = max(0, size - tail_bytes)
-        stream.seek(start)
-        data = stream.read(tail_bytes)
+def read_log_tail(
+    path: Path, name: str, since: float, tail_bytes: int = TAIL_BYTES, *, paths: HostPaths | None = None
+) -> list[LogLine]:
+    """Penalty and MaxStartups events after `since` in the last `tail_bytes` of one log file (a regular
+    file, opened inside `paths.rootfs`: a FIFO or a link out of the rootfs is an OSError)."""
+    with os.fdopen(open_regular_file(path, paths=paths), "rb") as stream:
+        return _tail_events(stream, name, since, tail_bytes)
+
+
+def _tail_events(stream: BinaryIO, name: str, since: float, tail_bytes: int) -> list[LogLine]:
+    size = os.fstat(stream.fileno()).st_size
+    start = max(0, size - tail_bytes)
+    stream.seek(start)
+    data = stream.read(tail_bytes)
     lines = data.decode("utf-8", "replace").splitlines()
     if start > 0:
         lines = lines[1:]  # the first line is cut, and line numbers are unknown
@@ -177,12 +185,13 @@ class AccessReader:
 
     def _log_lines(self, local: Path, since: float) -> list[LogLine]:
         """A file's events after `since`; the file is read again only when it changed (each scrape)."""
-        stat = local.stat()
-        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        cached = self._log_cache.get(local)
-        if cached is None or cached[0] != signature:
-            cached = (signature, read_log_tail(local, self.paths.unroot(local), 0.0))
-            self._log_cache[local] = cached
+        with os.fdopen(open_regular_file(local, paths=self.paths), "rb") as stream:
+            stat = os.fstat(stream.fileno())
+            signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            cached = self._log_cache.get(local)
+            if cached is None or cached[0] != signature:
+                cached = (signature, _tail_events(stream, self.paths.unroot(local), 0.0, TAIL_BYTES))
+                self._log_cache[local] = cached
         return [line for line in cached[1] if line.event.time is None or line.event.time >= since]
 
     def _exists(self, paths: Iterable[str]) -> bool:
