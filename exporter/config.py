@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporter.sources.hostfiles import CONFIG_FILE_MAX_BYTES, read_regular_file
 from exporter.sources.yamltext import YAMLSyntaxError, parse_yaml
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,7 +81,7 @@ def load_config(path: Path | None) -> FileConfig:
     if path is None:
         return FileConfig()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, CONFIG_FILE_MAX_BYTES).decode("utf-8")  # a FIFO must not hang start-up
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config.file: cannot read {path}: {exc}") from None
     return parse_config(text, origin=str(path))

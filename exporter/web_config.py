@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config import ConfigError, load_yaml_mapping
+from exporter.sources.hostfiles import CONFIG_FILE_MAX_BYTES, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ def parse_web_config(text: str, base: Path, origin: str = "web config") -> WebCo
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate the file named by --web.config.file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, CONFIG_FILE_MAX_BYTES).decode("utf-8")  # a FIFO must not hang start-up
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"web.config.file: cannot read {path}: {exc}") from None
     return parse_web_config(text, path.parent, origin=str(path))

@@ -17,6 +17,8 @@ from pathlib import Path
 from exporter.paths import HostPaths
 
 MAX_BYTES = 64 * 1024 * 1024
+# The operator's own files (--config.file, --web.config.file): a watchlist of 100,000 entries is ~3 MB.
+CONFIG_FILE_MAX_BYTES = 16 * 1024 * 1024
 
 
 def open_regular_file(path: Path, *, paths: HostPaths | None = None) -> int:

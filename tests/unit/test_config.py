@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
+from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, parse_config
+from exporter.config import ConfigError, load_config, parse_config
 
 
 def test_empty_config_is_defaults() -> None:
@@ -46,3 +48,11 @@ def test_twenty_thousand_watchlist_entries_check_in_linear_time() -> None:
     with pytest.raises(ConfigError, match=r"watchlist\[20000\]: .* repeats watchlist\[7\]"):
         parse_config(text + f"  - {entries[7].replace('::/64', ':0::/64')}\n")
     assert time.monotonic() - started < 4.0
+
+
+def test_a_config_file_that_is_a_fifo_is_refused_not_waited_for(tmp_path: Path) -> None:
+    """The exporter starts as root from a unit: a FIFO named by --config.file blocked start-up for ever."""
+    fifo = tmp_path / "config.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(fifo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
@@ -202,3 +203,10 @@ def test_middleware_without_users_passes_through() -> None:
     status, _, body = _call(WebConfigMiddleware(_inner, WebConfig()), {})
     assert status.startswith("200")
     assert body == b"metrics"
+
+
+def test_a_web_config_that_is_a_fifo_is_refused_not_waited_for(tmp_path: Path) -> None:
+    fifo = tmp_path / "web.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_web_config(fifo)
