@@ -9,7 +9,7 @@ import pytest
 
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, PENALTY_REASONS, Event, SyslogRecord
-from exporter.sources.authlog.stats import PID_MAP_SIZE, THROTTLING_HOLD_SECONDS, Stats
+from exporter.sources.authlog.stats import PID_MAP_SIZE, THROTTLING_HOLD_SECONDS, Stats, is_address
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "authlog"
 
@@ -210,3 +210,28 @@ def test_feed_batch_equals_feeding_one_by_one() -> None:
     singles = [one.feed(record, "f") for record in records]
     assert batch.feed_batch(records, "f") == singles
     assert one.snapshot(now=0.0) == batch.snapshot(now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("192.0.2.7", True),
+        ("0.0.0.0", True),
+        ("255.255.255.255", True),
+        ("192.0.2.07", False),
+        ("192.0.2.256", False),
+        ("192.0.2.", False),
+        ("192.0.2.7%eth0", False),
+        ("2001:db8::1", True),
+        ("fe80::1%eth0", True),
+        ("fe80::1%", False),
+        ("::ffff:192.0.2.7", True),
+        ("::ffff:::ffff:192.0.2.7", False),
+        ("192.0.2.\ufffd(9", False),
+        ("2001:db8::\x00", False),
+        ("host.example.org", False),
+        ("", False),
+    ],
+)
+def test_only_addresses_are_addresses(token: str, expected: bool) -> None:
+    assert is_address(token) is expected

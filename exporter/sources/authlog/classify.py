@@ -25,7 +25,6 @@ connection's address for the pid map). None means the line is sshd's but matched
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -75,27 +74,6 @@ def address(token: str) -> str:
     if token.startswith("[") and token.endswith("]"):
         return token[1:-1]
     return token
-
-
-_ZONE = re.compile(r"[0-9A-Za-z._@-]{1,15}")  # an interface name or number, as getnameinfo appends it
-
-
-def is_address(token: str) -> bool:
-    """Whether `token` is an IPv4 or IPv6 address as sshd prints one (IPv6 with a `%zone` allowed).
-
-    Only addresses may become top-offender labels or pid-map entries: a forged or garbled line's token
-    (`192.0.2.\\ufffd(9`, `::ffff:::ffff:...`, a host name) counts its event without one. inet_pton is as
-    strict as ipaddress (four decimal octets, no leading zeros) at a thirtieth of its cost.
-    """
-    host, percent, zone = token.partition("%")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if percent and (family == socket.AF_INET or _ZONE.fullmatch(zone) is None):
-        return False
-    try:
-        socket.inet_pton(family, host)
-    except (OSError, ValueError):  # ValueError: a NUL or a character that is not ASCII
-        return False
-    return True
 
 
 _METHODS = frozenset(AUTH_METHODS)

@@ -27,6 +27,8 @@ Decisions the metrics rest on:
 
 from __future__ import annotations
 
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,11 +36,37 @@ from dataclasses import dataclass
 from typing import cast
 
 from exporter.sources.authlog import fastscan, linescan
-from exporter.sources.authlog.classify import SSHD_IDENTS, Note, classify, is_address
+from exporter.sources.authlog.classify import SSHD_IDENTS, Note, classify
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.ops import NOT_EVENTS, NOTE, UNMATCHED, Op, op_of
 from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, PENALTY_REASONS, Event, SyslogRecord
 from exporter.sources.authlog.topk import SlidingTopK
+
+_ZONE = re.compile(r"[0-9A-Za-z._@-]{1,15}")  # an interface name or number, as getnameinfo appends it
+
+
+def is_address(token: str) -> bool:
+    """Whether `token` is an IPv4 or IPv6 address as sshd prints one (IPv6 with a `%zone` allowed).
+
+    Only addresses may become top-offender labels or pid-map entries: a forged or garbled line's token
+    (`192.0.2.\\ufffd(9`, `::ffff:::ffff:...`, a host name) counts its event without one. inet_pton is as
+    strict as ipaddress (four decimal octets, no leading zeros) at a thirtieth of its cost; it runs once
+    per connection, in this compiled module, so a dotted quad costs one C call (docs/benchmarks.md).
+    """
+    if ":" not in token:
+        family = socket.AF_INET
+        host = token
+    else:
+        family = socket.AF_INET6
+        host, percent, zone = token.partition("%")
+        if percent and _ZONE.fullmatch(zone) is None:
+            return False
+    try:
+        socket.inet_pton(family, host)
+    except (OSError, ValueError):  # ValueError: a NUL or a character that is not ASCII
+        return False
+    return True
+
 
 FAILURE_EVENTS = frozenset(
     {
@@ -214,8 +242,19 @@ class Stats:
                 else:
                     self._summary(name, count or 0, when)
                 continue
-            if role != _LISTENER:
-                addr = self._connection_address(name, pid, addr)
+            if role == _LISTENER:
+                pass  # a listener line keeps its address as written: a penalty names a network
+            elif pid is not None:  # the connection's address (inline: the hot path of every event)
+                known = self.known(pid)
+                if addr is None or (name == "login_grace_timeout" and known is not None):
+                    addr = known  # 9.8.0 swapped a timeout's from/to: trust the connection's own lines
+                elif addr != known:  # validated once per connection, not per line
+                    if is_address(addr):
+                        self.remember(pid, addr)
+                    else:
+                        addr = known
+            elif addr is not None and not is_address(addr):
+                addr = None
             events[name] += 1
             last = when
             if latest is None or when > latest:
@@ -230,23 +269,6 @@ class Stats:
             if resolved is not None:
                 resolved.append(addr)
         self.latest_time, health.last_event_time = latest, last
-
-    def _connection_address(self, name: str, pid: int | None, addr: str | None) -> str | None:
-        """The address a connection's event counts under: the line's when it is an address, else the one
-        the pid's earlier lines gave (remembered when new). Caller holds the lock.
-
-        Validated only when it differs from the remembered one: once per connection, not per line.
-        """
-        if pid is None:
-            return addr if addr is None or is_address(addr) else None
-        known = self.known(pid)
-        if addr is None or (name == "login_grace_timeout" and known is not None):
-            return known  # 9.8.0 swapped a timeout's from/to: trust the connection's own lines
-        if addr != known:
-            if not is_address(addr):
-                return known
-            self.remember(pid, addr)
-        return addr
 
     def _note(self, pid: int, addr: str) -> None:
         """A known line naming its connection's address: remembered if it is one. Caller holds the lock."""
