@@ -2,12 +2,14 @@
 
 Every layer of the access model (TCP wrappers, the ban tools, the firewall, sshd's PerSourcePenalties)
 gives its verdict with the evidence and, for people, what to do. Causes that hit every client come
-after the layers: sshd not running, MaxStartups saturated now or drops in the log recently, a config
-change sshd has not reloaded. They do not make the address "blocked": that is the layers' answer.
+after the layers: sshd not running (unless systemd listens for it: socket activation starts sshd on
+the first connection), MaxStartups saturated now or drops in the log recently, a config change sshd
+has not reloaded. They do not make the address "blocked": that is the layers' answer.
 
 --json prints one object, contract keys exactly:
   {"address", "blocked", "layers": [{"layer", "verdict", "evidence", "detail"}]}
-plus "host": {"sshd_running": true|false|null, "causes": [...], "evidence": [...]}.
+plus "host": {"sshd_running": true|false|null, "socket_activated": true|false|null, "causes": [...],
+"evidence": [...]}; sshd_running is true for a socket-activated sshd with no process yet (it answers).
 Exit 0 when no layer denies, 1 when one does, 2 on an error (bad address, unreadable config).
 """
 
@@ -38,15 +40,18 @@ class HostCauses:
     sshd_running: bool | None  # None: could not tell
     causes: tuple[str, ...] = ()
     evidence: tuple[str, ...] = field(default=())
+    socket_activated: bool | None = None  # None: could not tell
 
 
 def host_causes(snapshot: SshdSnapshot | None, log: PenaltyLog | None, error: str = "") -> HostCauses:
     causes: list[str] = []
     running: bool | None = None
+    activated: bool | None = None
     if snapshot is None:
         causes.append(f"sshd's state could not be read: {error}")
     else:
-        running = bool(snapshot.listeners)
+        activated = snapshot.socket_activated
+        running = bool(snapshot.listeners) or activated  # socket-activated: systemd accepts for sshd
         if not running:
             causes.append("sshd is not running: no listener process")
         for state in snapshot.listeners:
@@ -68,7 +73,7 @@ def host_causes(snapshot: SshdSnapshot | None, log: PenaltyLog | None, error: st
             minutes = round(log.window / 60)
             causes.append(f"{len(drops)} connection(s) dropped for MaxStartups in the last {minutes} minutes")
             evidence = tuple(d.evidence for d in drops[-5:])
-    return HostCauses(running, tuple(causes), evidence)
+    return HostCauses(running, tuple(causes), evidence, activated)
 
 
 def as_json(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> str:
@@ -82,6 +87,7 @@ def as_json(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> s
             ],
             "host": {
                 "sshd_running": host.sshd_running,
+                "socket_activated": host.socket_activated,
                 "causes": list(host.causes),
                 "evidence": list(host.evidence),
             },
@@ -104,6 +110,8 @@ def as_text(address: str, layers: Sequence[LayerVerdict], host: HostCauses, out:
     if not layers:
         out.write("  (no layer present on this host)\n")
     running = {True: "running", False: "NOT running", None: "unknown"}[host.sshd_running]
+    if host.socket_activated:
+        running += " (socket-activated: systemd listens on its port and starts sshd per connection)"
     out.write(f"\nhost: sshd {running}\n")
     for cause in host.causes:
         out.write(f"  ! {cause}\n")

@@ -63,3 +63,28 @@ def set_children(procfs: Path, pid: int, children: list[int]) -> None:
 def set_run_time(procfs: Path, pid: int, nanoseconds: int) -> None:
     """/proc/PID/schedstat: time on CPU (ns), time waiting (ns), timeslices."""
     (procfs / str(pid) / "schedstat").write_text(f"{nanoseconds} 1000 3\n")
+
+
+_TCP_HEADER = (
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+)
+
+
+def add_socket(procfs: Path, pid: int, inode: int, port: int, state: int = 0x0A, table: str = "tcp") -> None:
+    """A TCP socket the process holds: fd link `socket:[INODE]` and its line in the process's own
+    /proc/PID/net/TABLE (its network namespace), laid out as the kernel writes it."""
+    fd_dir = procfs / str(pid) / "fd"
+    fd_dir.mkdir(parents=True, exist_ok=True)
+    fd = 3 + len(list(fd_dir.iterdir()))
+    (fd_dir / str(fd)).symlink_to(f"socket:[{inode}]")
+    net = procfs / str(pid) / "net"
+    net.mkdir(exist_ok=True)
+    path = net / table
+    text = path.read_text() if path.exists() else _TCP_HEADER
+    row = len(text.splitlines()) - 1
+    address = "00000000" if table == "tcp" else "0" * 32
+    text += (
+        f"{row:4d}: {address}:{port:04X} {address}:0000 {state:02X} 00000000:00000000 00:00000000 "
+        f"00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+    )
+    path.write_text(text)

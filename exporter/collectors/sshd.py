@@ -9,6 +9,9 @@ ssh_access_sshd_maxstartups_start 3.0
 # HELP ssh_access_sshd_config_reload_pending 1 when the listener's config files changed after it started.
 # TYPE ssh_access_sshd_config_reload_pending gauge
 ssh_access_sshd_config_reload_pending{listener="/etc/ssh/sshd_config"} 0.0
+# HELP ssh_access_sshd_socket_activated 1 when systemd (pid 1) holds a listening TCP socket on a port ...
+# TYPE ssh_access_sshd_socket_activated gauge
+ssh_access_sshd_socket_activated 0.0
 """
 
 from __future__ import annotations
@@ -190,6 +193,12 @@ def snapshot_families(snapshot: SshdSnapshot) -> Iterator[Metric]:
     if config.effective:
         yield from config_families(config.effective)
     yield from listener_families(snapshot.listeners)
+    yield _gauge(
+        "socket_activated",
+        "1 when systemd (pid 1) holds a listening TCP socket on a port of sshd's config (a socket unit "
+        "such as ssh.socket): sshd starts on the first connection, no listener process is no outage.",
+        1.0 if snapshot.socket_activated else 0.0,
+    )
 
 
 class SshdCollector:

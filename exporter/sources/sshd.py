@@ -54,6 +54,7 @@ from exporter.sources.sshd_sockets import (
     ListeningSockets,
     connection_states,
     listening_sockets,
+    own_listening_ports,
 )
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ class SshdSnapshot:
     version: SshdVersion | None
     config: ConfigState
     listeners: tuple[ListenerState, ...]
+    # systemd (pid 1) holds a listening socket on one of sshd's ports: sshd starts on the first
+    # connection (ssh.socket), so no listener process is no outage
+    socket_activated: bool = False
 
     @property
     def startups(self) -> int:
@@ -130,18 +134,13 @@ class SshdReader:
         self._lock = threading.Lock()  # one pass at a time over the tracked connections and sockets
         self._tcp_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sshd-tcp")
         self._last_tcp_queries: list[TcpQuery] = []
+        # (when, sshd's ports, listener pids) -> whether pid 1 listens on one of the ports
+        self._activation: tuple[float, frozenset[int], frozenset[int], bool] | None = None
+        self._activation_error = False
 
     # -- version -------------------------------------------------------------------------------
-    def _local(self, host_path: str) -> Path | None:
-        """A host path under rootfs; None when it cannot be followed inside it (a link loop, more links
-        than the kernel follows): that file is then as good as missing, not a failed scrape."""
-        try:
-            return self.paths.root(host_path)
-        except OSError:
-            return None
-
     def version(self) -> SshdVersion | None:
-        local = self._local(self.binary)
+        local = self.paths.root_or_none(self.binary)
         if local is None:
             return None
         signature = file_signature([local])
@@ -160,7 +159,7 @@ class SshdReader:
     def config_state(self, version: SshdVersion | None) -> tuple[ConfigState, ParsedFiles]:
         parsed = self.parse_files(self.config)
         host_files = [*(parsed.files or [self.config]), self.binary]
-        local_files = [local for local in map(self._local, host_files) if local is not None]
+        local_files = [local for local in map(self.paths.root_or_none, host_files) if local is not None]
         signature = (file_signature(local_files), tuple(host_files))
         if self._config_cache is None or self._config_cache[0] != signature:
             state = self._compute_config(parsed, version)
@@ -251,7 +250,7 @@ class SshdReader:
             parsed = self.parse_files(listener.config)
             effective = self._from_files(parsed, None)
         started = self._started(listener, effective.pid_file if effective else "/run/sshd.pid")
-        mtimes = [m for m in (_mtime(self._local(f)) for f in parsed.files) if m is not None]
+        mtimes = [m for m in (_mtime(self.paths.root_or_none(f)) for f in parsed.files) if m is not None]
         newest = max(mtimes, default=None)
         reload_pending = None if newest is None else newest > started
         listening = self._sockets(listener, started)
@@ -349,6 +348,40 @@ class SshdReader:
         effective = self._from_files(parsed, None)
         return frozenset(effective.ports) if effective is not None else frozenset()
 
+    def socket_activated(self, ports: frozenset[int], listeners: frozenset[int]) -> bool:
+        """Whether systemd (pid 1 under procfs) holds a listening TCP socket on one of `ports`, as a
+        socket unit for sshd does (Ubuntu 22.10+'s ssh.socket). pid 1's fds and its namespace's tables
+        are read again every FULL_SCAN_INTERVAL, or at once when the ports or the listeners changed
+        (sshd stopped, restarted): not every scrape. False when pid 1's fds cannot be read (not root),
+        logged once: then a host without a listener is taken for one where sshd is down."""
+        now = time.monotonic()
+        cached = self._activation
+        if (
+            cached is not None
+            and now - cached[0] < FULL_SCAN_INTERVAL
+            and cached[1] == ports
+            and cached[2] == listeners
+        ):
+            return cached[3]
+        held = own_listening_ports(self.paths.procfs, 1)
+        if held is None and not self._activation_error:
+            log.info(
+                "pid 1's sockets cannot be read: socket activation of sshd is not detected",
+                extra={"procfs": str(self.paths.procfs)},
+            )
+        self._activation_error = held is None
+        activated = bool(held and held & ports)
+        self._activation = (now, ports, listeners, activated)
+        return activated
+
+    def _sshd_ports(self, config: ConfigState, states: tuple[ListenerState, ...]) -> frozenset[int]:
+        """The ports sshd's config uses (its default 22 when the config is unusable), and those its
+        listeners hold."""
+        ports = set(config.effective.ports) if config.effective is not None else {22}
+        for state in states:
+            ports.update(state.ports)
+        return frozenset(ports)
+
     def close(self) -> None:
         self._tcp_worker.shutdown(wait=True)
         with self._lock:
@@ -368,7 +401,9 @@ class SshdReader:
             wait(prefetched.values())
         self._last_tcp_queries = [(state.listener.pid, state.ports, state.tables) for state in states]
         self._diag.forget_unused()
-        return SshdSnapshot(version, config, states)
+        pids = frozenset(state.listener.pid for state in states)
+        activated = self.socket_activated(self._sshd_ports(config, states), pids)
+        return SshdSnapshot(version, config, states, activated)
 
 
 class CachedPorts:

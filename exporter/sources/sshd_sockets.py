@@ -10,6 +10,7 @@ caller falls back to the ports of the effective config.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 from collections import Counter
@@ -137,3 +138,55 @@ def listening_sockets(procfs: Path, pid: int) -> ListeningSockets | None:
     ipv4_only = all(c.family == socket.AF_INET for c in listening)
     tables = ("tcp",) if ipv4_only else ("tcp", "tcp6") if ipv6 else TABLES
     return ListeningSockets(frozenset(c.laddr.port for c in listening), tables)
+
+
+# `sl: LOCAL:PORT REMOTE:PORT 0A tx:rx tr:when retrnsmt uid timeout inode`: listening sockets only.
+_LISTEN_ENTRY = re.compile(
+    rb"^\s*\d+: [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) [0-9A-Fa-f]+:[0-9A-Fa-f]{4} 0A \S+ \S+ \S+ +\d+ +\d+ +(\d+)",
+    re.M,
+)
+
+
+def listening_inodes(text: str | bytes) -> dict[int, int]:
+    """`/proc/net/tcp` or `tcp6`: {socket inode: local port} of the LISTEN entries; bad lines skipped."""
+    data = text.encode() if isinstance(text, str) else text
+    return {int(inode): int(port, 16) for port, inode in _LISTEN_ENTRY.findall(data)}
+
+
+def socket_inodes(procfs: Path, pid: int) -> set[int] | None:
+    """The inodes of the sockets among a process's fds (`socket:[INODE]` links); None when its fd
+    directory cannot be read (not root, the process is gone)."""
+    directory = f"{procfs}/{pid}/fd"
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return None
+    inodes: set[int] = set()
+    for name in names:
+        try:
+            target = os.readlink(f"{directory}/{name}")
+        except OSError:
+            continue  # closed since the listing
+        if target.startswith("socket:[") and target.endswith("]") and target[8:-1].isdigit():
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def own_listening_ports(procfs: Path, pid: int) -> frozenset[int] | None:
+    """The TCP ports a process holds a listening socket on, looked up in its own network namespace
+    (`/proc/PID/net/tcp{,6}`, not the reader's): the inodes of its fds against the LISTEN entries.
+    None when its fds cannot be read. Used for pid 1 (systemd's socket units), whose fds hold no
+    connections: the tables are read only when it holds a socket at all."""
+    inodes = socket_inodes(procfs, pid)
+    if inodes is None:
+        return None
+    ports: set[int] = set()
+    if not inodes:
+        return frozenset()
+    for table in TABLES:
+        try:
+            listening = listening_inodes(read_proc_file(f"{procfs}/{pid}/net/{table}"))
+        except OSError:
+            continue
+        ports.update(port for inode, port in listening.items() if inode in inodes)
+    return frozenset(ports)

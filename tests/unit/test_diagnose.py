@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from exporter.cli import main
-from exporter.diagnose import host_causes
+from exporter.diagnose import as_json, as_text, host_causes
 from exporter.sources.access.layers import LogLine, PenaltyLog
 from exporter.sources.authlog.records import Event
 from exporter.sources.sshd import ConfigState, ListenerState, SshdSnapshot
@@ -107,3 +108,19 @@ def test_host_causes() -> None:
     assert recent.causes == ("1 connection(s) dropped for MaxStartups in the last 10 minutes",)
     assert recent.evidence == ("/var/log/auth.log:7: drop connection #10 ...",)
     assert host_causes(None, None, "EACCES").sshd_running is None
+
+
+def test_socket_activated_sshd_is_no_host_wide_cause() -> None:
+    """No sshd process, but systemd listens on its port (ssh.socket): sshd starts on the first
+    connection, so "sshd is not running" would send the reader after the wrong cause."""
+    waiting = host_causes(
+        SshdSnapshot(None, ConfigState(None, None, "", ()), (), socket_activated=True), None
+    )
+    assert (waiting.sshd_running, waiting.socket_activated, waiting.causes) == (True, True, ())
+    stopped = host_causes(SshdSnapshot(None, ConfigState(None, None, "", ()), ()), None)
+    assert (stopped.sshd_running, stopped.socket_activated) == (False, False)
+    text = io.StringIO()
+    as_text("192.0.2.10", [], waiting, text)
+    assert "sshd running (socket-activated" in text.getvalue()
+    assert "not running" not in text.getvalue()
+    assert json.loads(as_json("192.0.2.10", [], waiting))["host"]["socket_activated"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -12,9 +13,11 @@ import pytest
 
 from exporter.collectors.sshd import SshdCollector
 from exporter.paths import HostPaths
+from exporter.sources import sshd as sshd_source
 from exporter.sources.sshd import SshdReader
+from exporter.sources.sshd_sockets import own_listening_ports
 from tests.exposition import promtool_check, render, samples, value
-from tests.procfs_tree import add_binary, add_process, make_procfs, start_time
+from tests.procfs_tree import add_binary, add_process, add_socket, make_procfs, start_time
 
 
 @pytest.fixture
@@ -179,3 +182,80 @@ def test_config_path_in_a_link_loop_is_a_parse_error_not_a_failed_scrape(host: H
     assert value(found, "ssh_access_sshd_config_parse_errors") == 1
     assert value(found, "ssh_access_sshd_listeners") == 2
     assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") is None
+
+
+def _systemd_listening(host: HostPaths, *ports: int) -> None:
+    """pid 1 as systemd with socket units: listening sockets in its fds and its namespace's table."""
+    add_process(host.procfs, 1, 0, "/sbin/init", comm="systemd", start_ticks=1)
+    (host.procfs / "1/fd").mkdir(exist_ok=True)
+    for index, port in enumerate(ports):
+        add_socket(host.procfs, 1, 7000 + index, port, table="tcp6")
+
+
+def _stop_listeners(host: HostPaths) -> None:
+    for pid in (100, 101, 102, 103, 104, 200):
+        shutil.rmtree(host.procfs / str(pid))
+
+
+def test_socket_activated_sshd_without_a_listener(host: HostPaths) -> None:
+    """Ubuntu 22.10+'s ssh.socket after a reboot: systemd listens on sshd's port, no sshd runs yet."""
+    _stop_listeners(host)
+    _systemd_listening(host, 2222)
+    text = scrape(host)
+    found = samples(text)
+    assert value(found, "ssh_access_sshd_listeners") == 0
+    assert value(found, "ssh_access_sshd_socket_activated") == 1
+    if shutil.which("promtool"):
+        assert promtool_check(text) is None
+
+
+def test_socket_activated_with_listeners_running(host: HostPaths) -> None:
+    """Accept=no: sshd runs with the socket systemd passed, which systemd keeps holding."""
+    _systemd_listening(host, 2223)  # the alt_config listener's port
+    found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_listeners") == 2
+    assert value(found, "ssh_access_sshd_socket_activated") == 1
+
+
+@pytest.mark.parametrize("case", ["other port", "pid 1 holds no socket", "pid 1 unreadable", "no pid 1"])
+def test_not_socket_activated(host: HostPaths, case: str, caplog: pytest.LogCaptureFixture) -> None:
+    _stop_listeners(host)
+    if case == "other port":
+        _systemd_listening(host, 8080, 53)
+    elif case == "pid 1 holds no socket":
+        _systemd_listening(host)
+    elif case == "pid 1 unreadable":
+        add_process(host.procfs, 1, 0, "/sbin/init", comm="systemd")  # no fd directory: not root
+    with caplog.at_level(logging.INFO):
+        found = samples(scrape(host))
+    assert value(found, "ssh_access_sshd_socket_activated") == 0
+    assert value(found, "ssh_access_sshd_listeners") == 0
+    unreadable = "pid 1's sockets cannot be read" in caplog.text
+    assert unreadable == (case in ("pid 1 unreadable", "no pid 1"))
+
+
+def test_pid_1_is_read_on_the_full_scan_interval_or_when_listeners_change(
+    host: HostPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = SshdReader(host)
+    _systemd_listening(host, 2222)
+    assert reader.read().socket_activated is True
+    shutil.rmtree(host.procfs / "1/fd")
+    (host.procfs / "1/fd").mkdir()  # ssh.socket stopped
+    reads: list[int] = []
+
+    def counted(procfs: Path, pid: int) -> frozenset[int] | None:
+        reads.append(pid)
+        return own_listening_ports(procfs, pid)
+
+    monkeypatch.setattr(sshd_source, "own_listening_ports", counted)
+    assert reader.read().socket_activated is True  # cached: not read on every scrape
+    assert reads == []
+    shutil.rmtree(host.procfs / "200")  # a listener stopped: read again at once
+    assert reader.read().socket_activated is False
+    assert reads == [1]
+    _systemd_listening(host, 2222)
+    assert reader.read().socket_activated is False
+    monkeypatch.setattr(sshd_source, "FULL_SCAN_INTERVAL", 0.0)
+    assert reader.read().socket_activated is True
+    reader.close()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -8,10 +9,13 @@ import pytest
 from exporter.sources.sock_diag import NetnsSockets
 from exporter.sources.sshd_sockets import (
     connection_states,
+    listening_inodes,
+    own_listening_ports,
     parse_proc_net_tcp,
     read_tcp_sockets,
     states_on_ports,
 )
+from tests.procfs_tree import add_process, add_socket, make_procfs
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0
@@ -56,3 +60,29 @@ def test_sock_diag_unavailable_falls_back_to_the_text_tables(
     assert states == {"established": 2, "time_wait": 1, "syn_recv": 1}
     assert "sock_diag unavailable" in caplog.text
     assert connection_states(tmp_path, 42, {2222}, ("tcp",), None) == {"established": 2, "time_wait": 1}
+
+
+def test_listening_inodes_are_the_listen_entries_only() -> None:
+    assert listening_inodes(TCP) == {1001: 2222}
+    real = (  # as the kernel lays it out (%5u uid, %8d timeout)
+        "   3: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 "
+        "376156 1 0000000000000000 100 0 0 10 0\n"
+    )
+    assert listening_inodes(real) == {376156: 22}
+
+
+def test_own_listening_ports_match_fds_against_the_process_own_tables(tmp_path: Path) -> None:
+    procfs = make_procfs(tmp_path)
+    add_process(procfs, 1, 0, "/sbin/init", comm="systemd")
+    assert own_listening_ports(procfs, 1) is None  # no fd directory (not root): unknown, not "none"
+    (procfs / "1/fd").mkdir()
+    assert own_listening_ports(procfs, 1) == frozenset()
+    add_socket(procfs, 1, 5001, 22, table="tcp6")
+    add_socket(procfs, 1, 5002, 9090, state=0x01)  # a connection, not a listener
+    add_socket(procfs, 1, 5003, 2222)  # another process's listener in the same namespace...
+    next(f for f in (procfs / "1/fd").iterdir() if os.readlink(f) == "socket:[5003]").unlink()
+    (procfs / "1/fd/20").symlink_to("/dev/null")
+    (procfs / "1/fd/21").symlink_to("anon_inode:[eventpoll]")
+    (procfs / "net").mkdir()
+    (procfs / "net/tcp").write_text(TCP)  # the reader's own namespace: never consulted
+    assert own_listening_ports(procfs, 1) == frozenset({22})
