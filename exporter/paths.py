@@ -76,6 +76,19 @@ class HostPaths:
             return Path(path)
         return self.rootfs / self._resolve_inside(path).relative_to("/")
 
+    def root_or_none(self, host_path: str | PurePosixPath) -> Path | None:
+        """`root(host_path)`, or None when its links cannot be followed inside the rootfs: the host
+        itself could not open such a path (ELOOP), so it is as good as missing."""
+        try:
+            return self.root(host_path)
+        except OSError:
+            return None
+
+    def exists(self, host_path: str | PurePosixPath) -> bool:
+        """Whether the host path names something, looked up inside the rootfs (False for a link loop)."""
+        local = self.root_or_none(host_path)
+        return local is not None and local.exists()
+
     def _resolve_inside(self, path: PurePosixPath) -> PurePosixPath:
         pending = list(path.parts[1:])
         current = PurePosixPath("/")

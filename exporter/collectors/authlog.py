@@ -20,7 +20,7 @@ from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.journal import journal_reader_for
 from exporter.sources.authlog.records import SyslogRecord
 from exporter.sources.authlog.stats import Stats
-from exporter.sources.authlog.tail import FileTailer, default_log_files
+from exporter.sources.authlog.tail import FileTailer, configured_log_files, default_log_files
 
 __all__ = ["AuthlogCollector", "LiveAuthlogCollector", "authlog_families"]
 
@@ -108,7 +108,7 @@ def build_sources(paths: HostPaths, args: dict[str, Any]) -> list[Source]:
     state_dir = Path(args["collector.authlog.state_dir"]) if args["collector.authlog.state_dir"] else None
     from_start = bool(args["collector.authlog.from_start"])
     configured = [f.strip() for f in str(args["collector.authlog.files"]).split(",") if f.strip()]
-    files = [paths.root(f) for f in configured] if configured else default_log_files(paths)
+    files = configured_log_files(paths, configured) if configured else default_log_files(paths)
     sources: list[Source] = []
     for local in files:
         name = paths.unroot(local)

@@ -273,8 +273,8 @@ class CrowdsecReader:
             raise CrowdsecError(f"local API {url}: {exc}") from exc  # UnicodeDecodeError is a ValueError
 
     def _cscli(self) -> tuple[Decision, ...]:
-        binary = self.paths.root(self.cscli)
-        if not self.paths.is_host_root or not binary.exists():
+        binary = self.paths.root_or_none(self.cscli)
+        if not self.paths.is_host_root or binary is None or not binary.exists():
             raise CrowdsecError(f"no bouncer config and no runnable {self.cscli}")
         run = run_tool(binary, "decisions", "list", "-o", "json", timeout=self.timeout)
         if not run.ok:
@@ -286,10 +286,10 @@ class CrowdsecReader:
 
     @singleflight
     def read(self) -> CrowdsecSnapshot:
-        config = self.paths.root(self.bouncer_config) if self.bouncer_config else None
+        config = self.paths.root_or_none(self.bouncer_config) if self.bouncer_config else None
         bouncer = read_bouncer_config(config, self.paths) if config else None
         markers = (*INSTALL_MARKERS, self.cscli)
-        installed = bouncer is not None or any(self.paths.root(p).exists() for p in markers if p)
+        installed = bouncer is not None or any(self.paths.exists(p) for p in markers if p)
         if not installed:
             return CrowdsecSnapshot(False, False)
         try:

@@ -117,9 +117,10 @@ class DenyhostsReader:
             pass  # libwrap treats a missing file as empty
         except OSError as exc:
             errors.append(f"{self.hosts_deny}: {exc.strerror or exc}")
-        work = self.paths.root(self.work_dir)
+        work = self.paths.root_or_none(self.work_dir)
         tracked: dict[str, int] = {}
-        if work.is_dir():
+        work_present = work is not None and work.is_dir()
+        if work is not None and work_present:
             for name, kind in TRACKED.items():
                 try:
                     text = read_regular_text(work / name, WORK_FILE_MAX_BYTES, paths=self.paths)
@@ -129,7 +130,7 @@ class DenyhostsReader:
                 except OSError as exc:
                     errors.append(f"{self.work_dir}/{name}: {exc.strerror or exc}")
         running = running_process(self.paths.procfs, PROCESS_NAMES)
-        installed = running or work.is_dir() or bool(entries.banned) or self.paths.root(CONFIG).exists()
+        installed = running or work_present or bool(entries.banned) or self.paths.exists(CONFIG)
         return DenyhostsSnapshot(
             installed,
             installed and not errors,

@@ -358,7 +358,7 @@ def read_config_files(paths: HostPaths, main: str) -> ParsedFiles:
         return read_regular_text(paths.root(host_path), MAX_CONFIG_BYTES, paths=paths)
 
     def expand(host_pattern: str) -> list[str]:
-        local = str(paths.root(host_pattern))
+        local = str(paths.root(host_pattern))  # OSError (a link loop): the Include is unreadable
         if not glob.has_magic(host_pattern):
             return [host_pattern] if Path(local).exists() else []
         return sorted(paths.unroot(Path(p)) for p in glob.glob(local))

@@ -148,5 +148,5 @@ class SshguardReader:
         self._ipset(sets, errors)
         self._hosts(sets, errors)
         running = running_process(self.paths.procfs, PROCESS_NAMES)
-        installed = running or bool(sets) or any(self.paths.root(p).exists() for p in INSTALL_MARKERS)
+        installed = running or bool(sets) or any(self.paths.exists(p) for p in INSTALL_MARKERS)
         return SshguardSnapshot(installed, running, sets, tuple(errors))

@@ -24,7 +24,7 @@ from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.journal import journal_matches, parse_journal_json
 from exporter.sources.authlog.records import SyslogRecord
 from exporter.sources.authlog.stats import Stats
-from exporter.sources.authlog.tail import default_log_files
+from exporter.sources.authlog.tail import configured_log_files, default_log_files
 from exporter.sources.commands import run_command
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
@@ -194,15 +194,21 @@ class AccessReader:
                 self._log_cache[local] = cached
         return [line for line in cached[1] if line.event.time is None or line.event.time >= since]
 
+    def _present(self, host_path: str) -> bool:
+        """Something is at the path, readable or not: a link loop too (libwrap denies on a hosts.deny it
+        cannot open), so the layer is asked and says it cannot read it, rather than being skipped."""
+        local = self.paths.root_or_none(host_path)
+        return local is None or local.exists() or local.is_symlink()
+
     def _exists(self, paths: Iterable[str]) -> bool:
-        return any(self.paths.root(p).exists() for p in paths if p)
+        return any(self.paths.exists(p) for p in paths if p)
 
     def _fail2ban(self, networks: Sequence[Network]) -> Fail2banFacts | None:
         o = self.options
         if not o.fail2ban or not self._exists((*INSTALL_MARKERS, o.fail2ban_socket, o.fail2ban_db)):
             return None
         bans, errors = None, []
-        database = self.paths.root(o.fail2ban_db) if o.fail2ban_db else None
+        database = self.paths.root_or_none(o.fail2ban_db) if o.fail2ban_db else None
         if database is not None and database.exists():
             try:
                 bans = tuple(current_bans(database))
@@ -232,7 +238,9 @@ class AccessReader:
         o = self.options
         if not o.authlog:
             return None
-        files = [self.paths.root(f) for f in o.log_files] if o.log_files else default_log_files(self.paths)
+        files = (
+            configured_log_files(self.paths, o.log_files) if o.log_files else default_log_files(self.paths)
+        )
         journal = o.journal == "on" or (o.journal == "auto" and not files)
         if not files and not journal:
             return None
@@ -255,7 +263,7 @@ class AccessReader:
         o = self.options
         now = time.time()
         wrappers = None
-        if o.tcp_wrappers and self._exists(FILES):
+        if o.tcp_wrappers and any(self._present(f) for f in FILES):
             wrappers = self.wrappers.read()
         ruleset, firewall_error = None, ""
         if o.firewall or o.sshguard:

@@ -57,7 +57,7 @@ def journal_matches() -> list[str]:
 
 def default_journal_dirs(paths: HostPaths) -> list[Path]:
     """The journal directories present under rootfs (persistent first, then volatile)."""
-    return [p for p in (paths.root(d) for d in JOURNAL_DIRS) if p.is_dir()]
+    return [p for p in map(paths.root_or_none, JOURNAL_DIRS) if p is not None and p.is_dir()]
 
 
 def journal_reader_for(paths: HostPaths, **options: Any) -> JournalReader:

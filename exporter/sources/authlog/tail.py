@@ -33,8 +33,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from exporter.paths import HostPaths
 from exporter.sources.hostfiles import open_regular_file
@@ -52,7 +53,15 @@ _STATE_VERSION = 1
 
 def default_log_files(paths: HostPaths) -> list[Path]:
     """The auth log files present under rootfs (Debian 12 has none unless rsyslog is installed)."""
-    return [p for p in (paths.root(c) for c in AUTH_LOG_CANDIDATES) if p.is_file()]
+    return [p for p in map(paths.root_or_none, AUTH_LOG_CANDIDATES) if p is not None and p.is_file()]
+
+
+def configured_log_files(paths: HostPaths, host_files: Iterable[str]) -> list[Path]:
+    """The local paths of configured files. One whose links cannot be followed inside the rootfs keeps
+    its plain place under it, so that it is still a source, whose contained open reports why (ELOOP)."""
+    return [
+        paths.root_or_none(f) or paths.rootfs / PurePosixPath("/", f).relative_to("/") for f in host_files
+    ]
 
 
 @dataclass

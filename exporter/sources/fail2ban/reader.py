@@ -214,7 +214,7 @@ class Fail2banReader:
         if not mentions_sshd(regexes):
             regexes += _strings(conn.request("get", name, "failregex"))
         guards = mentions_sshd(regexes) or mentions_sshd(jail.journal_matches)
-        missing = tuple(p for p in jail.log_paths if not self.paths.root(p).exists())
+        missing = tuple(p for p in jail.log_paths if not self.paths.exists(p))
         specs = self._action_ports(conn, name)
         return Jail(
             **{
@@ -276,8 +276,8 @@ class Fail2banReader:
     # -- config (server down) --------------------------------------------------------------------
     def config_check(self) -> ConfigCheck | None:
         """fail2ban-client's parse of the config (only when rootfs is /), cached on the files and a TTL."""
-        client = self.paths.root(self.client)
-        if self.config_dir is None or not self.paths.is_host_root or not client.exists():
+        client = self.paths.root_or_none(self.client)
+        if self.config_dir is None or not self.paths.is_host_root or client is None or not client.exists():
             return None
         signature = _tree_signature(Path(self.config_dir))
         if signature is None:
@@ -298,7 +298,7 @@ class Fail2banReader:
 
     def _installed(self) -> bool:
         candidates = [*INSTALL_MARKERS, self.socket_path, self.db_path]
-        return any(self.paths.root(p).exists() for p in candidates if p)
+        return any(self.paths.exists(p) for p in candidates if p)
 
     def read(self) -> Fail2banSnapshot:
         errors = []
@@ -309,9 +309,10 @@ class Fail2banReader:
             except (OSError, ProtocolError) as exc:
                 errors.append(f"socket {self.socket_path}: {type(exc).__name__}: {exc}")
             config = self.config_check()
-        if self.db_path and self.paths.root(self.db_path).exists():
+        database = self.paths.root_or_none(self.db_path) if self.db_path else None
+        if database is not None and database.exists():
             try:
-                db = self.read_db(self.paths.root(self.db_path))
+                db = self.read_db(database)
             except DatabaseError as exc:
                 errors.append(f"database: {exc}")
             else:

@@ -42,8 +42,8 @@ def sshguard_bans(sets: Iterable[AddressSet]) -> list[Bans]:
 
 
 def fail2ban_bans(paths: HostPaths, db_path: str) -> list[Bans]:
-    database = paths.root(db_path)
-    if not db_path or not database.exists():
+    database = paths.root_or_none(db_path) if db_path else None
+    if database is None or not database.exists():
         return []
     try:
         jails = current_addresses(database)

@@ -66,7 +66,7 @@ class FirewallReader:
             raise FirewallError(f"/proc/net/{names_file}: {exc.strerror or exc}") from exc
 
     def _module_loaded(self, name: str) -> bool:
-        if self.paths.root(f"/sys/module/{name}").exists():
+        if self.paths.exists(f"/sys/module/{name}"):
             return True
         try:
             release = self.paths.proc("sys", "kernel", "osrelease").read_text().strip()

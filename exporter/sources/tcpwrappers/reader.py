@@ -6,6 +6,7 @@ same: a hosts.deny with 50,000 DenyHosts lines takes a while to parse, and sits 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -165,6 +166,15 @@ class _Parsed:
     grown_from: Table | None = None  # the table this one extends with appended lines
 
 
+def _followed(local: Path | None) -> Path:
+    """The local path of a file to read; ELOOP (libwrap's fopen fails alike) when the host path's links
+    could not be followed inside the rootfs. libwrap reads a table it cannot open for any reason but
+    ENOENT as a match: hosts.deny then denies everyone, so such a file is never taken for a missing one."""
+    if local is None:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+    return local
+
+
 def _unreadable(signature: Signature, host_path: str, why: str) -> _Parsed:
     """A file that could not be read or held: an error (the collector fails), not an empty file."""
     log.warning("tcpwrappers: %s: %s", host_path, why)
@@ -184,7 +194,9 @@ class TcpWrappersReader:
         self._pattern_paths: tuple[Table, Table, tuple[str, ...]] | None = None
 
     @staticmethod
-    def _signature(path: Path) -> Signature:
+    def _signature(path: Path | None) -> Signature:
+        if path is None:  # its links cannot be followed inside the rootfs
+            return None
         try:
             st = os.stat(path)
         except (OSError, ValueError):  # ValueError: a NUL in a pattern file's path
@@ -193,13 +205,13 @@ class TcpWrappersReader:
 
     def _table(self, host_path: str) -> _Parsed:
         """The file's table: cached while unchanged, extended when lines were only appended (DenyHosts)."""
-        local = self.paths.root(host_path)
+        local = self.paths.root_or_none(host_path)
         signature = self._signature(local)
         cached = self._tables.get(host_path)
         if cached is not None and cached.signature == signature:
             return cached
         try:
-            data = read_regular_file(local, MAX_BYTES, paths=self.paths)
+            data = read_regular_file(_followed(local), MAX_BYTES, paths=self.paths)
         except FileNotFoundError:
             parsed = _Parsed(signature, Table(host_path, (), ()))
         except OSError as exc:
@@ -228,14 +240,14 @@ class TcpWrappersReader:
 
     def pattern_file(self, host_path: str) -> tuple[str, ...] | None:
         """A `/path` pattern file's patterns (read under rootfs); None when it cannot be read."""
-        local = self.paths.root(host_path)
+        local = self.paths.root_or_none(host_path)
         signature = self._signature(local)
         cached = self._patterns.get(host_path)
         if cached is not None and cached[0] == signature:
             return cached[1]
         try:
             patterns: tuple[str, ...] | None = pattern_tokens(
-                read_regular_text(local, MAX_BYTES, paths=self.paths)
+                read_regular_text(_followed(local), MAX_BYTES, paths=self.paths)
             )
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             if not isinstance(exc, FileNotFoundError):
@@ -245,11 +257,11 @@ class TcpWrappersReader:
         return patterns
 
     def _links(self, host_path: str) -> bool | None:
-        local = self.paths.root(host_path)
+        local = self.paths.root_or_none(host_path)
         signature = self._signature(local)
         cached = self._binaries.get(host_path)
         if cached is None or cached[0] != signature:
-            cached = (signature, read_links_libwrap(local, self.paths) if signature else None)
+            cached = (signature, read_links_libwrap(local, self.paths) if local and signature else None)
             self._binaries[host_path] = cached
         return cached[1]
 
@@ -269,7 +281,7 @@ class TcpWrappersReader:
     def read(self) -> TcpWrappersSnapshot:
         allow, deny = self._table(HOSTS_ALLOW), self._table(HOSTS_DENY)
         referenced = self._referenced(allow.table, deny.table)
-        patterns = tuple(self._signature(self.paths.root(p)) for p in referenced)
+        patterns = tuple(self._signature(self.paths.root_or_none(p)) for p in referenced)
         signature = (allow.signature, deny.signature, *patterns)
         previous = self._summary
         if previous is not None and previous[0] == signature:
