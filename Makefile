@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean
+.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards
 
 # The auth-log sources too: setup.py compiles some of them with mypyc, so an edit needs a rebuild.
 $(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py)
@@ -30,8 +30,8 @@ system-deps:
 	./scripts/install-system-deps.sh
 
 lint: dev
-	$(BIN)/ruff check exporter tests benchmarks setup.py
-	$(BIN)/ruff format --check exporter tests benchmarks setup.py
+	$(BIN)/ruff check exporter tests benchmarks setup.py grafana
+	$(BIN)/ruff format --check exporter tests benchmarks setup.py grafana
 	$(BIN)/mypy
 
 ## make test: install what the tests need, lint, run the whole suite
@@ -43,6 +43,10 @@ test-unit: dev
 
 test-integration: system-deps dev
 	$(BIN)/pytest -m integration tests
+
+## make dashboards: write grafana/dashboards/*.json from grafana/generate.py (commit both)
+dashboards: dev
+	$(BIN)/python -m grafana.generate
 
 bench: system-deps dev
 	$(BIN)/python -m benchmarks

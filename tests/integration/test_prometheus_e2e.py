@@ -3,7 +3,8 @@
 sshd runs on loopback with MaxStartups 3:50:6; Prometheus scrapes and evaluates every second. Checked:
 the target is up, sshd's limits and the collector status arrive through the HTTP API, every rule loads
 and evaluates with health ok, SshdMaxStartupsNearStart goes pending while 3 connections are held, and
-every dashboard query evaluates without error (and the sshd row's return data).
+every query of every dashboard (grafana/dashboards/*.json) evaluates without error, and the host
+dashboard's sshd row and the fleet table return data.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.net import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/ssh-access-rules.yml"
 EXAMPLE_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
-DASHBOARD = ROOT / "grafana/ssh-access-overview.json"
+DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 
 
 class Prometheus:
@@ -214,26 +215,55 @@ def test_near_start_alert_goes_pending_while_sshd_is_at_start(
     )
 
 
-def _dashboard_queries() -> Iterator[tuple[str, str, str]]:
-    current_row = ""
-    for panel in json.loads(DASHBOARD.read_text())["panels"]:
-        if panel["type"] == "row":
-            current_row = panel["title"]
-            continue
-        for target in panel["targets"]:
-            yield current_row, panel["title"], target["expr"]
+def _dashboard_queries() -> Iterator[tuple[str, str, str, str]]:
+    """(dashboard uid, row, panel title, expr) of every query."""
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        current_row = ""
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                current_row = panel["title"]
+                continue
+            for target in panel["targets"]:
+                yield board["uid"], current_row, panel["title"], target["expr"]
+
+
+# What Grafana puts in for the variables with "All" selected, and its interval macros.
+GRAFANA_SUBSTITUTIONS = {
+    'job=~"$job"': 'job=~".+"',
+    'cluster=~"$cluster"': 'cluster=~".*"',
+    'instance=~"$instance"': 'instance=~".+"',
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+}
+# Panels that may be empty on this stack: only states with connections are shown; the per-listener
+# branch's host-wide fallback exists only for sshd without a listener title.
+EMPTY_OK = {"TCP connections on sshd ports by state"}
+# Fleet columns of layers this stack does not have: no ban tool runs, no watchlist is configured.
+ABSENT_LAYERS = (
+    "ssh_access_banned_addresses",
+    "ssh_access_unenforced_bans",
+    "ssh_access_watched_address_blocked",
+)
 
 
 def test_every_dashboard_query_evaluates(stack: tuple[Sshd, Exporter, Prometheus]) -> None:
-    """Grafana's variables substituted the way Grafana would; the sshd row must show data already."""
+    """Grafana's variables substituted the way Grafana would; the host dashboard's sshd row and the fleet
+    table must show data already (no ban tool, firewall or watchlist on this stack: those may be empty)."""
     _, _, prometheus = stack
+    assert {path.name for path in DASHBOARDS} == {"ssh-access-fleet.json", "ssh-access-host.json"}
     eventually(lambda: prometheus.query("ssh_access_sshd_listeners"), what="first samples")
     time.sleep(2)  # two scrapes more, so rate() and increase() have samples to work on
-    empty_ok = {"TCP connections on sshd ports by state"}  # only states with connections are shown
-    for row, title, expr in _dashboard_queries():
-        grafana = expr.replace('instance=~"$instance"', 'instance=~".+"').replace("$__rate_interval", "1m")
+    for uid, row, title, expr in _dashboard_queries():
+        grafana = expr
+        for variable, replacement in GRAFANA_SUBSTITUTIONS.items():
+            grafana = grafana.replace(variable, replacement)
         assert "$" not in grafana, f"unsubstituted variable in {title}: {expr}"
         result = prometheus.query(grafana)  # a parse or evaluation error fails inside api()
         fallback = "unless on (instance)" in expr  # the branch for sshd without a listener title
-        if row == "Is sshd near its limits" and title not in empty_ok and not fallback:
-            assert result, f"{title}: no data for {grafana}"
+        must = (uid == "ssh-access-host" and row == "Is sshd near its limits") or (
+            uid == "ssh-access-fleet" and row == "Hosts"
+        )
+        absent = any(name in expr for name in ABSENT_LAYERS)
+        if must and title not in EMPTY_OK and not fallback and not absent:
+            assert result, f"{uid} {title}: no data for {grafana}"

@@ -1,5 +1,6 @@
-"""Deployment files: alert rules and their promtool tests, Prometheus/Alertmanager examples, the systemd
-unit, and the Grafana dashboard, checked against the metric names the exporter really exposes.
+"""Deployment files: alert rules and their promtool tests, Prometheus/Alertmanager examples and the systemd
+unit, checked against the metric names the exporter really exposes (the Grafana dashboards:
+test_dashboards.py, which reuses the PromQL name parser below).
 
 The known names are: what the sshd collector and the scrape layer render from a fully populated
 snapshot (so every family appears, even those a fixture host would leave out), plus the contract
@@ -8,7 +9,6 @@ families of collectors still being written (auth log, bans, firewall, watchlist)
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -40,8 +40,6 @@ PROMETHEUS_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
 UNIT = ROOT / "deploy/systemd/ssh-access-exporter.service"
 DEFAULTS = ROOT / "deploy/systemd/ssh-access-exporter.default"
-DASHBOARD = ROOT / "grafana/ssh-access-overview.json"
-PROVISIONING = ROOT / "grafana/provisioning/dashboards.yml"
 
 # Contract families (../shared/reference/contracts.md) of collectors other issues add (bans, firewall,
 # watchlist). The implemented ones must come out of the real code (checked below).
@@ -91,7 +89,6 @@ REQUIRED_ALERTS = frozenset(
         "BanSourceDown",
     }
 )
-DASHBOARD_ROWS = ("Is sshd near its limits", "Who is kept out", "Bans and firewall", "Exporter health")
 
 
 def _full_snapshot() -> SshdSnapshot:
@@ -336,76 +333,3 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     proc = _run(analyze, "verify", str(unit))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "", proc.stderr  # unknown keys and bad values are only warnings
-
-
-# --- Grafana dashboard ------------------------------------------------------------------------------
-
-
-def _dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    return loaded
-
-
-def _panels() -> list[dict[str, Any]]:
-    return [panel for panel in _dashboard()["panels"] if panel["type"] != "row"]
-
-
-def dashboard_exprs() -> list[str]:
-    return [target["expr"] for panel in _panels() for target in panel["targets"]]
-
-
-def test_dashboard_shape() -> None:
-    dashboard = _dashboard()
-    assert 36 <= dashboard["schemaVersion"] <= 41
-    assert dashboard["uid"] == "ssh-access-overview"
-    variables = {var["name"]: var for var in dashboard["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource"
-    assert variables["datasource"]["query"] == "prometheus"
-    instance = variables["instance"]
-    assert instance["definition"] == "label_values(ssh_access_build_info, instance)"
-    assert instance["datasource"]["uid"] == "${datasource}"
-    rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
-    assert tuple(rows) == DASHBOARD_ROWS
-    ids = [panel["id"] for panel in dashboard["panels"]]
-    assert len(ids) == len(set(ids))
-
-
-def test_dashboard_panels_do_not_overlap() -> None:
-    taken: set[tuple[int, int]] = set()
-    for panel in _dashboard()["panels"]:
-        grid = panel["gridPos"]
-        assert grid["x"] + grid["w"] <= 24
-        cells = {
-            (x, y)
-            for x in range(grid["x"], grid["x"] + grid["w"])
-            for y in range(grid["y"], grid["y"] + grid["h"])
-        }
-        assert not cells & taken, panel["title"]
-        taken |= cells
-
-
-@pytest.mark.parametrize("panel", _panels(), ids=lambda panel: str(panel["title"]))
-def test_dashboard_panel_queries(panel: dict[str, Any], known_names: frozenset[str]) -> None:
-    assert panel["datasource"]["uid"] == "${datasource}"
-    assert panel["targets"], "panel without a query"
-    for target in panel["targets"]:
-        expr = target["expr"]
-        assert target["datasource"]["uid"] == "${datasource}"
-        assert 'instance=~"$instance"' in expr, "every query follows the instance variable"
-        names = metric_names(expr)
-        assert names, expr
-        assert not names - known_names, f"unknown metric names {sorted(names - known_names)} in {expr}"
-
-
-def test_dashboard_covers_the_contract_families() -> None:
-    used = set().union(*(metric_names(expr) for expr in dashboard_exprs()))
-    wanted = CONTRACT_IMPLEMENTED | CONTRACT_PENDING
-    assert not wanted - used, sorted(wanted - used)
-
-
-def test_grafana_provisioning_example() -> None:
-    provider = yaml.safe_load(PROVISIONING.read_text())
-    assert provider["apiVersion"] == 1
-    (entry,) = provider["providers"]
-    assert entry["type"] == "file"
-    assert entry["options"]["path"].startswith("/")
