@@ -329,7 +329,7 @@ def fleet_table() -> table.Panel:
         "alerts firing: Prometheus alerts (ALERTS) of this target."
     )
     panel = grid(
-        "Hosts",
+        "Hosts at a glance",
         description,
         "short",
         [(header, expr) for header, _, _, expr in FLEET_COLUMNS],
@@ -605,7 +605,7 @@ def sshd_row(board: db.Dashboard) -> db.Dashboard:
         )
         .with_panel(
             grid(
-                "sshd listeners",
+                "Per listener",
                 "One row per running listener (the config file it was started with). start/full are what the "
                 "running process uses: they differ from the file while a reload is pending. from title 0: an "
                 "sshd older than 8.2, startups counted from its pre-auth children.",

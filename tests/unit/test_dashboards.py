@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models.dashboard import Dashboard
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -286,3 +288,49 @@ def test_grafana_provisioning_example() -> None:
     (entry,) = provider["providers"]
     assert entry["type"] == "file"
     assert entry["options"]["path"].startswith("/")
+
+
+# --- what dashboard-linter would check (its Go binary is not installable here) ----------------------
+
+# Ranges other than $__rate_interval, each for a reason: the fleet table's instant counts over the
+# dashboard's time range, and log rotations per hour (rare events: a rate of them says nothing).
+FIXED_RANGES = {"[$__range]": "ssh-access-fleet.json", "[1h]": "ssh-access-host.json"}
+
+
+@pytest.mark.parametrize("name", sorted(UIDS))
+def test_panel_titles_are_unique(name: str) -> None:
+    titles = [panel["title"] for panel in _load(name)["panels"]]
+    assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)
+
+
+def test_rates_use_the_rate_interval() -> None:
+    for name, panel in _all_panels():
+        for target in panel["targets"]:
+            for window in re.findall(r"\b(?:rate|increase|irate)\([^\[]*(\[[^\]]*\])", target["expr"]):
+                if window != "[$__rate_interval]":
+                    assert FIXED_RANGES.get(window) == name, f"{panel['title']}: {window} in {target['expr']}"
+
+
+def test_status_is_shown_as_state_timelines() -> None:
+    timelines = {panel["title"] for _, panel in _all_panels() if panel["type"] == "state-timeline"}
+    assert timelines >= {
+        "sshd status",
+        "Ban tools reachable",
+        "fail2ban status",
+        "TCP wrappers status",
+        "Collectors",
+        "Auth log sources",
+    }
+    for _, panel in _all_panels():
+        if panel["type"] == "state-timeline":
+            (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+            assert set(mapping["options"]) == {"0", "1"}, panel["title"]
+
+
+def test_the_sdk_reads_the_dashboards_back() -> None:
+    """The generated JSON is a valid dashboard for the SDK's own (Grafana 11.6) schema."""
+    register_default_plugins()
+    for name, uid in UIDS.items():
+        board = Dashboard.from_json(_load(name))
+        assert board.uid == uid
+        assert len(board.panels or ()) == len(_load(name)["panels"])
