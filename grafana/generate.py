@@ -258,9 +258,16 @@ FLEET_COLUMNS: list[tuple[str, str, db.ThresholdsConfig, str]] = [
         ", 1)",
     ),
     (
+        "startups / start",
+        "percentunit",
+        _thresholds((None, "green"), (0.8, "yellow"), (1, "orange")),
+        f"max by ({HOST}) (ssh_access_sshd_startups{{{SEL}}}) / max by ({HOST}) "
+        f"(ssh_access_sshd_maxstartups_start{{{SEL}}})",
+    ),
+    (
         "startups / full",
         "percentunit",
-        _thresholds((None, "green"), (0.5, "yellow"), (1, "red")),
+        _thresholds((None, "green"), (0.8, "orange"), (1, "red")),
         f"max by ({HOST}) (ssh_access_sshd_startups{{{SEL}}}) / max by ({HOST}) "
         f"(ssh_access_sshd_maxstartups_full{{{SEL}}})",
     ),
@@ -321,8 +328,8 @@ def fleet_table() -> table.Panel:
     description = (
         "One row per host (job, instance); click a column header to sort, a host to open its dashboard. "
         "exporter up: Prometheus scraped it. sshd up: a listener process runs or systemd's ssh.socket listens "
-        "for it (socket activation). startups / full: unauthenticated connections against MaxStartups full "
-        "(1: every new connection is dropped). Drops: connections sshd refused in the dashboard's time range "
+        "for it (socket activation). startups / start and / full: unauthenticated connections against "
+        "MaxStartups start (from 1 sshd drops new connections at random) and full (at 1 it drops every one). Drops: connections sshd refused in the dashboard's time range "
         "for MaxStartups and for PerSourcePenalties. banned: addresses every ban tool bans now; unenforced: "
         "of those, addresses no firewall rule blocks. wrappers deny all: hosts.allow/hosts.deny deny every "
         "client and sshd honours them. watched blocked: watchlist entries some layer keeps out now. "
