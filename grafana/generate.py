@@ -234,7 +234,15 @@ def _board(title: str, uid: str, description: str) -> db.Dashboard:
             .keep_time(True)
         )
     )
-    return _variables(board)
+    alerts = (
+        db.AnnotationQuery()
+        .name("Alerts firing")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color("red")
+        .expr(f'ALERTS{{alertstate="firing", {SEL}}}')
+    )
+    return _variables(board.annotation(alerts))
 
 
 # --- fleet overview ---------------------------------------------------------------------------------

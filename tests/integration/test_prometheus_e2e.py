@@ -216,7 +216,7 @@ def test_near_start_alert_goes_pending_while_sshd_is_at_start(
 
 
 def _dashboard_queries() -> Iterator[tuple[str, str, str, str]]:
-    """(dashboard uid, row, panel title, expr) of every query."""
+    """(dashboard uid, row, panel title, expr) of every query, annotations too."""
     for path in DASHBOARDS:
         board = json.loads(path.read_text())
         current_row = ""
@@ -226,6 +226,8 @@ def _dashboard_queries() -> Iterator[tuple[str, str, str, str]]:
                 continue
             for target in panel["targets"]:
                 yield board["uid"], current_row, panel["title"], target["expr"]
+        for annotation in board["annotations"]["list"]:
+            yield board["uid"], "annotations", annotation["name"], annotation["expr"]
 
 
 # What Grafana puts in for the variables with "All" selected, and its interval macros.

@@ -183,6 +183,16 @@ def test_no_datasource_uid_but_the_variable() -> None:
         assert uids == {"${datasource}"}, name
 
 
+@pytest.mark.parametrize("name", sorted(UIDS))
+def test_alerts_are_annotations(name: str) -> None:
+    (alerts,) = _load(name)["annotations"]["list"]
+    assert alerts["datasource"]["uid"] == "${datasource}"
+    assert (
+        alerts["expr"]
+        == 'ALERTS{alertstate="firing", job=~"$job", cluster=~"$cluster", instance=~"$instance"}'
+    )
+
+
 def test_host_dashboard_rows() -> None:
     rows = [panel["title"] for panel in _load("ssh-access-host.json")["panels"] if panel["type"] == "row"]
     assert tuple(rows) == HOST_ROWS
