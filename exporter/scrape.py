@@ -1,7 +1,8 @@
 """The parent collector: runs every enabled collector concurrently, each with a timeout.
 
 A collector that raises or overruns costs only its own metrics: it reports
-`ssh_access_collector_success{collector} 0` and the scrape goes on. A collector still running from an
+`ssh_access_collector_success{collector} 0` and the scrape goes on (one that raises PartialFailureError
+keeps the families it raises with: which of its sources are down). A collector still running from an
 earlier scrape (hung on a dead socket, say) is not started again: later scrapes wait on the same run,
 so a hang holds at most one thread per collector.
 
@@ -32,7 +33,7 @@ from prometheus_client.metrics_core import METRIC_TYPES, GaugeMetricFamily, Info
 from prometheus_client.samples import Sample
 
 from exporter import __version__
-from exporter.collectors.registry import Collector
+from exporter.collectors.registry import Collector, PartialFailureError
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,26 @@ class Run:
     elapsed: float = 0.0
 
 
+class FailedRunError(Exception):
+    """A collector failed with families that stand (PartialFailureError), checked as any run's."""
+
+    def __init__(self, message: str, run: Run) -> None:
+        super().__init__(message)
+        self.run = run
+
+
 def _run(collector: Collector) -> Run:
     """Runs in the collector's pool thread, so checking its output counts towards its timeout, and
     scrapes sharing the run share the check."""
     start = time.monotonic()
     run = Run()
-    for metric in collector.collect():
-        run.families.append(_checked_family(metric, run.repairs))
+    try:
+        for metric in collector.collect():
+            run.families.append(_checked_family(metric, run.repairs))
+    except PartialFailureError as exc:
+        kept = Run([_checked_family(metric, run.repairs) for metric in exc.families], run.repairs)
+        kept.elapsed = time.monotonic() - start
+        raise FailedRunError(f"{type(exc).__name__}: {exc}", kept) from exc
     run.elapsed = time.monotonic() - start
     return run
 
@@ -238,6 +252,10 @@ class ScrapeCollector:
             except FutureTimeout:
                 elapsed = time.monotonic() - started
                 self._failed(name, f"timed out after {self.timeout:g}s", elapsed)
+            except FailedRunError as exc:  # failed, with the families that say why
+                self._failed(name, printable(str(exc)), exc.run.elapsed)
+                self._add(name, exc.run, exposition)
+                elapsed = exc.run.elapsed
             except Exception as exc:  # a collector's failure must never fail the scrape
                 elapsed = time.monotonic() - started
                 self._failed(name, printable(f"{type(exc).__name__}: {exc}"), elapsed)

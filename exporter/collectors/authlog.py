@@ -1,5 +1,15 @@
 """The registered auth-log collector: `LiveAuthlogCollector` follows the host's files or journal in a
 thread and renders its counters with authlog_families (exporter.collectors.authlog_families).
+
+Each source (a file as configured or found at start, the journal when used) reports whether it is read
+now; while one is not, the collector fails and exposes only that:
+
+    # HELP ssh_access_authlog_source_up 1 when the log source is read now; 0 when it cannot be ...
+    # TYPE ssh_access_authlog_source_up gauge
+    ssh_access_authlog_source_up{source="/var/log/auth.log"} 0.0
+    # HELP ssh_access_collector_success 1 if the collector's last scrape worked.
+    # TYPE ssh_access_collector_success gauge
+    ssh_access_collector_success{collector="authlog"} 0.0
 """
 
 from __future__ import annotations
@@ -11,8 +21,8 @@ from typing import Any, cast
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.authlog_families import AuthlogCollector, authlog_families
-from exporter.collectors.registry import Context, register_collector
+from exporter.collectors.authlog_families import AuthlogCollector, authlog_families, source_up_family
+from exporter.collectors.registry import Context, PartialFailureError, register_collector
 from exporter.config import ConfigError
 from exporter.paths import HostPaths
 from exporter.sources.authlog.follow import Batch, LogFollower, Source, state_file_for
@@ -25,8 +35,9 @@ from exporter.sources.authlog.tail import FileTailer, configured_log_files, defa
 __all__ = ["AuthlogCollector", "LiveAuthlogCollector", "authlog_families"]
 
 
-class SourceUnavailableError(RuntimeError):
-    """A configured log source cannot be read now (missing, vanished, permission denied)."""
+class SourceUnavailableError(PartialFailureError, RuntimeError):
+    """A configured log source cannot be read now (missing, vanished, permission denied); it carries
+    `ssh_access_authlog_source_up` for every source."""
 
 
 class LiveAuthlogCollector:
@@ -34,8 +45,10 @@ class LiveAuthlogCollector:
 
     Counters come from the follower, never from the scrape, so no line is lost or counted twice
     between scrapes. A source that cannot be read now fails the scrape of this collector
-    (`ssh_access_collector_success{collector="authlog"} 0`, with the reason logged) while the follower
-    keeps trying, so the counters carry on when the file comes back. So does a path that holds what
+    (`ssh_access_collector_success{collector="authlog"} 0`, with the reason logged, and
+    `ssh_access_authlog_source_up` 0 for it) while the follower keeps trying, so the counters carry on
+    when the file comes back; when no source at all can be read, the log line says that sshd's lines
+    reach none of them. So does a path that holds what
     cannot be read (a directory, a FIFO, a link out of --path.rootfs) while the file read before it is
     still drained.
     """
@@ -58,16 +71,23 @@ class LiveAuthlogCollector:
 
     def collect(self) -> Iterator[Metric]:
         problems = []
+        up: dict[str, bool] = {}
         for name, health in self.follower.source_health().items():
             rotations = int(str(health.get("rotations", 0))) + int(str(health.get("truncations", 0)))
             self.stats.set_rotations(name, rotations)
+            up[name] = False
             if not health.get("open", False):
                 problems.append(str(health.get("last_error") or f"{name}: not open"))
             elif not health.get("path_readable", True):  # an older file is still drained: no line is lost
                 problems.append(str(health.get("last_error") or f"{name}: cannot be read"))
+            else:
+                up[name] = True
         if problems:
-            raise SourceUnavailableError("; ".join(problems))
-        yield from authlog_families(self.stats.snapshot())
+            message = "; ".join(problems)
+            if not any(up.values()):
+                message = f"no auth log source can be read, sshd's lines reach none: {message}"
+            raise SourceUnavailableError(message, [source_up_family(up)])
+        yield from authlog_families(self.stats.snapshot(), up)
 
     def close(self) -> None:
         self.follower.stop()

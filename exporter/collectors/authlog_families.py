@@ -35,6 +35,10 @@ Every closed-set series is exported from 0. Sample exposition:
     # HELP ssh_access_authlog_last_event_timestamp_seconds Log time of the source's last sshd event.
     # TYPE ssh_access_authlog_last_event_timestamp_seconds gauge
     ssh_access_authlog_last_event_timestamp_seconds{source="/var/log/auth.log"} 1.7954e+09
+    # HELP ssh_access_authlog_source_up 1 when the log source is read now; 0 when it cannot be ...
+    # TYPE ssh_access_authlog_source_up gauge
+    ssh_access_authlog_source_up{source="/var/log/auth.log"} 1.0
+    ssh_access_authlog_source_up{source="journal"} 0.0
 
 They live apart from the registered collector (authlog.py) so that `replay` renders them without
 importing the tailers, the journal reader and the collector registry.
@@ -42,7 +46,7 @@ importing the tailers, the journal reader and the collector registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -56,8 +60,23 @@ def _labelled_counter(name: str, doc: str, label: str, values: dict[str, int]) -
     return family
 
 
-def authlog_families(snapshot: StatsSnapshot) -> list[Metric]:
-    """The contract families (ssh_access_sshd_*) and the pipeline-health ones (ssh_access_authlog_*)."""
+def source_up_family(up: Mapping[str, bool]) -> GaugeMetricFamily:
+    """`ssh_access_authlog_source_up{source}`: which sources are read now (a file's host path, or
+    `journal`)."""
+    family = GaugeMetricFamily(
+        "ssh_access_authlog_source_up",
+        "1 when the log source is read now; 0 when it cannot be (missing, permission denied, not a "
+        "regular file, no journal): sshd's lines written there are not counted.",
+        labels=["source"],
+    )
+    for name, readable in sorted(up.items()):
+        family.add_metric([name], 1.0 if readable else 0.0)
+    return family
+
+
+def authlog_families(snapshot: StatsSnapshot, up: Mapping[str, bool] | None = None) -> list[Metric]:
+    """The contract families (ssh_access_sshd_*) and the pipeline-health ones (ssh_access_authlog_*).
+    `up`: whether each source is read now (None: every source of the snapshot was, as in a replay)."""
     families: list[Metric] = [
         _labelled_counter(
             "ssh_access_sshd_events", "sshd log events by kind.", "event", dict(snapshot.events)
@@ -100,6 +119,7 @@ def authlog_families(snapshot: StatsSnapshot) -> list[Metric]:
         top.add_metric([addr], float(count))
     families.append(top)
     families.extend(_health_families(snapshot))
+    families.append(source_up_family(dict.fromkeys(snapshot.sources, True) if up is None else up))
     return families
 
 

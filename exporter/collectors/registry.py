@@ -34,6 +34,16 @@ class Collector(Protocol):
     def collect(self) -> Iterable[Metric]: ...
 
 
+class PartialFailureError(Exception):
+    """A collector failed (`ssh_access_collector_success` 0, the message logged) but knows families
+    that say why and hold all the same (which of its sources are down): those, and only those, are
+    exposed with the failure."""
+
+    def __init__(self, message: str, families: Iterable[Metric]) -> None:
+        super().__init__(message)
+        self.families = list(families)
+
+
 Factory = Callable[[Context], Collector]
 
 

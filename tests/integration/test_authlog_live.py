@@ -362,6 +362,7 @@ def test_journald_counters_equal_real_traffic(
             assert value(found, "ssh_access_sshd_auth_failures_total", method="password") == 5 + max_tries
             assert value(found, "ssh_access_sshd_events_total", event="wrapper_refused") == 1
             assert (value(found, "ssh_access_authlog_lines_read_total", source="journal") or 0) > 0
+            assert value(found, "ssh_access_authlog_source_up", source="journal") == 1
 
 
 # ---- bad input, vanishing and unreadable files, restart: a file the test writes ---------------------
@@ -443,6 +444,53 @@ def test_bad_input_vanishing_and_returning_file(tmp_path: Path) -> None:
             lambda s: value(s, "ssh_access_authlog_lines_read_total", source=source) == written + more
         )
         assert value(found, "ssh_access_authlog_lines_read_total", source=source) == written + more
+
+
+def up(found: Samples, source: Path | str) -> float | None:
+    return value(found, "ssh_access_authlog_source_up", source=str(source))
+
+
+def test_source_up_for_a_missing_file_then_read(tmp_path: Path) -> None:
+    """The configured log does not exist yet (rsyslog not installed, a typo): the source is down, the
+    collector fails with a log line saying sshd's lines reach no source, and both clear once it exists."""
+    log = tmp_path / "auth.log"
+    with Exporter(*authlog(log)) as exporter:
+        reason = rf"collector failed.*reach none.*{re.escape(str(log))}: does not exist"
+        found = exporter.wait_until(lambda s: re.search(reason, exporter.log()) is not None, TIMEOUT_S)
+        assert (success(found), up(found, log)) == (0.0, 0.0)
+        assert "ssh_access_sshd_events_total" not in {name for name, _ in found}
+        assert re.search(reason, exporter.log()), exporter.log()
+
+        written = append(log, failed("192.0.2.40"))
+        found = exporter.wait_until(
+            lambda s: value(s, "ssh_access_authlog_lines_read_total", source=str(log)) == written,
+            timeout=TIMEOUT_S,
+        )
+        assert (success(found), up(found, log)) == (1.0, 1.0)
+        assert value(found, "ssh_access_sshd_events_total", event="auth_failed") == 1
+
+
+def test_source_up_with_one_of_two_files_missing(tmp_path: Path) -> None:
+    present, missing = tmp_path / "auth.log", tmp_path / "secure"
+    present.write_bytes(b"")
+    files = f"--collector.authlog.files={present},{missing}"
+    with Exporter(files, *other_collectors_off()) as exporter:
+        found = exporter.wait_until(lambda s: up(s, present) == 1.0, timeout=TIMEOUT_S)
+        assert (success(found), up(found, present), up(found, missing)) == (0.0, 1.0, 0.0)
+        missing.write_bytes(b"")
+        found = exporter.wait_until(lambda s: success(s) == 1.0, timeout=TIMEOUT_S)
+        assert (up(found, present), up(found, missing)) == (1.0, 1.0)
+
+
+def test_source_up_for_a_journal_that_is_not_there(tmp_path: Path) -> None:
+    """No auth log file and no journal under the rootfs (Debian 12 without rsyslog, journald not
+    persisting where the exporter looks): the journal is the source, and it is down."""
+    (tmp_path / "var/log").mkdir(parents=True)
+    with Exporter(f"--path.rootfs={tmp_path}", *other_collectors_off()) as exporter:
+        reason = r"collector failed.*reach none.*no journal file readable in .*/var/log/journal"
+        found = exporter.wait_until(lambda s: re.search(reason, exporter.log()) is not None, TIMEOUT_S)
+        assert (success(found), up(found, "journal")) == (0.0, 0.0)
+        assert re.search(reason, exporter.log()), exporter.log()
 
 
 def test_permission_denied_as_nobody(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
+from exporter.collectors.registry import PartialFailureError
 from exporter.scrape import ScrapeCollector
 from tests.exposition import render, samples, value
 
@@ -190,3 +191,29 @@ def test_a_family_whose_type_clashes_is_dropped_not_the_scrape(caplog: pytest.Lo
     assert value(found, "ssh_access_test_clash") == 1
     assert value(found, "ssh_access_test_ok") == 1
     assert any("clashes" in str(getattr(r, "err", "")) for r in caplog.records)
+
+
+class PartlyBroken:
+    """Fails, naming what is down: those families are exposed with the failure, the rest are not."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("ssh_access_test_counts", "test", value=5)
+        down = GaugeMetricFamily("ssh_access_test_source_up", "test", labels=["source"])
+        down.add_metric(["/var/log/auth.log"], 0)
+        raise PartialFailureError("/var/log/auth.log: does not exist", [down])
+
+
+def test_partial_failure_exposes_only_the_families_it_names(caplog: pytest.LogCaptureFixture) -> None:
+    scraper = ScrapeCollector({"partly": PartlyBroken(), "ok": Fixed("ok")})
+    try:
+        with caplog.at_level(logging.WARNING):
+            found = samples(render(scraper.collect()))
+    finally:
+        scraper.close()
+    assert value(found, "ssh_access_collector_success", collector="partly") == 0
+    assert value(found, "ssh_access_collector_success", collector="ok") == 1
+    assert value(found, "ssh_access_test_source_up", source="/var/log/auth.log") == 0
+    assert value(found, "ssh_access_test_counts") is None
+    (failure,) = (r for r in caplog.records if r.getMessage() == "collector failed")
+    assert getattr(failure, "err", "") == "PartialFailureError: /var/log/auth.log: does not exist"
+    assert scraper.status["partly"].success is False

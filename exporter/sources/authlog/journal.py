@@ -62,9 +62,30 @@ def default_journal_dirs(paths: HostPaths) -> list[Path]:
 
 def journal_reader_for(paths: HostPaths, **options: Any) -> JournalReader:
     """The reader for the host's journal: the local one, or journalctl --root=ROOTFS for another tree."""
+    expected = [d for d in (paths.root_or_none(j) for j in JOURNAL_DIRS) if d is not None]
     if paths.is_host_root:
-        return JournalReader(**options)
-    return JournalReader(root=paths.rootfs, **options)
+        return JournalReader(expected_dirs=expected, **options)
+    return JournalReader(root=paths.rootfs, expected_dirs=expected, **options)
+
+
+def holds_journal_files(directory: Path, depth: int = 1) -> bool:
+    """Whether `directory` (or a directory in it: journald writes under MACHINE-ID/) holds a journal
+    file the exporter may read."""
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.endswith((".journal", ".journal~")):
+                    if entry.is_file() and os.access(entry.path, os.R_OK):
+                        return True
+                elif (
+                    depth
+                    and entry.is_dir(follow_symlinks=False)
+                    and holds_journal_files(Path(entry.path), depth - 1)
+                ):
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 # ---- parsing (pure: tests feed it strings) ---------------------------------------------------------
@@ -190,6 +211,7 @@ class JournalReader:
         backoff_s: tuple[float, float] = (1.0, 30.0),
         idle_restart_s: float | None = 300.0,
         name: str = "journal",
+        expected_dirs: Sequence[Path] | None = None,
     ) -> None:
         if backend not in ("auto", "binding", "journalctl"):
             raise ValueError(f"unknown journal backend {backend!r}")
@@ -199,6 +221,11 @@ class JournalReader:
         self._directory = directory
         self._files = list(files)
         self._root = root
+        # where the journal is when neither `directory` nor `files` say (JOURNAL_DIRS under root)
+        base = root if root is not None else Path("/")
+        self._expected_dirs = (
+            list(expected_dirs) if expected_dirs is not None else [base / d.lstrip("/") for d in JOURNAL_DIRS]
+        )
         self._from_start = from_start
         self._state_file = state_file
         self._state_interval = state_interval_s
@@ -300,8 +327,25 @@ class JournalReader:
         if was is not None:
             log.info("journal: reading again")
 
+    def journal_problem(self) -> str | None:
+        """Why the journal cannot be read (no journal file where it is looked for, or none the exporter
+        may read); None when it can. journalctl would only exit, again and again, or wait on nothing."""
+        if self._files:
+            unreadable = [str(f) for f in self._files if not os.access(f, os.R_OK)]
+            return f"journal files cannot be read: {', '.join(unreadable)}" if unreadable else None
+        dirs = [self._directory] if self._directory is not None else self._expected_dirs
+        if any(holds_journal_files(d) for d in dirs):
+            return None
+        where = " or ".join(str(d) for d in dirs) or "nowhere"
+        return f"journal: no journal file readable in {where}"
+
     def health_dict(self) -> dict[str, object]:
-        return asdict(self.health)
+        health = asdict(self.health)
+        problem = self.journal_problem()
+        if problem is not None:
+            health["path_readable"] = False
+            health["last_error"] = problem
+        return health
 
 
 class _Binding:
