@@ -125,10 +125,12 @@ def timeline(
     targets: Sequence[Dataquery],
     mappings: list[model.ValueMapping],
     *,
+    neutral: Sequence[str] = (),
     w: int = 12,
     h: int = 6,
 ) -> statetimeline.Panel:
-    """A 0/1 status over time: when did it change, and for how long."""
+    """A 0/1 status over time: when did it change, and for how long. The queries of `neutral` (ref ids)
+    are facts, neither good nor bad: both values in one colour."""
     panel = (
         statetimeline.Panel()
         .mappings(mappings)
@@ -139,6 +141,9 @@ def timeline(
     )
     for index, target in enumerate(targets):
         panel = panel.with_target(target.ref_id(chr(ord("A") + index)))
+    facts = [mapping.to_json() for mapping in _boolean(("no", "blue"), ("yes", "blue"))]
+    for ref in neutral:
+        panel = panel.override_by_query(ref, [model.DynamicConfigValue(id_val="mappings", value=facts)])
     return _common(panel, title, description, "bool", w, h)
 
 
@@ -542,7 +547,8 @@ def sshd_row(board: db.Dashboard) -> db.Dashboard:
                         "{{instance}} running config current",
                     ),
                 ],
-                _boolean(("no", "red"), ("yes", "green")),
+                YES_NO_GOOD,
+                neutral=["B"],  # socket activation on or off: both are normal
                 w=24,
                 h=7,
             )
@@ -1141,7 +1147,8 @@ def tcpwrappers_row(board: db.Dashboard) -> db.Dashboard:
                         "{{instance}} honoured",
                     ),
                 ],
-                _boolean(("no", "green"), ("yes", "orange")),
+                YES_NO_BAD,
+                neutral=["B"],  # sshd applying the files says whether the rest matters
             )
         )
         .with_panel(
