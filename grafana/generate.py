@@ -183,9 +183,7 @@ def _datasource_variable() -> db.DatasourceVariable:
     return db.DatasourceVariable("datasource").label("Data source").type("prometheus")
 
 
-def _label_variable(
-    name: str, label: str, source: str, *, hidden_when_empty: bool = False
-) -> db.QueryVariable:
+def _label_variable(name: str, label: str, source: str, *, optional: bool = False) -> db.QueryVariable:
     variable = (
         db.QueryVariable(name)
         .label(label)
@@ -195,9 +193,9 @@ def _label_variable(
         .sort(model.VariableSort.ALPHABETICAL_ASC)
         .multi(True)
         .include_all(True)
-        .all_value(".*" if hidden_when_empty else ".+")
+        .all_value(".*" if optional else ".+")
     )
-    if hidden_when_empty:
+    if optional:
         variable = variable.description(
             "Optional: a `cluster` target label. All (.*) also matches targets without one."
         )
@@ -209,9 +207,7 @@ def _variables(board: db.Dashboard) -> db.Dashboard:
         board.with_variable(_datasource_variable())
         .with_variable(_label_variable("job", "Job", 'ssh_access_build_info{job!=""}'))
         .with_variable(
-            _label_variable(
-                "cluster", "Cluster", 'ssh_access_build_info{job=~"$job"}', hidden_when_empty=True
-            )
+            _label_variable("cluster", "Cluster", 'ssh_access_build_info{job=~"$job"}', optional=True)
         )
         .with_variable(
             _label_variable("instance", "Instance", 'ssh_access_build_info{job=~"$job", cluster=~"$cluster"}')
