@@ -269,3 +269,7 @@ def test_every_dashboard_query_evaluates(stack: tuple[Sshd, Exporter, Prometheus
         absent = any(name in expr for name in ABSENT_LAYERS)
         if must and title not in EMPTY_OK and not fallback and not absent:
             assert result, f"{uid} {title}: no data for {grafana}"
+        if uid == "ssh-access-fleet" and row == "Hosts":  # Grafana merges the columns on these labels
+            assert [set(series["metric"]) for series in result] == [{"job", "instance"}] * len(result), (
+                grafana
+            )
