@@ -67,6 +67,8 @@ CONTRACT_IMPLEMENTED = frozenset(
         "ssh_access_sshd_maxstartups_throttling",
         "ssh_access_sshd_penalties_total",
         "ssh_access_sshd_top_offender_failures",
+        "ssh_access_sshd_socket_activated",
+        "ssh_access_authlog_source_up",
     }
 )
 STANDARD = frozenset({"up"})
