@@ -1037,8 +1037,8 @@ def firewall_row(board: db.Dashboard) -> db.Dashboard:
         .with_panel(
             graph(
                 "Packets dropped on the way to sshd",
-                "Packets (and bytes, right axis) per second that drop/reject rules reachable by traffic to "
-                "sshd's ports dropped, per chain: the firewall keeping clients (banned or not) out.",
+                "Packets per second (and bits per second, right axis) that drop/reject rules reachable by "
+                "traffic to sshd's ports dropped, per chain: the firewall keeping clients (banned or not) out.",
                 "pps",
                 [
                     query(
@@ -1051,6 +1051,12 @@ def firewall_row(board: db.Dashboard) -> db.Dashboard:
                         "[$__rate_interval])) * 8",
                         "{{backend}} {{table}} {{chain}} bits/s",
                     ),
+                ],
+            ).override_by_query(
+                "B",
+                [
+                    model.DynamicConfigValue(id_val="unit", value="bps"),
+                    model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
                 ],
             )
         )
@@ -1070,7 +1076,7 @@ def firewall_row(board: db.Dashboard) -> db.Dashboard:
         )
         .with_panel(
             grid(
-                "Chains on sshd's path",
+                "Firewall chains",
                 "Per chain: rules, drop/reject rules traffic to sshd's ports can reach, source addresses its "
                 "drop/reject rules name one by one (fail2ban's f2b-JAIL chains), and the policy of base chains "
                 "on the input path (1 on drop: only what is accepted gets in).",
