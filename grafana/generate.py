@@ -993,7 +993,7 @@ def bans_row(board: db.Dashboard) -> db.Dashboard:
             graph(
                 "DenyHosts",
                 "Addresses DenyHosts has recorded failures for, by kind (its work directory), and the hours "
-                "since its newest hosts.deny entry. Its entries block with the daemon stopped; 0 daemon "
+                "since its newest hosts.deny entry (right axis). Its entries block with the daemon stopped; 0 daemon "
                 "running is normal when it runs from cron.",
                 "short",
                 [
@@ -1010,6 +1010,12 @@ def bans_row(board: db.Dashboard) -> db.Dashboard:
                     ),
                 ],
                 w=12,
+            ).override_by_query(
+                "B",
+                [
+                    model.DynamicConfigValue(id_val="unit", value="h"),
+                    model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+                ],
             )
         )
         .with_panel(
