@@ -1261,7 +1261,7 @@ def health_row(board: db.Dashboard) -> db.Dashboard:
             graph(
                 "Age of the last sshd log event",
                 "Seconds since the newest sshd event of each source, and log rotations followed in the last "
-                "hour. An age growing without end on a busy host: the tailer lost its source.",
+                "hour (right axis). An age growing without end on a busy host: the tailer lost its source.",
                 "s",
                 [
                     query(
@@ -1274,6 +1274,12 @@ def health_row(board: db.Dashboard) -> db.Dashboard:
                     ),
                 ],
                 w=8,
+            ).override_by_query(
+                "B",
+                [
+                    model.DynamicConfigValue(id_val="unit", value="short"),
+                    model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+                ],
             )
         )
         .with_panel(
