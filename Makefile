@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards
+.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules
 
 # The auth-log sources too: setup.py compiles some of them with mypyc, so an edit needs a rebuild.
 $(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py)
@@ -47,6 +47,10 @@ test-integration: system-deps dev
 ## make dashboards: write grafana/dashboards/*.json from grafana/generate.py (commit both)
 dashboards: dev
 	$(BIN)/python -m grafana.generate
+
+## make rules: write deploy/prometheus/ssh-access-rules.yml from the mixin (mixin/; commit both)
+rules: dev
+	$(BIN)/python scripts/render_rules.py
 
 bench: system-deps dev
 	$(BIN)/python -m benchmarks
