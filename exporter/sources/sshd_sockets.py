@@ -3,8 +3,9 @@
 The counts come from a sock_diag dump in the listener's network namespace (`sock_diag.py`: the
 kernel filters on the ports), else from `/proc/PID/net/tcp{,6}` of the listener, parsed here (no
 privileges needed, but the kernel renders every socket of the namespace as text). Which ports the
-listener holds comes from psutil (the listener's own sockets, which needs root); without root the
-caller falls back to the ports of the effective config.
+listener holds comes from its own fds (socket inodes, which needs root) looked up in the LISTEN entries
+of its own namespace's tables (psutil looks them up in the reader's, /proc/net: a listener in another
+namespace had none); without root the caller falls back to the ports of the effective config.
 """
 
 from __future__ import annotations
@@ -17,10 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from exporter.sources.procfiles import read_proc_file
-from exporter.sources.psutil_procfs import psutil_procfs
 from exporter.sources.sock_diag import NetnsSockets
 
 # /proc/net/tcp state codes (include/net/tcp_states.h); LISTEN is reported apart.
@@ -122,22 +120,16 @@ class ListeningSockets:
 
 
 def listening_sockets(procfs: Path, pid: int) -> ListeningSockets | None:
-    """A process's listening sockets; None when they cannot be read (not root) or there are none.
+    """A process's listening sockets, in its own network namespace; None when they cannot be read (not
+    root) or there are none.
 
     Connections to an IPv4-only listener appear only in `tcp`, so the (costly, under a flood) read of
     the other table is skipped; a `::` listener takes IPv4 connections too and keeps both."""
-    try:
-        with psutil_procfs(procfs):
-            conns = psutil.Process(pid).net_connections(kind="tcp")
-    except (psutil.Error, OSError):
+    by_table = _listening_by_table(procfs, pid)
+    if not by_table:
         return None
-    listening = [c for c in conns if c.status == psutil.CONN_LISTEN and c.laddr]
-    if not listening:
-        return None
-    ipv6 = any(c.family == socket.AF_INET6 for c in listening)
-    ipv4_only = all(c.family == socket.AF_INET for c in listening)
-    tables = ("tcp",) if ipv4_only else ("tcp", "tcp6") if ipv6 else TABLES
-    return ListeningSockets(frozenset(c.laddr.port for c in listening), tables)
+    tables = TABLES if "tcp6" in by_table else ("tcp",)
+    return ListeningSockets(frozenset().union(*by_table.values()), tables)
 
 
 # `sl: LOCAL:PORT REMOTE:PORT 0A tx:rx tr:when retrnsmt uid timeout inode`: listening sockets only.
@@ -177,16 +169,23 @@ def own_listening_ports(procfs: Path, pid: int) -> frozenset[int] | None:
     (`/proc/PID/net/tcp{,6}`, not the reader's): the inodes of its fds against the LISTEN entries.
     None when its fds cannot be read. Used for pid 1 (systemd's socket units), whose fds hold no
     connections: the tables are read only when it holds a socket at all."""
+    by_table = _listening_by_table(procfs, pid)
+    return None if by_table is None else frozenset().union(*by_table.values())
+
+
+def _listening_by_table(procfs: Path, pid: int) -> dict[str, frozenset[int]] | None:
+    """{table: ports} of the process's listening sockets (tables without one left out); None when its
+    fds cannot be read. The tables are read only when it holds a socket at all."""
     inodes = socket_inodes(procfs, pid)
     if inodes is None:
         return None
-    ports: set[int] = set()
-    if not inodes:
-        return frozenset()
-    for table in TABLES:
+    found: dict[str, frozenset[int]] = {}
+    for table in TABLES if inodes else ():
         try:
             listening = listening_inodes(read_proc_file(f"{procfs}/{pid}/net/{table}"))
         except OSError:
             continue
-        ports.update(port for inode, port in listening.items() if inode in inodes)
-    return frozenset(ports)
+        ports = frozenset(port for inode, port in listening.items() if inode in inodes)
+        if ports:
+            found[table] = ports
+    return found

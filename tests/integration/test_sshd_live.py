@@ -19,7 +19,7 @@ import pytest
 from exporter.sources.sshd_config import EffectiveConfig, parse_sshd_t
 from tests.exposition import Samples, promtool_check, value
 from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, require_root_and
-from tests.net import wait_for_port
+from tests.net import free_port, wait_for_port
 
 
 @pytest.fixture(autouse=True)
@@ -316,6 +316,37 @@ def test_stages_follow_connections_in_another_namespace(tmp_path: Path) -> None:
             found = exporter.wait_until(stages(4, 1))
             assert stages(4, 1)(found) and established(found) == 5
             assert value(found, "ssh_access_collector_success", collector="sshd") == 1
+        finally:
+            client.communicate("")
+
+
+def test_ports_are_the_listener_sockets_in_its_own_namespace(tmp_path: Path) -> None:
+    """sshd in another network namespace, its config's Port edited since it started: its connections
+    are counted on the port it really listens on, read from its sockets in its own namespace (not the
+    exporter's, where that listening socket does not exist), not on the edited config's."""
+    with (
+        NetNs(tmp_path / "ns") as ns,
+        Sshd(tmp_path / "sshd", "MaxStartups 20:30:40\n", netns=ns) as server,
+    ):
+        edited = server.config.read_text().replace(f"Port {server.port}\n", f"Port {free_port()}\n")
+        server.config.write_text(edited)  # not reloaded: sshd still listens on server.port
+        client = subprocess.Popen(
+            ns.command([sys.executable, "-c", CLIENT, str(server.port)]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        label = str(server.config)
+        try:
+            assert client.stdin is not None and client.stdout is not None
+            client.stdin.write("open 2\n")
+            client.stdin.flush()
+            assert client.stdout.readline().strip() == "ok"
+            with Exporter(f"--collector.sshd.config={server.config}") as exporter:
+                found = exporter.scrape()
+                assert value(found, "ssh_access_sshd_config_reload_pending", listener=label) == 1
+                state = "established"
+                assert value(found, "ssh_access_sshd_tcp_connections", listener=label, state=state) == 2
         finally:
             client.communicate("")
 

@@ -8,8 +8,10 @@ import pytest
 
 from exporter.sources.sock_diag import NetnsSockets
 from exporter.sources.sshd_sockets import (
+    ListeningSockets,
     connection_states,
     listening_inodes,
+    listening_sockets,
     own_listening_ports,
     parse_proc_net_tcp,
     read_tcp_sockets,
@@ -86,3 +88,18 @@ def test_own_listening_ports_match_fds_against_the_process_own_tables(tmp_path: 
     (procfs / "net").mkdir()
     (procfs / "net/tcp").write_text(TCP)  # the reader's own namespace: never consulted
     assert own_listening_ports(procfs, 1) == frozenset({22})
+
+
+def test_listening_sockets_are_looked_up_in_the_listener_own_namespace(tmp_path: Path) -> None:
+    """A listener in another namespace: its sockets are in its /proc/PID/net tables only (the reader's
+    /proc/net holds none of them), and an IPv4-only listener's connections are read from `tcp` alone."""
+    procfs = make_procfs(tmp_path)
+    add_process(procfs, 100, 1, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups")
+    assert listening_sockets(procfs, 100) is None  # fds unreadable
+    add_socket(procfs, 100, 9001, 2222)
+    assert listening_sockets(procfs, 100) == ListeningSockets(frozenset({2222}), ("tcp",))
+    add_socket(procfs, 100, 9002, 2222, table="tcp6")
+    assert listening_sockets(procfs, 100) == ListeningSockets(frozenset({2222}), ("tcp", "tcp6"))
+    add_process(procfs, 200, 1, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups")
+    add_socket(procfs, 200, 9003, 2200, state=0x01)  # a connection only
+    assert listening_sockets(procfs, 200) is None
