@@ -1,4 +1,4 @@
-"""Builds fake procfs trees for tests: just the files psutil and the readers look at."""
+"""Builds fake procfs trees for tests: just the files the readers look at."""
 
 from __future__ import annotations
 
