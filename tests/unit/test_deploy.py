@@ -316,6 +316,29 @@ def test_promtool_rule_unit_tests_pass_and_cover_every_alert() -> None:
         assert any(not case["exp_alerts"] for case in mine), f"no silent case for {rule['alert']}"
 
 
+def test_rule_tests_prove_that_alerts_keep_the_target_labels() -> None:
+    """Every input series of the rule tests carries a target label `team`; every firing per-host alert
+    must still have it (fleet alerts aggregate by the fleet labels: job)."""
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    series = [item["series"] for test in tests for item in test["input_series"]]
+    assert all(
+        'team="infra"' in one for one in series if one.startswith("ssh_access_") or one.startswith("up{")
+    )
+    fleet = {
+        "SshAccessDistributedBruteForce",
+        "SshAccessFleetMaxStartupsAtStart",
+        "SshAccessWatchedAddressBlockedOnHosts",
+    }
+    for test in tests:
+        for case in test["alert_rule_test"]:
+            for alert in case["exp_alerts"]:
+                labels = alert["exp_labels"]
+                if case["alertname"] in fleet:
+                    assert "instance" not in labels and labels["job"] == "ssh-access-exporter"
+                else:
+                    assert labels["team"] == "infra" and labels["job"] == "ssh-access-exporter", case
+
+
 def test_example_prometheus_config_is_valid_and_loads_the_rules() -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     assert config["rule_files"] == [RULES.name]

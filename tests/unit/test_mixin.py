@@ -7,12 +7,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import _jsonnet
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXIN = ROOT / "mixin"
@@ -115,3 +118,28 @@ def test_grafana_dashboards_are_the_generated_files() -> None:
     assert sorted(dashboards) == files
     for name in files:
         assert dashboards[name] == json.loads((DASHBOARDS / name).read_text())
+
+
+def test_overridden_config_renders_valid_rules(tmp_path: Path) -> None:
+    """Another selector, fleet labels and thresholds still give rules promtool accepts, lint included."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (make system-deps)")
+    overrides = """{ _config+:: {
+        exporterSelector: 'job=~"ssh|bastion", env="prod"',
+        fleetLabels: ['cluster', 'region'],
+        thresholds+: { baselineWindow: '7d', surgeFactor: 2.5, unmatchedShareJump: 0.35 },
+    } }"""
+    groups = evaluate("m.prometheusRules.groups + m.prometheusAlerts.groups", overrides)
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": groups}))
+    proc = subprocess.run(
+        [promtool, "check", "rules", "--lint=all", "--lint-fatal", str(rules)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exprs = " ".join(rule["expr"] for group in groups for rule in group["rules"])
+    assert "[7d]" in exprs and "rate5m_avg7d" in exprs and "> 2.5 *" in exprs and "> 0.35 +" in exprs
