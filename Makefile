@@ -30,8 +30,8 @@ system-deps:
 	./scripts/install-system-deps.sh
 
 lint: dev
-	$(BIN)/ruff check exporter tests benchmarks setup.py grafana
-	$(BIN)/ruff format --check exporter tests benchmarks setup.py grafana
+	$(BIN)/ruff check exporter tests benchmarks setup.py grafana scripts
+	$(BIN)/ruff format --check exporter tests benchmarks setup.py grafana scripts
 	$(BIN)/mypy
 
 ## make test: install what the tests need, lint, run the whole suite
