@@ -6,7 +6,7 @@
   local c = $._config,
   local t = c.thresholds,
   local sel = c.exporterSelector,
-  local fleet = std.join(', ', c.fleetLabels),
+  local fleet = std.join(', ', c.groupLabels),
   local oneLine(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' '),
   local alert(name, severity, duration, expr, summary, description) = {
     alert: name,

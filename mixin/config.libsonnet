@@ -8,7 +8,7 @@
     // Target labels that tell one fleet from another (fleet alerts aggregate by these): add `cluster`,
     // `region` or a team label when one Prometheus watches several fleets. Per-host alerts keep every
     // target label anyway: they aggregate away only the exporter's own labels.
-    fleetLabels: ['job'],
+    groupLabels: ['job'],
 
     // docs/runbook.md as your people can open it; each alert appends `#<its name, lower case>`.
     runbookURL: 'https://github.com/ssh-access-exporter/ssh-access-exporter/blob/main/docs/runbook.md',

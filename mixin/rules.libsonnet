@@ -1,12 +1,12 @@
 // Recording rules (level:metric:operations). `instance:` series keep every target label (job, instance,
 // cluster, ...): only the exporter's own labels are aggregated away. `fleet:` series are aggregated by
-// _config.fleetLabels. Alerts and dashboards reuse them.
+// _config.groupLabels. Alerts and dashboards reuse them.
 {
   prometheusRules+:: {
     local c = $._config,
     local t = c.thresholds,
     local sel = c.exporterSelector,
-    local fleet = std.join(', ', c.fleetLabels),
+    local fleet = std.join(', ', c.groupLabels),
     // The 5-minute rate of a family and its average over the baseline window, computed from the recorded
     // 5-minute rate (one series per host) rather than from a day of raw samples.
     local rateAndBaseline(name, expr) = [

@@ -52,7 +52,7 @@ def test_mixin_fields() -> None:
     fields = evaluate("std.objectFieldsAll(m)")
     assert {"_config", "prometheusAlerts", "prometheusRules", "grafanaDashboards"} <= set(fields)
     config = evaluate("m._config")
-    assert {"exporterSelector", "fleetLabels", "runbookURL", "thresholds"} <= set(config)
+    assert {"exporterSelector", "groupLabels", "runbookURL", "thresholds"} <= set(config)
     alerts = evaluate("m.prometheusAlerts.groups")
     assert all("alert" in rule for group in alerts for rule in group["rules"])
     records = evaluate("m.prometheusRules.groups")
@@ -64,7 +64,7 @@ def test_selector_is_set_in_one_place() -> None:
     leaves no trace of the default."""
     overrides = """{ _config+:: {
         exporterSelector: 'job="ssh", cluster="eu-1"',
-        fleetLabels: ['cluster', 'team'],
+        groupLabels: ['cluster', 'team'],
         runbookURL: 'https://wiki.example.org/ssh-runbook',
     } }"""
     rules = _rules(overrides)
@@ -127,7 +127,7 @@ def test_overridden_config_renders_valid_rules(tmp_path: Path) -> None:
         pytest.skip("promtool not installed (make system-deps)")
     overrides = """{ _config+:: {
         exporterSelector: 'job=~"ssh|bastion", env="prod"',
-        fleetLabels: ['cluster', 'region'],
+        groupLabels: ['cluster', 'region'],
         thresholds+: { baselineWindow: '7d', surgeFactor: 2.5, unmatchedShareJump: 0.35 },
     } }"""
     groups = evaluate("m.prometheusRules.groups + m.prometheusAlerts.groups", overrides)
