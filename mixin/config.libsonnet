@@ -10,7 +10,8 @@
     // target label anyway: they aggregate away only the exporter's own labels.
     groupLabels: ['job'],
 
-    // docs/runbook.md as your people can open it; each alert appends `#<its name, lower case>`.
+    // docs/runbook.md as your people can open it; each alert appends `#<its name, lower case>` (GitHub's
+    // anchor of the alert's heading). Point it at your own copy or wiki when the default is not reachable.
     runbookURL: 'https://github.com/ssh-access-exporter/ssh-access-exporter/blob/main/docs/runbook.md',
 
     // Dashboard links in annotations are left out on purpose: the dashboards have fixed uids
