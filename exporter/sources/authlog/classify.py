@@ -2,7 +2,8 @@
 
 Dispatch is on the message's first word (after an `error: ` / `fatal: ` prefix and a ` [preauth]`
 suffix are taken off): one dict lookup picks the one or two regexes that can apply, so a line costs
-a single regex match. The wordings are those of ../shared/reference/sshd-facts.md.
+a single regex match. The wordings are OpenSSH's own, one per line with what each must give in
+tests/fixtures/authlog/wordings.tsv.
 
 Addresses are anchored on structure sshd wrote, never on text a client controls:
 - user names come before the address (`Failed ... for USER from ADDR port N`): the LAST ` from ADDR`
