@@ -6,7 +6,8 @@ run it and is scraped over HTTP. Nothing on the host is changed: /dev/log and /e
 replaced only inside the private mount namespaces of the processes started here (the host's files are
 checked byte for byte afterwards), journald runs in its own mount namespace, the temp user is removed.
 
-What OpenSSH 9.2 logs at LogLevel INFO with UsePAM no, per action (checked on this machine), and the events they are (issue 3):
+What OpenSSH 9.2 logs at LogLevel INFO with UsePAM no, per action (checked on this machine), and the
+events they are (issue 3):
 
 - failed password, valid user: `Failed password for U from A port P ssh2` (auth_failed/password),
   `Connection closed by authenticating user U A port P [preauth]` (preauth_disconnect);
