@@ -86,6 +86,14 @@ def _common(panel: Panel, title: str, description: str, unit: str, w: int, h: in
     return panel.title(title).description(description).unit(unit).datasource(DATASOURCE).span(w).height(h)
 
 
+def right_axis(unit: str) -> list[model.DynamicConfigValue]:
+    """Overrides that draw one query against a right axis in its own unit (counts beside times, say)."""
+    return [
+        model.DynamicConfigValue(id_val="unit", value=unit),
+        model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+    ]
+
+
 def graph(
     title: str, description: str, unit: str, targets: Sequence[Dataquery], *, w: int = 12, h: int = 8
 ) -> timeseries.Panel:
@@ -1010,13 +1018,7 @@ def bans_row(board: db.Dashboard) -> db.Dashboard:
                     ),
                 ],
                 w=12,
-            ).override_by_query(
-                "B",
-                [
-                    model.DynamicConfigValue(id_val="unit", value="h"),
-                    model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
-                ],
-            )
+            ).override_by_query("B", right_axis("h"))
         )
         .with_panel(
             graph(
@@ -1058,13 +1060,7 @@ def firewall_row(board: db.Dashboard) -> db.Dashboard:
                         "{{backend}} {{table}} {{chain}} bits/s",
                     ),
                 ],
-            ).override_by_query(
-                "B",
-                [
-                    model.DynamicConfigValue(id_val="unit", value="bps"),
-                    model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
-                ],
-            )
+            ).override_by_query("B", right_axis("bps"))
         )
         .with_panel(
             graph(
@@ -1274,13 +1270,7 @@ def health_row(board: db.Dashboard) -> db.Dashboard:
                     ),
                 ],
                 w=8,
-            ).override_by_query(
-                "B",
-                [
-                    model.DynamicConfigValue(id_val="unit", value="short"),
-                    model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
-                ],
-            )
+            ).override_by_query("B", right_axis("short"))
         )
         .with_panel(
             grid(
