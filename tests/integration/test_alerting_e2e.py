@@ -1,0 +1,432 @@
+"""From a locked-out sshd to a notification: real sshd, exporter, Prometheus and Alertmanager.
+
+Prometheus loads the shipped rules (deploy/prometheus/ssh-access-rules.yml) with only `for:` shortened and
+1 s scrapes and evaluations; its target carries an extra label, team="infra". Alertmanager runs the
+shipped routing (deploy/alertmanager/alertmanager.yml) with every receiver pointed at a webhook this
+module serves on 127.0.0.1 and the group timers shortened. What a user sees is asserted: the webhook
+payloads, each alert with the target's labels and its runbook_url, firing and then resolved.
+
+Each test has its own sshd, exporter and Prometheus (so its own `instance`); Alertmanager and the webhook
+are shared. The exporter sees only what the test controls: a procfs directory holding only the test's
+sshd (or socket unit) as its processes, and, in a private mount namespace, the test's own hosts.allow
+and hosts.deny bind-mounted over /etc (the host's files are never written).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.sources.sshd import FULL_SCAN_INTERVAL
+from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, _stop, require_root_and
+from tests.integration.test_prometheus_e2e import EXAMPLE_CONFIG, RULES, Prometheus, eventually
+from tests.integration.test_sshd_live import Held
+from tests.integration.test_sshd_socket_activation_live import SocketUnit
+from tests.net import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+HOSTS_ALLOW = Path("/etc/hosts.allow")
+HOSTS_DENY = Path("/etc/hosts.deny")
+FOR = "2s"  # every rule's `for:`, shortened
+TEAM = "infra"  # the extra target label that must reach the webhook
+WATCHED = "192.0.2.10"
+TIMEOUT = 45.0  # one alert's way to the webhook: a few scrapes, evaluations and group flushes
+
+
+class Webhook:
+    """An HTTP server on 127.0.0.1 keeping every JSON payload POSTed to it (Alertmanager's webhook)."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with hook.lock:
+                    hook.payloads.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def alerts(self, name: str, instance: str) -> list[tuple[str, dict[str, Any]]]:
+        """(payload receiver, alert) of every delivered alert `name` about `instance`, in order."""
+        with self.lock:
+            payloads = list(self.payloads)
+        return [
+            (payload["receiver"], alert)
+            for payload in payloads
+            for alert in payload["alerts"]
+            if alert["labels"].get("alertname") == name and alert["labels"].get("instance") == instance
+        ]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _shorten_routes(route: dict[str, Any]) -> None:
+    for key, short in (("group_wait", "0s"), ("group_interval", "1s"), ("repeat_interval", "1h")):
+        if key in route:
+            route[key] = short
+    for child in route.get("routes", []):
+        _shorten_routes(child)
+
+
+class Alertmanager:
+    """prometheus-alertmanager on 127.0.0.1 with the shipped routing, receivers sent to `webhook`."""
+
+    def __init__(self, directory: Path, webhook: Webhook) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        config["templates"] = [str(ALERTMANAGER_CONFIG.parent / name) for name in config["templates"]]
+        _shorten_routes(config["route"])
+        self.receivers = [receiver["name"] for receiver in config["receivers"]]
+        config["receivers"] = [
+            {"name": name, "webhook_configs": [{"url": f"{webhook.url}/{name}", "send_resolved": True}]}
+            for name in self.receivers
+        ]
+        self.config = directory / "alertmanager.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.log = (directory / "alertmanager.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={self.config}",
+                f"--storage.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, timeout=30)
+        eventually(self.ready, what="alertmanager /-/ready")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5) as response:
+                return int(response.status) == 200
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.log.close()
+
+
+class AlertingPrometheus(Prometheus):
+    """The example config, fast and local: shipped rules with `for:` shortened, one target labelled
+    team="infra", alerts sent to `alertmanager`."""
+
+    def __init__(self, directory: Path, target_port: int, instance: str, alertmanager_port: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        rules = yaml.safe_load(RULES.read_text())
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                for key in ("for", "keep_firing_for"):
+                    if key in rule:
+                        rule[key] = FOR if key == "for" else "0s"
+        (directory / "rules.yml").write_text(yaml.safe_dump(rules))
+        config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"}
+        config["rule_files"] = [str(directory / "rules.yml")]
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+        }
+        (job,) = config["scrape_configs"]
+        job.pop("scrape_timeout", None)
+        labels = {"team": TEAM, "instance": instance}
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{target_port}"], "labels": labels}]
+        self.config = directory / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.log = (directory / "prometheus.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                str(shutil.which("prometheus")),
+                f"--config.file={self.config}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--storage.tsdb.path={directory / 'data'}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, timeout=30)
+        eventually(self.ready, what="prometheus /-/ready")
+
+
+@pytest.fixture(scope="module")
+def alerting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Webhook, Alertmanager]]:
+    require_root_and(
+        SSHD, "ssh-keygen", "prometheus", ALERTMANAGER, "unshare", "ip", "systemd-socket-activate"
+    )
+    webhook = Webhook()
+    try:
+        alertmanager = Alertmanager(tmp_path_factory.mktemp("alertmanager"), webhook)
+        try:
+            yield webhook, alertmanager
+        finally:
+            alertmanager.stop()
+    finally:
+        webhook.close()
+
+
+class Host:
+    """One monitored host: the exporter seeing `procfs` (only the test's processes) and, in a private
+    mount namespace, the test's hosts.allow and hosts.deny; Prometheus scraping it."""
+
+    def __init__(self, directory: Path, sshd_config: Path, alertmanager: Alertmanager) -> None:
+        self.dir = directory
+        self.procfs = directory / "proc"
+        self.procfs.mkdir(parents=True)
+        (self.procfs / "stat").symlink_to("/proc/stat")
+        etc = directory / "etc"
+        etc.mkdir()
+        self.hosts_deny = etc / "hosts.deny"
+        self.hosts_deny.write_text("")
+        (etc / "hosts.allow").write_text("")
+        binds = [(HOSTS_DENY, self.hosts_deny)]
+        if HOSTS_ALLOW.exists():  # a bind mount needs its target; a missing hosts.allow is empty anyway
+            binds.append((HOSTS_ALLOW, etc / "hosts.allow"))
+        config = directory / "exporter.yml"
+        config.write_text(yaml.safe_dump({"watchlist": [WATCHED]}))
+        mounts = " && ".join(f"mount --bind {source} {target}" for target, source in binds)
+        enter = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{mounts} && exec "$@"', "sh"]
+        self.exporter = Exporter(
+            f"--path.procfs={self.procfs}",
+            f"--collector.sshd.config={sshd_config}",
+            f"--config.file={config}",
+            "--no-collector.authlog",
+            "--no-collector.firewall",
+            "--no-collector.crowdsec",
+            "--no-collector.sshguard",
+            "--no-collector.fail2ban",
+            "--no-collector.denyhosts",
+            enter=enter,
+        )
+        # A name of its own (as users give hosts), never reused: the exporter's port may be an earlier
+        # test's, whose alerts Alertmanager still holds.
+        self.instance = f"host-{uuid.uuid4().hex[:12]}.example:9822"
+        try:
+            self.prometheus = AlertingPrometheus(
+                directory / "prometheus", self.exporter.port, self.instance, alertmanager.port
+            )
+        except BaseException:
+            _stop(self.exporter.proc)
+            raise
+
+    def show(self, pid: int, name: str | None = None) -> None:
+        """Put process `pid` into the exporter's procfs (as `name`, its pid by default)."""
+        (self.procfs / (name or str(pid))).symlink_to(f"/proc/{pid}")
+
+    def hide(self, name: int | str) -> None:
+        (self.procfs / str(name)).unlink(missing_ok=True)
+
+    def value(self, expr: str) -> float | None:
+        result = self.prometheus.query(f'{expr}{{instance="{self.instance}"}}')
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    def wait_for_value(self, metric: str, expected: float) -> None:
+        eventually(lambda: self.value(metric) == expected, timeout=TIMEOUT, what=f"{metric} == {expected}")
+
+    def close(self) -> None:
+        self.prometheus.stop()
+        _stop(self.exporter.proc)
+
+
+@pytest.fixture
+def sshd(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> Iterator[Sshd]:
+    with Sshd(tmp_path / "sshd", "MaxStartups 3\n") as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def host(tmp_path: Path, sshd: Sshd, alerting: tuple[Webhook, Alertmanager]) -> Iterator[Host]:
+    monitored = Host(tmp_path / "host", sshd.config, alerting[1])
+    monitored.show(sshd.pid)
+    try:
+        yield monitored
+    finally:
+        monitored.close()
+
+
+def _delivered(
+    webhook: Webhook,
+    host: Host,
+    name: str,
+    status: str,
+    receiver: str,
+    labels: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
+) -> dict[str, Any]:
+    """Wait for alert `name` about `host` with `status` at the webhook; check what a user reads in it."""
+
+    wanted = labels or {}
+
+    def arrived() -> dict[str, Any] | None:
+        for got_receiver, alert in webhook.alerts(name, host.instance):
+            if alert["status"] == status and all(alert["labels"].get(k) == v for k, v in wanted.items()):
+                assert got_receiver == receiver, (name, got_receiver)
+                return alert
+        return None
+
+    alert: dict[str, Any] = eventually(arrived, timeout=timeout, what=f"{name} {status} at the webhook")
+    assert alert["labels"]["team"] == TEAM, alert  # the target's own label survives the rule
+    assert alert["labels"]["job"] == "ssh-access-exporter", alert
+    assert alert["labels"]["severity"] == "critical", alert
+    anchor = name.lower()
+    assert alert["annotations"]["runbook_url"].endswith(f"/docs/runbook.md#{anchor}"), alert
+    assert alert["annotations"]["summary"] and alert["annotations"]["description"], alert
+    return alert
+
+
+def _fire_and_resolve(
+    webhook: Webhook,
+    host: Host,
+    name: str,
+    cause: Callable[[], object],
+    remedy: Callable[[], object],
+    **labels: str,
+) -> None:
+    assert not webhook.alerts(name, host.instance), "alerted before the cause"
+    cause()
+    _delivered(webhook, host, name, "firing", "ssh-access-pager", labels)
+    remedy()
+    _delivered(webhook, host, name, "resolved", "ssh-access-pager", labels)
+
+
+def _timestamp(rfc3339: str) -> float:
+    """Go's RFC 3339 with nanoseconds (Prometheus' lastEvaluation) as a Unix time."""
+    trimmed = re.sub(r"(\.\d{6})\d*", r"\1", rfc3339).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()
+
+
+def test_hosts_deny_denying_everyone_pages(alerting: tuple[Webhook, Alertmanager], host: Host) -> None:
+    webhook, _ = alerting
+    host.wait_for_value("ssh_access_tcpwrappers_sshd_honoured", 1)
+    host.wait_for_value("ssh_access_tcpwrappers_sshd_denies_everyone", 0)
+    _fire_and_resolve(
+        webhook,
+        host,
+        "SshAccessTcpWrappersDenyAll",
+        lambda: host.hosts_deny.write_text("sshd: ALL\n"),  # in place: the bind mount keeps the inode
+        lambda: host.hosts_deny.write_text(""),
+    )
+
+
+def test_sshd_stopped_pages_and_resolves_when_back(
+    alerting: tuple[Webhook, Alertmanager], host: Host, sshd: Sshd
+) -> None:
+    webhook, _ = alerting
+    host.wait_for_value("ssh_access_sshd_listeners", 1)
+
+    def stop() -> None:
+        sshd.stop()
+        host.hide(sshd.pid)
+
+    def start() -> None:
+        sshd.start()
+        host.show(sshd.pid)
+
+    _fire_and_resolve(webhook, host, "SshAccessSshdDown", stop, start)
+
+
+def test_maxstartups_full_pages(alerting: tuple[Webhook, Alertmanager], host: Host, sshd: Sshd) -> None:
+    webhook, _ = alerting
+    host.wait_for_value("ssh_access_sshd_listeners", 1)
+    held = Held(sshd.port)
+    try:
+        _fire_and_resolve(
+            webhook,
+            host,
+            "SshAccessMaxStartupsFull",
+            lambda: held.hold(3),
+            held.close,
+            listener=str(sshd.config),
+        )
+    finally:
+        held.close()
+
+
+def test_watched_address_in_hosts_deny_pages(alerting: tuple[Webhook, Alertmanager], host: Host) -> None:
+    webhook, _ = alerting
+    host.wait_for_value("ssh_access_tcpwrappers_sshd_honoured", 1)
+    _fire_and_resolve(
+        webhook,
+        host,
+        "SshAccessWatchedAddressBlocked",
+        lambda: host.hosts_deny.write_text(f"sshd: {WATCHED}\n"),
+        lambda: host.hosts_deny.write_text(""),
+        address=WATCHED,
+        layer="tcp_wrappers",
+    )
+
+
+def test_socket_activated_sshd_does_not_page(alerting: tuple[Webhook, Alertmanager], tmp_path: Path) -> None:
+    """systemd-socket-activate as pid 1 (see test_sshd_socket_activation_live) holds sshd's port: no
+    sshd process listens, and SshAccessSshdDown stays silent however long Prometheus evaluates; once
+    the socket unit is gone too, the same rule pages (the control that it would have)."""
+    webhook, alertmanager = alerting
+    with NetNs(tmp_path / "ns") as netns:
+        sshd = Sshd(tmp_path / "sshd", netns=netns)  # its config, host key and port; never run as -D
+        unit = SocketUnit(netns, sshd)
+        try:
+            assert unit.banner().startswith("SSH-2.0-OpenSSH"), "sshd must answer through the socket"
+            host = Host(tmp_path / "host", sshd.config, alertmanager)
+            try:
+                host.show(unit.proc.pid, "1")
+                host.wait_for_value("ssh_access_sshd_socket_activated", 1)
+                assert host.value("ssh_access_sshd_listeners") == 0
+                # The sshd group evaluated long enough for a `for: 2s` rule to fire and be delivered.
+                since = time.time()
+
+                def evaluated_since() -> bool:
+                    groups = host.prometheus.api("rules", type="alert")["groups"]
+                    (group,) = [group for group in groups if group["name"] == "ssh-access-sshd"]
+                    return _timestamp(group["lastEvaluation"]) > since + 6
+
+                eventually(evaluated_since, timeout=TIMEOUT, what="6 s of rule evaluations")
+                down = [
+                    alert
+                    for alert in host.prometheus.api("alerts")["alerts"]
+                    if alert["labels"]["alertname"] == "SshAccessSshdDown"
+                    and alert["labels"].get("instance") == host.instance
+                ]
+                assert not down, down
+                assert not webhook.alerts("SshAccessSshdDown", host.instance)
+                unit.stop()
+                host.hide("1")
+                # the exporter reads pid 1's sockets again within FULL_SCAN_INTERVAL
+                wait = TIMEOUT + FULL_SCAN_INTERVAL
+                _delivered(webhook, host, "SshAccessSshdDown", "firing", "ssh-access-pager", timeout=wait)
+            finally:
+                host.close()
+        finally:
+            unit.stop()
