@@ -6,17 +6,30 @@ shipped routing (deploy/alertmanager/alertmanager.yml) with every receiver point
 module serves on 127.0.0.1 and the group timers shortened. What a user sees is asserted: the webhook
 payloads, each alert with the target's labels and its runbook_url, firing and then resolved.
 
-Each test has its own sshd, exporter and Prometheus (so its own `instance`); Alertmanager and the webhook
-are shared. The exporter sees only what the test controls: a procfs directory holding only the test's
-sshd (or socket unit) as its processes, and, in a private mount namespace, the test's own hosts.allow
-and hosts.deny bind-mounted over /etc (the host's files are never written).
+Causes, in turn: hosts.deny denying everyone (SshAccessTcpWrappersDenyAll); sshd stopped and started
+again (SshAccessSshdDown); MaxStartups full (SshAccessMaxStartupsFull); a watched address in hosts.deny
+(SshAccessWatchedAddressBlocked); a socket-activated sshd, which must not page SshAccessSshdDown; a
+brute force from a watched address that fail2ban (nftables, in a network namespace) bans
+(SshAccessWatchedAddressBlocked, layer fail2ban), then the ban's nft rule deleted
+(SshAccessUnenforcedBans, a warning: the tickets receiver).
+
+Each test has its own sshd, exporter and Prometheus (its own `instance`, a name never reused);
+Alertmanager and the webhook are shared. The exporter sees only what the test controls: a procfs
+directory holding only the test's sshd (or socket unit) as its processes, and, in a private mount
+namespace, the test's own hosts.allow and hosts.deny bind-mounted over /etc (the host's files are never
+written). The fail2ban test's exporter runs in that test's network namespace, to see its firewall; a
+relay thread in the namespace lets Prometheus, on the host's loopback, scrape it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -33,7 +46,17 @@ import pytest
 import yaml
 
 from exporter.sources.sshd import FULL_SCAN_INTERVAL
-from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, _stop, require_root_and
+from tests.integration.harness import (
+    SSHD,
+    Exporter,
+    Fail2banServer,
+    NetNs,
+    Rsyslog,
+    Sshd,
+    _stop,
+    require_root_and,
+    ssh_password_attempt,
+)
 from tests.integration.test_prometheus_e2e import EXAMPLE_CONFIG, RULES, Prometheus, eventually
 from tests.integration.test_sshd_live import Held
 from tests.integration.test_sshd_socket_activation_live import SocketUnit
@@ -47,6 +70,7 @@ HOSTS_DENY = Path("/etc/hosts.deny")
 FOR = "2s"  # every rule's `for:`, shortened
 TEAM = "infra"  # the extra target label that must reach the webhook
 WATCHED = "192.0.2.10"
+CLONE_NEWNET = 0x40000000
 TIMEOUT = 45.0  # one alert's way to the webhook: a few scrapes, evaluations and group flushes
 
 
@@ -285,6 +309,7 @@ def _delivered(
     receiver: str,
     labels: dict[str, str] | None = None,
     timeout: float = TIMEOUT,
+    severity: str = "critical",
 ) -> dict[str, Any]:
     """Wait for alert `name` about `host` with `status` at the webhook; check what a user reads in it."""
 
@@ -300,7 +325,7 @@ def _delivered(
     alert: dict[str, Any] = eventually(arrived, timeout=timeout, what=f"{name} {status} at the webhook")
     assert alert["labels"]["team"] == TEAM, alert  # the target's own label survives the rule
     assert alert["labels"]["job"] == "ssh-access-exporter", alert
-    assert alert["labels"]["severity"] == "critical", alert
+    assert alert["labels"]["severity"] == severity, alert
     anchor = name.lower()
     assert alert["annotations"]["runbook_url"].endswith(f"/docs/runbook.md#{anchor}"), alert
     assert alert["annotations"]["summary"] and alert["annotations"]["description"], alert
@@ -430,3 +455,164 @@ def test_socket_activated_sshd_does_not_page(alerting: tuple[Webhook, Alertmanag
                 host.close()
         finally:
             unit.stop()
+
+
+def _setns_net(netns: NetNs) -> None:
+    """Move the calling thread (only it) into `netns`: sockets it creates from now on live there."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{netns.name}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+    finally:
+        os.close(fd)
+
+
+class Forwarder:
+    """127.0.0.1:port on the host relayed to 127.0.0.1:`target` inside `netns` (Prometheus, in the host's
+    namespace, scrapes an exporter that must run in the namespace to see its firewall)."""
+
+    def __init__(self, netns: NetNs, target: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = target
+        self.netns = netns
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        _setns_net(self.netns)  # this thread's outgoing sockets are in the namespace
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.closed.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (a close alone would not)
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+
+class BannedHost(Host):
+    """The exporter in a network namespace with sshd, rsyslog and fail2ban (nftables-multiport): it
+    reads their firewall; the watchlist holds the brute forcer, 127.0.0.2."""
+
+    def __init__(
+        self, directory: Path, netns: NetNs, sshd: Sshd, fail2ban: Fail2banServer, am: Alertmanager
+    ) -> None:
+        self.dir = directory
+        directory.mkdir(parents=True)
+        config = directory / "exporter.yml"
+        config.write_text(yaml.safe_dump({"watchlist": [WATCHED, BRUTE_FORCER]}))
+        self.exporter = Exporter(
+            f"--collector.sshd.config={sshd.config}",
+            f"--config.file={config}",
+            f"--collector.fail2ban.socket={fail2ban.socket}",
+            f"--collector.fail2ban.db={fail2ban.db}",
+            f"--collector.fail2ban.config-dir={fail2ban.conf}",
+            "--no-collector.authlog",
+            "--no-collector.crowdsec",
+            "--no-collector.sshguard",
+            "--no-collector.denyhosts",
+            netns=netns,
+        )
+        self.forwarder = Forwarder(netns, self.exporter.port)
+        self.instance = f"host-{uuid.uuid4().hex[:12]}.example:9822"
+        try:
+            self.prometheus = AlertingPrometheus(
+                directory / "prometheus", self.forwarder.port, self.instance, am.port
+            )
+        except BaseException:
+            self.forwarder.close()
+            _stop(self.exporter.proc)
+            raise
+
+    def close(self) -> None:
+        super().close()
+        self.forwarder.close()
+
+
+BRUTE_FORCER = "127.0.0.2"  # loopback inside the test's namespace
+
+
+def test_brute_force_banned_then_its_rule_deleted(
+    alerting: tuple[Webhook, Alertmanager], tmp_path: Path
+) -> None:
+    """A brute force from a watched address, banned by fail2ban for real: SshAccessWatchedAddressBlocked
+    (layer fail2ban) pages; the ban's nft rule deleted by hand: SshAccessUnenforcedBans opens a ticket;
+    unbanned: both resolve."""
+    require_root_and("fail2ban-server", "fail2ban-client", "rsyslogd", "sshpass", "nft")
+    webhook, alertmanager = alerting
+    jail = (
+        "[sshd]\nenabled = true\nfilter = sshd\nport = {port}\nlogpath = {log}\n"
+        "banaction = nftables-multiport\nbanaction_allports = nftables-multiport\n"
+    )
+    with (
+        NetNs(tmp_path / "ns") as netns,
+        Rsyslog(tmp_path / "syslog") as syslog,
+        Sshd(tmp_path / "sshd", netns=netns, devlog=syslog.socket) as sshd,
+        Fail2banServer(tmp_path / "fail2ban", netns, jail.format(port=sshd.port, log=syslog.log)) as fail2ban,
+    ):
+        host = BannedHost(tmp_path / "host", netns, sshd, fail2ban, alertmanager)
+        try:
+            _ban_and_unenforce(webhook, host, netns, sshd, fail2ban)
+        finally:
+            host.close()
+
+
+def _ban_and_unenforce(
+    webhook: Webhook, host: Host, netns: NetNs, sshd: Sshd, fail2ban: Fail2banServer
+) -> None:
+    host.wait_for_value("ssh_access_fail2ban_sshd_guarded", 1)
+    assert not webhook.alerts("SshAccessWatchedAddressBlocked", host.instance)
+    for _ in range(2):  # maxretry 2; an invalid user logs two failures per attempt
+        if "Permission denied" not in ssh_password_attempt(netns, sshd.port, source=BRUTE_FORCER):
+            break  # banned already
+    blocked = {"address": BRUTE_FORCER, "layer": "fail2ban"}
+    pager, tickets = "ssh-access-pager", "ssh-access-tickets"
+    _delivered(webhook, host, "SshAccessWatchedAddressBlocked", "firing", pager, blocked)
+    eventually(  # the ban is real: nft in the namespace rejects the brute forcer
+        lambda: "Connection refused" in ssh_password_attempt(netns, sshd.port, source=BRUTE_FORCER),
+        what="the ban to be enforced",
+    )
+
+    assert not webhook.alerts("SshAccessUnenforcedBans", host.instance)
+    chain = ["inet", "f2b-table", "f2b-chain"]
+    document = json.loads(netns.run(["nft", "-j", "list", "chain", *chain]).stdout)
+    handles = [
+        item["rule"]["handle"]
+        for item in document["nftables"]
+        if "rule" in item and "addr-set-sshd" in json.dumps(item["rule"])
+    ]
+    assert handles, document
+    for handle in handles:  # the classic: the ban stays, its rule is gone
+        deleted = netns.run(["nft", "delete", "rule", *chain, "handle", str(handle)])
+        assert deleted.returncode == 0, deleted.stderr
+    _delivered(webhook, host, "SshAccessUnenforcedBans", "firing", tickets, severity="warning")
+
+    fail2ban.client("set", "sshd", "unbanip", BRUTE_FORCER)
+    _delivered(webhook, host, "SshAccessUnenforcedBans", "resolved", tickets, severity="warning")
+    _delivered(webhook, host, "SshAccessWatchedAddressBlocked", "resolved", pager, blocked)
