@@ -11,7 +11,8 @@ again (SshAccessSshdDown); MaxStartups full (SshAccessMaxStartupsFull); a watche
 (SshAccessWatchedAddressBlocked); a socket-activated sshd, which must not page SshAccessSshdDown; a
 brute force from a watched address that fail2ban (nftables, in a network namespace) bans
 (SshAccessWatchedAddressBlocked, layer fail2ban), then the ban's nft rule deleted
-(SshAccessUnenforcedBans, a warning: the tickets receiver).
+(SshAccessUnenforcedBans, a warning: the tickets receiver). While that ban is in force, every panel of
+both dashboards returns that host's data, queried as Grafana would; EXEMPT lists the empty ones and why.
 
 Each test has its own sshd, exporter and Prometheus (its own `instance`, a name never reused);
 Alertmanager and the webhook are shared. The exporter sees only what the test controls: a procfs
@@ -57,7 +58,14 @@ from tests.integration.harness import (
     require_root_and,
     ssh_password_attempt,
 )
-from tests.integration.test_prometheus_e2e import EXAMPLE_CONFIG, RULES, Prometheus, eventually
+from tests.integration.test_prometheus_e2e import (
+    EXAMPLE_CONFIG,
+    GRAFANA_SUBSTITUTIONS,
+    RULES,
+    Prometheus,
+    _dashboard_queries,
+    eventually,
+)
 from tests.integration.test_sshd_live import Held
 from tests.integration.test_sshd_socket_activation_live import SocketUnit
 from tests.net import free_port, wait_for_port
@@ -468,6 +476,26 @@ def _setns_net(netns: NetNs) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _connected(netns: NetNs, port: int) -> Iterator[socket.socket]:
+    """A TCP connection to 127.0.0.1:`port` inside `netns`, open (sshd's banner read) until the end."""
+    made: list[socket.socket] = []
+
+    def connect() -> None:
+        _setns_net(netns)  # this short-lived thread only
+        made.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    thread.join(timeout=15)
+    (sock,) = made
+    try:
+        assert sock.recv(256).startswith(b"SSH-2.0-"), "sshd must accept the connection"
+        yield sock
+    finally:
+        sock.close()
+
+
 class Forwarder:
     """127.0.0.1:port on the host relayed to 127.0.0.1:`target` inside `netns` (Prometheus, in the host's
     namespace, scrapes an exporter that must run in the namespace to see its firewall)."""
@@ -521,19 +549,27 @@ class BannedHost(Host):
     reads their firewall; the watchlist holds the brute forcer, 127.0.0.2."""
 
     def __init__(
-        self, directory: Path, netns: NetNs, sshd: Sshd, fail2ban: Fail2banServer, am: Alertmanager
+        self,
+        directory: Path,
+        netns: NetNs,
+        sshd: Sshd,
+        syslog: Rsyslog,
+        fail2ban: Fail2banServer,
+        am: Alertmanager,
     ) -> None:
         self.dir = directory
         directory.mkdir(parents=True)
         config = directory / "exporter.yml"
         config.write_text(yaml.safe_dump({"watchlist": [WATCHED, BRUTE_FORCER]}))
+        (directory / "authlog").mkdir()
         self.exporter = Exporter(
             f"--collector.sshd.config={sshd.config}",
             f"--config.file={config}",
             f"--collector.fail2ban.socket={fail2ban.socket}",
             f"--collector.fail2ban.db={fail2ban.db}",
             f"--collector.fail2ban.config-dir={fail2ban.conf}",
-            "--no-collector.authlog",
+            f"--collector.authlog.files={syslog.log}",
+            f"--collector.authlog.state-dir={directory / 'authlog'}",
             "--no-collector.crowdsec",
             "--no-collector.sshguard",
             "--no-collector.denyhosts",
@@ -562,8 +598,9 @@ def test_brute_force_banned_then_its_rule_deleted(
     alerting: tuple[Webhook, Alertmanager], tmp_path: Path
 ) -> None:
     """A brute force from a watched address, banned by fail2ban for real: SshAccessWatchedAddressBlocked
-    (layer fail2ban) pages; the ban's nft rule deleted by hand: SshAccessUnenforcedBans opens a ticket;
-    unbanned: both resolve."""
+    (layer fail2ban) pages; meanwhile every dashboard panel but the EXEMPT ones returns data (the auth
+    log collector reads rsyslog's file); the ban's nft rule deleted by hand: SshAccessUnenforcedBans opens
+    a ticket; unbanned: both resolve."""
     require_root_and("fail2ban-server", "fail2ban-client", "rsyslogd", "sshpass", "nft")
     webhook, alertmanager = alerting
     jail = (
@@ -576,7 +613,7 @@ def test_brute_force_banned_then_its_rule_deleted(
         Sshd(tmp_path / "sshd", netns=netns, devlog=syslog.socket) as sshd,
         Fail2banServer(tmp_path / "fail2ban", netns, jail.format(port=sshd.port, log=syslog.log)) as fail2ban,
     ):
-        host = BannedHost(tmp_path / "host", netns, sshd, fail2ban, alertmanager)
+        host = BannedHost(tmp_path / "host", netns, sshd, syslog, fail2ban, alertmanager)
         try:
             _ban_and_unenforce(webhook, host, netns, sshd, fail2ban)
         finally:
@@ -598,6 +635,8 @@ def _ban_and_unenforce(
         lambda: "Connection refused" in ssh_password_attempt(netns, sshd.port, source=BRUTE_FORCER),
         what="the ban to be enforced",
     )
+    with _connected(netns, sshd.port):  # an ESTABLISHED connection, for the TCP states panel
+        _every_panel_has_data(host)
 
     assert not webhook.alerts("SshAccessUnenforcedBans", host.instance)
     chain = ["inet", "f2b-table", "f2b-chain"]
@@ -616,3 +655,57 @@ def _ban_and_unenforce(
     fail2ban.client("set", "sshd", "unbanip", BRUTE_FORCER)
     _delivered(webhook, host, "SshAccessUnenforcedBans", "resolved", tickets, severity="warning")
     _delivered(webhook, host, "SshAccessWatchedAddressBlocked", "resolved", pager, blocked)
+
+
+# Panels of either dashboard that stay empty while the ban is in force, and why.
+EXEMPT = {
+    "CrowdSec decisions": "CrowdSec does not run in this test",
+    "DenyHosts": "DenyHosts does not run in this test",
+    "sshguard": "sshguard does not run in this test",
+}
+RANGE = 300.0  # the dashboards' time range: the last 5 minutes, as a user opens them during an incident
+
+
+def _panel_results(host: Host) -> dict[tuple[str, str], bool]:
+    """(dashboard uid, panel title) -> whether any of its queries returns data, each query evaluated as
+    Grafana would with $job and $instance set to this host: an instant query at now, or a range query
+    over the last RANGE seconds (annotations too)."""
+    variables = {
+        **GRAFANA_SUBSTITUTIONS,
+        'job=~"$job"': 'job=~"ssh-access-exporter"',
+        'instance=~"$instance"': f'instance=~"{host.instance}"',
+        "$__range": f"{int(RANGE)}s",
+    }
+    results: dict[tuple[str, str], bool] = {}
+    end = time.time()
+    for uid, _, title, expr, instant in _dashboard_queries():
+        grafana = expr
+        for variable, replacement in variables.items():
+            grafana = grafana.replace(variable, replacement)
+        assert "$" not in grafana, f"unsubstituted variable in {title}: {expr}"
+        if instant:
+            data = host.prometheus.api("query", query=grafana, time=f"{end:.3f}")
+        else:
+            span = {"start": f"{end - RANGE:.3f}", "end": f"{end:.3f}", "step": "2"}
+            data = host.prometheus.api("query_range", query=grafana, **span)
+        results[uid, title] = results.get((uid, title), False) or bool(data["result"])
+    return results
+
+
+def _every_panel_has_data(host: Host) -> None:
+    """Every panel of both dashboards shows this host's data, but the EXEMPT ones (which must be empty:
+    an exemption that is not needed any more is stale). Polled: rates need a few scrapes, and log events
+    reach the exporter on its next read."""
+
+    def wanted() -> dict[tuple[str, str], bool] | None:
+        results = _panel_results(host)
+        return results if all(got or title in EXEMPT for (_, title), got in results.items()) else None
+
+    try:
+        results = eventually(wanted, timeout=TIMEOUT, what="every panel to return data")
+    except AssertionError:
+        empty = sorted(key for key, got in _panel_results(host).items() if not got and key[1] not in EXEMPT)
+        raise AssertionError(f"panels without data: {empty}") from None
+    assert set(EXEMPT) <= {title for _, title in results}, "an exemption names no panel"
+    stale = sorted(key for key, got in results.items() if got and key[1] in EXEMPT)
+    assert not stale, f"exempt panels that return data: {stale}"

@@ -222,8 +222,9 @@ def test_near_start_alert_goes_pending_while_sshd_is_at_start(
     )
 
 
-def _dashboard_queries() -> Iterator[tuple[str, str, str, str]]:
-    """(dashboard uid, row, panel title, expr) of every query, annotations too."""
+def _dashboard_queries() -> Iterator[tuple[str, str, str, str, bool]]:
+    """(dashboard uid, row, panel title, expr, instant) of every query, annotations too (instant: Grafana
+    evaluates it at the end of the time range only, not over it)."""
     for path in DASHBOARDS:
         board = json.loads(path.read_text())
         current_row = ""
@@ -232,9 +233,9 @@ def _dashboard_queries() -> Iterator[tuple[str, str, str, str]]:
                 current_row = panel["title"]
                 continue
             for target in panel["targets"]:
-                yield board["uid"], current_row, panel["title"], target["expr"]
+                yield board["uid"], current_row, panel["title"], target["expr"], bool(target.get("instant"))
         for annotation in board["annotations"]["list"]:
-            yield board["uid"], "annotations", annotation["name"], annotation["expr"]
+            yield board["uid"], "annotations", annotation["name"], annotation["expr"], False
 
 
 # What Grafana puts in for the variables with "All" selected, and its interval macros.
@@ -263,7 +264,7 @@ def test_every_dashboard_query_evaluates(stack: tuple[Sshd, Exporter, Prometheus
     assert {path.name for path in DASHBOARDS} == {"ssh-access-fleet.json", "ssh-access-host.json"}
     eventually(lambda: prometheus.query("ssh_access_sshd_listeners"), what="first samples")
     time.sleep(2)  # two scrapes more, so rate() and increase() have samples to work on
-    for uid, row, title, expr in _dashboard_queries():
+    for uid, row, title, expr, _ in _dashboard_queries():
         grafana = expr
         for variable, replacement in GRAFANA_SUBSTITUTIONS.items():
             grafana = grafana.replace(variable, replacement)
