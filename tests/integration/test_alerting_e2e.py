@@ -29,7 +29,6 @@ import ctypes
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -59,7 +58,6 @@ from tests.integration.harness import (
     ssh_password_attempt,
 )
 from tests.integration.test_prometheus_e2e import (
-    EXAMPLE_CONFIG,
     GRAFANA_SUBSTITUTIONS,
     RULES,
     Prometheus,
@@ -186,32 +184,13 @@ class AlertingPrometheus(Prometheus):
                     if key in rule:
                         rule[key] = FOR if key == "for" else "0s"
         (directory / "rules.yml").write_text(yaml.safe_dump(rules))
-        config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
-        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"}
-        config["rule_files"] = [str(directory / "rules.yml")]
-        config["alerting"] = {
-            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
-        }
-        (job,) = config["scrape_configs"]
-        job.pop("scrape_timeout", None)
-        labels = {"team": TEAM, "instance": instance}
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{target_port}"], "labels": labels}]
-        self.config = directory / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.port = free_port()
-        self.log = (directory / "prometheus.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                str(shutil.which("prometheus")),
-                f"--config.file={self.config}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--storage.tsdb.path={directory / 'data'}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            directory,
+            target_port,
+            rules=directory / "rules.yml",
+            labels={"team": TEAM, "instance": instance},
+            alertmanager_port=alertmanager_port,
         )
-        wait_for_port(self.port, timeout=30)
-        eventually(self.ready, what="prometheus /-/ready")
 
 
 @pytest.fixture(scope="module")

@@ -37,16 +37,32 @@ DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 class Prometheus:
     """`prometheus` on 127.0.0.1 with its config and TSDB in a temp dir, stopped by pid."""
 
-    def __init__(self, directory: Path, target_port: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        target_port: int,
+        *,
+        rules: Path = RULES,
+        labels: dict[str, str] | None = None,
+        alertmanager_port: int | None = None,
+    ) -> None:
+        """The example config, made fast and local: 1 s scrapes and evaluations; `labels` on the target,
+        alerts sent to the Alertmanager on `alertmanager_port` (none without it)."""
         directory.mkdir(parents=True, exist_ok=True)
-        # The example config, made fast and local: 1 s scrapes and evaluations, no Alertmanager.
         config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
         config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"}
         config.pop("alerting", None)
-        config["rule_files"] = [str(RULES)]
+        if alertmanager_port is not None:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+            }
+        config["rule_files"] = [str(rules)]
         (job,) = config["scrape_configs"]
         job.pop("scrape_timeout", None)
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{target_port}"]}]
+        target: dict[str, Any] = {"targets": [f"127.0.0.1:{target_port}"]}
+        if labels:
+            target["labels"] = labels
+        job["static_configs"] = [target]
         self.config = directory / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config))
         self.port = free_port()
