@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.authlog_gen import generate
-from exporter.collectors.registry import registrations
+from exporter.registry import registrations
 from tests.exposition import samples, value
 from tests.integration.harness import Exporter
 

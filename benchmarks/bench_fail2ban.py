@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporter.collectors.fail2ban import make_collector
-from exporter.paths import HostPaths
 from exporter.sources.fail2ban.database import read_database
 from exporter.sources.fail2ban.protocol import CLOSE, END, encode
 from exporter.sources.fail2ban.reader import Fail2banReader
-from exporter.sources.sshd import SshdReader
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.reader import SshdReader
 from tests.integration.harness import Fail2banServer, NetNs
 
 BANS = 100_000

@@ -27,7 +27,7 @@ RUNS = 9
 CHILD = """
 import json, statistics, subprocess, sys, time
 from exporter.collectors.firewall import FirewallCollector
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.firewall.reader import FirewallReader
 
 def floor():

@@ -21,9 +21,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from exporter.collectors.registry import registrations
-from exporter.sources.procfiles import read_proc_file
-from exporter.sources.sock_diag import NetnsSockets
+from exporter.registry import registrations
+from exporter.sources.host.procfiles import read_proc_file
+from exporter.sources.sshd.sock_diag import NetnsSockets
 from tests.integration.harness import Exporter, NetNs, Sshd
 from tests.net import free_port, wait_for_port
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporter.collectors.tcpwrappers import TcpWrappersCollector
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers import ClientInfo, evaluate
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader
 from tests.integration.harness import NetNs

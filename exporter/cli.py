@@ -20,14 +20,14 @@ from typing import NoReturn
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from exporter import __version__, diagnose, replay
-from exporter.collectors.registry import Collector, Context, registrations
 from exporter.config import ConfigError, load_config
 from exporter.logsetup import LEVELS, setup_logging
-from exporter.paths import HostPaths
+from exporter.registry import Collector, Context, registrations
 from exporter.scrape import ScrapeCollector
-from exporter.sources.procfds import raise_file_limit
-from exporter.web import make_app, make_http_server, parse_listen_address
-from exporter.web_config import TLSContextSource, WebConfig, WebConfigMiddleware, load_web_config
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.held_files import raise_file_limit
+from exporter.web.app import make_app, make_http_server, parse_listen_address
+from exporter.web.config import TLSContextSource, WebConfig, WebConfigMiddleware, load_web_config
 
 log = logging.getLogger("exporter")
 

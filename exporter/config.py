@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.sources.hostfiles import CONFIG_FILE_MAX_BYTES, read_regular_file
-from exporter.sources.yamltext import YAMLSyntaxError, parse_yaml
+from exporter.sources.host.files import CONFIG_FILE_MAX_BYTES, read_regular_file
+from exporter.sources.host.yamltext import YAMLSyntaxError, parse_yaml
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

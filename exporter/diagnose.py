@@ -26,7 +26,7 @@ from exporter.collectors.watchlist import sshd_reader
 from exporter.config import ConfigError
 from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
-from exporter.sources.sshd import SshdSnapshot
+from exporter.sources.sshd.reader import SshdSnapshot
 
 EXIT_CLEAR = 0
 EXIT_BLOCKED = 1

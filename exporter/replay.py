@@ -30,7 +30,7 @@ from typing import BinaryIO, TextIO
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collectors.authlog_families import AuthlogCollector
+from exporter.collectors.families.authlog import AuthlogCollector
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.records import Event
 from exporter.sources.authlog.stats import Stats

@@ -33,7 +33,7 @@ from prometheus_client.metrics_core import METRIC_TYPES, GaugeMetricFamily, Info
 from prometheus_client.samples import Sample
 
 from exporter import __version__
-from exporter.collectors.registry import Collector, PartialFailureError
+from exporter.registry import Collector, PartialFailureError
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The registered auth-log collector: `LiveAuthlogCollector` follows the host's files or journal in a
-thread and renders its counters with authlog_families (exporter.collectors.authlog_families).
+thread and renders its counters with authlog_families (exporter.collectors.families.authlog).
 
 Each source (a file as configured or found at start, the journal when used) reports whether it is read
 now; while one is not, the collector fails and exposes only that:
@@ -21,16 +21,16 @@ from typing import Any, cast
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.authlog_families import AuthlogCollector, authlog_families, source_up_family
-from exporter.collectors.registry import Context, PartialFailureError, register_collector
+from exporter.collectors.families.authlog import AuthlogCollector, authlog_families, source_up_family
 from exporter.config import ConfigError
-from exporter.paths import HostPaths
+from exporter.registry import Context, PartialFailureError, register_collector
 from exporter.sources.authlog.follow import Batch, LogFollower, Source, state_file_for
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.journal import journal_reader_for
 from exporter.sources.authlog.records import SyslogRecord
 from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import FileTailer, configured_log_files, default_log_files
+from exporter.sources.host.paths import HostPaths
 
 __all__ = ["AuthlogCollector", "LiveAuthlogCollector", "authlog_families"]
 

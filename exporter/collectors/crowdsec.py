@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.ban_families import BanCollector, ban_source
-from exporter.collectors.registry import Context, register_collector
+from exporter.collectors.families.bans import BanCollector, ban_source
+from exporter.registry import Context, register_collector
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader, CrowdsecSnapshot
 
 SOURCE = "crowdsec"

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.ban_families import BanCollector, ban_source
-from exporter.collectors.registry import Context, register_collector
+from exporter.collectors.families.bans import BanCollector, ban_source
+from exporter.registry import Context, register_collector
 from exporter.sources.denyhosts import TRACKED, WORK_DIR, DenyhostsReader, DenyhostsSnapshot
 
 SOURCE = "denyhosts"

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
-from exporter.collectors.ban_families import BanCollector, banned_addresses, source_up
-from exporter.collectors.registry import Context, register_collector
+from exporter.collectors.families.bans import BanCollector, banned_addresses, source_up
+from exporter.registry import Context, register_collector
 from exporter.sources.fail2ban.reader import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_DB,
@@ -33,7 +33,7 @@ from exporter.sources.fail2ban.reader import (
     Fail2banSnapshot,
     Jail,
 )
-from exporter.sources.sshd import SshdReader
+from exporter.sources.sshd.reader import SshdReader
 
 log = logging.getLogger(__name__)
 SOURCE = "fail2ban"

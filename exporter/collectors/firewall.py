@@ -19,14 +19,14 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.collectors.registry import Context, register_collector
+from exporter.registry import Context, register_collector
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.fail2ban.reader import DEFAULT_DB
 from exporter.sources.firewall.bans import Bans, crowdsec_bans, fail2ban_bans, sshguard_bans, unenforced
 from exporter.sources.firewall.enforcement import INPUT_HOOKS, Blocker, Enforcement, blockers
 from exporter.sources.firewall.model import Chain, Ruleset
 from exporter.sources.firewall.reader import TIMEOUT, FirewallReader
-from exporter.sources.sshd import CachedPorts, SshdReader
+from exporter.sources.sshd.reader import CachedPorts, SshdReader
 
 CHAIN_LABELS = ["backend", "family", "table", "chain"]
 POLICIES = ("accept", "drop")

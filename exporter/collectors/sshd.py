@@ -22,11 +22,11 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
 
-from exporter.collectors.registry import Context, register_collector
-from exporter.sources.sshd import ListenerState, SshdReader, SshdSnapshot
-from exporter.sources.sshd_config import EffectiveConfig
-from exporter.sources.sshd_processes import STAGES
-from exporter.sources.sshd_sockets import CONNECTION_STATES
+from exporter.registry import Context, register_collector
+from exporter.sources.sshd.config import EffectiveConfig
+from exporter.sources.sshd.processes import STAGES
+from exporter.sources.sshd.reader import ListenerState, SshdReader, SshdSnapshot
+from exporter.sources.sshd.sockets import CONNECTION_STATES
 
 CONFIG_SOURCES = ("sshd_t", "file")
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.registry import Context, register_collector
+from exporter.registry import Context, register_collector
 from exporter.sources.tcpwrappers.libwrap import BINARIES
 from exporter.sources.tcpwrappers.reader import VERDICTS, TcpWrappersReader, TcpWrappersSnapshot
 

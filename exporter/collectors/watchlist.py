@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.registry import Context, register_collector
+from exporter.registry import Context, register_collector
 from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, Network, label
 from exporter.sources.access.reader import PENALTY_WINDOW
-from exporter.sources.sshd import CachedPorts, SshdReader
+from exporter.sources.sshd.reader import CachedPorts, SshdReader
 
 SSHD_PORTS_TTL = 30.0
 

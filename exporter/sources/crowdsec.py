@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exporter.paths import HostPaths
-from exporter.sources.commands import run_command as run_tool
-from exporter.sources.hostfiles import read_regular_text
-from exporter.sources.replies import Deadline, ReplyError, loads_json
-from exporter.sources.singleflight import singleflight
-from exporter.sources.yamltext import YAMLSyntaxError, parse_yaml
+from exporter.sources.host.commands import run_command as run_tool
+from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.host.replies import Deadline, ReplyError, loads_json
+from exporter.sources.host.singleflight import singleflight
+from exporter.sources.host.yamltext import YAMLSyntaxError, parse_yaml
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer

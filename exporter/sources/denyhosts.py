@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from exporter.paths import HostPaths
-from exporter.sources.hostfiles import read_regular_text
-from exporter.sources.procscan import running as running_process
-from exporter.sources.singleflight import singleflight
+from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.host.procscan import running as running_process
+from exporter.sources.host.singleflight import singleflight
 
 DENY_DELIMITER = "# DenyHosts:"
 ENTRY_DELIMITER = " | "

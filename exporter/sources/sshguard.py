@@ -15,12 +15,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.paths import HostPaths
-from exporter.sources.commands import run_command as run_tool
 from exporter.sources.denyhosts import HOSTS_FILE_MAX_BYTES, text_lines
-from exporter.sources.hostfiles import read_regular_text
-from exporter.sources.procscan import running as running_process
-from exporter.sources.replies import loads_json
+from exporter.sources.host.commands import run_command as run_tool
+from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.host.procscan import running as running_process
+from exporter.sources.host.replies import loads_json
 
 NFT_SETS = (("ip", "sshguard", "attackers"), ("ip6", "sshguard", "attackers"))
 IPSETS = ("sshguard4", "sshguard6")

@@ -45,7 +45,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.sources.sshd import FULL_SCAN_INTERVAL
+from exporter.sources.sshd.reader import FULL_SCAN_INTERVAL
 from tests.integration.harness import (
     SSHD,
     Exporter,

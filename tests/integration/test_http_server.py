@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from exporter.collectors.registry import registrations
+from exporter.registry import registrations
 from tests.exposition import samples, value
 from tests.integration.harness import Exporter
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.paths import HostPaths
 from exporter.sources.authlog.journal import JournalReader, journal_reader_for
 from exporter.sources.authlog.records import SyslogRecord
+from exporter.sources.host.paths import HostPaths
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
 JOURNAL_REMOTE = Path("/lib/systemd/systemd-journal-remote")

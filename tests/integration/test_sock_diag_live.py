@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.sock_diag import NetnsSockets
-from exporter.sources.sshd_sockets import TCP_STATES, connection_states
+from exporter.sources.sshd.sock_diag import NetnsSockets
+from exporter.sources.sshd.sockets import TCP_STATES, connection_states
 from tests.integration.harness import NetNs, require_root_and
 
 # Runs in the namespace: listeners on 127.0.0.1:P4 and [::1]:P6 and a decoy port, then connections to

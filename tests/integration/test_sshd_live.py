@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.sshd_config import EffectiveConfig, parse_sshd_t
+from exporter.sources.sshd.config import EffectiveConfig, parse_sshd_t
 from tests.exposition import Samples, promtool_check, value
 from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, require_root_and
 from tests.net import free_port, wait_for_port

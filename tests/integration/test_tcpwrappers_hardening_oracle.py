@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers import ClientInfo, evaluate
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader
 from tests.integration.harness import NetNs, require_root_and

@@ -38,7 +38,7 @@ except ConnectionResetError:
 
 COLLECT = """
 from exporter.collectors.tcpwrappers import TcpWrappersCollector
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader
 from tests.exposition import render
 print(render(TcpWrappersCollector(TcpWrappersReader(HostPaths())).collect()))

@@ -23,11 +23,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.collectors.registry import registrations
 from exporter.config import ConfigError
-from exporter.httpserver import Limits
-from exporter.web import make_http_server
-from exporter.web_config import TLSContextSource, load_web_config
+from exporter.registry import registrations
+from exporter.web.app import make_http_server
+from exporter.web.config import TLSContextSource, load_web_config
+from exporter.web.server import Limits
 from tests.integration.harness import Exporter
 from tests.net import free_port
 

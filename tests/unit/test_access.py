@@ -12,7 +12,6 @@ import pytest
 from benchmarks.authlog_gen import generate
 from exporter.collectors.watchlist import WatchlistCollector
 from exporter.config import parse_config
-from exporter.paths import HostPaths
 from exporter.sources.access import (
     AccessOptions,
     AccessReader,
@@ -29,6 +28,7 @@ from exporter.sources.authlog.stats import Stats
 from exporter.sources.crowdsec import CrowdsecSnapshot, Decision
 from exporter.sources.fail2ban.database import DbBan, current_bans
 from exporter.sources.firewall.model import Ruleset
+from exporter.sources.host.paths import HostPaths
 from tests.exposition import promtool_check, render, samples, value
 from tests.unit.test_fail2ban import V4_SCHEMA, make_db
 from tests.unit.test_firewall import _ruleset

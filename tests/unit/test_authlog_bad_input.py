@@ -17,12 +17,12 @@ import pytest
 
 from exporter import cli
 from exporter.collectors.authlog import LiveAuthlogCollector, SourceUnavailableError, build_sources
-from exporter.paths import HostPaths
 from exporter.sources.authlog import fastscan, linescan
 from exporter.sources.authlog import stats as stats_module
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import FileTailer
+from exporter.sources.host.paths import HostPaths
 from tests.exposition import render, samples, value
 
 GOOD = "2023-07-29T04:15:{second:02d}+02:00 h sshd[{pid}]: Failed password for a from 192.0.2.7 port 2 ssh2"

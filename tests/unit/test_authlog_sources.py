@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from exporter.collectors.authlog import LiveAuthlogCollector, SourceUnavailableError, build_sources
-from exporter.collectors.authlog_families import authlog_families
-from exporter.paths import HostPaths
+from exporter.collectors.families.authlog import authlog_families
 from exporter.scrape import ScrapeCollector
 from exporter.sources.authlog.journal import JournalReader
 from exporter.sources.authlog.stats import Stats
+from exporter.sources.host.paths import HostPaths
 from tests.exposition import Samples, render, samples, value
 
 LINE = "Dec  6 03:00:00 host sshd[4242]: Failed password for root from 192.0.2.7 port 50000 ssh2\n"

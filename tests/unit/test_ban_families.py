@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.ban_families import ban_source
+from exporter.collectors.families.bans import ban_source
 from exporter.scrape import ScrapeCollector
 from tests.exposition import promtool_check, render, samples, value
 

@@ -9,8 +9,8 @@ import time
 import bcrypt
 import pytest
 
-from exporter import web_config
-from exporter.web_config import BasicAuth
+from exporter.web import config as web_config
+from exporter.web.config import BasicAuth
 
 
 def _median_seconds(auth: BasicAuth, user: str) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import main
-from exporter.web import make_http_server, parse_listen_address
+from exporter.web.app import make_http_server, parse_listen_address
 from tests.exposition import samples, value
 from tests.net import free_port, wait_for_port
 
@@ -116,7 +116,7 @@ def test_binding_resolves_no_names(monkeypatch: pytest.MonkeyPatch) -> None:
 # The exporter with one more collector that never returns (a read stuck on a dead peer, say).
 STUCK_EXPORTER = """
 import sys, threading
-from exporter.collectors.registry import register_collector
+from exporter.registry import register_collector
 
 class Stuck:
     def __init__(self, context):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources import commands
-from exporter.sources.commands import run_command
+from exporter.sources.host import commands
+from exporter.sources.host.commands import run_command
 
 
 def _alive(pid: int) -> bool:

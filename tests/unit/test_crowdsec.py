@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.crowdsec import snapshot_families
-from exporter.paths import HostPaths
 from exporter.sources.crowdsec import (
     CrowdsecError,
     CrowdsecReader,
@@ -23,6 +22,7 @@ from exporter.sources.crowdsec import (
     parse_api_decisions,
     parse_cscli_alerts,
 )
+from exporter.sources.host.paths import HostPaths
 from tests.exposition import promtool_check, render, samples, value
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "crowdsec"

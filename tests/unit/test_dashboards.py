@@ -23,13 +23,13 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors import crowdsec, denyhosts, fail2ban, firewall, sshguard, tcpwrappers, watchlist
-from exporter.paths import HostPaths
 from exporter.sources.access.model import LayerVerdict
 from exporter.sources.crowdsec import CrowdsecSnapshot, Decision
 from exporter.sources.denyhosts import DenyhostsSnapshot
 from exporter.sources.fail2ban.configcheck import ConfigCheck
 from exporter.sources.fail2ban.reader import Fail2banSnapshot, Jail
 from exporter.sources.firewall.bans import Bans
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshguard import SshguardSnapshot
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader
 from grafana import generate

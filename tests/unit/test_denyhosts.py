@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.denyhosts import snapshot_families
-from exporter.paths import HostPaths
 from exporter.sources.denyhosts import DenyhostsReader, parse_hosts_deny
+from exporter.sources.host.paths import HostPaths
 from tests.exposition import promtool_check, render, samples, value
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "denyhosts"

@@ -26,11 +26,11 @@ from exporter.collectors.authlog import authlog_families
 from exporter.collectors.sshd import snapshot_families
 from exporter.scrape import ScrapeCollector
 from exporter.sources.authlog.stats import Stats
-from exporter.sources.sshd import ConfigState, ListenerState, SshdSnapshot
-from exporter.sources.sshd_binary import SshdVersion
-from exporter.sources.sshd_config import EffectiveConfig, MaxStartups
-from exporter.sources.sshd_processes import Listener, ListenerTitle
-from exporter.sources.sshd_sockets import CONNECTION_STATES
+from exporter.sources.sshd.binary import SshdVersion
+from exporter.sources.sshd.config import EffectiveConfig, MaxStartups
+from exporter.sources.sshd.processes import Listener, ListenerTitle
+from exporter.sources.sshd.reader import ConfigState, ListenerState, SshdSnapshot
+from exporter.sources.sshd.sockets import CONNECTION_STATES
 from tests.exposition import render
 
 ROOT = Path(__file__).resolve().parents[2]

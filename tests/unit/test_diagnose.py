@@ -12,8 +12,8 @@ from exporter.cli import main
 from exporter.diagnose import as_json, as_text, host_causes
 from exporter.sources.access.layers import LogLine, PenaltyLog
 from exporter.sources.authlog.records import Event
-from exporter.sources.sshd import ConfigState, ListenerState, SshdSnapshot
-from exporter.sources.sshd_processes import Listener, ListenerTitle
+from exporter.sources.sshd.processes import Listener, ListenerTitle
+from exporter.sources.sshd.reader import ConfigState, ListenerState, SshdSnapshot
 
 DENY = "# DenyHosts: Mon Nov 23 10:00:00 2026 | sshd: 192.0.2.11\nsshd: 192.0.2.11\nsshd: 192.0.2.10\n"
 OFFLINE = [

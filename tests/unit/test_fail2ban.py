@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import build_collectors, build_context, serve_parser
-from exporter.collectors.ban_families import BanCollector
 from exporter.collectors.fail2ban import make_collector, snapshot_families
-from exporter.paths import HostPaths
+from exporter.collectors.families.bans import BanCollector
 from exporter.sources.access.model import parse_target
 from exporter.sources.access.reader import AccessOptions, AccessReader
 from exporter.sources.fail2ban.configcheck import parse_dump
@@ -33,6 +32,7 @@ from exporter.sources.fail2ban.protocol import (
     loads_plain,
 )
 from exporter.sources.fail2ban.reader import Fail2banReader, Fail2banSnapshot, parse_jail_status
+from exporter.sources.host.paths import HostPaths
 from tests.exposition import promtool_check, render, samples, value
 
 NOW = 1_800_000_000

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.firewall import FirewallCollector, families, owner
-from exporter.paths import HostPaths
 from exporter.sources.fail2ban.database import current_addresses
 from exporter.sources.firewall import ipset, nft
 from exporter.sources.firewall.bans import Bans, fail2ban_bans, sshguard_bans, unenforced
@@ -21,7 +20,8 @@ from exporter.sources.firewall.enforcement import Enforcement, blockers
 from exporter.sources.firewall.iptables import IptablesError, complement, parse_rule, parse_save
 from exporter.sources.firewall.model import Chain, Rule, Ruleset, parse_ports
 from exporter.sources.firewall.reader import FirewallError, FirewallReader
-from exporter.sources.sshd import SshdReader
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.reader import SshdReader
 from tests.exposition import promtool_check, render, samples, value
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "firewall"

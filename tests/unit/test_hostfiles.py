@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.paths import HostPaths
 from exporter.sources.denyhosts import DenyhostsReader
-from exporter.sources.hostfiles import read_regular_file
+from exporter.sources.host.files import read_regular_file
+from exporter.sources.host.paths import HostPaths
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:

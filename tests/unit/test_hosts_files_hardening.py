@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.paths import HostPaths
 from exporter.sources.denyhosts import DenyhostsReader, parse_hosts_deny
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshguard import SshguardReader, parse_hosts_block
 
 MARK = "# DenyHosts: Tue Nov 14 22:13:20 2023 | sshd: 192.0.2.1\nsshd: 192.0.2.1\n"

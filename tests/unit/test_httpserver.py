@@ -1,4 +1,4 @@
-"""exporter.httpserver's limits, each met by a client that pushes on it, over loopback.
+"""exporter.web.server's limits, each met by a client that pushes on it, over loopback.
 
 The server runs in a thread with short deadlines (Limits) so a test waits fractions of a second for what
 takes 10 s or more with the defaults.
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from exporter.httpserver import HttpServer, Limits
-from exporter.web import make_http_server
+from exporter.web.app import make_http_server
+from exporter.web.server import HttpServer, Limits
 
 FAST = Limits(request_timeout=0.5, idle_timeout=0.5, handshake_timeout=0.5, write_timeout=0.5)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from exporter.paths import HostPaths
 from exporter.sources.authlog.journal import (
     JournalReader,
     default_journal_dirs,
@@ -18,6 +17,7 @@ from exporter.sources.authlog.journal import (
     parse_journal_json,
 )
 from exporter.sources.authlog.records import SyslogRecord
+from exporter.sources.host.paths import HostPaths
 
 
 def entry(**fields: object) -> str:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import exporter.paths as paths_module
-from exporter.paths import HostPaths
-from exporter.sources.hostfiles import read_regular_file
+import exporter.sources.host.paths as paths_module
+from exporter.sources.host.files import read_regular_file
+from exporter.sources.host.paths import HostPaths
 
 
 def test_host_root_paths_are_unchanged() -> None:

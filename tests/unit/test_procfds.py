@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.procfds import HeldProcFiles, default_budget
+from exporter.sources.sshd.held_files import HeldProcFiles, default_budget
 
 PERL = shutil.which("perl")
 # A process that retitles itself as sshd does (Perl's $0 rewrites argv in place), on SIGUSR1.

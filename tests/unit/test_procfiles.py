@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.sources.procfiles import read_proc_file
+from exporter.sources.host.procfiles import read_proc_file
 
 
 def test_reads_seq_files_to_the_end() -> None:

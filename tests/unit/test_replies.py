@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from exporter.sources.replies import MAX_DEPTH, ReplyError, check_int, clean_text, json_depth, loads_json
+from exporter.sources.host.replies import MAX_DEPTH, ReplyError, check_int, clean_text, json_depth, loads_json
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.tcpwrappers import TcpWrappersCollector
-from exporter.paths import HostPaths
 from exporter.sources.access import AccessOptions, AccessReader, parse_target
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers import ClientInfo, evaluate
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader
 

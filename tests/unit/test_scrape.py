@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.collectors.registry import PartialFailureError
+from exporter.registry import PartialFailureError
 from exporter.scrape import ScrapeCollector
 from tests.exposition import render, samples, value
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from exporter.sources.singleflight import singleflight
+from exporter.sources.host.singleflight import singleflight
 
 
 class Slow:

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from exporter.sources.sock_diag import (
+from exporter.sources.sshd.sock_diag import (
     INET_DIAG_BC_JMP,
     INET_DIAG_BC_S_EQ,
     NLMSG_DONE,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.sshd import SshdCollector
-from exporter.paths import HostPaths
-from exporter.sources import sshd as sshd_source
-from exporter.sources.sshd import SshdReader
-from exporter.sources.sshd_sockets import own_listening_ports
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd import reader as sshd_source
+from exporter.sources.sshd.reader import SshdReader
+from exporter.sources.sshd.sockets import own_listening_ports
 from tests.exposition import promtool_check, render, samples, value
 from tests.procfs_tree import add_binary, add_process, add_socket, make_procfs, start_time
 

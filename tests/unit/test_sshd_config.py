@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.paths import HostPaths
-from exporter.sources.sshd_config import (
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.config import (
     MAX_CONFIG_BYTES,
     EffectiveConfig,
     MaxStartups,
@@ -218,8 +218,8 @@ def test_fifo_config_or_include_is_an_error_not_a_hang(tmp_path: Path, fifo_name
 _DEV_ZERO = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from exporter.paths import HostPaths
-from exporter.sources.sshd_config import read_config_files
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.config import read_config_files
 print(read_config_files(HostPaths(), sys.argv[1]).errors)
 """
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.sshd import SshdCollector
-from exporter.paths import HostPaths
-from exporter.sources.sshd import SshdReader
-from exporter.sources.sshd_processes import (
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.processes import (
     ProcessInfo,
     classify_listeners,
     config_from_argv,
     parse_listener_title,
     read_processes,
 )
+from exporter.sources.sshd.reader import SshdReader
 from tests.exposition import render, samples, value
 from tests.procfs_tree import (
     add_binary,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.sock_diag import NetnsSockets
-from exporter.sources.sshd_sockets import (
+from exporter.sources.sshd.sock_diag import NetnsSockets
+from exporter.sources.sshd.sockets import (
     ListeningSockets,
     connection_states,
     listening_inodes,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.sshguard import snapshot_families
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshguard import (
     SshguardReader,
     SshguardSnapshot,

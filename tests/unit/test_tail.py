@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.paths import HostPaths
 from exporter.sources.authlog.tail import FileTailer, default_log_files
+from exporter.sources.host.paths import HostPaths
 
 LINE = (
     "2026-11-23T19:04:40.598425+00:00 host sshd[6032]: Failed password for root from 192.0.2.7 port 22 ssh2"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from exporter.collectors.tcpwrappers import TcpWrappersCollector
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers import AccessRules, ClientInfo, evaluate, parse_table
 from exporter.sources.tcpwrappers.evaluate import canonical_address, wildcard_match
 from exporter.sources.tcpwrappers.libwrap import links_libwrap, needed_libraries

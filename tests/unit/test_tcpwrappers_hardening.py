@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.collectors.tcpwrappers import TcpWrappersCollector
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers import AccessRules, ClientInfo, evaluate, parse_table
 from exporter.sources.tcpwrappers.evaluate import (
     YES,

@@ -13,7 +13,7 @@ import bcrypt
 import pytest
 
 from exporter.config import ConfigError
-from exporter.web_config import BasicAuth, WebConfig, WebConfigMiddleware, load_web_config, parse_web_config
+from exporter.web.config import BasicAuth, WebConfig, WebConfigMiddleware, load_web_config, parse_web_config
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
 BASE = Path("/etc/exporter")

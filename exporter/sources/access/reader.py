@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from exporter.paths import HostPaths
 from exporter.sources.access.layers import Fail2banFacts, HostFacts, LogLine, PenaltyLog, verdicts
 from exporter.sources.access.model import LayerVerdict, Network, label
 from exporter.sources.authlog.framing import Framer
@@ -25,16 +24,17 @@ from exporter.sources.authlog.journal import journal_matches, parse_journal_json
 from exporter.sources.authlog.records import SyslogRecord
 from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import configured_log_files, default_log_files
-from exporter.sources.commands import run_command
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
 from exporter.sources.fail2ban.database import DatabaseError, current_bans
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
 from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS
 from exporter.sources.firewall.reader import TIMEOUT, FirewallError, FirewallReader
-from exporter.sources.hostfiles import open_regular_file
-from exporter.sources.procscan import running
-from exporter.sources.replies import clean_text
+from exporter.sources.host.commands import run_command
+from exporter.sources.host.files import open_regular_file
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.host.procscan import running
+from exporter.sources.host.replies import clean_text
 from exporter.sources.sshguard import INSTALL_MARKERS as SSHGUARD_MARKERS
 from exporter.sources.sshguard import PROCESS_NAMES as SSHGUARD_PROCESSES
 from exporter.sources.tcpwrappers.reader import FILES, TcpWrappersReader

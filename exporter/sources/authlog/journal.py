@@ -37,9 +37,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.paths import HostPaths
 from exporter.sources.authlog.records import MAX_MESSAGE_CHARS, SyslogRecord
 from exporter.sources.authlog.tail import write_atomic
+from exporter.sources.host.paths import HostPaths
 
 log = logging.getLogger(__name__)
 

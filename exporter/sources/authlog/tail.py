@@ -37,8 +37,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from exporter.paths import HostPaths
-from exporter.sources.hostfiles import open_regular_file
+from exporter.sources.host.files import open_regular_file
+from exporter.sources.host.paths import HostPaths
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.sources.commands import run_command as run_tool
-from exporter.sources.replies import clean_text
+from exporter.sources.host.commands import run_command as run_tool
+from exporter.sources.host.replies import clean_text
 
 _NO_LOG = re.compile(r"Have not found any log file for (\S+) jail")
 _REGEX_OPTIONS = ("prefregex", "addfailregex", "addjournalmatch")

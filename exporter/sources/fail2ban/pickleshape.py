@@ -25,7 +25,7 @@ from __future__ import annotations
 import pickletools
 from collections.abc import Iterator
 
-from exporter.sources.replies import INT_MAX, INT_MIN, Deadline
+from exporter.sources.host.replies import INT_MAX, INT_MIN, Deadline
 
 MAX_VALUES = 1 << 20
 MAX_EXPANDED = 16 << 20  # about the length of the result's repr; a real reply's is near its pickle's

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from exporter.paths import HostPaths
-from exporter.sources.hostfiles import read_regular_text
+from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.paths import HostPaths
 
 MAX_PORT = 65535
 ALL_PORTS = frozenset(range(MAX_PORT + 1))

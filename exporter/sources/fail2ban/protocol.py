@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from exporter.sources.fail2ban.pickleshape import ShapeError, UnsafeOpcodeError, check_shape
-from exporter.sources.replies import Deadline
+from exporter.sources.host.replies import Deadline
 
 END = b"<F2B_END_COMMAND>"
 CLOSE = b"<F2B_CLOSE_COMMAND>"

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.paths import HostPaths
 from exporter.sources.fail2ban.configcheck import ConfigCheck, check_config
 from exporter.sources.fail2ban.database import DatabaseError, DbSnapshot, read_database
 from exporter.sources.fail2ban.ports import covers, read_services
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
-from exporter.sources.replies import ReplyError, check_int, clean_text
-from exporter.sources.sshd_processes import boot_time, read_process
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.host.replies import ReplyError, check_int, clean_text
+from exporter.sources.sshd.processes import boot_time, read_process
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from exporter.paths import HostPaths
 from exporter.sources.crowdsec import CrowdsecReader
 from exporter.sources.fail2ban.database import DatabaseError, current_addresses
 from exporter.sources.firewall.model import AddressSet
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshguard import IPSETS, NFT_SETS
 
 log = logging.getLogger(__name__)

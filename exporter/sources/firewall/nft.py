@@ -13,7 +13,7 @@ from typing import Any
 
 from exporter.sources.firewall.iptables import complement
 from exporter.sources.firewall.model import AddressSet, Chain, PortRanges, Rule, set_key
-from exporter.sources.replies import loads_json
+from exporter.sources.host.replies import loads_json
 
 FAMILIES = {"ip": "ipv4", "ip6": "ipv6", "inet": "inet", "netdev": "netdev"}  # bridge, arp: not IP filters
 SET_TYPES = {"ipv4_addr": "ipv4", "ipv6_addr": "ipv6"}

@@ -18,13 +18,13 @@ import logging
 import shutil
 from pathlib import Path
 
-from exporter.paths import HostPaths
-from exporter.sources.commands import run_command as run_tool
 from exporter.sources.firewall import ipset, nft
 from exporter.sources.firewall.iptables import IptablesError, parse_save, read_iptc
 from exporter.sources.firewall.model import AddressSet, Chain, Ruleset
-from exporter.sources.hostfiles import read_regular_text
-from exporter.sources.singleflight import singleflight
+from exporter.sources.host.commands import run_command as run_tool
+from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.host.singleflight import singleflight
 
 log = logging.getLogger(__name__)
 TIMEOUT = 5.0

@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from exporter.paths import HostPaths
-from exporter.sources.hostfiles import read_regular_file
+from exporter.sources.host.files import read_regular_file
+from exporter.sources.host.paths import HostPaths
 
 BINARIES = ("/usr/sbin/sshd", "/usr/lib/openssh/sshd-session", "/usr/libexec/openssh/sshd-session")
 WRAPPER_MESSAGE = b"Connection refused by tcp wrapper"

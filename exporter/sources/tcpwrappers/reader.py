@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.paths import HostPaths
 from exporter.sources.denyhosts import HOSTS_FILE_MAX_BYTES
-from exporter.sources.hostfiles import read_regular_file, read_regular_text
+from exporter.sources.host.files import read_regular_file, read_regular_text
+from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers.evaluate import (
     NO,
     YES,

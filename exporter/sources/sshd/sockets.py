@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources.procfiles import read_proc_file
-from exporter.sources.sock_diag import NetnsSockets
+from exporter.sources.host.procfiles import read_proc_file
+from exporter.sources.sshd.sock_diag import NetnsSockets
 
 # /proc/net/tcp state codes (include/net/tcp_states.h); LISTEN is reported apart.
 TCP_STATES: dict[int, str] = {

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 
 MAX_BYTES = 64 * 1024 * 1024
 # The operator's own files (--config.file, --web.config.file): a watchlist of 100,000 entries is ~3 MB.

@@ -16,7 +16,7 @@ from typing import Protocol
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import FileConfig
-from exporter.paths import HostPaths
+from exporter.sources.host.paths import HostPaths
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,6 @@ def registrations() -> list[Registration]:
     """All collectors, importing every module of this package once so each registers itself."""
     package = importlib.import_module("exporter.collectors")
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "registry":
+        if not module.ispkg:  # families/ holds shared renderers, not collectors
             importlib.import_module(f"exporter.collectors.{module.name}")
     return sorted(_REGISTRY.values(), key=lambda r: r.name)

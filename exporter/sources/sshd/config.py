@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from exporter.paths import HostPaths
-from exporter.sources.hostfiles import read_regular_text
+from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.paths import HostPaths
 
 # Keywords that accumulate instead of first-wins.
 MULTI_VALUED = frozenset(

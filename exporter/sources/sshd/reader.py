@@ -21,25 +21,24 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.paths import HostPaths
-from exporter.sources.commands import run_command
-from exporter.sources.hostfiles import read_regular_text
-from exporter.sources.sock_diag import NetnsSockets
-from exporter.sources.sshd_binary import (
+from exporter.sources.host.commands import run_command
+from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.binary import (
     SshdVersion,
     config_test_verdict,
     file_signature,
     read_version,
     version_from_output,
 )
-from exporter.sources.sshd_config import (
+from exporter.sources.sshd.config import (
     EffectiveConfig,
     ParsedFiles,
     parse_sshd_t,
     read_config_files,
 )
-from exporter.sources.sshd_connections import ConnectionTracker, read_listener_trees
-from exporter.sources.sshd_processes import (
+from exporter.sources.sshd.connections import ConnectionTracker, read_listener_trees
+from exporter.sources.sshd.processes import (
     FileId,
     Listener,
     ListenerCheck,
@@ -49,7 +48,8 @@ from exporter.sources.sshd_processes import (
     file_id,
     read_processes,
 )
-from exporter.sources.sshd_sockets import (
+from exporter.sources.sshd.sock_diag import NetnsSockets
+from exporter.sources.sshd.sockets import (
     TABLES,
     ListeningSockets,
     connection_states,

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources.replies import Deadline
+from exporter.sources.host.replies import Deadline
 
 DEFAULT_TIMEOUT = 5.0
 MAX_OUTPUT = 128 << 20  # stdout: `nft -j` of a set of a million addresses with timeouts is ~70 MB

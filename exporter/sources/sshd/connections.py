@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources.procfds import HeldProcFiles
-from exporter.sources.sshd_processes import (
+from exporter.sources.sshd.held_files import HeldProcFiles
+from exporter.sources.sshd.processes import (
     Listener,
     as_listener,
     boot_time,

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.paths import HostPaths
-from exporter.sources.commands import CommandResult
-from exporter.sources.hostfiles import read_regular_file
+from exporter.sources.host.commands import CommandResult
+from exporter.sources.host.files import read_regular_file
+from exporter.sources.host.paths import HostPaths
 
 _VERSION = re.compile(rb"OpenSSH_(\d+\.\d+(?:\.\d+)?p\d+)([^\x00\n]{0,80})")
 _VERSION_V = re.compile(r"OpenSSH_(\d+\.\d+(?:\.\d+)?(?:p\d+)?)")

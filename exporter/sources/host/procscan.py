@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exporter.sources.procfiles import read_proc_file
-from exporter.sources.singleflight import shared_call
+from exporter.sources.host.procfiles import read_proc_file
+from exporter.sources.host.singleflight import shared_call
 
 
 def comm_names(procfs: Path) -> frozenset[str]:

@@ -1,8 +1,8 @@
-"""The HTTP view: landing page at `/`, metrics at --web.telemetry-path, served by exporter.httpserver.
+"""The HTTP view: landing page at `/`, metrics at --web.telemetry-path, served by exporter.web.server.
 
 Exposition (content negotiation, OpenMetrics, gzip) is prometheus-client's `make_wsgi_app`; this module
 only routes and renders the landing page. TLS (--web.config.file), request deadlines and the bounded
-worker pool are the server's (exporter.httpserver).
+worker pool are the server's (exporter.web.server).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from exporter import __version__
-from exporter.httpserver import HttpServer, Limits, TLSSource, bind
 from exporter.scrape import ScrapeCollector
+from exporter.web.server import HttpServer, Limits, TLSSource, bind
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config import ConfigError, load_yaml_mapping
-from exporter.sources.hostfiles import CONFIG_FILE_MAX_BYTES, read_regular_file
+from exporter.sources.host.files import CONFIG_FILE_MAX_BYTES, read_regular_file
 
 log = logging.getLogger(__name__)
 

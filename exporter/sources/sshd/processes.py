@@ -26,8 +26,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.sources.procfiles import read_proc_file
-from exporter.sources.sshd_config import split_args
+from exporter.sources.host.procfiles import read_proc_file
+from exporter.sources.sshd.config import split_args
 
 SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
 STAGES: tuple[str, ...] = ("accepted", "preauth", "authenticating")

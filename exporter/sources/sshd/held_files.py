@@ -16,7 +16,7 @@ import os
 import resource
 from collections.abc import Iterable, Iterator
 
-from exporter.sources.procfiles import read_proc_file
+from exporter.sources.host.procfiles import read_proc_file
 
 # procfs renders a seq_file (children lists) a page at a time: a read that returns less than half a
 # page is the end, since records are tiny. cmdline returns all it has up to the request.
