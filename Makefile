@@ -7,7 +7,7 @@ ARGS ?=
 .PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules
 
 # The auth-log sources too: setup.py compiles some of them with mypyc, so an edit needs a rebuild.
-$(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py)
+$(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py exporter/sources/authlog/*/*.py)
 	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 	./scripts/install-build-deps.sh $(BIN)/python
