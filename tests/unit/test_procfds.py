@@ -8,13 +8,15 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from exporter.sources.sshd.held_files import HeldProcFiles, default_budget
+from exporter.sources.sshd.held_files import MAX_HELD, RESERVE, HeldProcFiles, default_budget
+from exporter.web.server import Limits
 
 PERL = shutil.which("perl")
 # A process that retitles itself as sshd does (Perl's $0 rewrites argv in place), on SIGUSR1.
@@ -148,6 +150,53 @@ def test_missing_process_is_an_os_error(files: HeldProcFiles) -> None:
     assert files.held() == 0
 
 
-def test_budget_is_half_the_file_limit_at_most() -> None:
+# A child process sets its soft file limit, opens `opened` more descriptors and prints its budget, what it
+# has open and its limit: the test process's own limit stays as it is.
+CHILD = """
+import os, resource, sys
+import psutil
+from exporter.sources.sshd.held_files import default_budget
+soft, opened = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+before = default_budget()
+fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(opened)]
+print(before, default_budget(), psutil.Process().num_fds())
+"""
+
+
+def budgets_in_child(soft: int, opened: int = 0) -> tuple[int, int, int]:
+    """(budget, budget after opening `opened` descriptors, descriptors open then) under a soft limit."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < soft:
+        pytest.skip(f"the hard file limit {hard} is below {soft}")
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(soft), str(opened)], capture_output=True, text=True, check=True
+    ).stdout
+    before, after, open_now = (int(word) for word in out.split())
+    return before, after, open_now
+
+
+def test_the_budget_shrinks_by_each_descriptor_the_exporter_holds() -> None:
+    before, after, _ = budgets_in_child(RESERVE + 2000, opened=300)
+    assert before > 300
+    assert before - after == 300
+
+
+def test_the_budget_leaves_the_reserve_within_a_lowered_soft_limit() -> None:
+    for soft in (RESERVE + 1000, RESERVE + 3000):
+        _, budget, open_now = budgets_in_child(soft, opened=10)
+        assert budget > 0
+        assert budget + open_now + RESERVE <= soft  # the HTTP server's connections still fit
+    assert budgets_in_child(RESERVE + 1000)[0] < budgets_in_child(RESERVE + 3000)[0]
+
+
+def test_the_budget_never_goes_negative() -> None:
+    assert budgets_in_child(64)[:2] == (0, 0)  # a limit below the reserve alone
+    before, after, _ = budgets_in_child(RESERVE + 100, opened=500)  # the open files eat the rest
+    assert before >= 0 and after == 0
+
+
+def test_the_budget_holds_max_held_at_most_and_leaves_the_reserve() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert 0 <= default_budget() <= max(0, soft // 2)
+    assert 0 <= default_budget() <= max(0, min(MAX_HELD, soft - RESERVE))
+    assert Limits().max_connections < RESERVE  # every connection the HTTP server admits, and more

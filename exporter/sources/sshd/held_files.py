@@ -5,8 +5,8 @@ scrape, and opening the files (a path walk through procfs) cost twice the reads.
 /proc/PID/... belongs to that process, not to the number: once the process is gone, reading its
 cmdline fails with ESRCH (its children list reads empty) instead of answering for a new process that
 reused the pid. The caller names the pids still wanted after each pass (`retain`) and the rest are
-closed; a budget keeps the held descriptors well inside the process's file limit, past it files are
-read the ordinary way.
+closed; a budget (`default_budget`) keeps the held descriptors inside what the process's file limit
+leaves once its other descriptors are counted, past it files are read the ordinary way.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import os
 import resource
 from collections.abc import Iterable, Iterator
 
+import psutil
+
 from exporter.sources.host.procfiles import read_proc_file
+from exporter.web.server import Limits
 
 # procfs renders a seq_file (children lists) a page at a time: a read that returns less than half a
 # page is the end, since records are tiny. cmdline returns all it has up to the request.
@@ -26,12 +29,29 @@ _MORE = 1 << 16
 MAX_HELD = 16384
 
 
+# Descriptors the exporter needs besides the held files and what it has open when the budget is taken:
+# every client connection the HTTP server admits (Limits.max_connections; it accepts one more to close it),
+# plus the rest: listening sockets and the event loop's own, tailed logs and journal files, three pipes
+# per running command, sockets to fail2ban, CrowdSec and sock_diag, sqlite databases.
+OTHER_FILES = 256
+RESERVE = Limits().max_connections + OTHER_FILES
+
+
 def default_budget() -> int:
-    """Half of the soft RLIMIT_NOFILE (the other half stays for sockets, logs, pipes), at most MAX_HELD."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
+    """How many /proc files may be held: the soft RLIMIT_NOFILE less the descriptors the exporter has
+    open now and RESERVE, at most MAX_HELD, never negative. Taken once, when the reader is built (after
+    `raise_file_limit` at start).
+
+    Measured with psutil on the exporter's own process (`rlimit`, `num_fds`): right whatever
+    `--path.procfs` names, since that is the host's procfs and this is about the exporter itself. The
+    reserve is sized from the HTTP server's `Limits` because the server admits up to `max_connections`
+    clients: held files that took their descriptors would make it fail to accept (EMFILE) and cost the
+    scrapes themselves, while a smaller budget only makes the reads past it slower."""
+    process = psutil.Process()
+    soft, _ = process.rlimit(psutil.RLIMIT_NOFILE)
+    if soft == psutil.RLIM_INFINITY:
         return MAX_HELD
-    return max(0, min(MAX_HELD, soft // 2 - 32))
+    return max(0, min(MAX_HELD, soft - process.num_fds() - RESERVE))
 
 
 def raise_file_limit() -> None:
