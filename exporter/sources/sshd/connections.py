@@ -3,7 +3,7 @@
 Under a connection flood a scrape looks at every connection, so what it costs per connection is the
 scrape. Two things keep that small:
 
-- The files read stay open (`procfds.HeldProcFiles`): a re-read is one pread, not a path walk.
+- The files read stay open (`held_files.HeldProcFiles`): a re-read is one pread, not a path walk.
 - A connection whose monitor has not run since the last pass is not read again when its stage was
   settled. A process's total run time (/proc/PID/schedstat, nanoseconds) changes whenever it runs at
   all, and nothing changes a monitor's title or its children but the monitor itself: it retitles
