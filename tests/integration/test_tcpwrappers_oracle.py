@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from exporter.sources.tcpwrappers import AccessRules, ClientInfo, evaluate, parse_table
 from tests.integration.harness import NetNs, require_root_and
 from tests.integration.tcpdmatch import tcpdmatch_verdicts
-from tests.unit.test_tcpwrappers import CASES
+from tests.tcpwrappers_cases import CASES
 
 V4 = ["192.0.2.1", "192.0.2.2", "192.0.2.130", "198.51.100.7", "198.51.101.9", "203.0.113.255"]
 V6 = ["2001:db8::1", "2001:db8::2", "2001:db8:1::5", "2001:db8:ffff::1", "::ffff:192.0.2.1"]

@@ -29,10 +29,8 @@ from exporter.sources.crowdsec import CrowdsecSnapshot, Decision
 from exporter.sources.fail2ban.database import DbBan, current_bans
 from exporter.sources.firewall.model import Ruleset
 from exporter.sources.host.paths import HostPaths
+from tests.builders import V4_SCHEMA, fixture_ruleset, journal_entry, make_db
 from tests.exposition import promtool_check, render, samples, value
-from tests.unit.test_fail2ban import V4_SCHEMA, make_db
-from tests.unit.test_firewall import _ruleset
-from tests.unit.test_journal import entry
 
 NOW = time.time()
 DENY = """# hand-written
@@ -133,7 +131,7 @@ def test_fail2ban_server_answer_wins_over_the_database() -> None:
 
 
 def test_firewall_names_chain_and_set() -> None:
-    facts = HostFacts(firewall=True, ruleset=_ruleset(), sshd_ports=frozenset({2222}))
+    facts = HostFacts(firewall=True, ruleset=fixture_ruleset(), sshd_ports=frozenset({2222}))
     legacy = verdicts(facts, parse_target("192.0.2.30"))[0]
     assert legacy.verdict == "deny"
     assert "legacy ipv4 table filter chain f2b-sshd: reject from source 192.0.2.30" in legacy.evidence
@@ -149,7 +147,7 @@ def test_firewall_names_chain_and_set() -> None:
 
 
 def test_sshguard_sets_block_only_when_a_rule_uses_them() -> None:
-    ruleset = _ruleset()
+    ruleset = fixture_ruleset()
     facts = HostFacts(sshguard=True, ruleset=ruleset, sshd_ports=frozenset({2222}))
     blocked = verdicts(facts, parse_target("203.0.113.7"))[0]
     assert blocked.verdict == "deny"
@@ -241,7 +239,7 @@ def test_ipv6_addresses_and_networks(tmp_path: Path) -> None:
     assert _layers(reader, "2001:db8::/32")["tcp_wrappers"].verdict == "deny"  # holds the /48
     assert _layers(reader, "2001:db8:2::/48")["tcp_wrappers"].verdict == "no_match"
     assert _layers(reader, "[2001:db8:1::9]")["tcp_wrappers"].verdict == "deny"
-    facts = HostFacts(firewall=True, ruleset=_ruleset(), sshd_ports=frozenset({2222}))
+    facts = HostFacts(firewall=True, ruleset=fixture_ruleset(), sshd_ports=frozenset({2222}))
     assert verdicts(facts, parse_target("2001:db8::10"))[0].verdict == "deny"  # inet f2b-table's addr6 set
     assert verdicts(facts, parse_target("2001:db8::/64"))[0].verdict == "deny"
     assert verdicts(facts, parse_target("2001:db8:ffff::1"))[0].verdict == "no_match"
@@ -253,7 +251,10 @@ def test_penalties_from_the_journal_when_there_is_no_log_file(tmp_path: Path) ->
         + "failed login"
     )
     output = "\n".join(
-        [entry(MESSAGE=penalty), entry(MESSAGE="Accepted publickey for a from 192.0.2.8 port 1 ssh2")]
+        [
+            journal_entry(MESSAGE=penalty),
+            journal_entry(MESSAGE="Accepted publickey for a from 192.0.2.8 port 1 ssh2"),
+        ]
     )
     lines = journal_lines(output, since=0)
     assert [(line.event.event, line.event.address, line.evidence) for line in lines] == [

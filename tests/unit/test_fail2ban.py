@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,7 @@ from exporter.sources.fail2ban.protocol import (
 )
 from exporter.sources.fail2ban.reader import Fail2banReader, Fail2banSnapshot, parse_jail_status
 from exporter.sources.host.paths import HostPaths
+from tests.builders import V2_SCHEMA, V4_SCHEMA, make_db
 from tests.exposition import promtool_check, render, samples, value
 
 NOW = 1_800_000_000
@@ -465,37 +466,6 @@ def test_a_lone_surrogate_in_a_banned_answer_reaches_diagnose_as_valid_text(
 
 
 # -- database ---------------------------------------------------------------------------------------
-
-V4_SCHEMA = """
-CREATE TABLE fail2banDb(version INTEGER);
-CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
-                  bancount INTEGER NOT NULL default 1, data JSON);
-CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
-                  bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail));
-INSERT INTO fail2banDb VALUES (4);
-"""
-V2_SCHEMA = """
-CREATE TABLE fail2banDb(version INTEGER);
-CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, data JSON);
-INSERT INTO fail2banDb VALUES (2);
-"""
-
-
-def make_db(
-    path: Path, schema: str, jails: Sequence[tuple[str, int]], rows: Sequence[tuple[object, ...]]
-) -> Path:
-    with sqlite3.connect(path) as conn:
-        conn.executescript(schema)
-        conn.executemany("INSERT INTO jails VALUES (?, ?)", jails)
-        if "bips" in schema:
-            conn.executemany("INSERT INTO bips(ip, jail, timeofban, bantime) VALUES (?, ?, ?, ?)", rows)
-        else:
-            conn.executemany("INSERT INTO bans(jail, ip, timeofban) VALUES (?, ?, ?)", rows)
-    conn.close()
-    return path
-
 
 V4_ROWS = [
     ("192.0.2.1", "sshd", NOW - 100, 600),  # current

@@ -22,20 +22,11 @@ from exporter.sources.firewall.model import Chain, Rule, Ruleset, parse_ports
 from exporter.sources.firewall.reader import FirewallError, FirewallReader
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshd.reader import SshdReader
+from tests.builders import firewall_fixture, fixture_ruleset
 from tests.exposition import promtool_check, render, samples, value
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "firewall"
-
-
-def _text(name: str) -> str:
-    return (FIXTURES / name).read_text()
-
-
-def _ruleset() -> Ruleset:
-    chains = parse_save(_text("iptables-legacy-save.txt"), "legacy", "ipv4")
-    chains += parse_save(_text("ip6tables-legacy-save.txt"), "legacy", "ipv6")
-    found = nft.parse_ruleset(_text("nft-ruleset.json"))
-    return Ruleset((*chains, *found.chains), (*found.sets, *ipset.parse_save(_text("ipset-save.txt"))))
+# kept for test_dashboards until it imports tests.builders
+_ruleset = fixture_ruleset
 
 
 def _chain(ruleset: Ruleset, table: str, name: str) -> Chain:
@@ -44,7 +35,10 @@ def _chain(ruleset: Ruleset, table: str, name: str) -> Chain:
 
 # -- parsers -----------------------------------------------------------------------------------------
 def test_legacy_save_chains_policies_and_rules() -> None:
-    chains = {(c.table, c.name): c for c in parse_save(_text("iptables-legacy-save.txt"), "legacy", "ipv4")}
+    chains = {
+        (c.table, c.name): c
+        for c in parse_save(firewall_fixture("iptables-legacy-save.txt"), "legacy", "ipv4")
+    }
     assert set(chains) == {
         ("raw", "PREROUTING"),
         ("raw", "OUTPUT"),
@@ -104,7 +98,7 @@ def test_ports_and_complement() -> None:
 
 
 def test_nft_ruleset() -> None:
-    found = nft.parse_ruleset(_text("nft-ruleset.json"))
+    found = nft.parse_ruleset(firewall_fixture("nft-ruleset.json"))
     assert not found.compat
     sets = {s.key: s for s in found.sets}
     assert sets["inet f2b-table addr-set-sshd"].elements == ("192.0.2.10", "192.0.2.11")
@@ -177,7 +171,7 @@ def test_nft_names_are_valid_text() -> None:
 
 
 def test_ipset_save() -> None:
-    sets = {s.name: s for s in ipset.parse_save(_text("ipset-save.txt"))}
+    sets = {s.name: s for s in ipset.parse_save(firewall_fixture("ipset-save.txt"))}
     assert set(sets) == {"f2b-sshd", "f2b-sshd6", "sshguard4"}  # hash:ip,port is not an address set
     assert sets["f2b-sshd"].elements == ("192.0.2.20",)
     assert (sets["f2b-sshd6"].family, sets["sshguard4"].elements) == ("ipv6", ("198.51.100.128/25",))
@@ -188,7 +182,7 @@ def test_ipset_save() -> None:
 
 # -- enforcement -------------------------------------------------------------------------------------
 def test_blockers_follow_jumps_and_sshd_ports() -> None:
-    ruleset = _ruleset()
+    ruleset = fixture_ruleset()
     found = {
         (b.chain.backend, b.chain.table, b.chain.name, b.rule.sources or b.rule.source_sets): b.covers_sshd
         for b in blockers(ruleset.chains, frozenset({2222}))
@@ -204,7 +198,7 @@ def test_blockers_follow_jumps_and_sshd_ports() -> None:
 
 
 def test_enforcement_answers_per_address() -> None:
-    ruleset = _ruleset()
+    ruleset = fixture_ruleset()
     enforcement = Enforcement(blockers(ruleset.chains, frozenset({2222})), ruleset.sets)
     blocked = [
         "192.0.2.10",
@@ -228,7 +222,7 @@ def test_enforcement_answers_per_address() -> None:
 
 
 def test_sshd_ports_the_ban_does_not_cover_leave_it_unenforced() -> None:
-    ruleset = _ruleset()
+    ruleset = fixture_ruleset()
     # sshd on 2222 and 2200: fail2ban's nft rule covers 22 and 2222 only
     enforcement = Enforcement(blockers(ruleset.chains, frozenset({2222, 2200})), ruleset.sets)
     assert not enforcement.blocks("192.0.2.10")
@@ -285,7 +279,7 @@ def test_fail2ban_current_addresses(tmp_path: Path) -> None:
 
 
 def test_unenforced_and_sshguard_sets() -> None:
-    ruleset = _ruleset()
+    ruleset = fixture_ruleset()
     enforcement = Enforcement(blockers(ruleset.chains, frozenset({2222})), ruleset.sets)
     guard = sshguard_bans(ruleset.sets)
     assert {b.jail for b in guard} == {"ip sshguard attackers", "sshguard4"}
@@ -299,7 +293,7 @@ def test_unenforced_and_sshguard_sets() -> None:
 
 
 def test_families_render_cleanly() -> None:
-    ruleset = _ruleset()
+    ruleset = fixture_ruleset()
     bans = [Bans("fail2ban", "sshd", frozenset({"192.0.2.10"}))]
     text = render(families(ruleset, frozenset({2222}), bans))
     assert promtool_check(text) is None

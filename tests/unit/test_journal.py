@@ -18,24 +18,11 @@ from exporter.sources.authlog.journal import (
 )
 from exporter.sources.authlog.records import SyslogRecord
 from exporter.sources.host.paths import HostPaths
-
-
-def entry(**fields: object) -> str:
-    base: dict[str, object] = {
-        "__CURSOR": "s=abc;i=1",
-        "__REALTIME_TIMESTAMP": "1795464088821031",
-        "_HOSTNAME": "vm",
-        "_PID": "17684",
-        "_COMM": "sshd",
-        "SYSLOG_IDENTIFIER": "sshd",
-        "MESSAGE": "Failed password for root from 192.0.2.7 port 22 ssh2",
-    }
-    base.update(fields)
-    return json.dumps({k: v for k, v in base.items() if v is not None})
+from tests.builders import journal_entry
 
 
 def test_parse_plain_entry() -> None:
-    record, cursor = parse_journal_json(entry(SYSLOG_PID="4242"))
+    record, cursor = parse_journal_json(journal_entry(SYSLOG_PID="4242"))
     assert cursor == "s=abc;i=1"
     assert record == SyslogRecord(
         message="Failed password for root from 192.0.2.7 port 22 ssh2",
@@ -47,42 +34,42 @@ def test_parse_plain_entry() -> None:
 
 
 def test_pid_falls_back_to_the_sender_pid() -> None:
-    record, _ = parse_journal_json(entry())
+    record, _ = parse_journal_json(journal_entry())
     assert record is not None
     assert record.pid == 17684
 
 
 def test_message_as_byte_array_is_decoded_with_replacement() -> None:
     raw = list(b"Invalid user \xff\x01 from 2001:db8::7 port 22\n")
-    record, _ = parse_journal_json(entry(MESSAGE=raw))
+    record, _ = parse_journal_json(journal_entry(MESSAGE=raw))
     assert record is not None
     assert record.message == "Invalid user \ufffd\x01 from 2001:db8::7 port 22"
 
 
 def test_field_present_twice_takes_the_first_value() -> None:
     record, _ = parse_journal_json(
-        entry(SYSLOG_IDENTIFIER=["sshd-session", "sshd"], MESSAGE=[list(b"first"), "second"])
+        journal_entry(SYSLOG_IDENTIFIER=["sshd-session", "sshd"], MESSAGE=[list(b"first"), "second"])
     )
     assert record is not None
     assert (record.ident, record.message) == ("sshd-session", "first")
 
 
 def test_ident_from_comm_when_no_syslog_identifier() -> None:
-    record, _ = parse_journal_json(entry(SYSLOG_IDENTIFIER=None, _COMM="sshd-session"))
+    record, _ = parse_journal_json(journal_entry(SYSLOG_IDENTIFIER=None, _COMM="sshd-session"))
     assert record is not None
     assert record.ident == "sshd-session"
 
 
 def test_other_programs_give_a_cursor_but_no_record() -> None:
-    assert parse_journal_json(entry(SYSLOG_IDENTIFIER="cron", _COMM="cron")) == (None, "s=abc;i=1")
+    assert parse_journal_json(journal_entry(SYSLOG_IDENTIFIER="cron", _COMM="cron")) == (None, "s=abc;i=1")
 
 
 def test_sshd_entry_without_message_is_skipped() -> None:
-    assert parse_journal_json(entry(MESSAGE=None)) == (None, "s=abc;i=1")
+    assert parse_journal_json(journal_entry(MESSAGE=None)) == (None, "s=abc;i=1")
 
 
 def test_long_message_is_capped() -> None:
-    record, _ = parse_journal_json(entry(MESSAGE="x" * 100_000))
+    record, _ = parse_journal_json(journal_entry(MESSAGE="x" * 100_000))
     assert record is not None
     assert len(record.message) == 2048
 
@@ -141,7 +128,10 @@ def collect(reader: JournalReader, n: int, timeout: float = 10.0) -> list[Syslog
 def test_reads_entries_and_restarts_after_exit_from_the_cursor(tmp_path: Path) -> None:
     lines = tmp_path / "entries.json"
     lines.write_text(
-        entry(__CURSOR="c1") + "\n" + entry(__CURSOR="c2", SYSLOG_IDENTIFIER="cron", _COMM="cron") + "\n"
+        journal_entry(__CURSOR="c1")
+        + "\n"
+        + journal_entry(__CURSOR="c2", SYSLOG_IDENTIFIER="cron", _COMM="cron")
+        + "\n"
     )
     script = fake_journalctl(tmp_path, f"cat {lines}; echo 'boom' >&2; exit 3")
     reader = JournalReader(journalctl=str(script), backend="journalctl", backoff_s=(0.05, 0.1))
@@ -215,7 +205,7 @@ def test_silent_journalctl_is_restarted_and_close_kills_it(tmp_path: Path) -> No
 
 def test_cursor_is_saved_and_used_after_a_restart(tmp_path: Path) -> None:
     lines = tmp_path / "entries.json"
-    lines.write_text(entry(__CURSOR="s=1;i=5") + "\n")
+    lines.write_text(journal_entry(__CURSOR="s=1;i=5") + "\n")
     script = fake_journalctl(tmp_path, f"cat {lines}; exec sleep 300")
     state = tmp_path / "journal.state"
     reader = JournalReader(journalctl=str(script), backend="journalctl", state_file=state)
@@ -253,7 +243,7 @@ def test_directory_file_and_from_start_options(tmp_path: Path) -> None:
 
 def test_backpressure_blocks_the_pipe_instead_of_dropping(tmp_path: Path) -> None:
     lines = tmp_path / "entries.json"
-    lines.write_text("".join(entry(__CURSOR=f"c{i}", MESSAGE=f"m{i}") + "\n" for i in range(500)))
+    lines.write_text("".join(journal_entry(__CURSOR=f"c{i}", MESSAGE=f"m{i}") + "\n" for i in range(500)))
     script = fake_journalctl(tmp_path, f"cat {lines}; exec sleep 300")
     reader = JournalReader(journalctl=str(script), backend="journalctl", queue_size=10, max_batch=7)
     try:
@@ -268,13 +258,13 @@ def test_backpressure_blocks_the_pipe_instead_of_dropping(tmp_path: Path) -> Non
 
 def test_an_oversized_entry_is_skipped_and_reading_goes_on(tmp_path: Path) -> None:
     lines = tmp_path / "entries.json"
-    huge = entry(__CURSOR="big", MESSAGE="x" * (5 * 1024 * 1024))
+    huge = journal_entry(__CURSOR="big", MESSAGE="x" * (5 * 1024 * 1024))
     lines.write_text(
-        entry(__CURSOR="a", MESSAGE="before")
+        journal_entry(__CURSOR="a", MESSAGE="before")
         + "\n"
         + huge
         + "\n"
-        + entry(__CURSOR="b", MESSAGE="after")
+        + journal_entry(__CURSOR="b", MESSAGE="after")
         + "\n"
     )
     script = fake_journalctl(tmp_path, f"cat {lines}; exec sleep 300")

@@ -1,0 +1,101 @@
+"""Test data builders that several test files share: fixture firewalls, ELF binaries, journal lines,
+fail2ban databases.
+
+Shared here, not imported from one test module into another: a test module stays a test module, and
+pytest collects each once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+from exporter.sources.firewall import ipset, nft
+from exporter.sources.firewall.iptables import parse_save
+from exporter.sources.firewall.model import Ruleset
+
+FIREWALL_FIXTURES = Path(__file__).parent / "fixtures" / "firewall"
+
+
+def firewall_fixture(name: str) -> str:
+    """The text of one saved tool output (nft -j, iptables-legacy-save, ipset save) from the fixtures."""
+    return (FIREWALL_FIXTURES / name).read_text()
+
+
+def fixture_ruleset() -> Ruleset:
+    """Every fixture firewall in one Ruleset: iptables-legacy (v4 and v6), nft and ipset, as one host."""
+    chains = parse_save(firewall_fixture("iptables-legacy-save.txt"), "legacy", "ipv4")
+    chains += parse_save(firewall_fixture("ip6tables-legacy-save.txt"), "legacy", "ipv6")
+    found = nft.parse_ruleset(firewall_fixture("nft-ruleset.json"))
+    return Ruleset(
+        (*chains, *found.chains), (*found.sets, *ipset.parse_save(firewall_fixture("ipset-save.txt")))
+    )
+
+
+def elf(needed: list[str]) -> bytes:
+    """A minimal 64-bit little-endian ELF: one PT_LOAD, one PT_DYNAMIC with DT_NEEDED and DT_STRTAB."""
+    strtab = b"\0" + b"".join(n.encode() + b"\0" for n in needed)
+    offsets = [1 + sum(len(n) + 1 for n in needed[:i]) for i in range(len(needed))]
+    dynamic = b"".join(struct.pack("<qQ", 1, o) for o in offsets) + struct.pack(
+        "<qQqQ", 5, 0x1000 + 64 + 112, 0, 0
+    )
+    header = (
+        b"\x7fELF\x02\x01\x01"
+        + b"\0" * 9
+        + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, 2, 64, 0, 0)
+    )
+    size = 64 + 112 + len(strtab) + len(dynamic)
+    load = struct.pack("<IIQQQQQQ", 1, 5, 0, 0x1000, 0x1000, size, size, 0x1000)
+    dyn = struct.pack("<IIQQQQQQ", 2, 6, 64 + 112 + len(strtab), 0, 0, len(dynamic), len(dynamic), 8)
+    return header + load + dyn + strtab + dynamic
+
+
+def journal_entry(**fields: object) -> str:
+    """One line of `journalctl -o json`: an sshd failed password unless `fields` say otherwise."""
+    base: dict[str, object] = {
+        "__CURSOR": "s=abc;i=1",
+        "__REALTIME_TIMESTAMP": "1795464088821031",
+        "_HOSTNAME": "vm",
+        "_PID": "17684",
+        "_COMM": "sshd",
+        "SYSLOG_IDENTIFIER": "sshd",
+        "MESSAGE": "Failed password for root from 192.0.2.7 port 22 ssh2",
+    }
+    base.update(fields)
+    return json.dumps({k: v for k, v in base.items() if v is not None})
+
+
+# fail2ban's sqlite schemas: version 4 (bips, bantime per row) and version 2 (bans only)
+V4_SCHEMA = """
+CREATE TABLE fail2banDb(version INTEGER);
+CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
+                  bancount INTEGER NOT NULL default 1, data JSON);
+CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL,
+                  bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail));
+INSERT INTO fail2banDb VALUES (4);
+"""
+V2_SCHEMA = """
+CREATE TABLE fail2banDb(version INTEGER);
+CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, data JSON);
+INSERT INTO fail2banDb VALUES (2);
+"""
+
+
+def make_db(
+    path: Path, schema: str, jails: Sequence[tuple[str, int]], rows: Sequence[tuple[object, ...]]
+) -> Path:
+    """A fail2ban database at `path` in `schema` (V4_SCHEMA or V2_SCHEMA) with these jails and ban rows."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(schema)
+        conn.executemany("INSERT INTO jails VALUES (?, ?)", jails)
+        if "bips" in schema:
+            conn.executemany("INSERT INTO bips(ip, jail, timeofban, bantime) VALUES (?, ?, ?, ?)", rows)
+        else:
+            conn.executemany("INSERT INTO bans(jail, ip, timeofban) VALUES (?, ?, ?)", rows)
+    conn.close()
+    return path
