@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from exporter import __version__
 from exporter.scrape import ScrapeCollector
-from exporter.web.server import HttpServer, Limits, TLSSource, bind
-
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+from exporter.web.server import HttpServer, Limits, StartResponse, TLSSource, WSGIApp, bind
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:

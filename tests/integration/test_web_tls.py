@@ -26,8 +26,9 @@ import pytest
 from exporter.config import ConfigError
 from exporter.registry import registrations
 from exporter.web.app import make_http_server
-from exporter.web.config import TLSContextSource, load_web_config
+from exporter.web.config import load_web_config
 from exporter.web.server import Limits
+from exporter.web.tls import TLSContextSource
 from tests.integration.harness import Exporter
 from tests.net import free_port
 

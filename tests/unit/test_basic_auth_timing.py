@@ -9,8 +9,7 @@ import time
 import bcrypt
 import pytest
 
-from exporter.web import config as web_config
-from exporter.web.config import BasicAuth
+from exporter.web.auth import BCRYPT_CONCURRENCY, BasicAuth
 
 
 def _median_seconds(auth: BasicAuth, user: str) -> float:
@@ -61,5 +60,5 @@ def test_bcrypt_checks_run_side_by_side_up_to_a_bound(monkeypatch: pytest.Monkey
         thread.start()
     for thread in threads:
         thread.join(10)
-    assert 2 <= most <= web_config.BCRYPT_CONCURRENCY
+    assert 2 <= most <= BCRYPT_CONCURRENCY
     assert auth.bcrypt_calls == 8

@@ -13,7 +13,10 @@ import bcrypt
 import pytest
 
 from exporter.config import ConfigError
-from exporter.web.config import BasicAuth, WebConfig, WebConfigMiddleware, load_web_config, parse_web_config
+from exporter.web.auth import BasicAuth
+from exporter.web.config import load_web_config, parse_web_config
+from exporter.web.middleware import WebConfigMiddleware
+from exporter.web.settings import WebConfig
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
 BASE = Path("/etc/exporter")
