@@ -1,23 +1,39 @@
-"""The `ssh-access-exporter` command (pyproject's entry point) and `python -m exporter`.
+"""The `ssh-access-exporter` command (pyproject's entry point) and `python -m exporter`: the one table of
+subcommands. Without one, the command serves metrics (exporter.cli).
 
-`replay` goes straight to its module: it needs none of the server's modules (collectors, web, TLS),
-and importing them all would be a measurable share of replaying a log (docs/benchmarks.md). Everything
-else is exporter.cli's.
+Each view is imported only when asked for: `replay` needs none of the server's modules (collectors,
+web, TLS), and importing them all would be a measurable share of replaying a log (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 
 
-def main() -> int:
-    if sys.argv[1:2] == ["replay"]:
-        from exporter.replay import main as replay  # noqa: PLC0415 (the point: nothing else imported)
+def _replay(argv: Sequence[str]) -> int:
+    from exporter.replay import main  # noqa: PLC0415 (the point: nothing else imported)
 
-        return replay(sys.argv[2:])
-    from exporter.cli import main as cli  # noqa: PLC0415 (as above)
+    return main(argv)
 
-    return cli()
+
+def _diagnose(argv: Sequence[str]) -> int:
+    from exporter.diagnose import main  # noqa: PLC0415 (as above)
+
+    return main(argv)
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"replay": _replay, "diagnose": _diagnose}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`argv` without the program name (default: the process's)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[args[0]](args[1:])
+    from exporter.cli import serve  # noqa: PLC0415 (as above)
+
+    return serve(args, subcommands=tuple(SUBCOMMANDS))
 
 
 if __name__ == "__main__":

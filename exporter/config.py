@@ -1,4 +1,5 @@
-"""The YAML file behind --config.file: what flags express badly (the watchlist, later log sources).
+"""The YAML file behind --config.file: the watchlist, addresses and networks that must always get in
+(a list flags express badly).
 
 Validation is strict: an unknown key or a bad value is an error that names the key, so a typo never
 silently turns a check off.

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from exporter.collectors.watchlist import sshd_reader
 from exporter.config import ConfigError
-from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, parse_target, verdicts
+from exporter.options import CollectorSwitch, Options, add_host_flags
+from exporter.registry import Context, registrations
+from exporter.sources.access import AccessReader, LayerVerdict, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
 from exporter.sources.sshd.reader import SshdSnapshot
 
@@ -119,9 +120,7 @@ def as_text(address: str, layers: Sequence[LayerVerdict], host: HostCauses, out:
         out.write(f"      evidence: {line}\n")
 
 
-def parser() -> argparse.ArgumentParser:
-    from exporter.cli import add_host_flags  # noqa: PLC0415 (cli imports this module: a cycle at import time)
-
+def parser(collectors: Iterable[CollectorSwitch]) -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         prog="ssh-access-exporter diagnose",
         description="Why is ADDRESS kept out of sshd? Each layer's verdict, its evidence and what to do. "
@@ -130,32 +129,33 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument("address", metavar="ADDRESS", help="an IPv4/IPv6 address or CIDR network")
     result.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
-    add_host_flags(result)
+    add_host_flags(result, collectors)
     return result
 
 
 def main(argv: Sequence[str]) -> int:
-    from exporter.cli import build_context  # noqa: PLC0415 (as above)
-
-    args = parser().parse_args(argv)
+    switches = registrations()
+    args = parser(switches).parse_args(argv)
     try:
         network = parse_target(args.address)
     except ValueError:
         print(f"ssh-access-exporter diagnose: {args.address!r} is not an address or network", file=sys.stderr)
         return EXIT_ERROR
     try:
-        context = build_context(args)
+        context = Context(Options.from_namespace(args, switches))
     except ConfigError as exc:
         print(f"ssh-access-exporter diagnose: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    sshd = sshd_reader(context)
-    reader = AccessReader(context.paths, AccessOptions.from_args(vars(args)), sshd.ports)
-    facts = reader.read([network])
-    layers = verdicts(facts, network)
     try:
-        snapshot, error = sshd.read(), ""
-    except (OSError, ValueError) as exc:
-        snapshot, error = None, str(exc)
+        reader = AccessReader(context.paths, context.options.access(), context.sshd_ports)
+        facts = reader.read([network])
+        layers = verdicts(facts, network)
+        try:
+            snapshot, error = context.sshd().read(), ""
+        except (OSError, ValueError) as exc:
+            snapshot, error = None, str(exc)
+    finally:
+        context.close()
     host = host_causes(snapshot, facts.penalties, error)
     if args.json:
         print(as_json(args.address, layers, host))

@@ -1,14 +1,15 @@
 """Collector registration: one line at the bottom of each collector's module, as in node_exporter.
 
-`register_collector("sshd", SshdCollector, enabled=True, add_flags=...)` makes the collector known to
-the CLI (which derives `--collector.sshd` / `--no-collector.sshd` from it) and to the scrape loop.
+`register_collector("sshd", SshdCollector, enabled=True, help=...)` makes the collector known to the
+flags (exporter.options derives `--collector.sshd` / `--no-collector.sshd` from it) and to the scrape
+loop. A collector's factory gets the `Context`: the typed options, and what the process shares.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import pkgutil
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,16 +17,57 @@ from typing import Protocol
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import FileConfig
+from exporter.options import Options
 from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.reader import CachedPorts, SshdReader
+
+# sshd's ports change when sshd restarts, not per scrape: asked again this often.
+SSHD_PORTS_TTL = 30.0
 
 
-@dataclass(frozen=True)
 class Context:
-    """What a collector is built from: host paths, parsed flags, and the config file."""
+    """What a collector is built from: the typed options, and the process's one SshdReader.
 
-    paths: HostPaths
-    args: argparse.Namespace
-    config: FileConfig
+    The sshd collector, the collectors that need sshd's ports (fail2ban, firewall, watchlist) and
+    `diagnose` share one reader, built on first use: its caches (the listener scan, `sshd -T`, the
+    trusted listeners) are then paid for once per process, not once per user of it."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        self._sshd: SshdReader | None = None
+        self._ports: CachedPorts | None = None
+
+    @property
+    def paths(self) -> HostPaths:
+        return self.options.paths
+
+    @property
+    def config(self) -> FileConfig:
+        return self.options.config
+
+    def sshd(self) -> SshdReader:
+        """The shared reader of the configured sshd (binary and config from the options)."""
+        with self._lock:
+            if self._sshd is None:
+                self._sshd = SshdReader(self.paths, self.options.sshd.binary, self.options.sshd.config)
+            return self._sshd
+
+    def sshd_ports(self) -> frozenset[int]:
+        """sshd's ports through the shared reader, asked again every SSHD_PORTS_TTL seconds."""
+        reader = self.sshd()
+        with self._lock:
+            if self._ports is None:
+                self._ports = CachedPorts(reader, SSHD_PORTS_TTL)
+            ports = self._ports
+        return ports()
+
+    def close(self) -> None:
+        """Stops the shared reader's worker, when it was built."""
+        with self._lock:
+            reader, self._sshd, self._ports = self._sshd, None, None
+        if reader is not None:
+            reader.close()
 
 
 class Collector(Protocol):
@@ -52,24 +94,16 @@ class Registration:
     name: str
     factory: Factory
     enabled: bool
-    add_flags: Callable[[argparse._ArgumentGroup], None] | None
     help: str
 
 
 _REGISTRY: dict[str, Registration] = {}
 
 
-def register_collector(
-    name: str,
-    factory: Factory,
-    *,
-    enabled: bool = True,
-    add_flags: Callable[[argparse._ArgumentGroup], None] | None = None,
-    help: str = "",
-) -> None:
+def register_collector(name: str, factory: Factory, *, enabled: bool = True, help: str = "") -> None:
     if name in _REGISTRY:
         raise ValueError(f"collector {name!r} registered twice")
-    _REGISTRY[name] = Registration(name, factory, enabled, add_flags, help)
+    _REGISTRY[name] = Registration(name, factory, enabled, help)
 
 
 def registrations() -> list[Registration]:
@@ -79,3 +113,8 @@ def registrations() -> list[Registration]:
         if not module.ispkg:  # families/ holds shared renderers, not collectors
             importlib.import_module(f"exporter.collectors.{module.name}")
     return sorted(_REGISTRY.values(), key=lambda r: r.name)
+
+
+def build_collectors(context: Context) -> dict[str, Collector]:
+    """The enabled collectors, built from the context (a factory's ConfigError names its flag)."""
+    return {reg.name: reg.factory(context) for reg in registrations() if context.options.enabled(reg.name)}

@@ -14,15 +14,14 @@ now; while one is not, the collector fails and exposes only that:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.families.authlog import AuthlogCollector, authlog_families, source_up_family
 from exporter.config import ConfigError
+from exporter.options import AuthlogOptions
 from exporter.registry import Context, PartialFailureError, register_collector
 from exporter.sources.authlog.follow import Batch, LogFollower, Source, state_file_for
 from exporter.sources.authlog.framing import Framer
@@ -93,48 +92,16 @@ class LiveAuthlogCollector:
         self.follower.stop()
 
 
-def _add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--collector.authlog.files",
-        default="",
-        help="comma-separated auth log files (default: /var/log/auth.log and /var/log/secure if present)",
-    )
-    group.add_argument(
-        "--collector.authlog.journal",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="read sshd from the systemd journal: auto = when no auth log file exists (default auto)",
-    )
-    group.add_argument(
-        "--collector.authlog.from-start",
-        action="store_true",
-        help="read existing files from their start instead of their end (default: the end, like tail -F)",
-    )
-    group.add_argument(
-        "--collector.authlog.state-dir",
-        default="",
-        help="directory for read positions, so a restart resumes where it stopped (default: none)",
-    )
-    group.add_argument(
-        "--collector.authlog.top-offenders",
-        type=int,
-        default=10,
-        help="how many top failing addresses to export (0 disables; default 10)",
-    )
-
-
-def build_sources(paths: HostPaths, args: dict[str, Any]) -> list[Source]:
+def build_sources(paths: HostPaths, options: AuthlogOptions) -> list[Source]:
     """Files as configured or found, and the journal when asked for or when there is no file."""
-    state_dir = Path(args["collector.authlog.state_dir"]) if args["collector.authlog.state_dir"] else None
-    from_start = bool(args["collector.authlog.from_start"])
-    configured = [f.strip() for f in str(args["collector.authlog.files"]).split(",") if f.strip()]
-    files = configured_log_files(paths, configured) if configured else default_log_files(paths)
+    state_dir, from_start = options.state_dir, options.from_start
+    files = configured_log_files(paths, options.files) if options.files else default_log_files(paths)
     sources: list[Source] = []
     for local in files:
         name = paths.unroot(local)
         state = state_file_for(state_dir, f"file:{name}") if state_dir else None
         sources.append(FileTailer(local, from_start=from_start, state_file=state, name=name, paths=paths))
-    journal = args["collector.authlog.journal"]
+    journal = options.journal
     if journal == "on" or (journal == "auto" and not files):
         state = state_file_for(state_dir, "journal") if state_dir else None
         sources.append(journal_reader_for(paths, from_start=from_start, state_file=state, name="journal"))
@@ -142,19 +109,15 @@ def build_sources(paths: HostPaths, args: dict[str, Any]) -> list[Source]:
 
 
 def _factory(context: Context) -> LiveAuthlogCollector:
-    args = vars(context.args)
-    top = int(args["collector.authlog.top_offenders"])
-    if top < 0:
+    options = context.options.authlog
+    if options.top_offenders < 0:
         raise ConfigError("collector.authlog.top-offenders: must be 0 or more")
-    state_dir = args["collector.authlog.state_dir"]
-    if state_dir and not Path(state_dir).is_dir():
-        raise ConfigError(f"collector.authlog.state-dir: {state_dir} is not a directory")
-    sources = build_sources(context.paths, args)
+    if options.state_dir is not None and not options.state_dir.is_dir():
+        raise ConfigError(f"collector.authlog.state-dir: {options.state_dir} is not a directory")
+    sources = build_sources(context.paths, options)
     if not sources:
         raise ConfigError("collector.authlog: no auth log file found and --collector.authlog.journal=off")
-    return LiveAuthlogCollector(sources, Stats(top_n=top))
+    return LiveAuthlogCollector(sources, Stats(top_n=options.top_offenders))
 
 
-register_collector(
-    "authlog", _factory, enabled=True, add_flags=_add_flags, help="sshd events from the auth log or journal"
-)
+register_collector("authlog", _factory, enabled=True, help="sshd events from the auth log or journal")

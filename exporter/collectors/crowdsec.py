@@ -13,7 +13,6 @@ keeps to scenarios whose name mentions ssh. Nothing is emitted on hosts without 
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from collections.abc import Iterator
 
@@ -21,7 +20,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.collectors.families.bans import BanCollector, ban_source
 from exporter.registry import Context, register_collector
-from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader, CrowdsecSnapshot
+from exporter.sources.crowdsec import CrowdsecReader, CrowdsecSnapshot
 
 SOURCE = "crowdsec"
 
@@ -48,25 +47,9 @@ def make_collector(reader: CrowdsecReader) -> BanCollector[CrowdsecSnapshot]:
     return BanCollector(SOURCE, reader, snapshot_families)
 
 
-def _add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--collector.crowdsec.bouncer-config",
-        default=BOUNCER_CONFIG,
-        help="a bouncer's YAML config whose api_url and api_key query the local API (under rootfs; "
-        "empty or unusable: run cscli)",
-    )
-    group.add_argument("--collector.crowdsec.cscli", default=CSCLI, help="cscli binary (under rootfs)")
-
-
 def _factory(context: Context) -> BanCollector[CrowdsecSnapshot]:
-    args = vars(context.args)
-    return make_collector(
-        CrowdsecReader(
-            context.paths, args["collector.crowdsec.bouncer_config"], args["collector.crowdsec.cscli"]
-        )
-    )
+    options = context.options.crowdsec
+    return make_collector(CrowdsecReader(context.paths, options.bouncer_config, options.cscli))
 
 
-register_collector(
-    "crowdsec", _factory, enabled=True, add_flags=_add_flags, help="CrowdSec decisions (local API or cscli)"
-)
+register_collector("crowdsec", _factory, enabled=True, help="CrowdSec decisions (local API or cscli)")

@@ -12,14 +12,13 @@ ssh_access_denyhosts_tracked_addresses{kind="invalid"} 5.0
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.collectors.families.bans import BanCollector, ban_source
 from exporter.registry import Context, register_collector
-from exporter.sources.denyhosts import TRACKED, WORK_DIR, DenyhostsReader, DenyhostsSnapshot
+from exporter.sources.denyhosts import TRACKED, DenyhostsReader, DenyhostsSnapshot
 
 SOURCE = "denyhosts"
 
@@ -56,16 +55,8 @@ def make_collector(reader: DenyhostsReader) -> BanCollector[DenyhostsSnapshot]:
     return BanCollector(SOURCE, reader, snapshot_families)
 
 
-def _add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--collector.denyhosts.work-dir", default=WORK_DIR, help="DenyHosts' WORK_DIR (under rootfs)"
-    )
-
-
 def _factory(context: Context) -> BanCollector[DenyhostsSnapshot]:
-    return make_collector(DenyhostsReader(context.paths, vars(context.args)["collector.denyhosts.work_dir"]))
+    return make_collector(DenyhostsReader(context.paths, context.options.denyhosts.work_dir))
 
 
-register_collector(
-    "denyhosts", _factory, enabled=True, add_flags=_add_flags, help="DenyHosts' hosts.deny entries"
-)
+register_collector("denyhosts", _factory, enabled=True, help="DenyHosts' hosts.deny entries")

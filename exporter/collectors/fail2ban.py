@@ -17,7 +17,6 @@ fail2ban down is a report, not a failure: `ban_source_up 0` with the scrape and 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Iterator
 
@@ -25,15 +24,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from exporter.collectors.families.bans import BanCollector, banned_addresses, source_up
 from exporter.registry import Context, register_collector
-from exporter.sources.fail2ban.reader import (
-    DEFAULT_CONFIG_DIR,
-    DEFAULT_DB,
-    DEFAULT_SOCKET,
-    Fail2banReader,
-    Fail2banSnapshot,
-    Jail,
-)
-from exporter.sources.sshd.reader import SshdReader
+from exporter.sources.fail2ban.reader import Fail2banReader, Fail2banSnapshot, Jail
 
 log = logging.getLogger(__name__)
 SOURCE = "fail2ban"
@@ -172,56 +163,19 @@ def make_collector(reader: Fail2banReader) -> BanCollector[Fail2banSnapshot]:
     return BanCollector(SOURCE, reader, snapshot_families)
 
 
-def _add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--collector.fail2ban.socket",
-        default=DEFAULT_SOCKET,
-        help="fail2ban-server's socket (under rootfs; empty: read only the database)",
-    )
-    group.add_argument(
-        "--collector.fail2ban.db",
-        default=DEFAULT_DB,
-        help="fail2ban's sqlite database, read when the socket is unreachable (under rootfs; empty: never)",
-    )
-    group.add_argument(
-        "--collector.fail2ban.config-dir",
-        default=DEFAULT_CONFIG_DIR,
-        help="fail2ban's config, parsed by fail2ban-client -d when the server is unreachable (only with "
-        "--path.rootfs=/; empty: never)",
-    )
-    group.add_argument(
-        "--collector.fail2ban.socket-owner",
-        type=int,
-        default=0,
-        help="uid the socket and its server must belong to (default 0, root)",
-    )
-    group.add_argument(
-        "--collector.fail2ban.timeout",
-        type=float,
-        default=3.0,
-        help="seconds for one whole exchange with fail2ban-server (default 3)",
-    )
-
-
 def _factory(context: Context) -> BanCollector[Fail2banSnapshot]:
-    args = vars(context.args)
-    sshd = SshdReader(
-        context.paths,
-        args.get("collector.sshd.binary", "/usr/sbin/sshd"),
-        args.get("collector.sshd.config", "/etc/ssh/sshd_config"),
-    )
+    options = context.options.fail2ban
     reader = Fail2banReader(
         context.paths,
-        args["collector.fail2ban.socket"],
-        args["collector.fail2ban.db"],
-        owner_uid=args["collector.fail2ban.socket_owner"],
-        timeout=args["collector.fail2ban.timeout"],
-        sshd_ports=sshd.ports,
-        config_dir=args["collector.fail2ban.config_dir"],
+        options.socket,
+        options.db,
+        owner_uid=options.socket_owner,
+        timeout=options.timeout,
+        sshd_ports=context.sshd_ports,
+        sshd_ports_ttl=0.0,  # the context's ports are cached already (SSHD_PORTS_TTL)
+        config_dir=options.config_dir,
     )
     return make_collector(reader)
 
 
-register_collector(
-    "fail2ban", _factory, enabled=True, add_flags=_add_flags, help="fail2ban jails, bans and sshd coverage"
-)
+register_collector("fail2ban", _factory, enabled=True, help="fail2ban jails, bans and sshd coverage")

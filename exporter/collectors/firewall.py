@@ -14,25 +14,22 @@ the exporter runs in; a backend that cannot be read fails the collector (collect
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.registry import Context, register_collector
-from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
+from exporter.sources.crowdsec import CrowdsecReader
 from exporter.sources.fail2ban.reader import DEFAULT_DB
 from exporter.sources.firewall.bans import Bans, crowdsec_bans, fail2ban_bans, sshguard_bans, unenforced
 from exporter.sources.firewall.enforcement import INPUT_HOOKS, Blocker, Enforcement, blockers
 from exporter.sources.firewall.model import Chain, Ruleset
-from exporter.sources.firewall.reader import TIMEOUT, FirewallReader
-from exporter.sources.sshd.reader import CachedPorts, SshdReader
+from exporter.sources.firewall.reader import FirewallReader
 
 CHAIN_LABELS = ["backend", "family", "table", "chain"]
 POLICIES = ("accept", "drop")
 OWNERS = (("f2b-", "fail2ban"), ("addr-set-", "fail2ban"), ("addr6-set-", "fail2ban"),
           ("sshguard", "sshguard"), ("crowdsec", "crowdsec"))  # fmt: skip
-SSHD_PORTS_TTL = 30.0
 
 
 def owner(table: str, name: str) -> str:
@@ -150,20 +147,20 @@ def families(ruleset: Ruleset, ports: frozenset[int], bans: Iterable[Bans]) -> I
 
 
 class FirewallCollector:
-    """Reads the ruleset and the ban tools' bans each scrape; sshd's ports every SSHD_PORTS_TTL."""
+    """Reads the ruleset and the ban tools' bans each scrape; `sshd_ports` tells sshd's ports (the
+    context's, cached for SSHD_PORTS_TTL; None: none known)."""
 
     def __init__(
         self,
         reader: FirewallReader,
-        sshd: SshdReader | None,
+        sshd_ports: Callable[[], frozenset[int]] | None,
         fail2ban_db: str = DEFAULT_DB,
         crowdsec: CrowdsecReader | None = None,
     ) -> None:
         self.reader = reader
-        self.sshd = sshd
         self.fail2ban_db = fail2ban_db
         self.crowdsec = crowdsec
-        self.sshd_ports = CachedPorts(sshd, SSHD_PORTS_TTL) if sshd is not None else frozenset
+        self.sshd_ports = sshd_ports or frozenset
 
     def bans(self, ruleset: Ruleset) -> list[Bans]:
         found = fail2ban_bans(self.reader.paths, self.fail2ban_db) + sshguard_bans(ruleset.sets)
@@ -176,44 +173,13 @@ class FirewallCollector:
         yield from families(ruleset, self.sshd_ports(), self.bans(ruleset))
 
 
-def _add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--collector.firewall.timeout", type=float, default=TIMEOUT, help="seconds for each firewall tool"
-    )
-    group.add_argument(
-        "--collector.firewall.legacy-reader",
-        choices=("python-iptables", "iptables-legacy-save"),
-        default="python-iptables",
-        help="how legacy tables are read, when there are any (default python-iptables)",
-    )
-
-
 def _factory(context: Context) -> FirewallCollector:
-    args = vars(context.args)
-    reader = FirewallReader(
-        context.paths,
-        args["collector.firewall.timeout"],
-        use_iptc=args["collector.firewall.legacy_reader"] == "python-iptables",
-    )
-    sshd = SshdReader(
-        context.paths,
-        args.get("collector.sshd.binary", "/usr/sbin/sshd"),
-        args.get("collector.sshd.config", "/etc/ssh/sshd_config"),
-    )
+    options = context.options
+    reader = FirewallReader(context.paths, options.firewall.timeout, use_iptc=options.firewall.use_iptc)
     crowdsec = None
-    if args.get("collector.crowdsec"):  # its bans, when its own collector is on
-        crowdsec = CrowdsecReader(
-            context.paths,
-            args.get("collector.crowdsec.bouncer_config", BOUNCER_CONFIG),
-            args.get("collector.crowdsec.cscli", CSCLI),
-        )
-    return FirewallCollector(reader, sshd, args.get("collector.fail2ban.db", DEFAULT_DB), crowdsec)
+    if options.enabled("crowdsec"):  # its bans, when its own collector is on
+        crowdsec = CrowdsecReader(context.paths, options.crowdsec.bouncer_config, options.crowdsec.cscli)
+    return FirewallCollector(reader, context.sshd_ports, options.fail2ban.db, crowdsec)
 
 
-register_collector(
-    "firewall",
-    _factory,
-    enabled=True,
-    add_flags=_add_flags,
-    help="iptables, nftables and ipsets against sshd",
-)
+register_collector("firewall", _factory, enabled=True, help="iptables, nftables and ipsets against sshd")

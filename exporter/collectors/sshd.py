@@ -16,7 +16,6 @@ ssh_access_sshd_socket_activated 0.0
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Iterator
 
@@ -202,7 +201,7 @@ def snapshot_families(snapshot: SshdSnapshot) -> Iterator[Metric]:
 
 
 class SshdCollector:
-    """Renders one SshdReader snapshot per scrape."""
+    """Renders one SshdReader snapshot per scrape (the reader is the context's: it closes it)."""
 
     def __init__(self, reader: SshdReader) -> None:
         self.reader = reader
@@ -210,24 +209,9 @@ class SshdCollector:
     def collect(self) -> Iterator[Metric]:
         yield from snapshot_families(self.reader.read())
 
-    def close(self) -> None:
-        self.reader.close()
-
-
-def _add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--collector.sshd.binary", default="/usr/sbin/sshd", help="sshd binary (under rootfs)")
-    group.add_argument(
-        "--collector.sshd.config", default="/etc/ssh/sshd_config", help="sshd config (under rootfs)"
-    )
-
 
 def _factory(context: Context) -> SshdCollector:
-    args = vars(context.args)
-    return SshdCollector(
-        SshdReader(context.paths, args["collector.sshd.binary"], args["collector.sshd.config"])
-    )
+    return SshdCollector(context.sshd())
 
 
-register_collector(
-    "sshd", _factory, enabled=True, add_flags=_add_flags, help="sshd capacity, config and load"
-)
+register_collector("sshd", _factory, enabled=True, help="sshd capacity, config and load")

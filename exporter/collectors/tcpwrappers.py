@@ -85,7 +85,7 @@ class TcpWrappersCollector:
 
 
 def _factory(context: Context) -> TcpWrappersCollector:
-    sshd = vars(context.args).get("collector.sshd.binary") or BINARIES[0]
+    sshd = context.options.sshd.binary or BINARIES[0]
     binaries = (sshd, *(b for b in BINARIES if b != sshd))
     return TcpWrappersCollector(TcpWrappersReader(context.paths, binaries))
 

@@ -13,17 +13,12 @@ same model as `diagnose`; nothing is emitted when the watchlist is empty.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.registry import Context, register_collector
-from exporter.sources.access import AccessOptions, AccessReader, LayerVerdict, Network, label
-from exporter.sources.access.reader import PENALTY_WINDOW
-from exporter.sources.sshd.reader import CachedPorts, SshdReader
-
-SSHD_PORTS_TTL = 30.0
+from exporter.sources.access import AccessReader, LayerVerdict, Network, label
 
 
 def blocked_family(entries: Sequence[tuple[str, list[LayerVerdict]]]) -> GaugeMetricFamily:
@@ -53,27 +48,8 @@ class WatchlistCollector:
             )
 
 
-def sshd_reader(context: Context) -> SshdReader:
-    args = vars(context.args)
-    return SshdReader(
-        context.paths,
-        args.get("collector.sshd.binary") or "/usr/sbin/sshd",
-        args.get("collector.sshd.config") or "/etc/ssh/sshd_config",
-    )
-
-
-def _add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--collector.watchlist.penalty-window",
-        type=float,
-        default=PENALTY_WINDOW,
-        help="seconds a logged PerSourcePenalties penalty counts as keeping an address out (default 600)",
-    )
-
-
 def _factory(context: Context) -> WatchlistCollector:
-    options = AccessOptions.from_args(vars(context.args))
-    reader = AccessReader(context.paths, options, CachedPorts(sshd_reader(context), SSHD_PORTS_TTL))
+    reader = AccessReader(context.paths, context.options.access(), context.sshd_ports)
     return WatchlistCollector(reader, context.config.watchlist, context.config.watchlist_entries)
 
 
@@ -81,6 +57,5 @@ register_collector(
     "watchlist",
     _factory,
     enabled=True,
-    add_flags=_add_flags,
     help="whether each layer would keep the --config.file watchlist's addresses out",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import time
@@ -12,6 +13,8 @@ import pytest
 from benchmarks.authlog_gen import generate
 from exporter.collectors.watchlist import WatchlistCollector
 from exporter.config import parse_config
+from exporter.options import Options, add_host_flags
+from exporter.registry import registrations
 from exporter.sources.access import (
     AccessOptions,
     AccessReader,
@@ -204,15 +207,17 @@ def test_penalties_from_the_auth_log(tmp_path: Path) -> None:
     )
 
 
-def test_options_follow_the_collector_flags() -> None:
-    options = AccessOptions.from_args(
-        {
-            "collector.fail2ban.db": "/x.db",
-            "collector.firewall": False,
-            "collector.authlog.files": "a, b",
-            "collector.watchlist.penalty_window": 60.0,
-        }
-    )
+def test_options_follow_the_collector_flags(tmp_path: Path) -> None:
+    switches = registrations()
+    parser = argparse.ArgumentParser()
+    add_host_flags(parser, switches)
+    argv = [f"--path.rootfs={tmp_path}", f"--path.procfs={tmp_path}", "--collector.fail2ban.db=/x.db"]
+    argv += [
+        "--no-collector.firewall",
+        "--collector.authlog.files=a, b",
+        "--collector.watchlist.penalty-window=60",
+    ]
+    options = Options.from_namespace(parser.parse_args(argv), switches).access()
     assert (options.fail2ban_db, options.firewall, options.log_files) == ("/x.db", False, ("a", "b"))
     assert options.penalty_window == 60.0
 

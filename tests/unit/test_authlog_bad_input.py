@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter import cli
+from exporter.__main__ import main
 from exporter.collectors.authlog import LiveAuthlogCollector, SourceUnavailableError, build_sources
+from exporter.options import AuthlogOptions
 from exporter.sources.authlog import fastscan, linescan
 from exporter.sources.authlog import stats as stats_module
 from exporter.sources.authlog.framing import Framer
@@ -61,14 +62,14 @@ def test_replay_counts_the_lines_around_a_bad_timestamp(
         GOOD.format(second=2, pid=11),
     ]
     log.write_text("\n".join(lines) + "\n")
-    assert cli.main(["replay", str(log)]) == 0
+    assert main(["replay", str(log)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["line"], r["address"], r["time"] is None) for r in rows] == [
         (1, "192.0.2.7", False),
         *((n, "198.51.100.8", True) for n in range(2, 2 + len(BAD_STAMPS))),
         (2 + len(BAD_STAMPS), "192.0.2.7", False),
     ]
-    assert cli.main(["replay", "--format", "metrics", str(log)]) == 0
+    assert main(["replay", "--format", "metrics", str(log)]) == 0
     found = samples(capsys.readouterr().out)
     assert value(found, "ssh_access_sshd_events_total", event="auth_failed") == len(lines)
 
@@ -110,7 +111,7 @@ def test_diagnose_and_watchlist_read_a_log_tail_with_a_bad_timestamp(
         "--no-collector.crowdsec",
         "--collector.authlog.files=/var/log/auth.log",
     ]
-    code = cli.main(argv)
+    code = main(argv)
     document = json.loads(capsys.readouterr().out)
     assert code in (0, 1)
     assert document["address"] == "192.0.2.9"
@@ -169,10 +170,10 @@ def test_client_text_never_decides_the_address_in_replay(
 ) -> None:
     log = tmp_path / "auth.log"
     log.write_text(PRIMER + FRAME + message + "\n")
-    assert cli.main(["replay", str(log)]) == 0
+    assert main(["replay", str(log)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["address"] for row in rows] == ["192.0.2.7"] * len(rows)
-    assert cli.main(["replay", "--format", "metrics", str(log)]) == 0
+    assert main(["replay", "--format", "metrics", str(log)]) == 0
     assert "203.0.113.66" not in capsys.readouterr().out
 
 
@@ -235,13 +236,8 @@ def test_a_mapped_address_is_unmapped_once_on_every_path() -> None:
 
 def _collector_for(rootfs: Path) -> LiveAuthlogCollector:
     """The registered collector's sources for `rootfs` (as the CLI builds them), polled every 20 ms."""
-    args = {
-        "collector.authlog.state_dir": "",
-        "collector.authlog.from_start": True,
-        "collector.authlog.files": "/var/log/auth.log",
-        "collector.authlog.journal": "off",
-    }
-    return LiveAuthlogCollector(build_sources(HostPaths(rootfs=rootfs), args), Stats(), 0.02)
+    options = AuthlogOptions(files=("/var/log/auth.log",), journal="off", from_start=True)
+    return LiveAuthlogCollector(build_sources(HostPaths(rootfs=rootfs), options), Stats(), 0.02)
 
 
 def _wait(condition: Callable[[], bool], seconds: float = 10.0) -> None:

@@ -8,12 +8,12 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from exporter.collectors.authlog import LiveAuthlogCollector, SourceUnavailableError, build_sources
 from exporter.collectors.families.authlog import authlog_families
+from exporter.options import AuthlogOptions
 from exporter.scrape import ScrapeCollector
 from exporter.sources.authlog.journal import JournalReader
 from exporter.sources.authlog.stats import Stats
@@ -23,13 +23,8 @@ from tests.exposition import Samples, render, samples, value
 LINE = "Dec  6 03:00:00 host sshd[4242]: Failed password for root from 192.0.2.7 port 50000 ssh2\n"
 
 
-def _args(files: str, journal: str = "off") -> dict[str, Any]:
-    return {
-        "collector.authlog.state_dir": "",
-        "collector.authlog.from_start": True,
-        "collector.authlog.files": files,
-        "collector.authlog.journal": journal,
-    }
+def _args(files: str, journal: str = "off") -> AuthlogOptions:
+    return AuthlogOptions(files=tuple(f for f in files.split(",") if f), journal=journal, from_start=True)
 
 
 @pytest.fixture

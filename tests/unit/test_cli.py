@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import main
+from exporter.__main__ import main
 from exporter.web.app import make_http_server, parse_listen_address
 from tests.exposition import samples, value
 from tests.net import free_port, wait_for_port
@@ -127,7 +127,7 @@ class Stuck:
         yield from ()
 
 register_collector("stuck", Stuck, help="never returns")
-from exporter.cli import main
+from exporter.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
 

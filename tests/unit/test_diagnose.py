@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import main
+from exporter.__main__ import main
 from exporter.diagnose import as_json, as_text, host_causes
 from exporter.sources.access.layers import LogLine, PenaltyLog
 from exporter.sources.authlog.records import Event

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import build_collectors, build_context, serve_parser
+from exporter.cli import serve_parser
 from exporter.collectors.fail2ban import make_collector, snapshot_families
 from exporter.collectors.families.bans import BanCollector
+from exporter.options import Options
+from exporter.registry import Context, build_collectors, registrations
 from exporter.sources.access.model import parse_target
 from exporter.sources.access.reader import AccessOptions, AccessReader
 from exporter.sources.fail2ban.configcheck import parse_dump
@@ -613,7 +615,8 @@ def test_coverage_is_the_union_of_actions() -> None:
 
 
 def test_flags_reach_the_reader(tmp_path: Path) -> None:
-    args = serve_parser().parse_args(
+    switches = registrations()
+    args = serve_parser(switches).parse_args(
         [
             f"--path.rootfs={tmp_path}",
             "--collector.fail2ban.socket=/run/f2b.sock",
@@ -622,7 +625,7 @@ def test_flags_reach_the_reader(tmp_path: Path) -> None:
             "--collector.fail2ban.timeout=0.5",
         ]
     )
-    collector = build_collectors(build_context(args))["fail2ban"]
+    collector = build_collectors(Context(Options.from_namespace(args, switches)))["fail2ban"]
     assert isinstance(collector, BanCollector)
     reader = collector.reader
     assert isinstance(reader, Fail2banReader)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter import cli
+import exporter
+from exporter.__main__ import main
 from exporter.replay import MAX_LINE_BYTES, read_blocks, read_lines
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "authlog"
@@ -18,7 +19,7 @@ KEYS = ["file", "line", "event", "address", "user", "method", "pid", "time"]
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(["replay", *argv])
+    code = main(["replay", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -136,7 +137,7 @@ def test_read_lines_caps_and_keeps_numbering() -> None:
 
 
 def test_console_script(tmp_path: Path) -> None:
-    exe = Path(cli.__file__).parents[1] / ".venv" / "bin" / "ssh-access-exporter"
+    exe = Path(exporter.__file__).parents[1] / ".venv" / "bin" / "ssh-access-exporter"
     if not exe.exists():
         pytest.skip("console script not installed in .venv")
     done = subprocess.run(

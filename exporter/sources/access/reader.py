@@ -1,9 +1,9 @@
 """Reads the facts every layer needs, once per question, through the same sources as the collectors.
 
-The options come from the server's flags (`AccessOptions.from_args`), so `diagnose` and the watchlist
-read exactly what the collectors read; a layer whose collector is switched off is not asked. PerSource
-penalties come from the end of the auth log files (the last TAIL_BYTES of each, through the live
-framing and classification), kept for `penalty_window` seconds.
+The options are the collectors' own (exporter.options builds them from the same settings), so `diagnose`
+and the watchlist read exactly what the collectors read; a layer whose collector is switched off is not
+asked. PerSourcePenalties come from the end of the auth log files (the last TAIL_BYTES of each, through
+the live framing and classification), kept for `penalty_window` seconds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from exporter.sources.access.layers import Fail2banFacts, HostFacts, LogLine, PenaltyLog, verdicts
 from exporter.sources.access.model import LayerVerdict, Network, label
@@ -47,7 +47,7 @@ LOG_EVENTS = frozenset({"penalty_applied", "penalty_drop", "maxstartups_drop"})
 
 @dataclass(frozen=True)
 class AccessOptions:
-    """Which layers to ask and where their sources are (defaults as the collectors' flags)."""
+    """Which layers to ask and where their sources are (defaults: the sources' own)."""
 
     tcp_wrappers: bool = True
     fail2ban: bool = True
@@ -68,36 +68,6 @@ class AccessOptions:
     journal: str = "auto"  # auto: when there is no log file (as the authlog collector)
     penalty_window: float = PENALTY_WINDOW
     timeout: float = 3.0
-
-    @classmethod
-    def from_args(cls, args: dict[str, Any]) -> AccessOptions:
-        """From the parsed flags (`vars(namespace)`); flags of collectors not built in keep defaults."""
-
-        def get(name: str, default: Any) -> Any:
-            found = args.get(name)
-            return default if found is None else found
-
-        files = tuple(f.strip() for f in str(get("collector.authlog.files", "")).split(",") if f.strip())
-        return cls(
-            tcp_wrappers=bool(get("collector.tcpwrappers", True)),
-            fail2ban=bool(get("collector.fail2ban", True)),
-            fail2ban_socket=str(get("collector.fail2ban.socket", DEFAULT_SOCKET)),
-            fail2ban_db=str(get("collector.fail2ban.db", DEFAULT_DB)),
-            fail2ban_owner=int(get("collector.fail2ban.socket_owner", 0)),
-            sshguard=bool(get("collector.sshguard", True)),
-            denyhosts=bool(get("collector.denyhosts", True)),
-            denyhosts_work_dir=str(get("collector.denyhosts.work_dir", WORK_DIR)),
-            crowdsec=bool(get("collector.crowdsec", True)),
-            crowdsec_bouncer_config=str(get("collector.crowdsec.bouncer_config", BOUNCER_CONFIG)),
-            cscli=str(get("collector.crowdsec.cscli", CSCLI)),
-            firewall=bool(get("collector.firewall", True)),
-            firewall_timeout=float(get("collector.firewall.timeout", TIMEOUT)),
-            use_iptc=get("collector.firewall.legacy_reader", "python-iptables") == "python-iptables",
-            authlog=bool(get("collector.authlog", True)),
-            log_files=files,
-            journal=str(get("collector.authlog.journal", "auto")),
-            penalty_window=float(get("collector.watchlist.penalty_window", PENALTY_WINDOW)),
-        )
 
 
 def _events_of(

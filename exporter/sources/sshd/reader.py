@@ -39,6 +39,7 @@ from exporter.sources.sshd.config import (
 )
 from exporter.sources.sshd.connections import ConnectionTracker, read_listener_trees
 from exporter.sources.sshd.processes import (
+    DEFAULT_CONFIG,
     FileId,
     Listener,
     ListenerCheck,
@@ -65,6 +66,7 @@ TcpQuery = tuple[int, tuple[int, ...], tuple[str, ...]]  # listener pid, its por
 # instance is found at once: its old pid is gone).
 FULL_SCAN_INTERVAL = 30.0
 PID_FILE_BYTES = 4096  # a pid and a newline; anything longer is not sshd's PidFile
+DEFAULT_BINARY = "/usr/sbin/sshd"
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,7 @@ def _mtime(path: Path | None) -> float | None:
 class SshdReader:
     """Reads sshd's state under --path.rootfs / --path.procfs."""
 
-    def __init__(
-        self, paths: HostPaths, binary: str = "/usr/sbin/sshd", config: str = "/etc/ssh/sshd_config"
-    ):
+    def __init__(self, paths: HostPaths, binary: str = DEFAULT_BINARY, config: str = DEFAULT_CONFIG):
         self.paths = paths
         self.binary = binary
         self.config = config
