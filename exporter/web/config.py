@@ -11,8 +11,9 @@ Differences from exporter-toolkit, each deliberate:
   size or inode change (certificate rotation), checked on each new connection;
 - `RequireAnyClientCert` (a client certificate that no CA checks) is refused: `ssl` always verifies a
   certificate it asks for; `RequestClientCert` asks for none, which grants the same access;
-- `cipher_suites` and `curve_preferences` are accepted and ignored with a warning (Go's names are not
-  OpenSSL's, and TLS 1.3 suites are not configurable in `ssl`); `http2` is accepted and ignored;
+- `cipher_suites` and `curve_preferences` are checked against Go's names (a typo fails as in Go), then
+  ignored with a warning (Go's names are not OpenSSL's, and TLS 1.3 suites are not configurable in
+  `ssl`); `http2` is accepted and ignored (the server speaks HTTP/1.1);
 - `rate_limit` is refused rather than silently not enforced.
 """
 
@@ -31,6 +32,8 @@ from exporter.web.middleware import WebConfigMiddleware
 from exporter.web.settings import (
     CLIENT_AUTH,
     EXTRA_HEADERS,
+    GO_CIPHER_SUITES,
+    GO_CURVES,
     TLS_VERSIONS,
     TLSServerConfig,
     WebConfig,
@@ -132,8 +135,12 @@ def _parse_tls(value: Any, base: Path) -> TLSServerConfig | None:
             data.get("prefer_server_cipher_suites"), key + "prefer_server_cipher_suites", True
         ),
     )
-    for ignored in ("cipher_suites", "curve_preferences"):
-        if _strings(data.get(ignored), key + ignored):
+    for ignored, known in (("cipher_suites", GO_CIPHER_SUITES), ("curve_preferences", GO_CURVES)):
+        names = _strings(data.get(ignored), key + ignored)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError(f"{key}{ignored}: {unknown[0]!r} is not a name Go's crypto/tls knows")
+        if names:
             log.warning("web config key ignored: OpenSSL's defaults apply", extra={"key": key + ignored})
     # As exporter-toolkit's TLSConfig.IsEnabled: any of these turns TLS on, and then it must be complete.
     enabling = ("cert_file", "key_file", "cert", "key", "client_ca_file", "client_ca", "client_auth_type")
@@ -155,15 +162,15 @@ def _parse_tls(value: Any, base: Path) -> TLSServerConfig | None:
             f"{key}client_auth_type: {tls.client_auth_type} (a client certificate no CA checks) is not "
             "supported; use RequireAndVerifyClientCert with client_ca_file"
         )
-    has_ca = tls.client_ca_file is not None or tls.client_ca is not None
-    if has_ca and tls.client_auth_type == "NoClientCert":
+    ca_key = "client_ca_file" if tls.client_ca_file is not None else "client_ca"
+    if (tls.client_ca_file or tls.client_ca) and tls.client_auth_type == "NoClientCert":
+        raise ConfigError(f"{key}{ca_key}: a client CA is configured but client_auth_type is NoClientCert")
+    # exporter-toolkit: the SANs need a client that must send a certificate (RequireAnyClientCert, refused
+    # above, or RequireAndVerifyClientCert); with the others a client sends none and has no name to match.
+    if tls.client_allowed_sans and CLIENT_AUTH[tls.client_auth_type] != ssl.CERT_REQUIRED:
         raise ConfigError(
-            f"{key}client_ca_file: a client CA is configured but client_auth_type is NoClientCert"
-        )
-    if tls.client_allowed_sans and CLIENT_AUTH[tls.client_auth_type] == ssl.CERT_NONE:
-        raise ConfigError(
-            f"{key}client_allowed_sans: needs client_auth_type VerifyClientCertIfGiven or "
-            "RequireAndVerifyClientCert (only a verified certificate's names can be trusted)"
+            f"{key}client_allowed_sans: needs client_auth_type RequireAndVerifyClientCert (a client that "
+            f"may send no certificate, as with {tls.client_auth_type}, has no name to match)"
         )
     if tls.min_version > tls.max_version:
         raise ConfigError(f"{key}min_version: is above max_version")
@@ -175,9 +182,11 @@ def _parse_http(value: Any) -> tuple[tuple[tuple[str, str], ...], bool]:
     http2 = _bool(data.get("http2"), "http_server_config.http2", True)
     headers = _mapping(data.get("headers"), "http_server_config.headers", EXTRA_HEADERS)
     extra = []
-    for name, raw in headers.items():
+    for name, given in headers.items():
         key = f"http_server_config.headers.{name}"
-        text = _string(raw, key)
+        # `X-XSS-Protection: 0` is YAML's number 0; Go's yaml reads it as the text "0".
+        number = isinstance(given, int) and not isinstance(given, bool)
+        text = _string(str(given) if number else given, key)
         if text is None:  # "Unset if blank"
             continue
         allowed = EXTRA_HEADERS[name]
