@@ -1,6 +1,7 @@
 """Real daemons for integration tests: an sshd on loopback and the exporter as a subprocess.
 
-Everything started here is stopped by pid; everything written lives under the test's tmp_path.
+Everything started here is stopped by pid; everything written lives under the test's tmp_path. How each
+daemon is started without touching the host, and what its recipe relies on: docs/integration-components.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Classification: every wording of sshd-facts.md (fixtures/authlog/wordings.tsv) and the edge cases."""
+"""Classification: every wording in docs/sshd-log-lines.md (fixtures/authlog/wordings.tsv), edge cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Framing: every framing in sshd-facts.md, year inference, and lines that are not log lines."""
+"""Framing: every framing in docs/sshd-log-lines.md, year inference, and lines that are not log lines."""
 
 from __future__ import annotations
 
