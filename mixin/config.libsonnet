@@ -1,5 +1,5 @@
 // Everything an installation may want to change, in one place. Override in your own jsonnet:
-//   (import 'ssh-access-exporter/mixin.libsonnet') + { _config+:: { exporterSelector: 'job="ssh"' } }
+//   (import 'ssh-access-exporter/mixin/mixin.libsonnet') + { _config+:: { exporterSelector: 'job="ssh"' } }
 {
   _config+:: {
     // Selects the exporter's series; every rule uses it (the job of deploy/prometheus/prometheus.yml).
