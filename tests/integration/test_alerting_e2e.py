@@ -46,6 +46,7 @@ import pytest
 import yaml
 
 from exporter.sources.sshd.reader import FULL_SCAN_INTERVAL
+from tests.integration.dashboard_queries import GRAFANA_SUBSTITUTIONS, dashboard_queries
 from tests.integration.harness import (
     SSHD,
     Exporter,
@@ -57,15 +58,7 @@ from tests.integration.harness import (
     require_root_and,
     ssh_password_attempt,
 )
-from tests.integration.test_prometheus_e2e import (
-    GRAFANA_SUBSTITUTIONS,
-    RULES,
-    Prometheus,
-    _dashboard_queries,
-    eventually,
-)
-from tests.integration.test_sshd_live import Held
-from tests.integration.test_sshd_socket_activation_live import SocketUnit
+from tests.integration.services import RULES, Held, Prometheus, SocketUnit, eventually
 from tests.net import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -657,7 +650,7 @@ def _panel_results(host: Host) -> dict[tuple[str, str], bool]:
     }
     results: dict[tuple[str, str], bool] = {}
     end = time.time()
-    for uid, _, title, expr, instant in _dashboard_queries():
+    for uid, _, title, expr, instant in dashboard_queries():
         grafana = expr
         for variable, replacement in variables.items():
             grafana = grafana.replace(variable, replacement)

@@ -9,118 +9,17 @@ dashboard's sshd row and the fleet table return data.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.exposition import value
+from tests.integration.dashboard_queries import DASHBOARDS, GRAFANA_SUBSTITUTIONS, dashboard_queries
 from tests.integration.harness import SSHD, Exporter, Sshd, require_root_and
-from tests.integration.test_sshd_live import Held
-from tests.net import free_port, wait_for_port
-
-ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "deploy/prometheus/ssh-access-rules.yml"
-EXAMPLE_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
-DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
-
-
-class Prometheus:
-    """`prometheus` on 127.0.0.1 with its config and TSDB in a temp dir, stopped by pid."""
-
-    def __init__(
-        self,
-        directory: Path,
-        target_port: int,
-        *,
-        rules: Path = RULES,
-        labels: dict[str, str] | None = None,
-        alertmanager_port: int | None = None,
-    ) -> None:
-        """The example config, made fast and local: 1 s scrapes and evaluations; `labels` on the target,
-        alerts sent to the Alertmanager on `alertmanager_port` (none without it)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
-        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"}
-        config.pop("alerting", None)
-        if alertmanager_port is not None:
-            config["alerting"] = {
-                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
-            }
-        config["rule_files"] = [str(rules)]
-        (job,) = config["scrape_configs"]
-        job.pop("scrape_timeout", None)
-        target: dict[str, Any] = {"targets": [f"127.0.0.1:{target_port}"]}
-        if labels:
-            target["labels"] = labels
-        job["static_configs"] = [target]
-        self.config = directory / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.port = free_port()
-        self.log = (directory / "prometheus.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                str(shutil.which("prometheus")),
-                f"--config.file={self.config}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--storage.tsdb.path={directory / 'data'}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, timeout=30)
-        eventually(self.ready, what="prometheus /-/ready")  # it listens before the TSDB is open (503)
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5) as response:
-                return int(response.status) == 200
-        except urllib.error.HTTPError:
-            return False
-
-    def api(self, path: str, **params: str) -> Any:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        url = f"http://127.0.0.1:{self.port}/api/v1/{path}{query}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        data = self.api("query", query=expr)
-        assert data["resultType"] == "vector", data
-        result: list[dict[str, Any]] = data["result"]
-        return result
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Call check until it returns something truthy; fail with `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
-        time.sleep(0.25)
+from tests.integration.services import RULES, Held, Prometheus, eventually
 
 
 @pytest.fixture(scope="module")
@@ -238,30 +137,6 @@ def test_near_start_alert_goes_pending_while_sshd_is_at_start(
     )
 
 
-def _dashboard_queries() -> Iterator[tuple[str, str, str, str, bool]]:
-    """(dashboard uid, row, panel title, expr, instant) of every query, annotations too (instant: Grafana
-    evaluates it at the end of the time range only, not over it)."""
-    for path in DASHBOARDS:
-        board = json.loads(path.read_text())
-        current_row = ""
-        for panel in board["panels"]:
-            if panel["type"] == "row":
-                current_row = panel["title"]
-                continue
-            for target in panel["targets"]:
-                yield board["uid"], current_row, panel["title"], target["expr"], bool(target.get("instant"))
-        for annotation in board["annotations"]["list"]:
-            yield board["uid"], "annotations", annotation["name"], annotation["expr"], False
-
-
-# What Grafana puts in for the variables with "All" selected, and its interval macros.
-GRAFANA_SUBSTITUTIONS = {
-    'job=~"$job"': 'job=~".+"',
-    'cluster=~"$cluster"': 'cluster=~".*"',
-    'instance=~"$instance"': 'instance=~".+"',
-    "$__rate_interval": "1m",
-    "$__range": "1h",
-}
 # Panels that may be empty on this stack: only states with connections are shown; the per-listener
 # branch's host-wide fallback exists only for sshd without a listener title.
 EMPTY_OK = {"TCP connections on sshd ports by state"}
@@ -280,7 +155,7 @@ def test_every_dashboard_query_evaluates(stack: tuple[Sshd, Exporter, Prometheus
     assert {path.name for path in DASHBOARDS} == {"ssh-access-fleet.json", "ssh-access-host.json"}
     eventually(lambda: prometheus.query("ssh_access_sshd_listeners"), what="first samples")
     time.sleep(2)  # two scrapes more, so rate() and increase() have samples to work on
-    for uid, row, title, expr, _ in _dashboard_queries():
+    for uid, row, title, expr, _ in dashboard_queries():
         grafana = expr
         for variable, replacement in GRAFANA_SUBSTITUTIONS.items():
             grafana = grafana.replace(variable, replacement)

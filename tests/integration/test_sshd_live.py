@@ -7,7 +7,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,51 +18,13 @@ import pytest
 from exporter.sources.sshd.config import EffectiveConfig, parse_sshd_t
 from tests.exposition import Samples, promtool_check, value
 from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, require_root_and
+from tests.integration.services import Held
 from tests.net import free_port, wait_for_port
 
 
 @pytest.fixture(autouse=True)
 def _needs_sshd() -> None:
     require_root_and(SSHD, "ssh-keygen", "promtool")
-
-
-class Held:
-    """Banner-less TCP connections held open to sshd; only those sshd accepted are kept."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sockets: list[socket.socket] = []
-        self.dropped = 0
-
-    def hold(self, count: int, attempts: int = 300) -> None:
-        """Open connections until `count` are accepted (past `start` sshd drops some at random)."""
-        while len(self.sockets) < count:
-            assert attempts > 0, f"sshd accepted only {len(self.sockets)} of {count}"
-            attempts -= 1
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-            first = sock.recv(256)
-            if first.startswith(b"SSH-2.0-"):
-                self.sockets.append(sock)
-                time.sleep(0.2)  # the listener's title updates on accept
-            else:
-                assert b"Exceeded MaxStartups" in first or first == b"", first
-                self.dropped += 1
-                sock.close()
-
-    def refused(self) -> bool:
-        """One more connection: whether sshd dropped it (past `full` it drops every new one)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            first = sock.recv(256)
-        if first.startswith(b"SSH-2.0-"):
-            return False
-        assert b"Exceeded MaxStartups" in first or first == b"", first
-        self.dropped += 1
-        return True
-
-    def close(self) -> None:
-        for sock in self.sockets:
-            sock.close()
-        self.sockets.clear()
 
 
 @pytest.fixture

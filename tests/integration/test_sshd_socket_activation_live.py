@@ -19,37 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.exposition import value
-from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, _stop, require_root_and
+from tests.integration.harness import SSHD, Exporter, NetNs, Sshd, require_root_and
+from tests.integration.services import SocketUnit
 
 
 @pytest.fixture(autouse=True)
 def _needs_tools() -> None:
     require_root_and(SSHD, "ssh-keygen", "ip", "systemd-socket-activate")
-
-
-class SocketUnit:
-    """`systemd-socket-activate` listening on sshd's port inside `netns`, spawning `sshd -i`."""
-
-    def __init__(self, netns: NetNs, sshd: Sshd) -> None:
-        self.netns = netns
-        self.sshd = sshd
-        command = ["systemd-socket-activate", f"--listen=127.0.0.1:{sshd.port}", "--accept", "--inetd"]
-        # `ip netns exec` execs the command: the pid is the stand-in's own
-        self.proc = subprocess.Popen(
-            netns.command([*command, SSHD, "-i", "-f", str(sshd.config)]), stderr=subprocess.DEVNULL
-        )
-        netns.wait_for_port(sshd.port)
-
-    def banner(self) -> str:
-        """What a client connecting to the port receives first (sshd, spawned for the connection)."""
-        code = (
-            f"import socket; s = socket.create_connection(('127.0.0.1', {self.sshd.port}), timeout=10); "
-            "print(s.recv(64).decode())"
-        )
-        return self.netns.run([sys.executable, "-c", code]).stdout
-
-    def stop(self) -> None:
-        _stop(self.proc)
 
 
 @pytest.fixture
