@@ -26,8 +26,11 @@ def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = tls.min_version
     context.maximum_version = tls.max_version
+    # Python's server contexts start with the server's order; `false` must clear it, not leave it.
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     key = "tls_server_config."
     with tempfile.TemporaryDirectory(prefix="web-config-") as private:
         # ssl loads certificates and keys only from files: inline PEM goes through a private temp dir.

@@ -1,4 +1,5 @@
-"""--web.config.file end to end: the real exporter behind TLS, client certificates and basic auth.
+"""--web.config.file end to end: the real exporter behind TLS, client certificates and basic auth, and
+each tls_server_config setting as a TLS client meets it (the exporter's server in process).
 
 Certificates come from the `openssl` command in tmp_path; everything listens on 127.0.0.1 only.
 """
@@ -6,7 +7,9 @@ Certificates come from the `openssl` command in tmp_path; everything listens on 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
+import logging
 import shutil
 import socket
 import ssl
@@ -16,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,3 +268,287 @@ def test_tls_keep_alive_and_handshake_deadline(pki: PKI) -> None:
         server.shutdown()
         thread.join(5)
         server.server_close()
+
+
+def _hello(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello\n"]
+
+
+@contextlib.contextmanager
+def _serving(pki: PKI, tls_lines: str) -> Iterator[int]:
+    """The exporter's HTTP server with `tls_server_config:` + tls_lines from pki.dir/web.yml; its port."""
+    config = pki.dir / "web.yml"
+    config.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n" + tls_lines)
+    tls = load_web_config(config).tls
+    assert tls is not None
+    server = make_http_server("127.0.0.1:0", _hello, TLSContextSource(tls), Limits(handshake_timeout=5))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def _get(port: int, context: ssl.SSLContext) -> int | None:
+    """The status of GET / over HTTPS; None when TLS refuses the client (in TLS 1.3 the server's refusal of
+    a client certificate arrives after the client's handshake, so only a request shows it)."""
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def _client(pki: PKI, cert: str | None) -> ssl.SSLContext:
+    """A client trusting pki's CA, with no certificate, pki's NAME, or `foreign:NAME` (another CA's)."""
+    if cert is None or not cert.startswith("foreign:"):
+        return pki.client_context(cert)
+    other = pki.dir.parent / "foreign"
+    if not other.exists():
+        make_pki(other)
+    context = pki.client_context()
+    name = cert.removeprefix("foreign:")
+    context.load_cert_chain(other / f"{name}.crt", other / f"{name}.key")
+    return context
+
+
+def _ca_inline(pki: PKI) -> str:
+    return "  client_ca: |\n" + "".join(f"    {line}\n" for line in pki.ca.read_text().splitlines())
+
+
+# client_auth_type, each value, with the client CA given as a file, inline, or not at all: (id, lines after
+# cert_file/key_file, client certificate: None, a name pki issued, or foreign:NAME; answered or refused).
+IF_GIVEN = "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n"
+REQUIRE = "  client_auth_type: RequireAndVerifyClientCert\n"
+CA_FILE = "  client_ca_file: ca.crt\n"
+CLIENT_AUTH_CASES = [
+    ("NoClientCert-none", "  client_auth_type: NoClientCert\n", None, True),
+    ("NoClientCert-cert", "  client_auth_type: NoClientCert\n", "scraper", True),
+    ("RequestClientCert-none", "  client_auth_type: RequestClientCert\n", None, True),
+    ("RequestClientCert-foreign", "  client_auth_type: RequestClientCert\n", "foreign:scraper", True),
+    ("VerifyIfGiven-none", IF_GIVEN, None, True),
+    ("VerifyIfGiven-good", IF_GIVEN, "scraper", True),
+    ("VerifyIfGiven-foreign", IF_GIVEN, "foreign:scraper", False),
+    ("RequireAndVerify-none", REQUIRE + CA_FILE, None, False),
+    ("RequireAndVerify-good", REQUIRE + CA_FILE, "scraper", True),
+    ("RequireAndVerify-foreign", REQUIRE + CA_FILE, "foreign:scraper", False),
+    ("RequireAndVerify-inline-CA-good", REQUIRE + "{ca_inline}", "scraper", True),
+    ("RequireAndVerify-inline-CA-foreign", REQUIRE + "{ca_inline}", "foreign:scraper", False),
+    ("RequireAndVerify-inline-CA-none", REQUIRE + "{ca_inline}", None, False),
+    # No client CA: as Go, the system's CAs verify, and they do not know the test CA.
+    ("RequireAndVerify-no-CA", REQUIRE, "scraper", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("lines", "cert", "answered"),
+    [case[1:] for case in CLIENT_AUTH_CASES],
+    ids=[c[0] for c in CLIENT_AUTH_CASES],
+)
+def test_client_auth_type(pki: PKI, lines: str, cert: str | None, answered: bool) -> None:
+    with _serving(pki, lines.format(ca_inline=_ca_inline(pki))) as port:
+        assert (_get(port, _client(pki, cert)) == 200) is answered
+
+
+def test_client_verification_without_a_client_ca_warns(pki: PKI, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), _serving(pki, "  client_auth_type: RequireAndVerifyClientCert\n"):
+        pass
+    assert any("system CAs" in record.getMessage() for record in caplog.records)
+
+
+SAN_CASES = [
+    ("dns-allowed", "[scraper.test]", "scraper", "DNS:scraper.test", True),
+    ("dns-other", "[scraper.test]", "stranger", "DNS:stranger.test", False),
+    ("dns-exact-not-suffix", "[test]", "scraper", "DNS:scraper.test", False),
+    ("ipv6-any-spelling", "['2001:0db8:0:0::7']", "ipclient", "IP:2001:db8::7", True),
+    ("ipv4", "['192.0.2.7', other.test]", "ipclient", "IP:192.0.2.7", True),
+    ("uri", "['spiffe://example.test/scraper']", "uriclient", "URI:spiffe://example.test/scraper", True),
+    ("email", "[scraper@example.test]", "mailclient", "email:scraper@example.test", True),
+    ("one-of-several", "[a.test, scraper.test, b.test]", "scraper", "DNS:scraper.test", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "cert", "san", "answered"), [case[1:] for case in SAN_CASES], ids=[c[0] for c in SAN_CASES]
+)
+def test_client_allowed_sans(pki: PKI, allowed: str, cert: str, san: str, answered: bool) -> None:
+    """Exact match against the certificate's DNS, IP, URI or e-mail SANs, as exporter-toolkit matches."""
+    if not (pki.dir / f"{cert}.crt").exists():
+        pki.issue(cert, san, "clientAuth")
+    lines = "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+    with _serving(pki, lines + f"  client_allowed_sans: {allowed}\n") as port:
+        assert (_get(port, pki.client_context(cert)) == 200) is answered
+        assert _get(port, pki.client_context()) is None  # no certificate, no name
+
+
+def _version(port: int, context: ssl.SSLContext) -> str | None:
+    """The TLS version a handshake agrees, None when the server refuses the client's versions."""
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            return tls.version()
+    except (OSError, ssl.SSLError):
+        return None
+
+
+def _client_versions(pki: PKI, lowest: ssl.TLSVersion, highest: ssl.TLSVersion) -> ssl.SSLContext:
+    context = pki.client_context()
+    context.minimum_version, context.maximum_version = lowest, highest
+    return context
+
+
+V12, V13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
+
+
+@pytest.mark.parametrize(
+    ("lines", "client", "agreed"),
+    [
+        ("", (V12, V13), "TLSv1.3"),
+        ("", (V12, V12), "TLSv1.2"),  # default min_version TLS12
+        ("  min_version: TLS13\n", (V12, V12), None),
+        ("  min_version: TLS13\n", (V12, V13), "TLSv1.3"),
+        ("  max_version: TLS12\n", (V12, V13), "TLSv1.2"),
+        ("  max_version: TLS12\n", (V13, V13), None),
+        ("  min_version: TLS12\n  max_version: TLS12\n", (V12, V13), "TLSv1.2"),
+        # Older versions may be allowed; a TLS 1.2 client still agrees its version.
+        ("  min_version: TLS10\n", (V12, V12), "TLSv1.2"),
+        ("  min_version: TLS11\n  max_version: TLS12\n", (V12, V13), "TLSv1.2"),
+    ],
+    ids=["default", "default-tls12-client", "min13-refuses-12", "min13", "max12", "max12-refuses-13-only",
+         "min12-max12", "min10", "min11-max12"],
+)  # fmt: skip
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_min_and_max_version(
+    pki: PKI, lines: str, client: tuple[ssl.TLSVersion, ssl.TLSVersion], agreed: str | None
+) -> None:
+    with _serving(pki, lines) as port:
+        assert _version(port, _client_versions(pki, *client)) == agreed
+
+
+@pytest.mark.parametrize(
+    ("lines", "chosen"),
+    [
+        ("", "ECDHE-ECDSA-AES256-GCM-SHA384"),  # OpenSSL's order: AES-256 before AES-128
+        ("  prefer_server_cipher_suites: true\n", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+        ("  prefer_server_cipher_suites: false\n", "ECDHE-ECDSA-AES128-GCM-SHA256"),  # the client's first
+    ],
+    ids=["default", "true", "false"],
+)
+def test_prefer_server_cipher_suites(pki: PKI, lines: str, chosen: str) -> None:
+    """The server's order (OpenSSL's) decides unless the file sets false; then the client's first choice
+    wins. `false` was ignored: Python's server contexts prefer the server's order from the start."""
+    client = _client_versions(pki, V12, V12)
+    client.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384")
+    with (
+        _serving(pki, lines) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        client.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        cipher = tls.cipher()
+        assert cipher is not None and cipher[0] == chosen
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]\n",
+        "  curve_preferences: [CurveP521]\n",
+    ],
+    ids=["cipher_suites", "curve_preferences"],
+)
+def test_ignored_tls_settings_leave_openssls_defaults(pki: PKI, lines: str) -> None:
+    """README: accepted and ignored. A TLS 1.2 client offering a suite or curve the list leaves out is still
+    served: the list restricts nothing."""
+    client = _client_versions(pki, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
+    client.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with _serving(pki, lines) as port:
+        assert _get(port, client) == 200
+
+
+@pytest.mark.parametrize("http2", ["true", "false"])
+def test_http2_is_ignored_and_http11_served(pki: PKI, http2: str) -> None:
+    """README: http2 is ignored. A client offering h2 by ALPN gets no protocol chosen and HTTP/1.1."""
+    config = pki.dir / "web.yml"
+    config.write_text(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        f"http_server_config:\n  http2: {http2}\n"
+    )
+    web = load_web_config(config)
+    assert web.tls is not None
+    server = make_http_server("127.0.0.1:0", _hello, TLSContextSource(web.tls))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = pki.client_context()
+        client.set_alpn_protocols(["h2", "http/1.1"])
+        with (
+            socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw,
+            client.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            assert tls.selected_alpn_protocol() in (None, "http/1.1")
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert tls.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def test_inline_cert_and_key(pki: PKI) -> None:
+    def inline(key: str, path: Path) -> str:
+        return f"  {key}: |\n" + "".join(f"    {line}\n" for line in path.read_text().splitlines())
+
+    config = pki.dir / "inline.yml"
+    config.write_text(
+        "tls_server_config:\n"
+        + inline("cert", pki.dir / "server.crt")
+        + inline("key", pki.dir / "server.key")
+        + "  client_auth_type: RequireAndVerifyClientCert\n"
+        + _ca_inline(pki)
+    )
+    tls = load_web_config(config).tls
+    assert tls is not None
+    assert tls.files == ()  # nothing to watch for rotation
+    server = make_http_server("127.0.0.1:0", _hello, TLSContextSource(tls))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert _get(port, pki.client_context("scraper")) == 200
+        assert _get(port, pki.client_context()) is None
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: missing.crt\n",
+         r"^tls_server_config\.client_ca_file: cannot load the client CA"),
+        ("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: server.key\n",
+         r"^tls_server_config\.client_ca_file: cannot load the client CA"),
+        ("  client_auth_type: RequireAndVerifyClientCert\n  client_ca: not a certificate\n",
+         r"^tls_server_config\.client_ca: cannot load the client CA"),
+    ],
+    ids=["missing", "no-certificate-in-it", "inline-garbage"],
+)  # fmt: skip
+def test_unusable_client_ca_names_the_key(pki: PKI, lines: str, message: str) -> None:
+    config = pki.dir / "web.yml"
+    config.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n" + lines)
+    tls = load_web_config(config).tls
+    assert tls is not None
+    with pytest.raises(ConfigError, match=message):
+        TLSContextSource(tls)
