@@ -202,6 +202,16 @@ REFUSED: list[tuple[str, str, str]] = [
     ("top-level-list", "- a\n", "top level must be a mapping"),
     ("top-level-scalar", "just text\n", "top level must be a mapping"),
     ("unknown-top-key", "tls_server_conf: {}\n", "tls_server_conf: unknown key"),
+    # Go's strict YAML refuses a key given twice; the last one silently winning would hide a mistake
+    ("repeated-top-key", "basic_auth_users: {}\nbasic_auth_users: {}\n", "basic_auth_users: given twice"),
+    ("repeated-tls-key", TLS + "  cert_file: other.crt\n", "tls_server_config.cert_file: given twice"),
+    ("repeated-header",
+     "http_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Frame-Options: deny\n",
+     "http_server_config.headers.X-Frame-Options: given twice"),
+    ("repeated-user", f"basic_auth_users:\n  alice: '{HASH}'\n  alice: '{HASH}'\n",
+     "basic_auth_users.alice: given twice"),
+    ("repeated-user-number-and-text", f"basic_auth_users:\n  1000: '{HASH}'\n  '1000': '{HASH}'\n",
+     "basic_auth_users.1000: given twice"),
     # Unknown keys in each section
     ("unknown-tls-key", TLS + "  cert_fil: a\n", "tls_server_config.cert_fil: unknown key"),
     ("unknown-http-key", "http_server_config:\n  http3: true\n", "http_server_config.http3: unknown key"),
