@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules
+.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules e2e-update
 
 # The auth-log sources too: setup.py compiles some of them with mypyc, so an edit needs a rebuild.
 $(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py exporter/sources/authlog/*/*.py)
@@ -51,6 +51,10 @@ dashboards: dev
 ## make rules: write deploy/prometheus/ssh-access-rules.yml from the mixin (mixin/; commit both)
 rules: dev
 	$(BIN)/python scripts/render_rules.py
+
+## make e2e-update: write tests/e2e/expected.prom from a golden scrape of the fixture host (root; commit both)
+e2e-update: dev
+	$(BIN)/python -m tests.e2e.update
 
 bench: system-deps dev
 	$(BIN)/python -m benchmarks
