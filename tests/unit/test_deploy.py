@@ -1,10 +1,7 @@
 """Deployment files: alert rules and their promtool tests, Prometheus/Alertmanager examples and the systemd
-unit, checked against the metric names the exporter really exposes (the Grafana dashboards:
-test_dashboards.py, which reuses the PromQL name parser below).
-
-The known names are: what the sshd collector and the scrape layer render from a fully populated
-snapshot (so every family appears, even those a fixture host would leave out), plus the contract
-families of collectors still being written (auth log, bans, firewall, watchlist), plus `up`.
+unit, checked against the metric contract (tests/e2e/contract.py: the golden scrape's families, the few
+only daemons produce, and `up`); the README's Metrics section too. The Grafana dashboards:
+test_dashboards.py, which reuses the PromQL name parser below.
 """
 
 from __future__ import annotations
@@ -13,24 +10,30 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.authlog import authlog_families
+from exporter.collectors import fail2ban
 from exporter.collectors.sshd import snapshot_families
-from exporter.scrape import ScrapeCollector
-from exporter.sources.authlog.stats import Stats
+from exporter.sources.fail2ban.configcheck import ConfigCheck
+from exporter.sources.fail2ban.reader import Fail2banSnapshot, Jail
 from exporter.sources.sshd.binary import SshdVersion
 from exporter.sources.sshd.config import EffectiveConfig, MaxStartups
 from exporter.sources.sshd.processes import Listener, ListenerTitle
 from exporter.sources.sshd.reader import ConfigState, ListenerState, SshdSnapshot
 from exporter.sources.sshd.sockets import CONNECTION_STATES
+from tests.e2e.contract import (
+    DAEMON_ONLY,
+    exposition_families,
+    golden_families,
+    known_families,
+    known_names,
+    metric_names,
+)
 from tests.exposition import render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,38 +43,7 @@ PROMETHEUS_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
 UNIT = ROOT / "deploy/systemd/ssh-access-exporter.service"
 DEFAULTS = ROOT / "deploy/systemd/ssh-access-exporter.default"
-
-# Contract families (the project's metric contract) of collectors other issues add (bans, firewall,
-# watchlist). The implemented ones must come out of the real code (checked below).
-CONTRACT_PENDING = frozenset(
-    {
-        "ssh_access_banned_addresses",
-        "ssh_access_ban_source_up",
-        "ssh_access_fail2ban_jail_guards_sshd",
-        "ssh_access_unenforced_bans",
-        "ssh_access_watched_address_blocked",
-    }
-)
-CONTRACT_IMPLEMENTED = frozenset(
-    {
-        "ssh_access_collector_success",
-        "ssh_access_collector_duration_seconds",
-        "ssh_access_build_info",
-        "ssh_access_sshd_startups",
-        "ssh_access_sshd_maxstartups_start",
-        "ssh_access_sshd_maxstartups_rate",
-        "ssh_access_sshd_maxstartups_full",
-        "ssh_access_sshd_events_total",
-        "ssh_access_sshd_auth_failures_total",
-        "ssh_access_sshd_maxstartups_dropped_connections_total",
-        "ssh_access_sshd_maxstartups_throttling",
-        "ssh_access_sshd_penalties_total",
-        "ssh_access_sshd_top_offender_failures",
-        "ssh_access_sshd_socket_activated",
-        "ssh_access_authlog_source_up",
-    }
-)
-STANDARD = frozenset({"up"})
+README = ROOT / "README.md"
 
 # The alert contract (issue 12): every name the shipped rules must keep. critical: someone is locked out
 # now; warning: a lockout is coming or a protection is broken; info: the defences' daily work.
@@ -107,8 +79,16 @@ REQUIRED_ALERTS = frozenset(
 SEVERITIES = ("critical", "warning", "info")
 
 
-def _full_snapshot() -> SshdSnapshot:
-    """Every optional part present, so every family the sshd collector can emit has a sample."""
+@pytest.fixture(scope="module", name="known_names")
+def known_names_fixture() -> frozenset[str]:
+    return known_names()
+
+
+# --- the contract's daemon-only families --------------------------------------------------------------
+
+
+def _full_sshd_snapshot() -> SshdSnapshot:
+    """Every optional part present, `sshd -t` included (valid), as on a host running sshd as root."""
     config = EffectiveConfig(
         source="sshd_t",
         max_startups=MaxStartups(3, 0.5, 6),
@@ -140,82 +120,105 @@ def _full_snapshot() -> SshdSnapshot:
     )
 
 
-class _Static:
-    def __init__(self, metrics: Iterable[Metric]) -> None:
-        self.metrics = list(metrics)
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.metrics)
-
-
-def exposed_names() -> set[str]:
-    """Metric names (as PromQL sees them) of a scrape with the sshd collector on a full snapshot and the
-    authlog collector on a fresh pipeline (families without samples count: their TYPE line names them)."""
-    stats = Stats()
-    stats.source("/var/log/auth.log")
-    scraper = ScrapeCollector(
-        {
-            "sshd": _Static(snapshot_families(_full_snapshot())),
-            "authlog": _Static(authlog_families(stats.snapshot())),
-        }
+def _daemon_families() -> list[Metric]:
+    """What the collectors whose families need daemons render with them: sshd with `sshd -t`, fail2ban
+    answering on its socket (a jail with every attribute), fail2ban down with its config parsed."""
+    jail = Jail(
+        name="sshd",
+        banned=1,
+        permanent_bans=0,
+        bans_total=3,
+        failing=2,
+        failures_total=9,
+        bantime=600.0,
+        findtime=600.0,
+        maxretry=5,
+        backend="file",
+        log_paths=("/var/log/auth.log",),
+        missing_log_paths=("/var/log/auth.log",),
+        guards_sshd=True,
+        covers_sshd_port=True,
     )
-    try:
-        text = render(scraper.collect())
-    finally:
-        scraper.close()
-    names: set[str] = set()
-    for family in text_string_to_metric_families(text):
-        names.add(f"{family.name}_total" if family.type == "counter" else family.name)
-        names.update(sample.name for sample in family.samples)
-    return names
+    socket = Fail2banSnapshot(True, True, "socket", version="1.1.0", server_started=1.7e9, jails=(jail,))
+    config = ConfigCheck(jails=("sshd",), without_logs=frozenset({"sshd"}))
+    down = Fail2banSnapshot(True, False, None, "down", config=config)
+    return [
+        *snapshot_families(_full_sshd_snapshot()),
+        *fail2ban.snapshot_families(socket),
+        *fail2ban.snapshot_families(down),
+    ]
 
 
-def named_in_collectors() -> set[str]:
-    """Family names the other collectors spell out (`"ssh_access_..."` literals in exporter/collectors):
-    their expositions need daemons, so the name is checked against the code that emits it."""
-    collectors = Path(__file__).resolve().parents[2] / "exporter" / "collectors"
+def test_daemon_only_families_are_exposed_with_daemons_and_not_by_the_fixture() -> None:
+    """Each DAEMON_ONLY family comes out of its collector when the daemon is there; none is in the golden
+    file (else it belongs to the golden contract, not here); and whatever these collectors render with
+    daemons is in the contract, so a new family cannot skip both the golden file and this list."""
+    rendered = exposition_families(render(_daemon_families()))
+    assert DAEMON_ONLY.keys() <= rendered, sorted(DAEMON_ONLY.keys() - rendered)
+    assert not DAEMON_ONLY.keys() & golden_families(), sorted(DAEMON_ONLY.keys() & golden_families())
+    assert rendered <= known_families(), sorted(rendered - known_families())
+
+
+# --- the README's Metrics section ---------------------------------------------------------------------
+
+
+def readme_metric_families(text: str) -> tuple[set[str], list[str]]:
+    """The families named in the first column of the tables of the README's `## Metrics` section, and
+    the shorthands it cannot resolve. A row may name several: `ssh_access_x_start` / `_rate` / `_full`,
+    where each suffix replaces a tail of the first name (the contract's family it then names)."""
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    known = known_families()
     found: set[str] = set()
-    for source in collectors.glob("*.py"):
-        text = source.read_text()
-        found.update(re.findall(r'"(ssh_access_[a-z0-9_]+)"', text))
-        # Families whose names are built from a prefix appear whole in the module's sample exposition.
-        found.update(re.findall(r"# TYPE (ssh_access_[a-z0-9_]+) ", text))
-    return found
+    unresolved: list[str] = []
+    for line in section.splitlines():
+        cells = line.split("|")
+        if not line.startswith("| `") or len(cells) < 3:
+            continue
+        first, *suffixes = re.findall(r"`([^`]+)`", cells[1])
+        found.add(first)
+        words = first.split("_")
+        for suffix in suffixes:
+            tails = ["_".join(words[:keep]) + suffix for keep in range(len(words) - 1, 0, -1)]
+            named = [name for name in tails if name in known]
+            if named:
+                found.add(named[0])
+            else:
+                unresolved.append(f"{first} / {suffix}")
+    return found, unresolved
 
 
-@pytest.fixture(scope="module")
-def known_names(tmp_path_factory: pytest.TempPathFactory) -> frozenset[str]:
-    # Every collector rendered on full snapshots (test_dashboards builds them; imported here, not at the
-    # top, because that module imports this one).
-    from tests.unit.test_dashboards import exported_families  # noqa: PLC0415
+def test_readme_shorthand_rows() -> None:
+    text = (
+        "# x\n\n## Metrics\n\n| metric | labels |\n|---|---|\n"
+        "| `ssh_access_authlog_lines_read_total` / `_lines_unmatched_total` / `_rotations_total` | source |\n"
+        "| `ssh_access_sshd_maxstartups_start` / `_nosuch` | |\n"
+        "\n## diagnose\n\n| `ssh_access_elsewhere` | |\n"
+    )
+    found, unresolved = readme_metric_families(text)
+    assert found == {
+        "ssh_access_authlog_lines_read_total",
+        "ssh_access_authlog_lines_unmatched_total",
+        "ssh_access_authlog_rotations_total",
+        "ssh_access_sshd_maxstartups_start",
+    }
+    assert unresolved == ["ssh_access_sshd_maxstartups_start / _nosuch"]
 
-    exported = exported_families(tmp_path_factory.mktemp("rootfs"))
-    return frozenset(exposed_names()) | exported | named_in_collectors() | CONTRACT_PENDING | STANDARD
+
+def test_readme_metrics_section_lists_exactly_the_contract() -> None:
+    """The README's Metrics tables are the users' contract list: exactly the golden file's families and
+    the daemon-only ones. README.md is edited by hand: this says what to add or remove there."""
+    found, unresolved = readme_metric_families(README.read_text())
+    known = known_families()
+    assert not unresolved, f"README.md's Metrics section: shorthands naming no exposed family: {unresolved}"
+    assert not found - known, (
+        f"README.md's Metrics section lists families the exporter does not expose: {sorted(found - known)}"
+    )
+    assert not known - found, (
+        f"README.md's Metrics section is missing exposed families (add a row each): {sorted(known - found)}"
+    )
 
 
 # --- PromQL metric names ----------------------------------------------------------------------------
-
-_STRIP = (
-    re.compile(r'"(?:[^"\\]|\\.)*"'),  # string literals (label values, regexes)
-    re.compile(r"\{[^}]*\}"),  # label matchers
-    re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)"),  # label lists
-    re.compile(r"\[[^\]]*\]"),  # ranges and subqueries
-    re.compile(r"\boffset\s+-?[0-9a-z]+"),
-    re.compile(r"\$\{?\w+\}?"),  # Grafana variables
-)
-_IDENTIFIER = re.compile(r"(?<![\w.:])([A-Za-z_:][\w:]*)(\s*\()?")
-_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "inf", "nan", "by", "without", "on"})
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (function and aggregation names left out)."""
-    for pattern in _STRIP:
-        expr = pattern.sub(" ", expr)
-    return {
-        m.group(1)
-        for m in _IDENTIFIER.finditer(expr)
-        if m.group(2) is None and m.group(1).lower() not in _KEYWORDS
-    }
 
 
 def test_metric_names_parser() -> None:
@@ -225,10 +228,6 @@ def test_metric_names_parser() -> None:
         " unless time() - foo:bar_seconds"
     )
     assert metric_names(expr) == {"ssh_access_sshd_events_total", "up", "foo:bar_seconds"}
-
-
-def test_exposed_names_cover_the_implemented_contract() -> None:
-    assert exposed_names() >= CONTRACT_IMPLEMENTED
 
 
 # --- Alert rules ------------------------------------------------------------------------------------
