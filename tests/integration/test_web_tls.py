@@ -192,12 +192,25 @@ def test_client_certificates_required_and_verified(pki: PKI) -> None:
         assert "process_" in exp.text()
 
 
-def test_unknown_key_exits_2_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("  client_auth: x\n", "tls_server_config.client_auth: unknown key"),
+        (
+            "  client_auth_type: RequireAnyClientCert\n",
+            "tls_server_config.client_auth_type: RequireAnyClientCert",
+        ),
+        ("rate_limit:\n  interval: 1s\n  burst: 5\n", "rate_limit: not supported"),
+    ],
+    ids=["unknown-key", "RequireAnyClientCert", "rate_limit"],
+)
+def test_refused_file_exits_2_naming_the_key(tmp_path: Path, lines: str, message: str) -> None:
+    """What the README says is not supported stops the start, with the key in the message."""
     config = tmp_path / "web.yml"
-    config.write_text("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  client_auth: x\n")
+    config.write_text("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n" + lines)
     result = _run_exporter(config)
     assert result.returncode == 2
-    assert "tls_server_config.client_auth" in result.stderr
+    assert message in result.stderr
 
 
 def test_missing_certificate_exits_2_naming_the_key(tmp_path: Path) -> None:
