@@ -262,8 +262,11 @@ def add_host_flags(parser: argparse.ArgumentParser, collectors: Iterable[Collect
 
     `collectors` are the registered ones (exporter.registry.registrations()): each gets its switch, with
     its default, and then its own flags."""
-    parser.add_argument("--path.rootfs", default="/", help="host root filesystem mount point (default /)")
-    parser.add_argument("--path.procfs", default="/proc", help="procfs mount point (default /proc)")
+    rootfs, procfs = str(HostPaths.rootfs), str(HostPaths.procfs)
+    parser.add_argument(
+        "--path.rootfs", default=rootfs, help=f"host root filesystem mount point (default {rootfs})"
+    )
+    parser.add_argument("--path.procfs", default=procfs, help=f"procfs mount point (default {procfs})")
     parser.add_argument(
         "--config.file",
         default=None,
