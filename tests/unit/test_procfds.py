@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.sshd.held_files import MAX_HELD, RESERVE, HeldProcFiles, default_budget
+from exporter.sources.sshd.held_files import (
+    HTTP_CONNECTIONS,
+    MAX_HELD,
+    RESERVE,
+    HeldProcFiles,
+    default_budget,
+)
 from exporter.web.server import Limits
 
 PERL = shutil.which("perl")
@@ -177,26 +183,33 @@ def budgets_in_child(soft: int, opened: int = 0) -> tuple[int, int, int]:
 
 
 def test_the_budget_shrinks_by_each_descriptor_the_exporter_holds() -> None:
-    before, after, _ = budgets_in_child(RESERVE + 2000, opened=300)
+    before, after, _ = budgets_in_child(2 * RESERVE + 2000, opened=300)
     assert before > 300
     assert before - after == 300
 
 
 def test_the_budget_leaves_the_reserve_within_a_lowered_soft_limit() -> None:
-    for soft in (RESERVE + 1000, RESERVE + 3000):
+    for soft in (2 * RESERVE + 1000, 2 * RESERVE + 3000):  # from 2 * RESERVE the whole reserve stays
         _, budget, open_now = budgets_in_child(soft, opened=10)
         assert budget > 0
         assert budget + open_now + RESERVE <= soft  # the HTTP server's connections still fit
-    assert budgets_in_child(RESERVE + 1000)[0] < budgets_in_child(RESERVE + 3000)[0]
+    assert budgets_in_child(2 * RESERVE + 1000)[0] < budgets_in_child(2 * RESERVE + 3000)[0]
 
 
 def test_the_budget_never_goes_negative() -> None:
-    assert budgets_in_child(64)[:2] == (0, 0)  # a limit below the reserve alone
-    before, after, _ = budgets_in_child(RESERVE + 100, opened=500)  # the open files eat the rest
+    assert budgets_in_child(64, opened=40)[1] == 0  # the open files eat a tiny limit
+    before, after, _ = budgets_in_child(2 * RESERVE, opened=RESERVE + 100)  # and the rest of a larger one
     assert before >= 0 and after == 0
+
+
+def test_under_a_low_limit_half_of_it_stays_for_the_rest_and_files_are_still_held() -> None:
+    """1024, the usual hard limit outside systemd: the full reserve would leave nothing to hold."""
+    _, budget, open_now = budgets_in_child(1024, opened=10)
+    assert budget > 400
+    assert budget + open_now + 1024 // 2 <= 1024
 
 
 def test_the_budget_holds_max_held_at_most_and_leaves_the_reserve() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert 0 <= default_budget() <= max(0, min(MAX_HELD, soft - RESERVE))
-    assert Limits().max_connections < RESERVE  # every connection the HTTP server admits, and more
+    assert 0 <= default_budget() <= max(0, min(MAX_HELD, soft - min(RESERVE, soft // 2)))
+    assert Limits().max_connections == HTTP_CONNECTIONS < RESERVE  # every connection the server admits

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Iterator
 import psutil
 
 from exporter.sources.host.procfiles import read_proc_file
-from exporter.web.server import Limits
 
 # procfs renders a seq_file (children lists) a page at a time: a read that returns less than half a
 # page is the end, since records are tiny. cmdline returns all it has up to the request.
@@ -30,28 +29,32 @@ MAX_HELD = 16384
 
 
 # Descriptors the exporter needs besides the held files and what it has open when the budget is taken:
-# every client connection the HTTP server admits (Limits.max_connections; it accepts one more to close it),
-# plus the rest: listening sockets and the event loop's own, tailed logs and journal files, three pipes
-# per running command, sockets to fail2ban, CrowdSec and sock_diag, sqlite databases.
+# every client connection the HTTP server admits (its default Limits.max_connections, 4096: a source does
+# not import the web view, so tests/unit/test_procfds.py checks the two agree), plus the rest: listening
+# sockets and the event loop's own, tailed logs and journal files, three pipes per running command,
+# sockets to fail2ban, CrowdSec and sock_diag, sqlite databases.
+HTTP_CONNECTIONS = 4096
 OTHER_FILES = 256
-RESERVE = Limits().max_connections + OTHER_FILES
+RESERVE = HTTP_CONNECTIONS + OTHER_FILES
 
 
 def default_budget() -> int:
     """How many /proc files may be held: the soft RLIMIT_NOFILE less the descriptors the exporter has
-    open now and RESERVE, at most MAX_HELD, never negative. Taken once, when the reader is built (after
-    `raise_file_limit` at start).
+    open now and the reserve, at most MAX_HELD, never negative. Taken once, when the reader is built
+    (after `raise_file_limit` at start).
+
+    The reserve is RESERVE, or half the soft limit where that is smaller: under a low hard limit (1024
+    is common outside systemd) the full reserve would leave no budget, and holding files is what keeps
+    scrapes fast under a flood; the HTTP server then meets EMFILE at fewer clients, which its own limits
+    already survive (it logs and keeps serving).
 
     Measured with psutil on the exporter's own process (`rlimit`, `num_fds`): right whatever
-    `--path.procfs` names, since that is the host's procfs and this is about the exporter itself. The
-    reserve is sized from the HTTP server's `Limits` because the server admits up to `max_connections`
-    clients: held files that took their descriptors would make it fail to accept (EMFILE) and cost the
-    scrapes themselves, while a smaller budget only makes the reads past it slower."""
+    `--path.procfs` names, since that is the host's procfs and this is about the exporter itself."""
     process = psutil.Process()
     soft, _ = process.rlimit(psutil.RLIMIT_NOFILE)
     if soft == psutil.RLIM_INFINITY:
         return MAX_HELD
-    return max(0, min(MAX_HELD, soft - process.num_fds() - RESERVE))
+    return max(0, min(MAX_HELD, soft - process.num_fds() - min(RESERVE, soft // 2)))
 
 
 def raise_file_limit() -> None:
