@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "expected.prom"
 AUTH_LOG = "/var/log/auth.log"
 EXPORTER = (sys.executable, "-m", "exporter")
+# The clock and locale the host's files are read in: DenyHosts' entries carry local asctime dates.
 ENVIRONMENT = ("env", "TZ=UTC", "LC_ALL=C.UTF-8")
 SETTLE_TIMEOUT = 30.0
 REPOSITORY = HERE.parents[1]

@@ -33,7 +33,7 @@ def _diff(expected: str, actual: str) -> str:
 def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
     if os.geteuid() != 0:
         pytest.skip("the golden scrape runs the exporter in a network namespace of its own: needs root")
-    require_root_and("ip")
+    require_root_and("ip", "nft")  # nft: the firewall collector reads the (empty) ruleset with it
     return scrape_fixture_host(tmp_path_factory.mktemp("e2e"))
 
 
