@@ -24,7 +24,19 @@ PACKAGE = "exporter"
 # `"--path.rootfs"`), or starts one in an f-string (`f"collector.{name}"`). Prose that mentions a flag
 # (an error message saying "not under --path.rootfs") is no flag name.
 FLAG_NAME = re.compile(r"-{0,2}(?:no-)?(?:collector|path|config|log|web|scrape)\.[\w.-]*")
-FORBIDDEN_IN_SOURCES = ("prometheus_client", "argparse", "exporter.collectors", "exporter.cli")
+# What renders, parses arguments or serves: the views of the model, never part of it.
+FORBIDDEN_IN_SOURCES = (
+    "prometheus_client",
+    "argparse",
+    "exporter.cli",
+    "exporter.collectors",
+    "exporter.diagnose",
+    "exporter.options",
+    "exporter.registry",
+    "exporter.replay",
+    "exporter.scrape",
+    "exporter.web",
+)
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
