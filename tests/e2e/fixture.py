@@ -7,8 +7,8 @@ every stage (its title's `3 of 10-60 startups` counts the unauthenticated ones) 
 blocker. CrowdSec's bouncer config points at lapi.py's address. Nothing here depends on the clock or the
 machine:
 
-- every file's mtime is FILE_TIME, older than the sshd listener's start (boot + 10 s), so no reload is
-  pending and the tcpwrappers/DenyHosts timestamps are fixed;
+- every file's and directory's mtime is FILE_TIME, older than the sshd listener's start (boot + 10 s),
+  so no reload is pending and the tcpwrappers/DenyHosts timestamps are fixed;
 - the auth log is dated 2099: every window the exporter ends at the wall clock (top offenders' last hour,
   the watchlist's penalty window, the OpenSSH 10.0+ throttling hold) then includes all of it, always;
 - fail2ban's bans are permanent (bantime -1) or end in 2118; one ended in 2023 (not current).
@@ -113,9 +113,10 @@ def build_rootfs(rootfs: Path) -> Path:
     database = rootfs / "var/lib/fail2ban/fail2ban.sqlite3"
     database.parent.mkdir(parents=True)
     make_db(database, V4_SCHEMA, FAIL2BAN_JAILS, FAIL2BAN_BANS)
-    for directory, _, files in os.walk(rootfs):
-        for name in files:
-            os.utime(Path(directory, name), (FILE_TIME, FILE_TIME))
+    for directory, directories, files in os.walk(rootfs):  # links themselves: var/run's target is absolute
+        for name in (*directories, *files):
+            os.utime(Path(directory, name), (FILE_TIME, FILE_TIME), follow_symlinks=False)
+    os.utime(rootfs, (FILE_TIME, FILE_TIME))
     return sshd
 
 
