@@ -25,9 +25,6 @@ from exporter.sources.sshd.reader import SshdReader
 from tests.builders import firewall_fixture, fixture_ruleset
 from tests.exposition import promtool_check, render, samples, value
 
-# kept for test_dashboards until it imports tests.builders
-_ruleset = fixture_ruleset
-
 
 def _chain(ruleset: Ruleset, table: str, name: str) -> Chain:
     return next(c for c in ruleset.chains if c.table == table and c.name == name)

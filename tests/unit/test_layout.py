@@ -244,16 +244,6 @@ def test_sources_know_no_flag_and_import_no_view() -> None:
 def test_no_test_module_imports_another() -> None:
     """Builders several test files use live in helpers (tests/builders.py, tests/integration/services.py,
     ...): a test module imported by another reads like a library, and pytest collects it as a side effect."""
-    # Kept for test_dashboards and test_deploy until they import tests.builders (both were being edited
-    # when the builders moved): test_dashboards <- test_deploy (CONTRACT_IMPLEMENTED, CONTRACT_PENDING,
-    # exposed_names, metric_names, named_in_collectors), test_firewall (_ruleset), test_tcpwrappers
-    # (_elf); test_deploy <- test_dashboards (exported_families).
-    pending = {
-        ("tests.unit.test_dashboards", "tests.unit.test_deploy"),
-        ("tests.unit.test_dashboards", "tests.unit.test_firewall"),
-        ("tests.unit.test_dashboards", "tests.unit.test_tcpwrappers"),
-        ("tests.unit.test_deploy", "tests.unit.test_dashboards"),
-    }
     tests = {
         name: path
         for name, path in modules(ROOT, "tests").items()
@@ -264,4 +254,4 @@ def test_no_test_module_imports_another() -> None:
         for name, path in tests.items()
         for target in imported(path.read_text(), name, False, tests)
     }
-    assert sorted(found - pending) == [], "move what they share to tests/builders.py or another helper"
+    assert sorted(found) == [], "move what they share to tests/builders.py or another helper"

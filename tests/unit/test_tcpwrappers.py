@@ -124,10 +124,6 @@ def test_summary() -> None:
     assert summarize(_rules("other: ALL\n", "ALL: ALL EXCEPT 192.0.2.1: deny\nsshd: ALL\n")).denies_everyone
 
 
-# kept for test_dashboards until it imports tests.builders
-_elf = elf
-
-
 def test_elf_needed() -> None:
     assert needed_libraries(elf(["libwrap.so.0", "libc.so.6"])) == ("libwrap.so.0", "libc.so.6")
     assert links_libwrap(elf(["libwrap.so.0"])) and not links_libwrap(elf(["libc.so.6"]))
