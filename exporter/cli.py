@@ -28,7 +28,10 @@ from exporter.registry import Context, build_collectors, registrations
 from exporter.scrape import ScrapeCollector
 from exporter.sources.sshd.held_files import raise_file_limit
 from exporter.web.app import make_app, make_http_server, parse_listen_address
-from exporter.web.config import TLSContextSource, WebConfig, WebConfigMiddleware, load_web_config
+from exporter.web.config import load_web_config
+from exporter.web.middleware import WebConfigMiddleware
+from exporter.web.settings import WebConfig
+from exporter.web.tls import TLSContextSource
 
 log = logging.getLogger("exporter")
 

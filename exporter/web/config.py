@@ -28,7 +28,6 @@ from typing import Any
 from exporter.config import ConfigError, load_yaml_mapping
 from exporter.sources.host.files import CONFIG_FILE_MAX_BYTES, read_regular_file
 from exporter.web.auth import is_bcrypt_hash
-from exporter.web.middleware import WebConfigMiddleware
 from exporter.web.settings import (
     CLIENT_AUTH,
     EXTRA_HEADERS,
@@ -38,11 +37,6 @@ from exporter.web.settings import (
     TLSServerConfig,
     WebConfig,
 )
-from exporter.web.tls import TLSContextSource
-
-# imported by exporter.cli: WebConfig, TLSContextSource and WebConfigMiddleware live in settings, tls
-# and middleware; these names stay importable from here until cli.py imports them from there.
-__all__ = ["TLSContextSource", "WebConfig", "WebConfigMiddleware", "load_web_config", "parse_web_config"]
 
 log = logging.getLogger(__name__)
 
