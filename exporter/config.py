@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.sources.host.files import CONFIG_FILE_MAX_BYTES, read_regular_file
-from exporter.sources.host.yamltext import YAMLSyntaxError, parse_yaml
+from exporter.sources.host.yamltext import YAMLSyntaxError, parse_yaml, repeated_key
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -65,6 +65,9 @@ def load_yaml_mapping(text: str, origin: str, keys: Iterable[str]) -> dict[str, 
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key in {origin} (known: {', '.join(known)})")
+    repeated = repeated_key(text)
+    if repeated is not None:
+        raise ConfigError(f"{repeated}: given twice in {origin} (the last would silently win)")
     return data
 
 

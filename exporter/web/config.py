@@ -207,45 +207,11 @@ def _parse_users(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(users)
 
 
-def _repeated_key(text: str) -> str | None:
-    """The first key given twice in one mapping, as a dotted path, or None.
-
-    Go's strict YAML (exporter-toolkit's yaml.UnmarshalStrict) refuses such a file, while a YAML load keeps
-    the last value: a second `cert_file` or user below the first must not silently win. Keys compare as
-    text, as Go's map[string] keys do (`1000` and `'1000'` are one user).
-    """
-    import yaml  # noqa: PLC0415 (PyYAML only once a web config is given, as exporter.sources.host.yamltext)
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None  # load_yaml_mapping has refused it already
-    pending: list[tuple[yaml.Node | None, str]] = [(root, "")]
-    while pending:
-        node, path = pending.pop(0)
-        if isinstance(node, yaml.SequenceNode):
-            pending.extend((item, path) for item in node.value)
-        if not isinstance(node, yaml.MappingNode):
-            continue
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            dotted = f"{path}.{name}" if path else name
-            if isinstance(key_node, yaml.ScalarNode) and name in seen:
-                return dotted
-            seen.add(name)
-            pending.append((value_node, dotted))
-    return None
-
-
 def parse_web_config(text: str, base: Path, origin: str = "web config") -> WebConfig:
     """Validate YAML text into a WebConfig; relative paths are joined to `base`."""
     data = load_yaml_mapping(text, origin, _TOP_KEYS)
     if data is None:
         return WebConfig()
-    repeated = _repeated_key(text)
-    if repeated is not None:
-        raise ConfigError(f"{repeated}: given twice (exporter-toolkit refuses a repeated key)")
     if data.get("rate_limit") is not None:
         raise ConfigError("rate_limit: not supported by this exporter; rate-limit in a reverse proxy")
     headers, http2 = _parse_http(data.get("http_server_config"))

@@ -32,6 +32,8 @@ def test_watchlist_accepts_addresses_and_networks() -> None:
         ("- a\n- b\n", "top level"),
         ("watchlist: [\n", "not valid YAML"),
         ("watchlist: [192.0.2.1, 198.51.100.0/24, 192.0.2.1/32]\n", "watchlist[2]"),
+        # a second list would silently replace the first: the first's addresses would go unwatched
+        ("watchlist: [192.0.2.1]\nwatchlist: [198.51.100.0/24]\n", "watchlist: given twice"),
     ],
 )
 def test_bad_config_names_the_key(text: str, key: str) -> None:
