@@ -18,8 +18,8 @@ import pytest
 from exporter.__main__ import main
 from exporter.collectors.authlog import LiveAuthlogCollector, SourceUnavailableError, build_sources
 from exporter.options import AuthlogOptions
-from exporter.sources.authlog import fastscan, linescan
 from exporter.sources.authlog import stats as stats_module
+from exporter.sources.authlog.fast import fastscan, linescan
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import FileTailer

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.authlog.classify import IGNORED, DropSummary, Note, auth_method, classify, is_sshd
+from exporter.sources.authlog.classify import IGNORED, DropSummary, Note, classify, is_sshd
 from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, Event, SyslogRecord
+from exporter.sources.authlog.rules import auth_method
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "authlog"
 NEW4 = "srclimit_penalise: ipv4: new 192.0.2.0/24"

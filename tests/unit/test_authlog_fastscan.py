@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.authlog_gen import generate
-from exporter.sources.authlog import fastscan, linescan, stats
+from exporter.sources.authlog import stats
+from exporter.sources.authlog.fast import fastscan, linescan
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.stats import Stats
 

@@ -16,7 +16,9 @@ Addresses are anchored on structure sshd wrote, never on text a client controls:
   key ID): the address is taken only when the line has one way to read it. When the shape around the
   address occurs again in client text, the line names no address (its event still counts, and the
   connection's earlier lines give the address through the pid map): no client can choose it.
-`::ffff:192.0.2.1` is reported as 192.0.2.1.
+`::ffff:192.0.2.1` is reported as 192.0.2.1. What a line's parts mean once found (that clean-up, the
+client of a TCP-wrappers refusal, a disconnect before or after login, ...) is rules.py's: the fast paths
+(fast/) apply the same functions to what their own grammars find.
 
 Besides Events, two other outcomes: a DropSummary (the MaxStartups episode and rate-limit lines, which
 are not events but carry drop counts) and a Note (a known line that is no event, perhaps with the
@@ -30,7 +32,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from exporter.sources.authlog.records import AUTH_METHODS, Event, SyslogRecord
+from exporter.sources.authlog.records import Event, SyslogRecord
+from exporter.sources.authlog.rules import (
+    address,
+    auth_method,
+    disconnect_is_event,
+    drop_event,
+    pam_rhost,
+    penalty_in_force,
+    penalty_reason,
+    rate_limited_kind,
+    wrapper_client,
+)
 
 # Syslog idents of sshd's processes (9.8+ splits per-connection work into sshd-session, 10.0+ sshd-auth).
 SSHD_IDENTS: Final = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -66,48 +79,6 @@ Classified = Event | DropSummary | Note
 def is_sshd(record: SyslogRecord) -> bool:
     """Bare lines (no ident) are taken to be sshd's: `sshd -E` output and pasted messages."""
     return record.ident is None or record.ident in SSHD_IDENTS
-
-
-def address(token: str) -> str:
-    """sshd's address token as reported: `::ffff:` mapped IPv4 as plain IPv4, `[v6]` unbracketed."""
-    if token.startswith("::ffff:") and "." in token:
-        return token[7:]
-    if token.startswith("[") and token.endswith("]"):
-        return token[1:-1]
-    return token
-
-
-_METHODS = frozenset(AUTH_METHODS)
-
-
-def auth_method(token: str) -> str:
-    """`keyboard-interactive/pam` -> `keyboard-interactive`; unknown methods -> `other` (closed set).
-
-    The common tokens are methods as they are: returned without a split (once per failed login).
-    """
-    if token in _METHODS:
-        return token
-    method = token.split("/", 1)[0]
-    return method if method in _METHODS else "other"
-
-
-_PENALTY_REASONS = (
-    ("caused crash", "crash"),
-    ("failed authentication", "authfail"),
-    ("connections without attempting authentication", "noauth"),
-    ("attempted authentication by invalid user", "invaliduser"),
-    ("connection prohibited by RefuseConnection", "refuseconnection"),
-    ("exceeded LoginGraceTime", "grace_exceeded"),
-    ("too many penalised addresses", "table_full"),
-)
-
-
-def penalty_reason(text: str) -> str:
-    """sshd's penalty wording (`penalty: failed authentication`) -> the closed PENALTY_REASONS set."""
-    for wording, reason in _PENALTY_REASONS:
-        if wording in text:
-            return reason
-    return "other"
 
 
 # Handlers take (message without prefix/suffix, record, preauth, had `error:`/`fatal:`).
@@ -176,13 +147,8 @@ _PENALISE_ACTIVATING = re.compile(
 )
 
 
-NEEDS_CLEANUP = ("::ffff:", "[")  # the address tokens address() rewrites
-
-
 def _event(name: str, record: SyslogRecord, addr: str | None = None, user: str | None = None) -> Event:
-    if addr is not None and addr.startswith(NEEDS_CLEANUP):
-        addr = address(addr)
-    return Event(name, addr, user, None, record.pid, record.time)
+    return Event(name, None if addr is None else address(addr), user, None, record.pid, record.time)
 
 
 def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
@@ -193,7 +159,7 @@ def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classif
     # The greedy user ends at the last ` from `; an earlier one followed by `: ` reads as well (the rest
     # then being the info), and the two cannot be told apart: no address then.
     other = _AUTH_OTHER_FROM.search(msg, match.start(4), match.end(4) + 1)
-    addr = None if other is not None else address(given) if given.startswith(NEEDS_CLEANUP) else given
+    addr = None if other is not None else address(given)
     if verdict == "Failed":
         name = "auth_failed"
     elif verdict == "Accepted":
@@ -260,14 +226,14 @@ def _pam_module(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> C
     match = _PAM_MODULE.match(msg)
     if match is None:
         return IGNORED  # `check pass; user unknown` and other module chatter
-    return _event("pam_auth_failure", record, match[1] or None, match[2])
+    return _event("pam_auth_failure", record, pam_rhost(match[1]), match[2])
 
 
 def _disconnect_event(
     kind: str | None, user: str | None, addr: str | None, record: SyslogRecord, preauth: bool
 ) -> Classified:
     """Closed before a login (marked or naming a user not yet authenticated): an event; after: a Note."""
-    if preauth or kind in ("authenticating user", "invalid user"):
+    if disconnect_is_event(preauth, kind):
         return _event("preauth_disconnect", record, addr, user)
     return Note(None if addr is None else address(addr), record.pid)
 
@@ -379,8 +345,7 @@ def _refused(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Clas
     match = _WRAPPER.match(msg)
     if match is None:
         return None
-    token = match[2] if match[2] else match[1]
-    return _event("wrapper_refused", record, token.rsplit("@", 1)[-1])  # `user@host` (rfc931)
+    return _event("wrapper_refused", record, wrapper_client(match[1], match[2]))
 
 
 def _drop(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
@@ -388,10 +353,8 @@ def _drop(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classif
     if match is None:
         return None
     addr, why = match.groups()
-    if why.endswith(("MaxStartups", "Maxstartups")):
-        return _event("maxstartups_drop", record, addr)
-    reason = penalty_reason(why)
-    return Event("penalty_drop", address(addr), None, None, record.pid, record.time, reason)
+    name, reason = drop_event(why)
+    return Event(name, address(addr), None, None, record.pid, record.time, reason)
 
 
 def _beginning(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
@@ -414,15 +377,14 @@ def _rate_limited(msg: str, record: SyslogRecord, preauth: bool, error: bool) ->
     match = _RATE_LIMITED.match(msg)
     if match is None:
         return None
-    kind = "penalty_rate_limited" if match[1] == "PerSourcePenalties" else "maxstartups_rate_limited"
-    return DropSummary(kind, int(match[2]), record.time)
+    return DropSummary(rate_limited_kind(match[1]), int(match[2]), record.time)
 
 
 def _penalise(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
     match = _PENALISE_NEW.match(msg)
     if match is not None:
         addr, state, why = match.groups()
-        active = 1 if state == "active" else 0
+        active = penalty_in_force(state)
     else:
         match = _PENALISE_ACTIVATING.match(msg)
         if match is None:

@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from exporter.sources.authlog import fastscan, linescan
 from exporter.sources.authlog.classify import SSHD_IDENTS, Note, classify
+from exporter.sources.authlog.fast import fastscan, linescan
 from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.ops import NOT_EVENTS, NOTE, UNMATCHED, Op, op_of
 from exporter.sources.authlog.records import AUTH_METHODS, EVENTS, PENALTY_REASONS, Event, SyslogRecord

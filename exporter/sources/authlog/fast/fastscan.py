@@ -39,16 +39,20 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
-from exporter.sources.authlog.classify import (
-    NEEDS_CLEANUP,
-    SSHD_IDENTS,
-    address,
-    auth_method,
-    classify,
-    penalty_reason,
-)
+from exporter.sources.authlog.classify import SSHD_IDENTS, classify
 from exporter.sources.authlog.ops import NOTE, Op, op_of
 from exporter.sources.authlog.records import MAX_MESSAGE_CHARS
+from exporter.sources.authlog.rules import (
+    address,
+    auth_method,
+    disconnect_is_event,
+    drop_event,
+    pam_rhost,
+    penalty_in_force,
+    penalty_reason,
+    rate_limited_kind,
+    wrapper_client,
+)
 
 if TYPE_CHECKING:
     from exporter.sources.authlog.framing import Framer
@@ -150,7 +154,6 @@ CHUNK_PATTERN: Final = (
 )
 _CHUNK = re.compile(CHUNK_PATTERN, re.MULTILINE)
 
-_BEFORE_LOGIN = frozenset({"authenticating user", "invalid user"})
 # Kinds that are one event whatever else the line says.
 _SIMPLE: Final = {
     "invalid": "invalid_user",
@@ -218,17 +221,19 @@ def add_match(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[
     if when is None:
         when = framer.stamp_time(stamp)
     pid = int(pid_text)
-    if kind == "pam" and not addr:
-        addr = None  # an empty `rhost=`: no address (classify's `or None` comes before the clean-up)
-    elif addr is not None and addr.startswith(NEEDS_CLEANUP):
+    if kind == "pam":
+        addr = pam_rhost(addr)
+    elif kind == "refused":
+        addr = wrapper_client(addr, m.group("refused_paren"))
+    if addr is not None:
         addr = address(addr)
     if kind == "failed":
         add(("auth_failed", addr, auth_method(m.group(_FAILED_METHOD)), pid, when, None, None))
     elif kind == "pam":
         add(("pam_auth_failure", addr, None, pid, when, None, None))
     elif kind in _DISCONNECTS:
-        preauth, before_login = _DISCONNECTS[kind]
-        if m.group(preauth) is not None or (before_login and m.group(before_login) in _BEFORE_LOGIN):
+        preauth, user_kind = _DISCONNECTS[kind]
+        if disconnect_is_event(m.group(preauth) is not None, m.group(user_kind) if user_kind else None):
             add(("preauth_disconnect", addr, None, pid, when, None, None))
         else:
             add((NOTE, addr, None, pid, when, None, None))
@@ -243,20 +248,17 @@ def _other(m: re.Match[str], kind: str, addr: str | None, pid: int, when: float)
     if kind == "accepted":
         return ("auth_accepted", addr, auth_method(m.group("accepted_method")), pid, when, None, None)
     if kind == "refused":
-        token = m.group("refused_paren") or m.group("refused_addr")
-        return ("wrapper_refused", address(token.rsplit("@", 1)[-1]), None, pid, when, None, None)
+        return ("wrapper_refused", addr, None, pid, when, None, None)
     if kind == "drop":
-        why = m.group("drop_why")
-        if why.endswith(("MaxStartups", "Maxstartups")):
-            return ("maxstartups_drop", addr, None, pid, when, None, None)
-        return ("penalty_drop", addr, None, pid, when, penalty_reason(why), None)
+        name, reason = drop_event(m.group("drop_why"))
+        return (name, addr, None, pid, when, reason, None)
     if kind == "episode":
         return ("episode", None, None, None, when, None, int(m.group("episode_count")))
     if kind == "exited":
         return ("maxstartups_throttling_end", None, None, pid, when, None, int(m.group("exited_count")))
     if kind == "rate_limited":
-        who = "penalty" if m.group("rate_limited_who") == "PerSourcePenalties" else "maxstartups"
-        return (f"{who}_rate_limited", None, None, None, when, None, int(m.group("rate_limited_count")))
+        name = rate_limited_kind(m.group("rate_limited_who"))
+        return (name, None, None, None, when, None, int(m.group("rate_limited_count")))
     # penalise: the address as sshd wrote it (classify does not clean it up either)
-    why, in_force = m.group("penalise_why"), 1 if m.group("penalise_state") == "active" else 0
+    why, in_force = m.group("penalise_why"), penalty_in_force(m.group("penalise_state"))
     return ("penalty_applied", m.group("penalise_addr"), None, pid, when, penalty_reason(why), in_force)

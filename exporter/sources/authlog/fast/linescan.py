@@ -17,17 +17,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from exporter.sources.authlog import fastscan
-from exporter.sources.authlog.classify import NEEDS_CLEANUP, address, auth_method, penalty_reason
+from exporter.sources.authlog.fast import fastscan
 from exporter.sources.authlog.ops import NOTE, Op
-from exporter.sources.authlog.records import AUTH_METHODS, MAX_MESSAGE_CHARS
+from exporter.sources.authlog.records import MAX_MESSAGE_CHARS
+from exporter.sources.authlog.rules import (
+    address,
+    auth_method,
+    disconnect_is_event,
+    drop_event,
+    pam_rhost,
+    penalty_in_force,
+    penalty_reason,
+    rate_limited_kind,
+    wrapper_client,
+)
 
 if TYPE_CHECKING:
     from exporter.sources.authlog.framing import Framer
 
-COMPILED: Final = __file__.endswith((".so", ".pyd"))  # mypyc builds an extension module
+# mypyc builds an extension module. The type is spelled out: mypyc's type check of the compiled modules
+# could not infer it when rules.py comes first in COMPILED_MODULES (`Cannot determine type`).
+COMPILED: Final[bool] = __file__.endswith((".so", ".pyd"))
 
-_METHODS: Final = frozenset(AUTH_METHODS)
 _PRINTABLE_BYTES: Final = bytes(range(0x20, 0x7F))
 _USER_UNKNOWN: Final = "pam_unix(sshd:auth): check pass; user unknown"
 _SHORTEST: Final = 26  # `Mmm dd HH:MM:SS h sshd[1]: ` and one character
@@ -40,7 +51,7 @@ _BANNER_HEADS: Final = (
     "Disconnected from ",
 )
 _SSHD_IDENTS: Final = frozenset({"sshd", "sshd-session", "sshd-auth"})
-_KINDS: Final = ("authenticating user ", "invalid user ", "user ")  # the regex's order
+_KINDS: Final = ("authenticating user", "invalid user", "user")  # the regex's order
 
 # What _message returns: (event or NOTE, address, method), or None when the line is not recognised.
 Found = tuple[str, str | None, str | None] | None
@@ -60,11 +71,6 @@ def scan(text: str, framer: Framer, clock: Callable[[], float]) -> list[Op]:
             fastscan.scan_line(text[start : end + 1], ops, framer, clock)
         start = end + 1
     return ops
-
-
-def _needs_cleanup(addr: str) -> bool:
-    """addr.startswith(("::ffff:", "[")), the first character looked at first."""
-    return bool(addr) and (addr[0] == "[" or (addr[0] == ":" and addr.startswith(NEEDS_CLEANUP)))
 
 
 def _number(text: str, start: int, end: int) -> int:
@@ -177,7 +183,7 @@ def _line(text: str, start: int, end: int, clean: bool, framer: Framer, ops: lis
         ops.append(op)
         return True
     name, addr, method = found
-    if addr is not None and _needs_cleanup(addr):
+    if addr is not None:
         addr = address(addr)
     ops.append((name, addr, method, pid, when, None, None))
     return True
@@ -252,11 +258,6 @@ def _rarer(text: str, at: int, end: int) -> Found:
     return None
 
 
-def _method(token: str) -> str:
-    """classify.auth_method, its common case inline: compiled, a call into Python costs more."""
-    return token if token in _METHODS else auth_method(token)
-
-
 def _addr_port(text: str, at: int, end: int, tail: str) -> str | None:
     """text[at:end] is `(\\S+) port \\d+` and then `tail`: the address."""
     space = text.find(" ", at, end)
@@ -295,7 +296,7 @@ def _failed(text: str, at: int, end: int) -> Found:
         return None
     addr_at = _user_from(text, space + 5, end)
     addr = None if addr_at < 0 else _addr_port(text, addr_at, end, " ssh2")
-    return None if addr is None else ("auth_failed", addr, _method(text[at + 7 : space]))
+    return None if addr is None else ("auth_failed", addr, auth_method(text[at + 7 : space]))
 
 
 def _invalid(text: str, at: int, end: int) -> Found:
@@ -315,19 +316,19 @@ def _maxauth(text: str, at: int, end: int) -> Found:
     return None if addr is None else ("max_auth_tries_exceeded", addr, None)
 
 
-def _disconnect(addr: str | None, preauth: bool, before_login: bool) -> Found:
+def _disconnect(addr: str | None, preauth: bool, kind: str | None) -> Found:
     """A disconnect wording: an event before authentication, else a note naming the address."""
     if addr is None:
         return None
-    return ("preauth_disconnect" if preauth or before_login else NOTE, addr, None)
+    return ("preauth_disconnect" if disconnect_is_event(preauth, kind) else NOTE, addr, None)
 
 
-def _kind(text: str, at: int, end: int) -> str:
-    """fastscan's user kind (`authenticating user ` ...) at `at`, with its space; "" if none."""
+def _kind(text: str, at: int, end: int) -> str | None:
+    """fastscan's user kind (`authenticating user` ...) at `at`, followed by a space; None if none."""
     for kind in _KINDS:
-        if _at(text, at, end, kind):
+        if _at(text, at, end, kind) and _at(text, at + len(kind), end, " "):
             return kind
-    return ""
+    return None
 
 
 def _connection(text: str, at: int, end: int, preauth: bool) -> Found:
@@ -338,17 +339,17 @@ def _connection(text: str, at: int, end: int, preauth: bool) -> Found:
     (or if that fails), the whole span is `ADDR( port N)?`.
     """
     kind = _kind(text, at, end)
-    if kind:
-        lazy = at + len(kind)  # the lazy part starts here; the space before the address comes after
+    if kind is not None:
+        lazy = at + len(kind) + 1  # the lazy part starts here; the space before the address comes after
         last = text.rfind(" ", lazy, end)
         port = text.rfind(" ", lazy, last) if last > lazy else -1
         before = text.rfind(" ", lazy, port) if port > lazy else -1
         port_form = before >= lazy and port > before + 1 and _at(text, port, end, " port ")
         if port_form and last + 1 < end and text[last + 1 : end].isdigit():
-            return _disconnect(text[before + 1 : port], preauth, kind != "user ")
+            return _disconnect(text[before + 1 : port], preauth, kind)
         if last >= lazy and last + 1 < end:
-            return _disconnect(text[last + 1 : end], preauth, kind != "user ")
-    return _disconnect(_addr_tail(text, at, end), preauth, False)
+            return _disconnect(text[last + 1 : end], preauth, kind)
+    return _disconnect(_addr_tail(text, at, end), preauth, None)
 
 
 def _disconnecting(text: str, at: int, end: int, preauth: bool) -> Found:
@@ -364,11 +365,11 @@ def _disconnecting(text: str, at: int, end: int, preauth: bool) -> Found:
     if space <= at + 12 or space + 1 >= port:
         return None
     if space == at + 13:
-        return _disconnect(text[space + 1 : port], preauth, False)
+        return _disconnect(text[space + 1 : port], preauth, None)
     kind = _kind(text, at + 14, end)
-    if not kind or space < at + 14 + len(kind):  # KIND, a space, `.*`, a space
+    if kind is None or space < at + 15 + len(kind):  # KIND, a space, `.*`, a space
         return None
-    return _disconnect(text[space + 1 : port], preauth, kind != "user ")
+    return _disconnect(text[space + 1 : port], preauth, kind)
 
 
 def _received(text: str, at: int, end: int, preauth: bool) -> Found:
@@ -379,11 +380,11 @@ def _received(text: str, at: int, end: int, preauth: bool) -> Found:
     if not _at(text, at, end, "Received disconnect from ") or space <= addr_at:
         return None
     if space - addr_at > 1 and text[space - 1] == ":":
-        return _disconnect(text[addr_at : space - 1], preauth, False)
+        return _disconnect(text[addr_at : space - 1], preauth, None)
     colon = text.find(":", space + 6, end)
     if not _at(text, space, end, " port ") or colon <= space + 6 or not text[space + 6 : colon].isdigit():
         return None
-    return _disconnect(text[addr_at:space], preauth, False)
+    return _disconnect(text[addr_at:space], preauth, None)
 
 
 def _pam(text: str, at: int, end: int) -> Found:
@@ -409,13 +410,13 @@ def _pam(text: str, at: int, end: int) -> Found:
         return None
     space = text.find(" ", rhost + 7, end)
     if space < 0:
-        return ("pam_auth_failure", text[rhost + 7 : end] or None, None)
+        return ("pam_auth_failure", pam_rhost(text[rhost + 7 : end]), None)
     tail = space
     while tail < end and text[tail] == " ":
         tail += 1
     if tail < end and not _at(text, tail, end, "user="):
         return None
-    return ("pam_auth_failure", text[rhost + 7 : space] or None, None)
+    return ("pam_auth_failure", pam_rhost(text[rhost + 7 : space]), None)
 
 
 def _negotiate(text: str, at: int, end: int) -> Found:
@@ -466,7 +467,7 @@ def _accepted(text: str, at: int, end: int) -> Found:
         return None
     if addr_end <= addr_at:
         return None
-    return ("auth_accepted", text[addr_at:addr_end], _method(text[at + 9 : space]))
+    return ("auth_accepted", text[addr_at:addr_end], auth_method(text[at + 9 : space]))
 
 
 def _accepted_tail(text: str, at: int, end: int) -> bool:
@@ -519,11 +520,10 @@ def _refused(text: str, at: int, end: int) -> Found:
     if not _at(text, at, end, "refused connect from "):
         return None
     rest = text[at + 21 : end]
-    token = rest
     opening = rest.rfind("(")
     if rest.endswith(")") and opening >= 1 and rest[opening - 1] == " " and ")" not in rest[opening + 1 : -1]:
-        token = rest[opening + 1 : -1] or rest[: opening - 1]
-    return ("wrapper_refused", token.rsplit("@", 1)[-1], None)  # _line cleans it up, once
+        return ("wrapper_refused", wrapper_client(rest[: opening - 1], rest[opening + 1 : -1]), None)
+    return ("wrapper_refused", wrapper_client(rest, None), None)  # _line cleans it up, once
 
 
 def _listener(text: str, at: int, end: int, pid: int, when: float) -> Op | None:
@@ -564,9 +564,9 @@ def _dropped_count(text: str, at: int, end: int) -> int:
 def _rate_limited(text: str, at: int, end: int, when: float) -> Op | None:
     """`(Maxstartups|PerSourcePenalties) logging rate-limited: additional N connections dropped.*`."""
     if _at(text, at, end, "Maxstartups"):
-        who, after = "maxstartups", at + 11
+        who, after = "Maxstartups", at + 11
     elif _at(text, at, end, "PerSourcePenalties"):
-        who, after = "penalty", at + 18
+        who, after = "PerSourcePenalties", at + 18
     else:
         return None
     if not _at(text, after, end, " logging rate-limited: additional "):
@@ -575,7 +575,7 @@ def _rate_limited(text: str, at: int, end: int, when: float) -> Op | None:
     space = text.find(" connections dropped", digits, end)
     if space <= digits or not text[digits:space].isdigit():
         return None
-    return (f"{who}_rate_limited", None, None, None, when, None, int(text[digits:space]))
+    return (rate_limited_kind(who), None, None, None, when, None, int(text[digits:space]))
 
 
 def _penalise(text: str, at: int, end: int, pid: int, when: float) -> Op | None:
@@ -590,16 +590,16 @@ def _penalise(text: str, at: int, end: int, pid: int, when: float) -> Op | None:
     if space <= addr_at:
         return None
     if _at(text, space, end, " active penalty of "):
-        seconds, in_force = space + 19, 1
+        seconds, state = space + 19, "active"
     elif _at(text, space, end, " deferred penalty of "):
-        seconds, in_force = space + 21, 0
+        seconds, state = space + 21, "deferred"
     else:
         return None
     unit = text.find(" seconds for ", seconds, end)
     if unit <= seconds or text[seconds:unit].strip("0123456789."):
         return None
     why = penalty_reason(text[unit + 13 : end])
-    return ("penalty_applied", text[addr_at:space], None, pid, when, why, in_force)
+    return ("penalty_applied", text[addr_at:space], None, pid, when, why, penalty_in_force(state))
 
 
 def _drop(text: str, at: int, end: int, pid: int, when: float) -> Op | None:
@@ -616,9 +616,5 @@ def _drop(text: str, at: int, end: int, pid: int, when: float) -> Op | None:
     space = text.find(" ", local_close, end) if local_close >= 0 else -1
     if space < 0 or "]" in text[on + 5 : local_close] or not text[local_close + 2 : space].isdigit():
         return None
-    addr, why = text[addr_at:close], text[space + 1 : end]
-    if _needs_cleanup(addr):
-        addr = address(addr)
-    if why.endswith(("MaxStartups", "Maxstartups")):
-        return ("maxstartups_drop", addr, None, pid, when, None, None)
-    return ("penalty_drop", addr, None, pid, when, penalty_reason(why), None)
+    name, reason = drop_event(text[space + 1 : end])
+    return (name, address(text[addr_at:close]), None, pid, when, reason, None)

@@ -1,0 +1,114 @@
+"""What a recognised sshd line means once its parts are found: the rules every auth-log path applies.
+
+Why one module: three paths take sshd lines apart (classify's regexes, fastscan's chunk regex, linescan's
+string searches), and each must turn the parts it found into the same event. Written once per path, a
+rule drifts: one path took the host of `refused connect from a@b@192.0.2.7` after the first `@`, the
+others after the last. Here each rule is one named function the three paths call; how a path finds the
+parts (its grammar) stays in that path.
+
+mypyc compiles this module with linescan (setup.py): from compiled code a call here is a C call, so the
+string path keeps its speed; classify and fastscan call the same functions from Python.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from exporter.sources.authlog.records import AUTH_METHODS
+
+_METHODS: Final = frozenset(AUTH_METHODS)
+# Connection kinds sshd names before a login has succeeded (`Connection closed by invalid user x ...`).
+_BEFORE_LOGIN: Final = frozenset({"authenticating user", "invalid user"})
+_PENALTY_REASONS: Final = (
+    ("caused crash", "crash"),
+    ("failed authentication", "authfail"),
+    ("connections without attempting authentication", "noauth"),
+    ("attempted authentication by invalid user", "invaliduser"),
+    ("connection prohibited by RefuseConnection", "refuseconnection"),
+    ("exceeded LoginGraceTime", "grace_exceeded"),
+    ("too many penalised addresses", "table_full"),
+)
+
+
+def address(token: str) -> str:
+    """sshd's address token as reported: `::ffff:` mapped IPv4 as plain IPv4, `[v6]` unbracketed.
+
+    Most tokens need neither: the first character decides that before any other test.
+    """
+    if not token:
+        return token
+    first = token[0]
+    if first == ":":
+        return token[7:] if token.startswith("::ffff:") and "." in token else token
+    if first == "[" and token.endswith("]"):
+        return token[1:-1]
+    return token
+
+
+# The two rules below pick an address token out of a line's parts; like every address token, the path
+# then passes it through address() once (twice would strip `::ffff:` from `::ffff:::ffff:192.0.2.1`
+# twice).
+
+
+def pam_rhost(token: str) -> str | None:
+    """A PAM module's `rhost=` value: empty when PAM had no remote host, which names no address."""
+    return token or None
+
+
+def wrapper_client(host: str, paren: str | None) -> str:
+    """The client's token in a TCP-wrappers refusal `refused connect from HOST (PAREN)` (PAREN optional).
+
+    The parenthesised address, when there is one (not empty), is the numeric one; either may be
+    `user@host` (an rfc931 ident lookup), whose user is client text that may hold `@` itself: the host is
+    after the LAST `@`.
+    """
+    return (paren or host).rsplit("@", 1)[-1]
+
+
+def auth_method(token: str) -> str:
+    """`keyboard-interactive/pam` -> `keyboard-interactive`; unknown methods -> `other` (closed set).
+
+    The common tokens are methods as they are: returned without a split (once per failed login).
+    """
+    if token in _METHODS:
+        return token
+    method = token.split("/", 1)[0]
+    return method if method in _METHODS else "other"
+
+
+def disconnect_is_event(preauth: bool, kind: str | None) -> bool:
+    """Whether a disconnect (`Connection closed by [KIND USER] ADDR ...`) counts as preauth_disconnect.
+
+    It does before a login: marked ` [preauth]`, or naming a user not yet authenticated (KIND
+    `authenticating user` / `invalid user`); after a login (KIND `user`, or none) it only names its
+    connection's address.
+    """
+    return preauth or kind in _BEFORE_LOGIN
+
+
+def penalty_reason(text: str) -> str:
+    """sshd's penalty wording (`penalty: failed authentication`) -> the closed PENALTY_REASONS set."""
+    for wording, reason in _PENALTY_REASONS:
+        if wording in text:
+            return reason
+    return "other"
+
+
+def drop_event(why: str) -> tuple[str, str | None]:
+    """(event, penalty reason) of `drop connection #N from [ADDR]:P on [ADDR]:P WHY`.
+
+    MaxStartups drops end in `MaxStartups` (or 8.x's `Maxstartups`); any other WHY is a penalty's.
+    """
+    if why.endswith(("MaxStartups", "Maxstartups")):
+        return "maxstartups_drop", None
+    return "penalty_drop", penalty_reason(why)
+
+
+def rate_limited_kind(who: str) -> str:
+    """The summary kind of `WHO logging rate-limited: additional N connections dropped`."""
+    return "penalty_rate_limited" if who == "PerSourcePenalties" else "maxstartups_rate_limited"
+
+
+def penalty_in_force(state: str) -> int:
+    """`new ADDR active penalty ...` is in force (1) at once; `deferred` (0) only once it activates."""
+    return 1 if state == "active" else 0
