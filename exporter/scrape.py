@@ -71,6 +71,16 @@ class CollectorStatus:
     last_scrape: float = 0.0
 
 
+@dataclass(frozen=True)
+class Collection:
+    """One whole scrape as the landing page reads it: every family /metrics exposed (the scrape's own
+    included), each collector's status, and when it ended (wall clock)."""
+
+    families: tuple[Metric, ...]
+    status: dict[str, CollectorStatus]
+    finished: float
+
+
 @dataclass
 class Run:
     """One collector run: its checked families, what had to be repaired in them, how long it took."""
@@ -217,6 +227,8 @@ class ScrapeCollector:
         self._inflight: dict[str, Future[Run]] = {}
         self._logged: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        self._last: Collection | None = None
+        self._fresh_lock = threading.Lock()  # one page-driven scrape at a time
         self._pool = ThreadPoolExecutor(
             max_workers=max(2, 2 * len(self.collectors)), thread_name_prefix="collector"
         )
@@ -267,12 +279,33 @@ class ScrapeCollector:
                 self._add(name, run, exposition)
             success.add_metric([name], 1.0 if ok else 0.0)
             duration.add_metric([name], elapsed)
-        yield from exposition.families.values()
-        yield success
-        yield duration
-        yield InfoMetricFamily(
+        build = InfoMetricFamily(
             "ssh_access_build", "Version of ssh-access-exporter.", value={"version": __version__}
         )
+        families = (*exposition.families.values(), success, duration, build)
+        with self._lock:
+            self._last = Collection(families, dict(self.status), time.time())
+        yield from families
+
+    def last_collection(self) -> Collection | None:
+        """The last scrape that ran to its end (for /metrics or the landing page), None before any."""
+        with self._lock:
+            return self._last
+
+    def recent_collection(self, max_age: float) -> Collection:
+        """The last scrape if it ended at most `max_age` seconds ago, else a new one. Page requests run
+        one scrape at a time (others wait for it and read its result), and a scrape shares each
+        collector's in-flight run and deadline with /metrics: the page costs the host no more than a
+        scrape does."""
+        with self._fresh_lock:
+            last = self.last_collection()
+            if last is not None and 0.0 <= time.time() - last.finished <= max_age:
+                return last
+            for _ in self.collect():
+                pass
+            last = self.last_collection()
+            assert last is not None  # collect() ran to its end
+            return last
 
     def _add(self, name: str, run: Run, exposition: _Exposition) -> None:
         notes = list(run.repairs)

@@ -1,14 +1,15 @@
-"""The HTTP view: landing page at `/`, metrics at --web.telemetry-path, served by exporter.web.server.
+"""The HTTP view: the host status page at `/`, metrics at --web.telemetry-path, served by
+exporter.web.server.
 
 Exposition (content negotiation, OpenMetrics, gzip) is prometheus-client's `make_wsgi_app`; this module
-only routes and renders the landing page. TLS (--web.config.file), request deadlines and the bounded
-worker pool are the server's (exporter.web.server).
+only routes and renders the landing page: exporter.status's findings of a recent scrape (one is run
+when the last is older than PAGE_MAX_AGE), a table of host findings, then one of collectors. TLS
+(--web.config.file), request deadlines and the bounded worker pool are the server's (exporter.web.server).
 """
 
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from exporter import __version__
 from exporter.scrape import ScrapeCollector
+from exporter.status import Finding, HostStatus, Severity, down_reasons, host_status, utc
 from exporter.web.server import HttpServer, Limits, StartResponse, TLSSource, WSGIApp, bind
 
 
@@ -27,30 +29,73 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _landing_page(scraper: ScrapeCollector, telemetry_path: str) -> bytes:
-    rows = []
-    for name, status in scraper.status.items():
-        state = {None: "not scraped yet", True: "ok", False: "failed"}[status.success]
-        when = (
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.last_scrape))
-            if status.last_scrape
-            else ""
-        )
-        rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{state}</td><td>{status.duration * 1000:.1f} ms</td>"
-            f"<td>{when}</td><td>{html.escape(status.error)}</td></tr>"
-        )
+# Where people read the docs: the README on the project page, and the runbook at the address the mixin's
+# alerts link to (mixin/config.libsonnet's runbookURL; tests/unit/test_landing_page.py keeps them equal).
+PROJECT_URL = "https://github.com/ssh-access-exporter/ssh-access-exporter"
+RUNBOOK_URL = f"{PROJECT_URL}/blob/main/docs/runbook.md"
+# A scrape older than this is run again before the page is rendered (or the scrape timeout, if longer).
+PAGE_MAX_AGE = 60.0
+
+# One colour per severity: the cell's background; the word is written out too (no colour-only meaning).
+_COLOURS = {
+    Severity.PROBLEM: "#f8d0d0",
+    Severity.WARNING: "#fbe7b5",
+    Severity.OK: "#d4efd4",
+    Severity.UNKNOWN: "#e2e2e2",
+}
+_STYLE = (
+    "body{font-family:sans-serif;margin:1.5em;max-width:70em;color:#111}"
+    "table{border-collapse:collapse;width:100%}"
+    "td,th{border:1px solid #bbb;padding:.35em .6em;text-align:left;vertical-align:top}"
+    "td.severity{font-weight:bold;white-space:nowrap;width:6em}"
+    "td.topic{white-space:nowrap}"
+    + "".join(f".{severity.value}{{background:{colour}}}" for severity, colour in _COLOURS.items())
+)
+
+
+def _rows(findings: Iterable[Finding]) -> str:
+    return "".join(
+        f"<tr><td class='severity {finding.severity.value}'>{finding.severity.value}</td>"
+        f"<td class='topic'>{html.escape(finding.topic)}</td><td>{html.escape(finding.text)}</td></tr>"
+        for finding in findings
+    )
+
+
+def _headline(status: HostStatus) -> str:
+    counts = [
+        f"{count} {severity.value}{'s' if count != 1 and severity is not Severity.UNKNOWN else ''}"
+        for severity in Severity
+        if (count := status.count(severity))
+    ]
+    worst = next((s for s in Severity if status.count(s)), Severity.OK)
+    when = f" as of {utc(status.collected)}" if status.collected is not None else ""
+    return f"<p class='headline {worst.value}'><strong>{html.escape(', '.join(counts))}</strong>{when}</p>"
+
+
+def render_landing_page(status: HostStatus, telemetry_path: str) -> bytes:
+    """The host status page: plain HTML, every text escaped, no script, nothing loaded from elsewhere."""
     path = html.escape(telemetry_path)
+    head = "<tr><th>status</th><th>what</th><th>finding</th></tr>"
     return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>ssh-access-exporter</title></head><body>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>ssh-access-exporter: host status</title><style>{_STYLE}</style></head><body>"
         f"<h1>ssh-access-exporter {html.escape(__version__)}</h1>"
         "<p>Who is kept out of sshd, by which layer, and is sshd near its limits.</p>"
-        f"<p><a href='{path}'>Metrics</a></p>"
-        "<h2>Collectors</h2><table border='1' cellpadding='4'>"
-        "<tr><th>collector</th><th>last scrape</th><th>duration</th><th>at</th><th>error</th></tr>"
-        + "".join(rows)
-        + "</table></body></html>"
+        + _headline(status)
+        + f"<p><a href='{path}'>Metrics</a> · <a href='{html.escape(PROJECT_URL)}#readme'>README</a> · "
+        f"<a href='{html.escape(RUNBOOK_URL)}'>Runbook</a></p>"
+        f"<h2>Host</h2><table>{head}{_rows(status.findings)}</table>"
+        f"<h2>Collectors</h2><table>{head}{_rows(status.collectors)}</table>"
+        "<p>Times are UTC.</p></body></html>"
     ).encode()
+
+
+def _landing_page(scraper: ScrapeCollector, telemetry_path: str) -> bytes:
+    collection = scraper.recent_collection(max(PAGE_MAX_AGE, scraper.timeout))
+    status = host_status(
+        collection.families, collection.status, collection.finished, down_reasons(scraper.collectors)
+    )
+    return render_landing_page(status, telemetry_path)
 
 
 def make_app(
