@@ -10,6 +10,7 @@ PACKAGES=(
     rsyslog logrotate systemd-journal-remote libsystemd-dev pkg-config
     prometheus prometheus-alertmanager prometheus-node-exporter
     procps openssl curl
+    chromium chromium-driver
 )
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "install-system-deps: not root on Debian; skipping (integration tests will skip or fail)" >&2
