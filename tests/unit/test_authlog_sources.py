@@ -1,17 +1,24 @@
 """`ssh_access_authlog_source_up`: which log sources the authlog collector reads now, on fixture rootfs
-trees; the collector fails (with only that family) while one cannot be read."""
+trees; the collector fails (its families still exposed) while one cannot be read, and says so when
+sshd's lines reach none of them."""
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from exporter.collectors.authlog import LiveAuthlogCollector, SourceUnavailableError, build_sources
+from exporter.collectors.authlog import (
+    LiveAuthlogCollector,
+    SourceUnavailableError,
+    build_sources,
+    live_collector,
+)
 from exporter.collectors.families.authlog import authlog_families
 from exporter.options import AuthlogOptions
 from exporter.scrape import ScrapeCollector
@@ -33,8 +40,9 @@ def rootfs(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _live(rootfs: Path, files: str) -> LiveAuthlogCollector:
-    return LiveAuthlogCollector(build_sources(HostPaths(rootfs=rootfs), _args(files)), Stats(), 0.02)
+def _live(rootfs: Path, files: str, journal: str = "off", procfs: Path | None = None) -> LiveAuthlogCollector:
+    paths = HostPaths(rootfs=rootfs, procfs=procfs or rootfs / "proc")
+    return live_collector(paths, _args(files, journal), Stats(), 0.02)
 
 
 def _scrape(collector: LiveAuthlogCollector) -> Samples:
@@ -79,12 +87,13 @@ def test_missing_file_is_down_and_fails_the_collector_until_it_appears(
         found = _scrape(collector)
     assert _success(found) == 0
     assert value(found, "ssh_access_authlog_source_up", source="/var/log/auth.log") == 0
-    assert value(found, "ssh_access_sshd_events_total", event="auth_failed") is None  # no half-truths
+    # the counters stay: totals of what was read, with source_up and collector_success saying why so few
+    assert value(found, "ssh_access_sshd_events_total", event="auth_failed") == 0
     (failure,) = (r for r in caplog.records if r.getMessage() == "collector failed")
-    reason = str(getattr(failure, "err", ""))
-    assert "sshd's lines reach none" in reason and "/var/log/auth.log: does not exist" in reason, reason
-    with pytest.raises(SourceUnavailableError, match=r"reach none.*/var/log/auth\.log: does not exist"):
-        list(collector.collect())
+    assert str(getattr(failure, "err", "")) == (
+        "SourceUnavailableError: no auth log source: /var/log/auth.log absent, journal off "
+        "(--collector.authlog.journal=off) — sshd's log lines reach nothing this exporter reads"
+    )
 
     (rootfs / "var/log/auth.log").write_text(LINE)
     found = _eventually(collector, lambda s: _success(s) == 1)
@@ -122,7 +131,7 @@ def test_one_source_down_of_two(rootfs: Path, closing: list[LiveAuthlogCollector
     assert value(found, "ssh_access_authlog_source_up", source="/var/log/secure") == 0
     with pytest.raises(SourceUnavailableError) as failed:
         list(collector.collect())
-    assert "reach none" not in str(failed.value)  # the other file is read
+    assert "reach nothing" not in str(failed.value)  # the other file is read
     assert "/var/log/secure: does not exist" in str(failed.value)
 
 
@@ -140,6 +149,7 @@ def test_journal_without_journal_files_is_down(tmp_path: Path, closing: list[Liv
     """journal=auto with no auth log file under a rootfs that has no journal either (Debian 12 without
     rsyslog, in a container without /var/log/journal): sshd's lines reach nothing the exporter reads."""
     (tmp_path / "run/log/journal/0123456789abcdef").mkdir(parents=True)  # journald never wrote here
+    _journald_socket(tmp_path)  # journald runs, but keeps its journal where the exporter cannot see it
     sources = build_sources(HostPaths(rootfs=tmp_path), _args("", journal="auto"))
     assert [s.name for s in sources] == ["journal"]
     collector = LiveAuthlogCollector(sources, Stats(), 0.02)
@@ -147,8 +157,16 @@ def test_journal_without_journal_files_is_down(tmp_path: Path, closing: list[Liv
     found = _scrape(collector)
     assert _success(found) == 0
     assert value(found, "ssh_access_authlog_source_up", source="journal") == 0
-    with pytest.raises(SourceUnavailableError, match=r"reach none.*no journal file readable in .*/run/log/"):
+    with pytest.raises(SourceUnavailableError, match=r"reach nothing.*") as failed:
         list(collector.collect())
+    assert "journal: no journal file readable in " in str(failed.value)
+    assert str(tmp_path / "run/log/journal") in str(failed.value)
+
+
+def _journald_socket(rootfs: Path) -> None:
+    """What a running journald (or systemd, holding it for socket activation) leaves: its socket."""
+    (rootfs / "run/systemd/journal").mkdir(parents=True)
+    os.mknod(rootfs / "run/systemd/journal/socket", stat.S_IFSOCK | 0o666)
 
 
 def test_journal_problem_follows_the_journal_files(tmp_path: Path) -> None:
@@ -176,3 +194,108 @@ def test_replayed_sources_are_up() -> None:
     stats.source("/var/log/auth.log")
     (family,) = (f for f in authlog_families(stats.snapshot()) if f.name == "ssh_access_authlog_source_up")
     assert [(s.labels, s.value) for s in family.samples] == [({"source": "/var/log/auth.log"}, 1.0)]
+
+
+NOTHING = "sshd's log lines reach nothing this exporter reads"
+
+
+def test_no_log_file_and_journal_off_fails_with_why_until_a_file_appears(
+    rootfs: Path, closing: list[LiveAuthlogCollector], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Debian 12 without rsyslog, the journal off: both candidate files are watched, down, and named;
+    the collector fails (it used to refuse to start) and comes back when one is created."""
+    collector = _live(rootfs, "")
+    closing.append(collector)
+    with caplog.at_level(logging.WARNING):
+        found = _eventually(collector, lambda s: _success(s) is not None)
+    assert _success(found) == 0
+    assert value(found, "ssh_access_authlog_source_up", source="/var/log/auth.log") == 0
+    assert value(found, "ssh_access_authlog_source_up", source="/var/log/secure") == 0
+    assert value(found, "ssh_access_sshd_events_total", event="auth_failed") == 0
+    (failure,) = (r for r in caplog.records if r.getMessage() == "collector failed")
+    assert str(getattr(failure, "err", "")) == (
+        "SourceUnavailableError: no auth log source: /var/log/auth.log and /var/log/secure absent, "
+        f"journal off (--collector.authlog.journal=off) — {NOTHING}"
+    )
+    assert not [r for r in caplog.records if "does not exist" in r.getMessage()]  # candidates: no noise
+
+    (rootfs / "var/log/secure").write_text(LINE)  # read from its start: it is new
+    found = _eventually(
+        collector, lambda s: value(s, "ssh_access_sshd_events_total", event="auth_failed") == 1
+    )
+    assert _success(found) == 1
+    assert value(found, "ssh_access_authlog_source_up", source="/var/log/secure") == 1
+    # the other candidate is no problem while one is read, and has no series
+    assert not [key for key in found if ("source", "/var/log/auth.log") in key[1]]
+
+
+def test_no_log_file_and_no_journald_names_both(rootfs: Path, closing: list[LiveAuthlogCollector]) -> None:
+    """The issue's host: no auth log file, journal=auto, journald not running (no socket). Journal files
+    left from when it ran do not make it a source of sshd's lines now."""
+    (rootfs / "var/log/journal/0123456789abcdef").mkdir(parents=True)
+    (rootfs / "var/log/journal/0123456789abcdef/system.journal").write_bytes(b"LPKSHHRH")
+    collector = _live(rootfs, "", journal="auto")
+    closing.append(collector)
+    assert [s.name for s in collector.follower.sources] == ["journal"]
+    found = _scrape(collector)
+    assert _success(found) == 0
+    assert value(found, "ssh_access_authlog_source_up", source="journal") == 0
+    with pytest.raises(SourceUnavailableError) as failed:
+        list(collector.collect())
+    assert str(failed.value) == (
+        "no auth log source: /var/log/auth.log and /var/log/secure absent, "
+        f"journal not running (no /run/systemd/journal/socket) — {NOTHING}"
+    )
+    (rootfs / "var/log/auth.log").write_text(LINE)  # the journal was chosen at start: this is not read
+    with pytest.raises(SourceUnavailableError) as failed:
+        list(collector.collect())
+    assert str(failed.value) == (
+        "no auth log source: /var/log/secure absent, /var/log/auth.log present but not read (created "
+        "after start: restart the exporter to read it), journal not running (no /run/systemd/journal/"
+        f"socket) — {NOTHING}"
+    )
+
+
+def test_a_missing_candidate_is_no_problem_while_the_other_is_read(
+    rootfs: Path, closing: list[LiveAuthlogCollector]
+) -> None:
+    (rootfs / "var/log/auth.log").write_text(LINE)
+    collector = _live(rootfs, "", journal="auto")
+    closing.append(collector)
+    assert [s.name for s in collector.follower.sources] == ["/var/log/auth.log", "/var/log/secure"]
+    found = _eventually(collector, lambda s: _success(s) == 1)
+    assert value(found, "ssh_access_authlog_source_up", source="/var/log/auth.log") == 1
+    assert not [key for key in found if ("source", "/var/log/secure") in key[1]]
+
+
+def _procfs(tmp_path: Path, *comms: str) -> Path:
+    procfs = tmp_path / "procfs"
+    for pid, comm in enumerate(comms, start=100):
+        (procfs / str(pid)).mkdir(parents=True)
+        (procfs / str(pid) / "comm").write_text(comm + "\n")
+    procfs.mkdir(exist_ok=True)
+    return procfs
+
+
+@pytest.mark.parametrize(("comms", "warned"), [(("sshd", "cron"), True), (("sshd", "rsyslogd"), False)])
+def test_a_file_nothing_writes_to_is_a_warning_not_a_failure(
+    rootfs: Path,
+    tmp_path: Path,
+    closing: list[LiveAuthlogCollector],
+    caplog: pytest.LogCaptureFixture,
+    comms: tuple[str, ...],
+    warned: bool,
+) -> None:
+    """An auth.log left from before rsyslog was removed: it is read, but sshd's new lines go elsewhere.
+    No syslog daemon in /proc is no proof (another pid namespace, NFS), so the scrape still succeeds."""
+    (rootfs / "var/log/auth.log").write_text(LINE)
+    collector = _live(rootfs, "/var/log/auth.log", procfs=_procfs(tmp_path, *comms))
+    closing.append(collector)
+    with caplog.at_level(logging.WARNING):
+        found = _eventually(collector, lambda s: _success(s) == 1)
+        _scrape(collector)  # checked at most once a minute, logged once per change
+    assert _success(found) == 1
+    warnings = [r.getMessage() for r in caplog.records if "no syslog daemon runs" in r.getMessage()]
+    assert len(warnings) == (1 if warned else 0), warnings
+    if warned:
+        assert "/var/log/auth.log" in warnings[0] and "rsyslogd" in warnings[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from exporter.sources.authlog.journal import (
     JournalReader,
     default_journal_dirs,
     journal_matches,
+    journal_reader_for,
     parse_journal_json,
 )
 from exporter.sources.authlog.records import SyslogRecord
@@ -309,5 +311,26 @@ def test_auto_uses_journalctl_when_the_binding_is_missing(
         assert reader.health.backend == "journalctl"
         with pytest.raises(RuntimeError, match="not installed"):
             JournalReader(backend="binding")
+    finally:
+        reader.close()
+
+
+def test_a_journal_without_journald_socket_is_not_running(tmp_path: Path) -> None:
+    """Journal files with no journald socket under the rootfs: an old record nothing adds to now, so the
+    reader says the journal is not running; the socket (held by journald, or by systemd for socket
+    activation) is what makes it a source of sshd's lines."""
+    journal = tmp_path / "var/log/journal/0123456789abcdef"
+    journal.mkdir(parents=True)
+    (journal / "system.journal").write_bytes(b"LPKSHHRH")
+    reader = journal_reader_for(HostPaths(rootfs=tmp_path), journalctl=str(tmp_path / "no-journalctl"))
+    try:
+        assert reader.journal_problem() == "journal not running (no /run/systemd/journal/socket)"
+        assert reader.health_dict()["path_readable"] is False
+        (tmp_path / "run/systemd/journal").mkdir(parents=True)
+        (tmp_path / "run/systemd/journal/socket").write_bytes(b"")  # a file is no socket
+        assert reader.journal_problem() == "journal not running (no /run/systemd/journal/socket)"
+        (tmp_path / "run/systemd/journal/socket").unlink()
+        os.mknod(tmp_path / "run/systemd/journal/socket", stat.S_IFSOCK | 0o666)
+        assert reader.journal_problem() is None
     finally:
         reader.close()

@@ -361,3 +361,25 @@ def test_a_rotated_copy_that_links_out_of_the_rootfs_is_not_read(tmp_path: Path)
     append(log, "after\n")
     assert t.poll() == ["after"]
     assert t.health.truncations == 1
+
+
+@pytest.mark.parametrize("optional", [False, True])
+def test_missing_is_known_and_clears_when_the_file_comes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, optional: bool
+) -> None:
+    """A configured file that is missing is a warning; a candidate (`/var/log/secure` on Debian) is not:
+    the collector decides whether its absence matters. Either is read from its start once created."""
+    path = tmp_path / "secure"
+    t = FileTailer(path, optional=optional)
+    with caplog.at_level("DEBUG"):
+        assert t.poll() == []
+    assert t.health.missing and not t.health.open
+    assert t.health.optional is optional
+    missing = [r for r in caplog.records if "does not exist" in r.getMessage()]
+    assert [r.levelname for r in missing] == ["DEBUG" if optional else "WARNING"]
+    path.write_text("first\n")
+    assert t.poll() == ["first"]
+    assert not t.health.missing and t.health.open
+    path.unlink()
+    t.poll()
+    assert t.health.missing and not t.health.open

@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 SSHD_IDENTS: tuple[str, ...] = ("sshd", "sshd-session")
 JOURNAL_DIRS: tuple[str, ...] = ("/var/log/journal", "/run/log/journal")
+# journald's native socket: sshd's lines reach the journal only while it exists. It is held by systemd
+# (socket activation) even while journald itself is stopped, so its presence is the right test: a line
+# sent to it starts journald. Journal files without it are an old record that nothing adds to.
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
 _STATE_VERSION = 1
 _READ_CHUNK = 64 * 1024
 _MAX_ENTRY_BYTES = 4 * 1024 * 1024  # one JSON entry (journalctl --all prints fields of any size)
@@ -61,11 +66,21 @@ def default_journal_dirs(paths: HostPaths) -> list[Path]:
 
 
 def journal_reader_for(paths: HostPaths, **options: Any) -> JournalReader:
-    """The reader for the host's journal: the local one, or journalctl --root=ROOTFS for another tree."""
+    """The reader for the host's journal: the local one, or journalctl --root=ROOTFS for another tree.
+    It is down while journald's socket is missing under rootfs (journald not running)."""
     expected = [d for d in (paths.root_or_none(j) for j in JOURNAL_DIRS) if d is not None]
+    socket = paths.root_or_none(JOURNAL_SOCKET) or paths.rootfs / JOURNAL_SOCKET.lstrip("/")
     if paths.is_host_root:
-        return JournalReader(expected_dirs=expected, **options)
-    return JournalReader(root=paths.rootfs, expected_dirs=expected, **options)
+        return JournalReader(expected_dirs=expected, socket=socket, **options)
+    return JournalReader(root=paths.rootfs, expected_dirs=expected, socket=socket, **options)
+
+
+def is_socket(path: Path) -> bool:
+    """Whether a socket is at `path` (a link to one counts: /dev/log is one on systemd hosts)."""
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def holds_journal_files(directory: Path, depth: int = 1) -> bool:
@@ -192,7 +207,9 @@ class JournalReader:
 
     `directory` / `files` point at a journal other than the host's (tests, a --path.rootfs tree);
     `root` makes journalctl read the journal directories under that root (`--root`). `queue_size`
-    counts batches (one per 64 KiB of journalctl output), so at most a few MB wait in memory.
+    counts batches (one per 64 KiB of journalctl output), so at most a few MB wait in memory. `socket`:
+    the local path of journald's socket (JOURNAL_SOCKET under the rootfs); while none is there the
+    journal is not running and the reader says so (None: not checked, as for a journal copied elsewhere).
     """
 
     def __init__(
@@ -212,6 +229,7 @@ class JournalReader:
         idle_restart_s: float | None = 300.0,
         name: str = "journal",
         expected_dirs: Sequence[Path] | None = None,
+        socket: Path | None = None,
     ) -> None:
         if backend not in ("auto", "binding", "journalctl"):
             raise ValueError(f"unknown journal backend {backend!r}")
@@ -226,6 +244,7 @@ class JournalReader:
         self._expected_dirs = (
             list(expected_dirs) if expected_dirs is not None else [base / d.lstrip("/") for d in JOURNAL_DIRS]
         )
+        self._socket = socket
         self._from_start = from_start
         self._state_file = state_file
         self._state_interval = state_interval_s
@@ -328,8 +347,11 @@ class JournalReader:
             log.info("journal: reading again")
 
     def journal_problem(self) -> str | None:
-        """Why the journal cannot be read (no journal file where it is looked for, or none the exporter
-        may read); None when it can. journalctl would only exit, again and again, or wait on nothing."""
+        """Why the journal cannot carry sshd's lines now (journald not running: no socket; no journal
+        file where it is looked for, or none the exporter may read); None when it can. journalctl would
+        only exit, again and again, or wait on nothing."""
+        if self._socket is not None and not is_socket(self._socket):
+            return f"journal not running (no {JOURNAL_SOCKET})"
         if self._files:
             unreadable = [str(f) for f in self._files if not os.access(f, os.R_OK)]
             return f"journal files cannot be read: {', '.join(unreadable)}" if unreadable else None

@@ -56,6 +56,13 @@ def default_log_files(paths: HostPaths) -> list[Path]:
     return [p for p in map(paths.root_or_none, AUTH_LOG_CANDIDATES) if p is not None and p.is_file()]
 
 
+def candidate_log_files(paths: HostPaths) -> list[Path]:
+    """Where the distributions' auth logs would be under rootfs, present or not: each is followed as an
+    optional source, so a file that appears later (rsyslog installed after the exporter started) is read
+    without a restart. A candidate whose links cannot be followed inside the rootfs keeps its plain place."""
+    return configured_log_files(paths, AUTH_LOG_CANDIDATES)
+
+
 def configured_log_files(paths: HostPaths, host_files: Iterable[str]) -> list[Path]:
     """The local paths of configured files. One whose links cannot be followed inside the rootfs keeps
     its plain place under it, so that it is still a source, whose contained open reports why (ELOOP)."""
@@ -76,6 +83,8 @@ class TailHealth:
     lines_truncated: int = 0  # lines longer than the cap, of which only the cap was kept
     open: bool = False
     path_readable: bool = True  # False while the path holds what cannot be read (an older file may be open)
+    missing: bool = False  # nothing is at the path (not yet, or no more): a file created there is read
+    optional: bool = False  # a candidate, not a configured file: missing is no problem while another is read
     last_error: str | None = None
 
 
@@ -122,11 +131,14 @@ class FileTailer:
         state_interval_s: float = 1.0,
         name: str | None = None,
         paths: HostPaths | None = None,
+        optional: bool = False,
     ) -> None:
+        """optional: a candidate file the host may not have (`/var/log/secure` on Debian): its absence is
+        logged at debug level only, since the collector decides whether it matters (another file read)."""
         self.path = path
         self._paths = paths  # set: `path` lies under paths.rootfs and is opened only inside it
         self.name = name or str(path)
-        self.health = TailHealth()
+        self.health = TailHealth(optional=optional)
         self._from_start = from_start
         self._cap = max_line_bytes
         self._budget = max_bytes_per_poll
@@ -210,8 +222,11 @@ class FileTailer:
                 self._error("link", f"cannot open {path}: a symbolic link to nothing inside --path.rootfs")
                 return None
             if not self._missing_logged:
-                log.warning("auth log file %s does not exist (yet); waiting for it", path)
+                (log.debug if self.health.optional else log.warning)(
+                    "auth log file %s does not exist (yet); waiting for it", path
+                )
                 self._missing_logged = True
+            self.health.missing = True
             self.health.last_error = f"{path}: does not exist"
             self._error_kind = "missing"
             return None
@@ -259,6 +274,7 @@ class FileTailer:
         self._cur = f
         self.health.open = True
         self.health.path_readable = True
+        self.health.missing = False
         self._missing_logged = False
         if self._error_kind is not None:
             log.info("auth log file %s is readable again", self.path)
@@ -276,6 +292,8 @@ class FileTailer:
             # while it grows, and wait for a file at the path (read from its start when it comes).
             log.warning("auth log file %s vanished; waiting for it to come back", self.path)
             self._missing_logged = True
+            self.health.missing = True
+            self.health.last_error = f"{self.path}: does not exist"
             self.health.rotations += 1
             self._retire(cur, out)
             self._cur = None
@@ -572,4 +590,12 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.close(dfd)
 
 
-__all__ = ["AUTH_LOG_CANDIDATES", "FileTailer", "TailHealth", "default_log_files", "write_atomic"]
+__all__ = [
+    "AUTH_LOG_CANDIDATES",
+    "FileTailer",
+    "TailHealth",
+    "candidate_log_files",
+    "configured_log_files",
+    "default_log_files",
+    "write_atomic",
+]
