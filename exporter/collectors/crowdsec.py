@@ -26,8 +26,6 @@ SOURCE = "crowdsec"
 
 
 def snapshot_families(snapshot: CrowdsecSnapshot) -> Iterator[Metric]:
-    if not snapshot.installed:
-        return
     yield from ban_source(SOURCE, snapshot.up, snapshot.banned)
     if not snapshot.up:
         return

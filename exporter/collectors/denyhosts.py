@@ -24,8 +24,6 @@ SOURCE = "denyhosts"
 
 
 def snapshot_families(snapshot: DenyhostsSnapshot) -> Iterator[Metric]:
-    if not snapshot.installed:
-        return
     yield from ban_source(SOURCE, snapshot.up, snapshot.banned)
     yield GaugeMetricFamily(
         "ssh_access_denyhosts_daemon_running",

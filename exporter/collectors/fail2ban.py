@@ -11,8 +11,9 @@ ssh_access_banned_addresses{jail="sshd",source="fail2ban"} 3.0
 ssh_access_fail2ban_jail_guards_sshd{jail="sshd"} 1.0
 
 fail2ban down is a report, not a failure: `ban_source_up 0` with the scrape and collector_success 1
-(the BanSourceDown alert keys on it). Nothing is emitted on hosts without fail2ban (no socket, database,
-/etc/fail2ban or fail2ban-server under rootfs), so hosts that never had it do not alert.
+(the BanSourceDown alert keys on it), its reason logged and kept in the BanCollector's `state`. Nothing is
+emitted on hosts without fail2ban (no socket, database, /etc/fail2ban or fail2ban-server under rootfs):
+it is absent, said once at info, so hosts that never had it do not alert.
 """
 
 from __future__ import annotations
@@ -109,8 +110,6 @@ def jail_families(jails: tuple[Jail, ...]) -> Iterator[Metric]:
 
 
 def snapshot_families(snapshot: Fail2banSnapshot) -> Iterator[Metric]:
-    if not snapshot.installed:
-        return
     yield source_up(SOURCE, snapshot.up)
     data_source = GaugeMetricFamily(
         "ssh_access_fail2ban_data_source",

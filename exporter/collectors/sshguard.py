@@ -26,8 +26,6 @@ SOURCE = "sshguard"
 
 
 def snapshot_families(snapshot: SshguardSnapshot) -> Iterator[Metric]:
-    if not snapshot.installed:
-        return
     yield from ban_source(SOURCE, snapshot.up, snapshot.sets)
 
 

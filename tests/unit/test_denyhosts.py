@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from exporter.collectors.denyhosts import snapshot_families
+from exporter.collectors.denyhosts import make_collector, snapshot_families
 from exporter.sources.denyhosts import DenyhostsReader, parse_hosts_deny
 from exporter.sources.host.paths import HostPaths
 from tests.exposition import promtool_check, render, samples, value
@@ -51,22 +52,32 @@ def test_running_daemon_is_seen(host: HostPaths) -> None:
     assert DenyhostsReader(host).read().running
 
 
-def test_unreadable_hosts_deny_is_down(host: HostPaths) -> None:
+def test_unreadable_hosts_deny_is_down_and_says_why(
+    host: HostPaths, caplog: pytest.LogCaptureFixture
+) -> None:
     deny = host.root("/etc/hosts.deny")
     deny.unlink()
     deny.mkdir()  # reading it fails, as a permission problem would
-    snapshot = DenyhostsReader(host).read()
-    assert (snapshot.installed, snapshot.up) == (True, False)
-    assert (
-        value(samples(render(snapshot_families(snapshot))), "ssh_access_ban_source_up", source="denyhosts")
-        == 0
+    collector = make_collector(DenyhostsReader(host))
+    found = samples(render(collector.collect()))
+    assert value(found, "ssh_access_ban_source_up", source="denyhosts") == 0
+    reason = "/etc/hosts.deny: not a regular file"
+    assert [(r.levelname, getattr(r, "err", "")) for r in caplog.records] == [("WARNING", reason)]
+    assert collector.state is not None and (collector.state.status, collector.state.reason) == (
+        "down",
+        reason,
     )
 
 
-def test_not_installed_emits_nothing(tmp_path: Path) -> None:
+def test_not_installed_emits_nothing_and_says_absent_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/hosts.deny").write_text("sshd: 10.0.0.1\n")
+    (tmp_path / "etc/hosts.deny").write_text("sshd: 192.0.2.1\n")
     (tmp_path / "proc").mkdir()
-    snapshot = DenyhostsReader(HostPaths(tmp_path, tmp_path / "proc")).read()
-    assert not snapshot.installed
-    assert list(snapshot_families(snapshot)) == []
+    reader = DenyhostsReader(HostPaths(tmp_path, tmp_path / "proc"))
+    assert not reader.read().installed
+    collector = make_collector(reader)
+    caplog.set_level(logging.INFO)
+    assert list(collector.collect()) == list(collector.collect()) == []
+    assert [(r.levelname, r.msg) for r in caplog.records] == [("INFO", "ban source absent")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import socket
@@ -554,10 +555,41 @@ def test_database_only_mode_is_up_when_the_database_reads(tmp_path: Path) -> Non
     assert "database" in snapshot.error
 
 
-def test_not_installed_emits_nothing(tmp_path: Path) -> None:
-    snapshot = reader_for(tmp_path, "/missing.sock").read()
+DEFAULT_SOCKET = "/var/run/fail2ban/fail2ban.sock"
+
+
+def test_absent_is_not_unreachable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A rootfs without fail2ban (no socket, database, config dir or binary): absent, said once."""
+    reader = reader_for(tmp_path, DEFAULT_SOCKET)
+    snapshot = reader.read()
     assert snapshot == Fail2banSnapshot(False, False, None, snapshot.error)
-    assert list(snapshot_families(snapshot)) == []
+    collector = make_collector(reader)
+    caplog.set_level(logging.INFO)
+    assert list(collector.collect()) == list(collector.collect()) == []  # no ban_source_up series
+    # before: a warning "ban source unreachable" with the socket's FileNotFoundError
+    assert [(r.levelname, r.msg) for r in caplog.records] == [("INFO", "ban source absent")]
+    assert collector.state is not None and (collector.state.status, collector.state.reason) == ("absent", "")
+
+
+def test_installed_but_not_running_is_unreachable_with_its_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "etc/fail2ban").mkdir(parents=True)
+    collector = make_collector(reader_for(tmp_path, DEFAULT_SOCKET))
+    found = samples(render(collector.collect()))
+    assert value(found, "ssh_access_ban_source_up", source="fail2ban") == 0
+    reason = f"fail2ban-server is not running (nothing answers on {DEFAULT_SOCKET})"
+    # before: "socket ...: FileNotFoundError: [Errno 2] No such file or directory: '<rootfs>/var/run/...'"
+    assert [(r.levelname, getattr(r, "err", "")) for r in caplog.records] == [("WARNING", reason)]
+    assert collector.state is not None and (collector.state.status, collector.state.reason) == (
+        "down",
+        reason,
+    )
+    (tmp_path / "etc/fail2ban").rmdir()  # uninstalled: absent from then on, said once
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    assert list(collector.collect()) == []
+    assert [(r.levelname, r.msg) for r in caplog.records] == [("INFO", "ban source absent")]
 
 
 # -- ports ------------------------------------------------------------------------------------------
@@ -695,6 +727,10 @@ def test_config_check_runs_only_while_the_socket_is_unreachable(tmp_path: Path) 
     )
     first, second = reader.read(), reader.read()
     assert first.config is not None and first.config.without_logs == frozenset({"sshd"})
+    assert first.error == (  # why the server is down, as fail2ban itself would say it
+        f"fail2ban-server is not running (nothing answers on {tmp_path / 'no.sock'}); "
+        "jail sshd: no log file found (fail2ban-server refuses to start)"
+    )
     assert second.config == first.config
     assert calls.read_text().count("run") == 1  # cached until a config file changes
     (tmp_path / "conf/jail.local").write_text("[sshd]\nenabled = false\n")

@@ -86,6 +86,18 @@ class Fail2banSnapshot:
         return None
 
 
+def config_reasons(config: ConfigCheck) -> list[str]:
+    """What fail2ban's own parse of its config says keeps the server down (Debian 12 without rsyslog:
+    the sshd jail finds no auth.log, and fail2ban-server refuses to start)."""
+    if config.error:
+        return [f"fail2ban-client -d: {config.error}"]
+    missing = [jail for jail in config.jails if jail in config.without_logs]
+    if not missing:
+        return []
+    jails = ", ".join(f"jail {jail}" for jail in missing)
+    return [f"{jails}: no log file found (fail2ban-server refuses to start)"]
+
+
 def _pairs(value: object, what: str) -> dict[str, object]:
     """fail2ban's status replies: lists of (label, value) pairs."""
     if not isinstance(value, list | tuple):
@@ -306,9 +318,13 @@ class Fail2banReader:
         if self.socket_path:
             try:
                 return self.read_socket(self.paths.root(self.socket_path))
+            except (FileNotFoundError, ConnectionRefusedError):
+                errors.append(f"fail2ban-server is not running (nothing answers on {self.socket_path})")
             except (OSError, ProtocolError) as exc:
                 errors.append(f"socket {self.socket_path}: {type(exc).__name__}: {exc}")
             config = self.config_check()
+            if config is not None:
+                errors.extend(config_reasons(config))
         database = self.paths.root_or_none(self.db_path) if self.db_path else None
         if database is not None and database.exists():
             try:
