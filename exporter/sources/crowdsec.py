@@ -9,12 +9,19 @@ block nothing and are left out.
 Both answers are another program's output: the API exchange has one deadline for all of it (connect,
 send, every read) and a size cap, and the JSON is decoded through `replies.loads_json` (depth, numbers
 and text bounded before anything walks it).
+
+When neither answers, the error keeps the whole chain of causes: cscli's fatal line reads `Unable to
+list decisions : performing request: ...: could not get jwt token: Post ...: dial tcp 127.0.0.1:8080:
+connect: connection refused`, and the cause is at its end; the local API's refusals carry their
+reason in the body (`{"message": "access forbidden"}`).
 """
 
 from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
+import re
 import socket
 import ssl
 import urllib.parse
@@ -38,6 +45,9 @@ INSTALL_MARKERS = ("/etc/crowdsec",)
 TIMEOUT = 3.0
 MAX_API_BYTES = 256 * 1024 * 1024  # community blocklists are large, but not this large
 MAX_CONFIG_BYTES = 1024 * 1024  # a bouncer config is a few hundred bytes
+MAX_ERROR_BODY = 4096  # the local API's error answers are one short JSON object
+MAX_REASON = 2000  # a reason in the log and on the landing page: cscli's chain of causes is ~300
+QUIET_LEVELS = frozenset({"trace", "debug", "info"})  # cscli's log lines that are no reason
 
 
 class CrowdsecError(Exception):
@@ -104,9 +114,16 @@ def _connect(parts: urllib.parse.SplitResult, deadline: Deadline) -> socket.sock
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     sock = _DeadlineSocket(family, socket.SOCK_STREAM)
     sock.deadline = deadline
+    port = parts.port or (443 if tls else 80)
     try:
         sock.settimeout(deadline.remaining())
-        sock.connect((host, parts.port or (443 if tls else 80)))
+        try:
+            sock.connect((host, port))
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            raise CrowdsecError(f"connect to {where}: {exc.strerror or exc}") from exc
         if not tls:
             return sock
         context = ssl.create_default_context()
@@ -140,7 +157,7 @@ def http_get(url: str, headers: dict[str, str], timeout: float, max_bytes: int) 
         conn.request("GET", target, headers={**headers, "Connection": "close"})
         response = conn.getresponse()
         if response.status != 200:
-            raise CrowdsecError(f"HTTP {response.status} {response.reason[:80]}")
+            raise CrowdsecError(_refusal(response))
         body = response.read(max_bytes + 1)
     except TimeoutError:  # the deadline's own, or a read that waited out the time left
         raise TimeoutError(f"no complete answer within {timeout:g}s") from None
@@ -149,6 +166,70 @@ def http_get(url: str, headers: dict[str, str], timeout: float, max_bytes: int) 
     if len(body) > max_bytes:
         raise CrowdsecError(f"answer larger than {max_bytes} bytes")
     return body
+
+
+def _refusal(response: http.client.HTTPResponse) -> str:
+    """`HTTP 403 Forbidden: access forbidden`: the status, and the API's own `message` when it gave one."""
+    status = f"HTTP {response.status} {response.reason[:80]}".rstrip()
+    try:
+        document = json.loads(response.read(MAX_ERROR_BODY))
+    except (OSError, http.client.HTTPException, ValueError, RecursionError):
+        return status
+    message = document.get("message") if isinstance(document, dict) else None
+    return f"{status}: {bounded(message)}" if isinstance(message, str) and message else status
+
+
+def bounded(text: str, limit: int = MAX_REASON) -> str:
+    """The text whole when it fits; else its start and its end, where a chain of causes ends."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]} ... {text[-keep:]}"
+
+
+_LOGRUS_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def _logged(line: str) -> tuple[str, str]:
+    """(level, message) of one of cscli's log lines: JSON (`-o json`), logrus text or plain text.
+
+    The message is `msg`, followed by `error` when the line has one (logrus's WithError)."""
+    fields: dict[str, object] = {}
+    if line.startswith("{"):
+        try:
+            found = json.loads(line)
+        except (ValueError, RecursionError):
+            found = None
+        fields = found if isinstance(found, dict) else {}
+    elif "msg=" in line:
+        for key, value in _LOGRUS_FIELD.findall(line):
+            try:
+                fields[key] = json.loads(value) if value.startswith('"') else value
+            except ValueError:
+                fields[key] = value
+    message = fields.get("msg")
+    if not isinstance(message, str):
+        return "", line
+    error = fields.get("error")
+    if isinstance(error, str) and error and error not in message:
+        message = f"{message}: {error}"
+    level = fields.get("level")
+    return (level if isinstance(level, str) else ""), message
+
+
+def cscli_reason(stderr: str, returncode: int | None) -> str:
+    """Why cscli failed, whole: the message of every line of its stderr that is no chatter (info,
+    debug), in order, on one line; its exit status when it said nothing."""
+    messages = []
+    for line in stderr.splitlines():
+        if line.strip():
+            level, message = _logged(line.strip())
+            if level.lower() not in QUIET_LEVELS and message not in messages:
+                messages.append(message)
+    if messages:
+        return bounded("; ".join(messages))
+    return f"exited with status {returncode}" if returncode is not None else "did not run"
 
 
 @dataclass(frozen=True)
@@ -234,20 +315,27 @@ def banned_per_scenario(decisions: tuple[Decision, ...]) -> dict[str, int]:
 
 
 def read_bouncer_config(path: Path, paths: HostPaths | None = None) -> tuple[str, str] | None:
-    """(api_url, api_key) from a bouncer's YAML config; None when it has no usable pair.
+    """(api_url, api_key) from a bouncer's YAML config; None when there is no such file.
 
-    Read through the bounded reader (a regular file inside rootfs, at most MAX_CONFIG_BYTES). PyYAML's
-    recursive composer reports nesting past Python's limit as RecursionError: a config it cannot take.
+    CrowdsecError says why a config that is there cannot be used (cscli is asked then, and when it
+    fails too both reasons are kept). Read through the bounded reader (a regular file inside rootfs, at
+    most MAX_CONFIG_BYTES). PyYAML's recursive composer reports nesting past Python's limit as
+    RecursionError: a config it cannot take.
     """
     try:
         data = parse_yaml(read_regular_text(path, MAX_CONFIG_BYTES, paths=paths))
-    except (OSError, YAMLSyntaxError, RecursionError):
+    except FileNotFoundError:
         return None
-    if not isinstance(data, dict):
-        return None
-    url, key = data.get("api_url"), data.get("api_key")
+    except OSError as exc:
+        raise CrowdsecError(f"{exc.strerror or exc}") from None
+    except YAMLSyntaxError as exc:
+        raise CrowdsecError(f"not YAML: {bounded(str(exc), 200)}") from None
+    except RecursionError:
+        raise CrowdsecError("nested too deep") from None
+    url, key = (data.get("api_url"), data.get("api_key")) if isinstance(data, dict) else (None, None)
     if not (isinstance(url, str) and url and isinstance(key, str) and key):
-        return None  # a number, a list or a web of aliases is no URL or key (str() of the last never ends)
+        # a number, a list or a web of aliases is no URL or key (str() of the last never ends)
+        raise CrowdsecError("no api_url and api_key")
     return url.rstrip("/"), key
 
 
@@ -274,27 +362,38 @@ class CrowdsecReader:
 
     def _cscli(self) -> tuple[Decision, ...]:
         binary = self.paths.root_or_none(self.cscli)
-        if not self.paths.is_host_root or binary is None or not binary.exists():
-            raise CrowdsecError(f"no bouncer config and no runnable {self.cscli}")
+        if not self.paths.is_host_root:
+            raise CrowdsecError(
+                f"no usable bouncer config, and {self.cscli} runs only when rootfs is this machine's root"
+            )
+        if binary is None or not binary.exists():
+            raise CrowdsecError(f"no usable bouncer config and no runnable {self.cscli}")
         run = run_tool(binary, "decisions", "list", "-o", "json", timeout=self.timeout)
         if not run.ok:
-            raise CrowdsecError(f"cscli: {run.stderr.strip()[:200]}")
+            raise CrowdsecError(f"cscli: {cscli_reason(run.stderr, run.returncode)}")
         try:
             return parse_cscli_alerts(run.stdout)
         except ValueError as exc:
             raise CrowdsecError(f"cscli: {exc}") from exc
 
+    def _bouncer(self) -> tuple[tuple[str, str] | None, str]:
+        """The bouncer's (api_url, api_key), or why there is none to use ("" when it has no config)."""
+        config = self.paths.root_or_none(self.bouncer_config) if self.bouncer_config else None
+        try:
+            return (read_bouncer_config(config, self.paths) if config else None), ""
+        except CrowdsecError as exc:
+            return None, f"bouncer config {self.bouncer_config}: {exc}"
+
     @singleflight
     def read(self) -> CrowdsecSnapshot:
-        config = self.paths.root_or_none(self.bouncer_config) if self.bouncer_config else None
-        bouncer = read_bouncer_config(config, self.paths) if config else None
+        bouncer, unusable = self._bouncer()
         markers = (*INSTALL_MARKERS, self.cscli)
-        installed = bouncer is not None or any(self.paths.exists(p) for p in markers if p)
+        installed = bouncer is not None or bool(unusable) or any(self.paths.exists(p) for p in markers if p)
         if not installed:
             return CrowdsecSnapshot(False, False)
         try:
             decisions = self._api(*bouncer) if bouncer else self._cscli()
         except CrowdsecError as exc:
-            return CrowdsecSnapshot(True, False, error=str(exc))
+            return CrowdsecSnapshot(True, False, error=f"{unusable}; {exc}" if unusable else str(exc))
         via = "api" if bouncer else "cscli"
         return CrowdsecSnapshot(True, True, via, decisions, banned=banned_per_scenario(decisions))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
+import logging
 import os
 import socket
 import threading
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors.crowdsec import snapshot_families
+from exporter.collectors.crowdsec import make_collector, snapshot_families
 from exporter.sources.crowdsec import (
     CrowdsecError,
     CrowdsecReader,
@@ -115,7 +117,8 @@ def test_local_api_with_the_bouncer_key(tmp_path: Path, lapi: str) -> None:
 def test_wrong_key_is_down(tmp_path: Path, lapi: str) -> None:
     snapshot = CrowdsecReader(bouncer_root(tmp_path, lapi, "wrong")).read()
     assert (snapshot.installed, snapshot.up) == (True, False)
-    assert "403" in snapshot.error
+    # before: "HTTP 403 Forbidden", the API's own reason left in the body
+    assert snapshot.error == f"local API {lapi.rstrip('/')}: HTTP 403 Forbidden: access forbidden"
     assert (
         value(samples(render(snapshot_families(snapshot))), "ssh_access_ban_source_up", source="crowdsec")
         == 0
@@ -143,10 +146,80 @@ def test_cscli_when_no_bouncer_config(tmp_path: Path) -> None:
     assert (snapshot.up, snapshot.error) == (False, "cscli: cannot reach the local API")
 
 
-def test_not_installed_emits_nothing(tmp_path: Path) -> None:
-    snapshot = CrowdsecReader(HostPaths(tmp_path)).read()
-    assert not snapshot.installed
-    assert list(snapshot_families(snapshot)) == []
+def test_not_installed_emits_nothing_and_says_absent_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector = make_collector(CrowdsecReader(HostPaths(tmp_path)))
+    caplog.set_level(logging.INFO)
+    assert list(collector.collect()) == list(collector.collect()) == []
+    assert [(r.levelname, r.msg) for r in caplog.records] == [("INFO", "ban source absent")]
+    assert collector.state is not None and collector.state.status == "absent"
+
+
+# -- reasons are kept whole -------------------------------------------------------------------------------
+
+# What Debian 12's cscli (1.4.6) writes when its local API is a closed port, as `-o json` and as text.
+CSCLI_REFUSED = (
+    "Unable to list decisions : performing request: Get "
+    '"http://127.0.0.1:9/v1/alerts?has_active_decision=true&include_capi=false&limit=100": '
+    'could not get jwt token: Post "http://127.0.0.1:9/v1/watchers/login": '
+    "dial tcp 127.0.0.1:9: connect: connection refused"
+)
+CSCLI_STDERR = {
+    "json": '{"level":"fatal","msg":' + json.dumps(CSCLI_REFUSED) + ',"time":"2026-12-06T04:56:24Z"}\n',
+    "text": 'time="06-12-2026 04:56:28" level=info msg="loading config"\n'
+    'time="06-12-2026 04:56:28" level=fatal msg=' + json.dumps(CSCLI_REFUSED) + "\n",
+}
+
+
+@pytest.mark.parametrize("form", sorted(CSCLI_STDERR))
+def test_cscli_failure_keeps_its_whole_chain_of_causes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, form: str
+) -> None:
+    (tmp_path / "stderr").write_text(CSCLI_STDERR[form])
+    cscli = tmp_path / "cscli"
+    cscli.write_text(f"#!/bin/sh\ncat {tmp_path / 'stderr'} >&2\nexit 1\n")
+    cscli.chmod(0o755)
+    collector = make_collector(CrowdsecReader(HostPaths(), "", str(cscli)))
+    found = samples(render(collector.collect()))
+    assert value(found, "ssh_access_ban_source_up", source="crowdsec") == 0
+    reason = f"cscli: {CSCLI_REFUSED}"  # before: cut at 200 characters, after "could not get jwt token:"
+    assert [getattr(r, "err", "") for r in caplog.records if r.msg == "ban source unreachable"] == [reason]
+    assert collector.state is not None and (collector.state.status, collector.state.reason) == (
+        "down",
+        reason,
+    )
+
+
+def test_cscli_failing_silently_says_how_it_exited(tmp_path: Path) -> None:
+    cscli = tmp_path / "cscli"
+    cscli.write_text("#!/bin/sh\nexit 3\n")
+    cscli.chmod(0o755)
+    snapshot = CrowdsecReader(HostPaths(), "", str(cscli)).read()
+    assert snapshot.error == "cscli: exited with status 3"  # before: "cscli: "
+
+
+def test_local_api_on_a_closed_port_names_the_address_and_the_refusal(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    snapshot = CrowdsecReader(bouncer_root(tmp_path, f"http://127.0.0.1:{port}/", KEY)).read()
+    assert (snapshot.installed, snapshot.up) == (True, False)
+    # before: "[Errno 111] Connection refused", with nothing saying where
+    expected = f"local API http://127.0.0.1:{port}: connect to 127.0.0.1:{port}: Connection refused"
+    assert snapshot.error == expected
+
+
+def test_an_unusable_bouncer_config_is_named_with_the_cscli_reason(tmp_path: Path) -> None:
+    config = tmp_path / "etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("mode: nftables\napi_url: http://127.0.0.1:8080/\n")
+    snapshot = CrowdsecReader(HostPaths(tmp_path), cscli="/usr/bin/cscli").read()
+    assert (snapshot.installed, snapshot.up) == (True, False)
+    assert snapshot.error == (  # before: "no bouncer config and no runnable /usr/bin/cscli"
+        "bouncer config /etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml: no api_url and api_key; "
+        "no usable bouncer config, and /usr/bin/cscli runs only when rootfs is this machine's root"
+    )
 
 
 def test_the_local_api_is_asked_without_resolving_names() -> None:
