@@ -6,7 +6,9 @@
 
 A set or block that does not exist is a backend not in use, not an error. Commands run only when
 rootfs is this machine's root (as for `sshd -T`), each with a timeout. sshguard is "up" when its
-blocker process runs and every backend present could be read.
+blocker process runs and every backend present could be read; when it is not, the reason says what
+failed and what each backend showed (`sshg-blocker is not running (backends: nft: no sshguard set;
+ipset: not installed; /etc/hosts.allow: no ###sshguard### block)`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ IPSETS = ("sshguard4", "sshguard6")
 HOSTS_MARKER = "###sshguard###"
 HOSTS_ALLOW = "/etc/hosts.allow"
 PROCESS_NAMES = frozenset({"sshg-blocker"})
+BLOCKER = "sshg-blocker"
 INSTALL_MARKERS = ("/usr/sbin/sshguard", "/etc/sshguard")
 TOOL_TIMEOUT = 2.0
+MAX_REASON = 1000  # one tool's complaint, in the log and on the landing page
+NOT_HOST_ROOT = "not run (rootfs is not this machine's root)"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class SshguardSnapshot:
     running: bool
     sets: dict[str, int] = field(default_factory=dict)  # set (or "hosts.allow") -> addresses banned
     errors: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ()  # what each backend showed: its sets, none, or why it was not asked
 
     @property
     def up(self) -> bool:
@@ -44,7 +50,26 @@ class SshguardSnapshot:
 
     @property
     def error(self) -> str:
-        return "; ".join(self.errors)
+        """Why sshguard is down ("" when up): what failed, then what each backend showed."""
+        if self.up:
+            return ""
+        reasons = [*self.errors] if self.running else [*self.errors, f"{BLOCKER} is not running"]
+        shown = f" (backends: {'; '.join(self.backends)})" if self.backends else ""
+        return "; ".join(reasons) + shown
+
+
+def tool_reason(stderr: str, returncode: int | None) -> str:
+    """A tool's complaint on one line: every line of its stderr but nft's echo of the command and the
+    carets under it (`list set ip sshguard attackers` / `^^^^^^^^`); its exit status when it said nothing."""
+    lines = [line.strip() for line in stderr.splitlines()]
+    kept = [
+        line
+        for index, line in enumerate(lines)
+        if line and set(line) != {"^"} and not (index + 1 < len(lines) and lines[index + 1].startswith("^"))
+    ]
+    if kept:
+        return " ".join("; ".join(kept).split())[:MAX_REASON]
+    return f"exited with status {returncode}" if returncode is not None else "did not run"
 
 
 def count_nft_set(text: str) -> int:
@@ -91,62 +116,76 @@ class SshguardReader:
         self.hosts_allow = hosts_allow
         self.timeout = timeout
 
-    def _tool(self, name: str) -> Path | None:
+    def _tool(self, name: str) -> Path | str:
+        """The tool's path, or why it is not run."""
         if not self.paths.is_host_root:
-            return None
+            return NOT_HOST_ROOT
         found = shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
-        return Path(found) if found else None
+        return Path(found) if found else "not installed"
 
-    def _nft(self, sets: dict[str, int], errors: list[str]) -> None:
+    def _nft(self, sets: dict[str, int], errors: list[str]) -> str:
+        """Reads sshguard's nft sets; says what it found."""
         nft = self._tool("nft")
-        if nft is None:
-            return
+        if not isinstance(nft, Path):
+            return nft
+        found = []
         for family, table, name in NFT_SETS:
             run = run_tool(nft, "-j", "list", "set", family, table, name, timeout=self.timeout)
             label = f"{family} {table} {name}"
             if run.ok:
                 try:
                     sets[label] = count_nft_set(run.stdout)
+                    found.append(label)
                 except ValueError as exc:
                     errors.append(f"nft {label}: {exc}")
             elif run.returncode is None or "No such file or directory" not in run.stderr:
-                errors.append(f"nft {label}: {run.stderr.strip()[:200]}")
+                errors.append(f"nft list set {label}: {tool_reason(run.stderr, run.returncode)}")
+        return ", ".join(found) or "no sshguard set"
 
-    def _ipset(self, sets: dict[str, int], errors: list[str]) -> None:
+    def _ipset(self, sets: dict[str, int], errors: list[str]) -> str:
+        """Reads sshguard's ipsets; says what it found."""
         ipset = self._tool("ipset")
-        if ipset is None:
-            return
+        if not isinstance(ipset, Path):
+            return ipset
         names = run_tool(ipset, "list", "-n", timeout=self.timeout)
         if not names.ok:
-            errors.append(f"ipset list -n: {names.stderr.strip()[:200]}")
-            return
+            errors.append(f"ipset list -n: {tool_reason(names.stderr, names.returncode)}")
+            return "could not list its sets"
+        found = []
         for name in IPSETS:
             if name in names.stdout.split():
                 run = run_tool(ipset, "list", "-o", "save", name, timeout=self.timeout)
                 if run.ok:
                     sets[name] = count_ipset_save(run.stdout, name)
+                    found.append(name)
                 else:
-                    errors.append(f"ipset {name}: {run.stderr.strip()[:200]}")
+                    errors.append(f"ipset list {name}: {tool_reason(run.stderr, run.returncode)}")
+        return ", ".join(found) or f"no {' or '.join(IPSETS)} set"
 
-    def _hosts(self, sets: dict[str, int], errors: list[str]) -> None:
+    def _hosts(self, sets: dict[str, int], errors: list[str]) -> str:
+        """Reads the hosts.allow block; says what it found."""
         try:
             local = self.paths.root(self.hosts_allow)
             text = read_regular_text(local, HOSTS_FILE_MAX_BYTES, paths=self.paths)
         except FileNotFoundError:
-            return
+            return "not found"
         except OSError as exc:
             errors.append(f"{self.hosts_allow}: {exc.strerror or exc}")
-            return
+            return "could not be read"
         count = parse_hosts_block(text)
-        if count is not None:
-            sets["hosts.allow"] = count
+        if count is None:
+            return f"no {HOSTS_MARKER} block"
+        sets["hosts.allow"] = count
+        return f"{HOSTS_MARKER} block"
 
     def read(self) -> SshguardSnapshot:
         sets: dict[str, int] = {}
         errors: list[str] = []
-        self._nft(sets, errors)
-        self._ipset(sets, errors)
-        self._hosts(sets, errors)
+        backends = (
+            f"nft: {self._nft(sets, errors)}",
+            f"ipset: {self._ipset(sets, errors)}",
+            f"{self.hosts_allow}: {self._hosts(sets, errors)}",
+        )
         running = running_process(self.paths.procfs, PROCESS_NAMES)
         installed = running or bool(sets) or any(self.paths.exists(p) for p in INSTALL_MARKERS)
-        return SshguardSnapshot(installed, running, sets, tuple(errors))
+        return SshguardSnapshot(installed, running, sets, tuple(errors), backends)

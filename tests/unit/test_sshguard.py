@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from exporter.collectors.sshguard import snapshot_families
+from exporter.collectors.sshguard import make_collector, snapshot_families
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshguard import (
     SshguardReader,
@@ -15,6 +16,7 @@ from exporter.sources.sshguard import (
     count_ipset_save,
     count_nft_set,
     parse_hosts_block,
+    tool_reason,
 )
 from tests.exposition import promtool_check, render, samples, value
 
@@ -105,7 +107,9 @@ def fixture_host(tmp_path: Path, hosts_allow: str | None, running: bool) -> Host
 
 def test_reader_on_a_fixture_tree(tmp_path: Path) -> None:
     snapshot = SshguardReader(fixture_host(tmp_path, HOSTS_ALLOW, running=True)).read()
-    assert snapshot == SshguardSnapshot(True, True, {"hosts.allow": 2})
+    backends = (NFT_NOT_RUN, IPSET_NOT_RUN, "/etc/hosts.allow: ###sshguard### block")
+    assert snapshot == SshguardSnapshot(True, True, {"hosts.allow": 2}, (), backends)
+    assert snapshot.error == ""
     text = render(snapshot_families(snapshot))
     assert promtool_check(text) is None
     found = samples(text)
@@ -113,14 +117,70 @@ def test_reader_on_a_fixture_tree(tmp_path: Path) -> None:
     assert value(found, "ssh_access_banned_addresses", source="sshguard", jail="hosts.allow") == 2
 
 
-def test_installed_but_not_running_is_down(tmp_path: Path) -> None:
-    paths = fixture_host(tmp_path, HOSTS_ALLOW, running=False)
-    found = samples(render(snapshot_families(SshguardReader(paths).read())))
+NFT_NOT_RUN = "nft: not run (rootfs is not this machine's root)"
+IPSET_NOT_RUN = "ipset: not run (rootfs is not this machine's root)"
+
+
+def test_installed_but_not_running_is_down_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector = make_collector(SshguardReader(fixture_host(tmp_path, HOSTS_ALLOW, running=False)))
+    found = samples(render(collector.collect()))
     assert value(found, "ssh_access_ban_source_up", source="sshguard") == 0
     assert value(found, "ssh_access_banned_addresses", source="sshguard", jail="hosts.allow") == 2
+    reason = (
+        f"sshg-blocker is not running (backends: {NFT_NOT_RUN}; {IPSET_NOT_RUN}; "
+        "/etc/hosts.allow: ###sshguard### block)"
+    )
+    # before: nothing was logged at all (no error, only a blocker that was not running)
+    assert [getattr(r, "err", "") for r in caplog.records if r.msg == "ban source unreachable"] == [reason]
+    assert collector.state is not None and (collector.state.status, collector.state.reason) == (
+        "down",
+        reason,
+    )
 
 
-def test_not_installed_emits_nothing(tmp_path: Path) -> None:
-    snapshot = SshguardReader(fixture_host(tmp_path, "sshd: ALL\n", running=False)).read()
-    assert not snapshot.installed
-    assert list(snapshot_families(snapshot)) == []
+def test_a_backend_that_cannot_be_read_is_named_with_the_blocker_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = fixture_host(tmp_path, None, running=True)
+    (tmp_path / "etc/hosts.allow").mkdir()
+    collector = make_collector(SshguardReader(paths))
+    found = samples(render(collector.collect()))
+    assert value(found, "ssh_access_ban_source_up", source="sshguard") == 0
+    assert collector.state is not None and collector.state.reason.startswith("/etc/hosts.allow: ")
+    assert collector.state.reason.endswith(
+        f"(backends: {NFT_NOT_RUN}; {IPSET_NOT_RUN}; /etc/hosts.allow: could not be read)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [  # what nft and ipset 7.17 print on Debian 12
+        (
+            "Error: No such file or directory\nlist set ip sshguard attackers\n            ^^^^^^^^\n",
+            "Error: No such file or directory",
+        ),
+        (  # unprivileged: the cause is on the second line
+            "Operation not permitted (you must be root)\n"
+            "netlink: Error: cache initialization failed: Operation not permitted\n",
+            "Operation not permitted (you must be root); "
+            "netlink: Error: cache initialization failed: Operation not permitted",
+        ),
+        ("ipset v7.17: Kernel error received: Operation not permitted\n", None),
+        ("", "exited with status 1"),
+    ],
+)
+def test_a_tools_complaint_is_kept_whole_on_one_line(stderr: str, reason: str | None) -> None:
+    assert tool_reason(stderr, 1) == (reason or stderr.strip())
+
+
+def test_not_installed_emits_nothing_and_says_absent_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = SshguardReader(fixture_host(tmp_path, "sshd: ALL\n", running=False))
+    assert not reader.read().installed
+    collector = make_collector(reader)
+    caplog.set_level(logging.INFO)
+    assert list(collector.collect()) == list(collector.collect()) == []
+    assert [(r.levelname, r.msg) for r in caplog.records] == [("INFO", "ban source absent")]
