@@ -33,10 +33,15 @@ _EXCEPTION_PREFIX = re.compile(r"^[A-Z][A-Za-z]*(?:Error|Exception): ")
 
 
 class Severity(Enum):
+    """Most pressing first: the page's headline takes the first one present."""
+
     PROBLEM = "problem"
     WARNING = "warning"
-    OK = "ok"
     UNKNOWN = "unknown"
+    OK = "ok"
+
+
+_COUNTABLE = (Severity.PROBLEM, Severity.WARNING)  # "2 problems" but "2 ok", "2 unknown"
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,27 @@ class HostStatus:
     collectors: tuple[Finding, ...]
 
     def count(self, severity: Severity) -> int:
-        return sum(finding.severity is severity for finding in (*self.findings, *self.collectors))
+        """How many host findings (collectors aside) have that severity."""
+        return sum(finding.severity is severity for finding in self.findings)
+
+    @property
+    def worst(self) -> Severity:
+        """The most pressing severity of the host findings and collectors (OK when there is nothing)."""
+        found = {finding.severity for finding in (*self.findings, *self.collectors)}
+        return next((severity for severity in Severity if severity in found), Severity.OK)
+
+    def summary(self) -> str:
+        """One line for the top of the page: `Host: 2 problems, 1 warning, 5 ok. Collectors: 1 of 9
+        failed.`"""
+        counts = [
+            f"{count} {severity.value}{'s' if count != 1 and severity in _COUNTABLE else ''}"
+            for severity in Severity
+            if (count := self.count(severity))
+        ]
+        failed = sum(finding.severity is not Severity.OK for finding in self.collectors)
+        total = len(self.collectors)
+        health = f"{failed} of {total} failed" if failed else f"all {total} ok"
+        return f"Host: {', '.join(counts) or 'nothing read'}. Collectors: {health}."
 
 
 def utc(timestamp: float) -> str:
@@ -233,8 +258,8 @@ def _ban_tools(inputs: _Inputs) -> Iterator[Finding]:
                 yield inputs.unread(source, name)
             continue  # not installed on this host
         if state == 1:
-            count = banned.get(source)
-            bans = "" if count is None else f": {_plural(count, 'address')} banned now"
+            known = families.has("ssh_access_banned_addresses")
+            bans = f": {_plural(banned.get(source, 0.0), 'address')} banned now" if known else ""
             yield Finding(name, Severity.OK, f"{name} is up{bans}.")
             continue
         why = inputs.down_reasons.get(source) or (reason(status.error) if status.error else "")
@@ -314,21 +339,23 @@ def _authlog(inputs: _Inputs) -> Iterator[Finding]:
     sources = families.by("ssh_access_authlog_source_up", "source")
     read = sorted(source for source, up in sources.items() if up == 1)
     unread = sorted(source for source, up in sources.items() if up != 1)
-    why = f": {reason(status.error)}" if status.error else ""
+    why = reason(status.error)
     if not read:
-        named = f" ({', '.join(unread)} cannot be read)" if unread else ""
+        if not why:  # the collector's own words say which sources and why; else, say it here
+            named = f" ({', '.join(unread)} cannot be read)" if unread else ""
+            why = f"sshd's log lines reach no source the exporter reads{named}"
         yield Finding(
             "Auth log",
             Severity.PROBLEM,
-            f"sshd's log lines reach no source the exporter reads{named}{why}. Failed logins, drops and "
-            "penalties go uncounted: point --collector.authlog.files at sshd's log, or run journald.",
+            f"{why[:1].upper()}{why[1:]}. Failed logins, drops and penalties go uncounted: point "
+            "--collector.authlog.files at sshd's log, or run journald.",
         )
         return
     if unread:
         yield Finding(
             "Auth log",
             Severity.WARNING,
-            f"Reading {', '.join(read)}; {', '.join(unread)} cannot be read{why}.",
+            f"Reading {', '.join(read)}; {', '.join(unread)} cannot be read{': ' + why if why else ''}.",
         )
     else:
         yield Finding("Auth log", Severity.OK, f"sshd's log lines are read from {', '.join(read)}.")
@@ -393,15 +420,13 @@ def host_status(
 
 
 def down_reasons(collectors: Mapping[str, object]) -> dict[str, str]:
-    """Why each unreachable ban tool is down, by source, as its collector last logged it.
-
-    The ban collectors (exporter.collectors.families.bans.BanCollector) keep that in their ErrorLog,
-    which has no public accessor yet: it is read here, in one place, and a collector without it gives no
-    reason (the page then says none was given)."""
+    """Why each unreachable ban tool is down, by source: the `reason` of its collector's last BanState
+    (exporter.collectors.families.bans.BanCollector.state), the same words the log carries. Read by
+    attribute, so a collector that keeps no state gives no reason (the page then says none was given)."""
     found: dict[str, str] = {}
     for source in BAN_TOOLS:
-        errors = getattr(collectors.get(source), "errors", None)
-        last = getattr(errors, "_last", "")
-        if isinstance(last, str) and last:
-            found[source] = last
+        state = getattr(collectors.get(source), "state", None)
+        why = getattr(state, "reason", "")
+        if isinstance(why, str) and why:
+            found[source] = why
     return found

@@ -47,8 +47,9 @@ _STYLE = (
     "body{font-family:sans-serif;margin:1.5em;max-width:70em;color:#111}"
     "table{border-collapse:collapse;width:100%}"
     "td,th{border:1px solid #bbb;padding:.35em .6em;text-align:left;vertical-align:top}"
-    "td.severity{font-weight:bold;white-space:nowrap;width:6em}"
-    "td.topic{white-space:nowrap}"
+    "td.severity{font-weight:bold}"
+    "table{table-layout:fixed}th:nth-child(1){width:6em}th:nth-child(2){width:13em}"
+    ".headline{padding:.4em .6em}"
     + "".join(f".{severity.value}{{background:{colour}}}" for severity, colour in _COLOURS.items())
 )
 
@@ -62,14 +63,9 @@ def _rows(findings: Iterable[Finding]) -> str:
 
 
 def _headline(status: HostStatus) -> str:
-    counts = [
-        f"{count} {severity.value}{'s' if count != 1 and severity is not Severity.UNKNOWN else ''}"
-        for severity in Severity
-        if (count := status.count(severity))
-    ]
-    worst = next((s for s in Severity if status.count(s)), Severity.OK)
-    when = f" as of {utc(status.collected)}" if status.collected is not None else ""
-    return f"<p class='headline {worst.value}'><strong>{html.escape(', '.join(counts))}</strong>{when}</p>"
+    when = f" As of {utc(status.collected)}." if status.collected is not None else ""
+    summary = html.escape(status.summary())
+    return f"<p class='headline {status.worst.value}'><strong>{summary}</strong>{when}</p>"
 
 
 def render_landing_page(status: HostStatus, telemetry_path: str) -> bytes:

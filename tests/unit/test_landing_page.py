@@ -58,7 +58,7 @@ def test_first_page_runs_a_scrape_instead_of_saying_not_scraped_yet() -> None:
     assert status == "200 OK" and collector.runs == 1
     assert "not scraped yet" not in body
     assert "sshd is not running" in body and "problem" in body
-    assert re.search(r"as of \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body)
+    assert re.search(r"As of \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body)
     _get(app)
     assert collector.runs == 1  # a recent scrape is reused
     last = scraper.last_collection()
@@ -100,7 +100,7 @@ def test_everything_is_escaped_and_nothing_is_loaded_or_run() -> None:
     body = render_landing_page(status, "/m'><script>").decode()
     assert "<script" not in body.lower() and "&lt;script&gt;" in body
     assert "href='/m&#x27;&gt;&lt;script&gt;'" in body
-    assert "as of 1970-01-01T00:00:00Z" in body and "1 problem, 1 ok" in body
+    assert "As of 1970-01-01T00:00:00Z" in body and "Host: 1 problem. Collectors: all 1 ok." in body
     # no external resources: the only URLs are links a person follows
     assert not re.search(r"<(?:img|link|iframe|object|embed)\b|src=|url\(|@import", body, re.IGNORECASE)
     assert re.findall(r"<a href='([^']*)'", body) == [

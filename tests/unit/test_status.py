@@ -80,11 +80,14 @@ def test_broken_host_problems_in_order_and_nothing_ok_about_a_broken_layer() -> 
     assert "connect: connection refused" in finding(status, "CrowdSec").text
     assert "no reason given" in finding(status, "fail2ban").text
     auth = finding(status, "Auth log").text
-    assert "reach no source" in auth and "/var/log/auth.log" in auth and "SourceUnavailableError" not in auth
+    assert auth.startswith("No auth log source can be read, sshd's lines reach none: /var/log/auth.log: No")
+    assert "SourceUnavailableError" not in auth and "uncounted" in auth
     assert finding(status, "MaxStartups").severity is Severity.UNKNOWN  # no listener to count
     assert not any(f.severity is Severity.OK for f in status.findings)
     (authlog,) = [c for c in status.collectors if c.topic == "authlog"]
     assert authlog.severity is Severity.PROBLEM and "No such file" in authlog.text
+    assert status.worst is Severity.PROBLEM
+    assert status.summary() == "Host: 5 problems, 2 unknown. Collectors: 1 of 5 failed."
 
 
 def test_healthy_host_is_ok_throughout() -> None:
@@ -101,7 +104,8 @@ def test_healthy_host_is_ok_throughout() -> None:
     ]
     assert finding(status, "fail2ban").text == "fail2ban is up: 3 addresses banned now."
     assert finding(status, "Last sshd event").text.endswith(f"is from {utc(NOW - 120)}.")
-    assert status.count(Severity.PROBLEM) == 0
+    assert status.count(Severity.PROBLEM) == 0 and status.worst is Severity.OK
+    assert status.summary() == "Host: 8 ok. Collectors: all 6 ok."
 
 
 def test_socket_activated_sshd_is_no_outage() -> None:
@@ -213,12 +217,15 @@ def test_collectors_health_and_utc_times() -> None:
 
 
 def test_down_reasons_from_ban_collectors() -> None:
-    class ErrorLog:
-        _last = "could not get jwt token: connect: connection refused"
+    class State:
+        reason = "could not get jwt token: connect: connection refused"
 
     class Collector:
-        errors = ErrorLog()
+        state = State()
 
-    assert down_reasons({"crowdsec": Collector(), "sshd": object()}) == {
+    class Up:
+        state = None
+
+    assert down_reasons({"crowdsec": Collector(), "fail2ban": Up(), "sshd": object()}) == {
         "crowdsec": "could not get jwt token: connect: connection refused"
     }
