@@ -186,8 +186,14 @@ def snapshot_families(snapshot: SshdSnapshot) -> Iterator[Metric]:
         )
     yield _gauge(
         "config_parse_errors",
-        "Problems the config file parser met (bad lines, unreadable Includes).",
+        "Problems the config file parser met (lines sshd refuses, unreadable Includes).",
         len(config.parse_errors),
+    )
+    yield _gauge(
+        "config_errors",
+        "Lines of the config files sshd would refuse to start on (unknown keyword, missing or bad value), "
+        "as the file parser reads them; 0 when `sshd -t` accepts the config.",
+        len(config.refusals),
     )
     if config.effective:
         yield from config_families(config.effective)

@@ -64,6 +64,7 @@ def test_fixture_host_exposition(host: HostPaths) -> None:
     assert value(found, "ssh_access_sshd_config_source", source="file") == 1
     assert value(found, "ssh_access_sshd_config_source", source="sshd_t") == 0
     assert value(found, "ssh_access_sshd_config_valid") is None  # unknown without running sshd
+    assert value(found, "ssh_access_sshd_config_errors") == 0
     assert value(found, "ssh_access_sshd_maxstartups_start") == 3
     assert value(found, "ssh_access_sshd_maxstartups_rate") == 0.5
     assert value(found, "ssh_access_sshd_maxstartups_full") == 6
@@ -109,10 +110,11 @@ def test_no_sshd_running_and_garbage_config(host: HostPaths) -> None:
     found = samples(scrape(host))
     assert value(found, "ssh_access_sshd_listeners") == 0
     assert value(found, "ssh_access_sshd_startups") == 0
-    assert value(found, "ssh_access_sshd_config_source", source="file") == 0  # no usable config
-    errors = value(found, "ssh_access_sshd_config_parse_errors")
-    assert errors is not None and errors >= 1
-    assert value(found, "ssh_access_sshd_maxstartups_start") is None
+    # both lines are refused and skipped: what is left is sshd's defaults
+    assert value(found, "ssh_access_sshd_config_parse_errors") == 2
+    assert value(found, "ssh_access_sshd_config_errors") == 2
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 1
+    assert value(found, "ssh_access_sshd_maxstartups_start") == 10
 
 
 def test_missing_config_still_reports_load(host: HostPaths) -> None:
@@ -150,13 +152,15 @@ def test_listeners_sharing_a_config_get_ordinals_not_pids(host: HostPaths) -> No
 @pytest.mark.parametrize(
     "line", ["LoginGraceTime " + "9" * 400, "MaxStartups 10:30:" + "9" * 400, "PerSourceNetBlockSize 99"]
 )
-def test_value_sshd_refuses_is_a_parse_error_not_a_failed_scrape(host: HostPaths, line: str) -> None:
-    """A 400-digit LoginGraceTime raised OverflowError: the collector failed every scrape."""
+def test_value_sshd_refuses_is_a_config_error_not_a_failed_scrape(host: HostPaths, line: str) -> None:
+    """A 400-digit LoginGraceTime raised OverflowError: the collector failed every scrape. Then any bad
+    value removed every effective setting; now the line is counted and skipped."""
     (host.rootfs / "etc/ssh/sshd_config.d/limits.conf").write_text(line + "\n")
     found = samples(scrape(host))
     assert value(found, "ssh_access_sshd_config_parse_errors") == 1
-    assert value(found, "ssh_access_sshd_config_source", source="file") == 0  # no usable config
-    assert value(found, "ssh_access_sshd_login_grace_time_seconds") is None
+    assert value(found, "ssh_access_sshd_config_errors") == 1
+    assert value(found, "ssh_access_sshd_config_source", source="file") == 1
+    assert value(found, "ssh_access_sshd_login_grace_time_seconds") == 120  # sshd's default
     assert value(found, "ssh_access_sshd_listeners") == 2  # the listeners are still reported
 
 
@@ -168,6 +172,7 @@ def test_self_including_config_is_a_parse_error(host: HostPaths) -> None:
     found = samples(scrape(host))
     assert time.monotonic() - started < 2
     assert value(found, "ssh_access_sshd_config_parse_errors") == 1
+    assert value(found, "ssh_access_sshd_config_errors") == 1  # sshd stops past 16 levels too
     assert value(found, "ssh_access_sshd_config_source", source="file") == 0
 
 
@@ -180,6 +185,7 @@ def test_config_path_in_a_link_loop_is_a_parse_error_not_a_failed_scrape(host: H
     (ssh / "loop").symlink_to("/etc/ssh/sshd_config")
     found = samples(scrape(host))
     assert value(found, "ssh_access_sshd_config_parse_errors") == 1
+    assert value(found, "ssh_access_sshd_config_errors") == 0  # the exporter's blind spot, not sshd's
     assert value(found, "ssh_access_sshd_listeners") == 2
     assert value(found, "ssh_access_sshd_config_reload_pending", listener="/etc/ssh/sshd_config") is None
 
@@ -258,4 +264,38 @@ def test_pid_1_is_read_on_the_full_scan_interval_or_when_listeners_change(
     assert reader.read().socket_activated is False
     monkeypatch.setattr(sshd_source, "FULL_SCAN_INTERVAL", 0.0)
     assert reader.read().socket_activated is True
+    reader.close()
+
+
+def test_config_errors_name_the_line_logged_once_per_change(
+    host: HostPaths, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sshd would refuse `MaxStartupz 5`: counted, logged with file, line and reason once (not every
+    scrape), kept in the snapshot for diagnose and the landing page; the other values still apply."""
+    limits = host.rootfs / "etc/ssh/sshd_config.d/limits.conf"
+    limits.write_text("MaxStartups 3:50:6\nMaxStartupz 5\nLoginGraceTime 2x\n")
+    reader = SshdReader(host)
+    with caplog.at_level(logging.WARNING):
+        found = samples(render(SshdCollector(reader).collect()))
+        render(SshdCollector(reader).collect())
+    assert value(found, "ssh_access_sshd_config_errors") == 2
+    assert value(found, "ssh_access_sshd_maxstartups_start") == 3
+    assert value(found, "ssh_access_sshd_login_grace_time_seconds") == 120
+    logged = [
+        (r.__dict__["file"], r.__dict__["line"], r.__dict__["reason"])
+        for r in caplog.records
+        if r.getMessage() == "sshd would refuse its config"
+    ]
+    conf = "/etc/ssh/sshd_config.d/limits.conf"
+    assert [(file, line) for file, line, _ in logged] == [(conf, 2), (conf, 3)]
+    assert "MaxStartupz" in logged[0][2] and "2x" in logged[1][2]
+    refusals = reader.read().config.refusals
+    assert [str(problem) for problem in refusals] == [
+        f"{conf}:{line}: {reason}" for _, line, reason in logged
+    ]
+    caplog.clear()
+    limits.write_text("MaxStartups 3:50:6\n")
+    with caplog.at_level(logging.WARNING):
+        assert value(samples(render(SshdCollector(reader).collect())), "ssh_access_sshd_config_errors") == 0
+    assert "sshd would refuse its config" not in caplog.text
     reader.close()

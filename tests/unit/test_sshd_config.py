@@ -23,6 +23,7 @@ from exporter.sources.sshd.config import (
     read_config_files,
     split_args,
 )
+from exporter.sources.sshd.keywords import Keywords, Kind
 
 
 @pytest.mark.parametrize(
@@ -164,7 +165,7 @@ def test_garbage_and_loops_are_errors_not_crashes(tmp_path: Path) -> None:
     paths = _tree(tmp_path, {"/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config\n"})
     (tmp_path / "etc/ssh/garbage").write_bytes(b"\x00\xff\xfe MaxStartups\n=broken\n\x89PNG\r\n")
     looped = read_config_files(paths, "/etc/ssh/sshd_config")
-    assert any("too deep" in e for e in looped.errors)
+    assert any("too deep" in str(e) for e in looped.errors)
     garbage = read_config_files(paths, "/etc/ssh/garbage")
     assert garbage.errors  # the lines that are not `Keyword value` are reported
     missing = read_config_files(paths, "/etc/ssh/none")
@@ -172,14 +173,14 @@ def test_garbage_and_loops_are_errors_not_crashes(tmp_path: Path) -> None:
 
 
 def test_parse_config_files_takes_callbacks() -> None:
-    files = {"/a": "Include /b\nPort 1\n", "/b": 'Port 2\nX="quoted value"\n'}
+    files = {"/a": "Include /b\nPort 1\n", "/b": 'Port 2\nBanner="quoted value"\n'}
 
     def read(path: str) -> str:
         return files[path]
 
     parsed = parse_config_files("/a", read, lambda p: [p] if p in files else [])
     assert parsed.options["port"] == ["2", "1"]
-    assert parsed.options["x"] == ["quoted value"]
+    assert parsed.options["banner"] == ["quoted value"]
 
 
 # -- hardening (issue 11): bounded reads, bounded Includes, linear tokenising, sshd's numeric limits --
@@ -211,7 +212,10 @@ def test_fifo_config_or_include_is_an_error_not_a_hang(tmp_path: Path, fifo_name
     os.mkfifo(fifo)
     parsed = _parse_in_thread(paths, "/etc/ssh/sshd_config", [fifo])
     assert isinstance(parsed, ParsedFiles)
-    assert any(f"/etc/ssh/{fifo_name}" in error and "not a regular file" in error for error in parsed.errors)
+    assert any(
+        error.file == f"/etc/ssh/{fifo_name}" and "not a regular file" in error.reason
+        for error in parsed.errors
+    )
 
 
 # Run apart: before the fix `Include /dev/zero` read until MemoryError; the child's address space is capped.
@@ -220,7 +224,7 @@ import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshd.config import read_config_files
-print(read_config_files(HostPaths(), sys.argv[1]).errors)
+print([str(error) for error in read_config_files(HostPaths(), sys.argv[1]).errors])
 """
 
 
@@ -244,7 +248,7 @@ def test_oversized_config_file_is_an_error(tmp_path: Path) -> None:
     paths = _tree(tmp_path, {"/etc/ssh/sshd_config": "Include /etc/ssh/big.conf\nPort 2\n"})
     (tmp_path / "etc/ssh/big.conf").write_bytes(b"# padding\n" * (MAX_CONFIG_BYTES // 10 + 1))
     parsed = read_config_files(paths, "/etc/ssh/sshd_config")
-    assert any("/etc/ssh/big.conf" in error and "larger than" in error for error in parsed.errors)
+    assert any(error.file == "/etc/ssh/big.conf" and "larger than" in error.reason for error in parsed.errors)
     assert parsed.options["port"] == ["2"]
 
 
@@ -257,7 +261,7 @@ def test_self_includes_stop_at_sshds_depth_at_once(tmp_path: Path) -> None:
     started = time.monotonic()
     parsed = read_config_files(paths, "/etc/ssh/sshd_config")
     assert time.monotonic() - started < 2
-    assert sum("too deep" in error for error in parsed.errors) == 1
+    assert sum("too deep" in error.reason for error in parsed.errors) == 1
     assert parsed.aborted
 
 
@@ -269,7 +273,8 @@ def test_include_fan_out_is_bounded(tmp_path: Path) -> None:
     started = time.monotonic()
     parsed = read_config_files(paths, "/etc/ssh/l0.conf")
     assert time.monotonic() - started < 2
-    assert parsed.aborted and any("budget" in error for error in parsed.errors)
+    assert parsed.aborted and any("budget" in error.reason for error in parsed.errors)
+    assert parsed.refusals == []  # the exporter's own budget, not something sshd refuses
 
 
 def test_a_file_included_many_times_is_read_once() -> None:
@@ -347,12 +352,14 @@ def test_unterminated_quote_is_an_error(text: str) -> None:
         ("Port " + "9" * 400, "port"),
     ],
 )
-def test_values_sshd_refuses_are_parse_errors(tmp_path: Path, line: str, key: str) -> None:
-    paths = _tree(tmp_path, {"/etc/ssh/sshd_config": line + "\n"})
+def test_values_sshd_refuses_are_refused_lines(tmp_path: Path, line: str, key: str) -> None:
+    """The line is refused where it is (file, line), skipped, and sshd's default takes its place."""
+    paths = _tree(tmp_path, {"/etc/ssh/sshd_config": "MaxSessions 4\n" + line + "\n"})
     parsed = read_config_files(paths, "/etc/ssh/sshd_config")
-    assert key in parsed.options
-    with pytest.raises(ValueError):
-        EffectiveConfig.from_options(parsed.options, "file", "9.2p1")
+    assert [(e.file, e.line) for e in parsed.refusals] == [("/etc/ssh/sshd_config", 2)]
+    assert key not in parsed.options
+    defaults = EffectiveConfig.from_options({}, "file", "9.2p1")
+    assert EffectiveConfig.from_options(parsed.options, "file", "9.2p1") == defaults
 
 
 def test_values_at_sshds_limits_are_accepted() -> None:
@@ -372,3 +379,216 @@ def test_values_at_sshds_limits_are_accepted() -> None:
     assert (config.per_source_netblock_v4, config.per_source_netblock_v6) == (0, 0)
     assert config.ports == (65535, 1)
     assert parse_time("596523h") == 596523 * 3600
+
+
+# -- what sshd refuses (issue 14): each problem names file, line and reason; the rest still applies --
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "sshd_config"
+DEBIAN_9_2 = Keywords.of("9.2p1", "OpenSSH_9.2p1 Debian-2+deb12u10")
+MAIN = "/etc/ssh/sshd_config"
+
+# fixture -> the lines sshd 9.2 refuses: (file, line, words of the reason)
+REFUSED: dict[str, list[tuple[str, int, str]]] = {
+    "valid": [],
+    "maxstartups-four-fields": [],
+    "deprecated-keywords": [],
+    "maxstartups-two-fields": [(MAIN, 2, "MaxStartups: invalid MaxStartups spec")],
+    "logingracetime-2x": [(MAIN, 2, "LoginGraceTime: '2x' is not an sshd time value")],
+    "unknown-keyword": [(MAIN, 2, "bad configuration option MaxStartupz: unknown to OpenSSH 9.2")],
+    "no-value": [(MAIN, 2, "no argument after keyword PidFile")],
+    "include-error": [("/etc/ssh/sshd_config.d/20-bad.conf", 3, "MaxAuthTries: 'three' is not an integer")],
+    "bad-values": [
+        (MAIN, 1, "Port: '0' is not an integer from 1 to 65535"),
+        (MAIN, 2, "ListenAddress: '99999' is not an integer from 1 to 65535"),
+        (MAIN, 3, "MaxAuthTries: '-1'"),
+        (MAIN, 4, "PerSourceNetBlockSize: invalid"),
+        (MAIN, 5, "PerSourceMaxStartups: 'many'"),
+        (MAIN, 6, "MaxStartups: invalid MaxStartups spec"),
+    ],
+    "extra-arguments": [(MAIN, 1, "Port: extra arguments at end of line")],
+    "invalid-quotes": [(MAIN, 1, "invalid quotes")],
+    "unknown-keyword-in-match": [(MAIN, 3, "bad configuration option PasswordAuthenticaton")],
+    "newer-keyword": [(MAIN, 2, "bad configuration option PerSourcePenalties: unknown to OpenSSH 9.2")],
+}
+
+
+def _fixture(name: str, keywords: Keywords = DEBIAN_9_2) -> tuple[ParsedFiles, EffectiveConfig]:
+    parsed = read_config_files(HostPaths(rootfs=FIXTURES / name), MAIN, keywords)
+    return parsed, EffectiveConfig.from_options(parsed.options, "file", "9.2p1", tuple(parsed.files))
+
+
+def test_every_fixture_has_its_expectation() -> None:
+    assert sorted(REFUSED) == sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refused_lines_name_file_line_and_reason(name: str) -> None:
+    parsed, _ = _fixture(name)
+    found = [(problem.file, problem.line, problem.reason) for problem in parsed.refusals]
+    assert [(file, line) for file, line, _ in found] == [(file, line) for file, line, _ in REFUSED[name]]
+    for (_, _, reason), (_, _, words) in zip(found, REFUSED[name], strict=True):
+        assert reason.startswith(words)
+    assert parsed.errors == parsed.refusals  # every file was readable: nothing but refusals
+    for problem in parsed.refusals:
+        assert str(problem) == f"{problem.file}:{problem.line}: {problem.reason}"
+
+
+def test_maxstartups_with_four_fields_is_read_as_sshd_reads_it() -> None:
+    """sshd's sscanf("%d:%d:%d") stops after three numbers: sshd -t accepts the line, sshd -T prints
+    10:30:60. It used to make every effective-config metric disappear."""
+    _, config = _fixture("maxstartups-four-fields")
+    assert config.max_startups == MaxStartups(10, 0.3, 60)
+    assert config.login_grace_time == 30
+
+
+def test_a_bad_value_keeps_the_other_values() -> None:
+    _, config = _fixture("logingracetime-2x")
+    assert config.max_startups == MaxStartups(3, 0.5, 6)
+    assert config.login_grace_time == 120  # sshd's default where the refused line was
+    assert config.max_auth_tries == 4
+
+
+def test_an_error_in_an_include_keeps_the_rest() -> None:
+    parsed, config = _fixture("include-error")
+    assert parsed.files == [MAIN, "/etc/ssh/sshd_config.d/10-ok.conf", "/etc/ssh/sshd_config.d/20-bad.conf"]
+    assert (config.max_startups, config.login_grace_time, config.max_auth_tries) == (
+        MaxStartups(3, 0.5, 6),
+        45,
+        6,
+    )
+    assert config.ports == (2222,)
+
+
+def test_every_refused_value_falls_back_to_the_default() -> None:
+    _, config = _fixture("bad-values")
+    defaults = EffectiveConfig.from_options({}, "file", "9.2p1")
+    assert config.ports == defaults.ports == (22,)
+    assert config.listen_addresses == ()
+    assert (config.max_startups, config.max_auth_tries) == (defaults.max_startups, defaults.max_auth_tries)
+    assert config.login_grace_time == 90
+
+
+def test_valid_config_is_read_whole() -> None:
+    parsed, config = _fixture("valid")
+    assert parsed.errors == []
+    assert config.ports == (2222,)
+    assert config.listen_addresses == ("192.0.2.10", "[2001:db8::10]:2222")
+    assert config.max_startups == MaxStartups(5, 0.4, 20)
+    assert config.login_grace_time == 3723
+    assert config.max_auth_tries == 3  # from the drop-in, first value wins; the Match block's stays inside
+    assert (config.per_source_netblock_v4, config.per_source_netblock_v6) == (24, 64)
+    assert config.pid_file == "/run/sshd.pid"
+
+
+def test_keywords_follow_the_openssh_release() -> None:
+    parsed, _ = _fixture("newer-keyword", Keywords.of("9.8p1"))
+    assert parsed.errors == []
+    assert parsed.options["persourcepenalties"] == ["authfail:10s max:5m"]
+    assert Keywords.of("8.1p1").kind("Include") is Kind.UNKNOWN  # sshd_config's Include came in 8.2
+    assert Keywords.of("8.2p1").kind("include") is Kind.OPTION
+    assert Keywords.of("10.4p1").kind("GSSAPIAuthentication") is Kind.UNKNOWN  # 10.4's renaming slip
+    assert Keywords.of("10.5p1").kind("GSSAPIAuthentication") is Kind.OPTION
+    assert Keywords.of("10.4p1").kind("PAMAuthenticationViaKbdInt") is Kind.UNKNOWN
+    assert Keywords.of("9.2p1").kind("pamauthenticationviakbdint") is Kind.DEPRECATED
+
+
+def test_deprecated_and_unsupported_keywords_are_accepted() -> None:
+    for version in ("7.4p1", "9.2p1", "10.5p1", None):
+        keywords = Keywords.of(version)
+        assert keywords.kind("RSAAuthentication") is Kind.DEPRECATED
+        assert keywords.kind("Protocol") is Kind.DEPRECATED
+        assert keywords.kind("UsePrivilegeSeparation") is not Kind.UNKNOWN
+        assert keywords.kind("KerberosTgtPassing") in (Kind.UNSUPPORTED, Kind.DEPRECATED)
+    parsed, _ = _fixture("deprecated-keywords", Keywords.of("10.5p1"))
+    assert parsed.errors == []
+    assert "protocol" not in parsed.options  # sshd ignores them: no value is kept
+
+
+def test_without_a_version_a_keyword_of_any_release_is_known() -> None:
+    """Under a fixture rootfs without the binary: a typo is caught, a keyword of some release is not."""
+    unknown = Keywords()
+    assert unknown.kind("PerSourcePenalties") is Kind.OPTION
+    assert unknown.kind("GSSAPIAuthentication") is Kind.OPTION
+    assert unknown.kind("MaxStartupz") is Kind.UNKNOWN
+    assert Keywords.of("10.9p1").kind("RefuseConnection") is Kind.OPTION  # newer than the table
+    assert "10.9" in Keywords.of("10.9p1").describe()
+
+
+def test_distribution_keywords() -> None:
+    debian = Keywords.of("9.2p1", "OpenSSH_9.2p1 Debian-2+deb12u10")
+    vanilla = Keywords.of("9.2p1", "OpenSSH_9.2p1")
+    assert debian.kind("DebianBanner") is Kind.OPTION
+    assert vanilla.kind("DebianBanner") is Kind.UNKNOWN
+    assert vanilla.kind("GSSAPIKeyExchange") is Kind.OPTION  # carried by most distributions' builds
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [("8.6p1", []), ("8.7p1", [1, 2, 3]), (None, [1, 2, 3])],
+)
+def test_a_keyword_without_a_value(version: str | None, refused: list[int]) -> None:
+    """From 8.7 sshd refuses any keyword without a value; before, each keyword decided (the ones the
+    exporter reads always refused it)."""
+    files = {MAIN: "Ciphers\nBanner=\nUseDNS # no value, a comment\nPort\n"}
+    parsed = parse_config_files(MAIN, files.__getitem__, lambda p: [], Keywords.of(version))
+    assert [problem.line for problem in parsed.refusals] == [*refused, 4]
+    assert all("no argument after keyword" in problem.reason for problem in parsed.refusals)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "MaxStartups 10:30:60x",  # sscanf stops at the x: 10:30:60
+        "MaxStartups 10x",  # one number: 10:30:10
+        "PerSourceNetBlockSize 24:64:1",
+        "PerSourceNetBlockSize 24x",
+        "LoginGraceTime 1H",
+        "MaxAuthTries 0",
+        "PerSourceMaxStartups 0",
+        "Port ssh",
+        "ListenAddress 192.0.2.1",
+        "ListenAddress [2001:db8::1]:2222",
+        "ListenAddress 2001:db8::1",
+        "ListenAddress 192.0.2.1:2222 rdomain red",
+        "ListenAddress host.example.org",  # sshd resolves names: not looked up here
+        "PidFile none",
+        "PerSourcePenalties no",
+        "PerSourcePenalties crash:90 authfail:1.5 max:10m overflow:permissive max-sources4:64",
+    ],
+)
+def test_values_sshd_accepts(line: str) -> None:
+    files = {MAIN: line + "\n"}
+    parsed = parse_config_files(MAIN, files.__getitem__, lambda p: [], Keywords.of("10.0p1"))
+    assert parsed.errors == []
+    EffectiveConfig.from_options(parsed.options, "file", "10.0p1")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ListenAddress 192.0.2.300",
+        "ListenAddress [2001:db8::zz]:22",
+        "ListenAddress 192.0.2.1 red",
+        "PerSourcePenalties yes authfail:5",
+        "PerSourcePenalties authfail:5x",
+        "PerSourcePenalties authfail:1.5m",
+        "PerSourcePenalties often:5",
+        "Port 22x",
+        "LoginGraceTime -1",
+        "MaxStartups 10 20",
+    ],
+)
+def test_values_sshd_refuses(line: str) -> None:
+    files = {MAIN: line + "\n"}
+    parsed = parse_config_files(MAIN, files.__getitem__, lambda p: [], Keywords.of("10.0p1"))
+    assert [(problem.line, problem.refused) for problem in parsed.errors] == [(1, True)]
+
+
+def test_unreadable_include_is_a_problem_sshd_does_not_refuse(tmp_path: Path) -> None:
+    """A drop-in the exporter (not root) cannot read is its blind spot, not a broken config."""
+    paths = _tree(tmp_path, {MAIN: "Include /etc/ssh/sshd_config.d/*.conf\n"})
+    (tmp_path / "etc/ssh/sshd_config.d").mkdir()
+    os.mkfifo(tmp_path / "etc/ssh/sshd_config.d/50-cloud-init.conf")
+    parsed = read_config_files(paths, MAIN)
+    assert len(parsed.errors) == 1 and parsed.refusals == []
+    assert parsed.errors[0].line is None

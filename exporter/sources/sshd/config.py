@@ -5,18 +5,27 @@ parser re-implements what matters of sshd's own reading for a host where `sshd -
 host keys, a container without the binary's libraries): `Include` with globs relative to /etc/ssh,
 first value wins, `Match` blocks excluded from the global view, Match state not leaking out of an
 included file. Both feed `EffectiveConfig.from_options`, which applies sshd's defaults.
+
+The file parser also says what sshd itself would refuse to start on, line by line (`ConfigProblem`):
+a keyword this OpenSSH release does not know (keywords.py), a keyword without a value, a value of an
+option the exporter reports that sshd's own reading rejects. A refused line is skipped and the rest of
+the config still applies, so one typo does not hide every effective setting; values are read the way
+sshd reads them (`MaxStartups 10:30:60:99` is 10:30:60 to sshd's sscanf, not an error).
 """
 
 from __future__ import annotations
 
 import glob
+import ipaddress
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from exporter.sources.host.files import read_regular_text
 from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.keywords import Keywords, Kind, version_of
 
 # Keywords that accumulate instead of first-wins.
 MULTI_VALUED = frozenset(
@@ -94,11 +103,6 @@ def parse_time(value: str) -> float:
     return float(total)
 
 
-def _version_tuple(version: str | None) -> tuple[int, int]:
-    match = re.match(r"(\d+)\.(\d+)", version or "")
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-
-
 @dataclass(frozen=True)
 class EffectiveConfig:
     """The settings this exporter reports, with sshd's defaults applied."""
@@ -131,7 +135,7 @@ class EffectiveConfig:
         per_source = first("persourcemaxstartups", "none")
         netblock_v4, netblock_v6 = _netblock(first("persourcenetblocksize", "32:128"))
         # PerSourcePenalties exists from 9.8 on, enabled by default; `sshd -T` prints it when supported.
-        penalties_default = "yes" if _version_tuple(version) >= (9, 8) else "no"
+        penalties_default = "yes" if (version_of(version) or (0, 0)) >= (9, 8) else "no"
         penalties = first("persourcepenalties", penalties_default).lower()
         ports = tuple(parse_int(p, 1, 65535) for p in options.get("port", ["22"]))
         pid_file = first("pidfile", "/run/sshd.pid")
@@ -177,6 +181,175 @@ def parse_sshd_t(text: str) -> dict[str, list[str]]:
     return options
 
 
+# -- what sshd refuses ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem met in the config files: where, why, and whether sshd itself would refuse to start
+    on it (`refused`) or only the exporter could not read something (an unreadable Include, its own
+    budget): the first is a broken config, the second a blind spot."""
+
+    file: str  # host path
+    line: int | None  # None: the file as a whole
+    reason: str
+    refused: bool
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+# sscanf's %d: blanks, a sign, digits; the conversions stop at the first character that does not fit
+_SCANF_INT = r"\s*([+-]?[0-9]+)"
+_SCANF_TRIPLE = re.compile(rf"{_SCANF_INT}(?::{_SCANF_INT}(?::{_SCANF_INT})?)?")
+_SCANF_PAIR = re.compile(rf"{_SCANF_INT}(?::{_SCANF_INT})?")
+
+
+def _scanf_ints(pattern: re.Pattern[str], value: str) -> list[int]:
+    """The integers sshd's `sscanf(value, "%d:%d...")` converts (its return value is their count);
+    anything after them is ignored, as sshd ignores it. A number past a C int is refused."""
+    match = pattern.match(value)
+    numbers = [int(group) for group in match.groups() if group is not None] if match else []
+    if any(abs(number) > INT_MAX for number in numbers):
+        raise ValueError("number out of range")
+    return numbers
+
+
+def _read_max_startups(value: str) -> str:
+    numbers = _scanf_ints(_SCANF_TRIPLE, value)
+    if len(numbers) == 3:
+        start, rate, full = numbers
+        if start > full or not 1 <= rate <= 100:
+            raise ValueError("invalid MaxStartups spec (start:rate:full, start not above full, rate 1-100)")
+    elif len(numbers) == 1:
+        start, rate, full = numbers[0], 30, numbers[0]
+    else:
+        raise ValueError("invalid MaxStartups spec (N or start:rate:full)")
+    if start <= 0 or full <= 0:
+        raise ValueError("invalid MaxStartups spec (start and full must be above 0)")
+    return f"{start}:{rate}:{full}"
+
+
+def _read_netblock(value: str) -> str:
+    numbers = _scanf_ints(_SCANF_PAIR, value)
+    if not numbers or not 0 <= numbers[0] <= 32 or (len(numbers) == 2 and not 0 <= numbers[1] <= 128):
+        raise ValueError("invalid PerSourceNetBlockSize spec (IPv4 0-32[:IPv6 0-128])")
+    return f"{numbers[0]}:{numbers[1] if len(numbers) == 2 else 128}"
+
+
+def _read_count(value: str) -> str:
+    """sshd's atoi_err(): a decimal from 0 to INT_MAX."""
+    return str(parse_int(value))
+
+
+def _read_per_source_max_startups(value: str) -> str:
+    return value if value == "none" else _read_count(value)
+
+
+def _read_time(value: str) -> str:
+    return str(int(parse_time(value)))
+
+
+def _read_port(value: str) -> str:
+    """sshd's a2port(): a number from 1 to 65535, or a service name of the services database."""
+    if _DECIMAL.fullmatch(value):
+        return str(parse_int(value, 1, 65535))
+    try:
+        return str(socket.getservbyname(value, "tcp"))
+    except OSError:
+        raise ValueError(f"bad port number {value[:40]!r}") from None
+
+
+_BRACKETED = re.compile(r"\[([^\]]*)\](?::(.*))?")
+_NUMERIC_HOST = re.compile(r"[0-9.]+")
+
+
+def _read_listen_address(value: str) -> str:
+    """`host`, `host:port`, `[host]:port` or a bare IPv6 address. sshd resolves host names (and
+    refuses one that does not resolve): names are not looked up here, numeric addresses are checked."""
+    bracketed = _BRACKETED.fullmatch(value)
+    if bracketed:
+        host, port = bracketed.group(1), bracketed.group(2)
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, None
+    if port is not None:
+        _read_port(port)
+    try:
+        if ":" in host:
+            ipaddress.IPv6Address(host)
+        elif _NUMERIC_HOST.fullmatch(host):
+            socket.inet_aton(host)  # the forms getaddrinfo() takes: 192.0.2.1, also 127.1
+    except (OSError, ValueError):
+        raise ValueError(f"bad address {host[:60]!r}") from None
+    return value
+
+
+_PENALTY_TIMES = frozenset(
+    {"crash", "authfail", "invaliduser", "noauth", "grace-exceeded", "refuseconnection", "max", "min"}
+)
+_PENALTY_FIXED = frozenset(
+    {"overflow:deny-all", "overflow:permissive", "overflow6:deny-all", "overflow6:permissive"}
+)
+# convtime_double(): parts of digits with a unit, a fraction only in seconds; possessive (no backtracking)
+_DECIMAL_TIME = re.compile(r"(?:[0-9]*+\.[0-9]++s?+|[0-9]++[smhdw]?+)++", re.IGNORECASE)
+
+
+def _check_penalties(args: list[str]) -> None:
+    """`yes`/`no` alone, or `kind:time`, `max-sources4:N`, `overflow:MODE`... (the kinds of every
+    release from 9.8 on: one a given release lacks is not refused here)."""
+    for index, arg in enumerate(args):
+        kind, _, value = arg.partition(":")
+        if arg.lower() in ("yes", "no"):
+            if index < len(args) - 1:
+                raise ValueError(f"PerSourcePenalties {arg!r} must appear alone")
+        elif kind in _PENALTY_TIMES and value:
+            if _DECIMAL_TIME.fullmatch(value) is None:
+                raise ValueError(f"invalid PerSourcePenalties time value {arg[:40]!r}")
+        elif kind in ("max-sources4", "max-sources6") and value:
+            _read_count(value)
+        elif arg not in _PENALTY_FIXED:
+            raise ValueError(f"unsupported PerSourcePenalties keyword {arg[:40]!r}")
+
+
+# The options the exporter reports, each read as sshd reads it: one argument, turned into the form
+# EffectiveConfig takes (ValueError: sshd refuses the value).
+_SINGLE_VALUE_READERS: dict[str, Callable[[str], str]] = {
+    "maxstartups": _read_max_startups,
+    "logingracetime": _read_time,
+    "maxauthtries": _read_count,
+    "persourcemaxstartups": _read_per_source_max_startups,
+    "persourcenetblocksize": _read_netblock,
+    "port": _read_port,
+    "pidfile": str,
+}
+_READ_KEYWORDS = frozenset({*_SINGLE_VALUE_READERS, "listenaddress", "persourcepenalties"})
+
+
+def read_option(key: str, args: list[str]) -> list[str]:
+    """The values sshd keeps from one line of a keyword the exporter reports (others pass as they are);
+    ValueError with sshd's reason when it would refuse the line."""
+    reader = _SINGLE_VALUE_READERS.get(key)
+    if reader is not None:
+        if len(args) > 1:
+            raise ValueError("extra arguments at end of line")
+        return [reader(args[0])]
+    if key == "listenaddress":
+        if len(args) not in (1, 3) or (len(args) == 3 and args[1].lower() != "rdomain"):
+            raise ValueError("extra arguments at end of line (ListenAddress ADDRESS [rdomain DOMAIN])")
+        return [_read_listen_address(args[0])]
+    if key == "persourcepenalties":
+        _check_penalties(args)
+    return args
+
+
+# sshd 8.7 and later refuse any keyword without a value before looking it up; older releases refused
+# it keyword by keyword (of those the exporter reads, every one)
+_ANY_KEYWORD_NEEDS_A_VALUE = (8, 7)
+
+
 @dataclass
 class ParsedFiles:
     """The global (non-Match) options found in the files, the files read, and the problems met.
@@ -186,8 +359,13 @@ class ParsedFiles:
 
     options: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[ConfigProblem] = field(default_factory=list)
     aborted: bool = False
+
+    @property
+    def refusals(self) -> list[ConfigProblem]:
+        """The problems sshd itself would refuse to start on."""
+        return [error for error in self.errors if error.refused]
 
 
 # One piece of an unquoted stretch: blanks, a run of plain characters, a backslash (with the character
@@ -237,14 +415,15 @@ _KEYWORD = re.compile(r"([A-Za-z][A-Za-z0-9]*)\s*(?:=\s*|\s+|$)(.*)")
 
 
 def _split_line(line: str) -> tuple[str, list[str]] | None:
-    """`Keyword value`, `Keyword=value`, quoted arguments; None for blanks and comments."""
+    """`Keyword value`, `Keyword=value`, quoted arguments; None for blanks and comments. The keyword as
+    written (sshd compares keywords without regard to case)."""
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):
         return None
     match = _KEYWORD.match(stripped)
     if not match:
         raise ValueError(f"cannot parse {stripped[:80]!r}")
-    return match.group(1).lower(), split_args(match.group(2))
+    return match.group(1), split_args(match.group(2))
 
 
 ReadText = Callable[[str], str]
@@ -253,14 +432,19 @@ ReadText = Callable[[str], str]
 class _ParseStoppedError(Exception):
     """The parse cannot go on (sshd would stop too, or the budget is spent)."""
 
+    def __init__(self, problem: ConfigProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
 
 class _ConfigParser:
     """One parse of a main file and its Includes. Each file is read once however often it is included
     (as sshd loads each once); every inclusion is parsed, against a total budget."""
 
-    def __init__(self, read_text: ReadText, expand: Callable[[str], list[str]]) -> None:
+    def __init__(self, read_text: ReadText, expand: Callable[[str], list[str]], keywords: Keywords) -> None:
         self.read_text = read_text
         self.expand = expand
+        self.keywords = keywords
         self.result = ParsedFiles()
         self._texts: dict[str, str | None] = {}  # None: unreadable, reported once
         self._parsed_bytes = 0
@@ -271,7 +455,7 @@ class _ConfigParser:
         try:
             self.parse_file(main, True, 0)
         except _ParseStoppedError as exc:
-            self.result.errors.append(str(exc))
+            self.result.errors.append(exc.problem)
             self.result.aborted = True
         return self.result
 
@@ -282,7 +466,8 @@ class _ConfigParser:
                 self.result.files.append(path)
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 self._texts[path] = None
-                self.result.errors.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+                reason = str(getattr(exc, "strerror", None) or exc)
+                self.result.errors.append(ConfigProblem(path, None, reason, refused=False))
         return self._texts[path]
 
     def _charge(self, path: str, text: str) -> None:
@@ -294,16 +479,16 @@ class _ConfigParser:
             or self._parsed_bytes > MAX_PARSED_BYTES
             or self._parsed_lines > MAX_PARSED_LINES
         ):
-            raise _ParseStoppedError(
-                f"{path}: Include budget exceeded ({MAX_INCLUSIONS} files, {MAX_PARSED_LINES} lines or "
+            reason = (
+                f"Include budget exceeded ({MAX_INCLUSIONS} files, {MAX_PARSED_LINES} lines or "
                 f"{MAX_PARSED_BYTES} bytes parsed in all); the rest of the config is not read"
             )
+            raise _ParseStoppedError(ConfigProblem(path, None, reason, refused=False))
 
     def parse_file(self, path: str, active: bool, depth: int) -> None:
         if depth > _MAX_INCLUDE_DEPTH:
-            raise _ParseStoppedError(
-                f"{path}: Include nested too deep (sshd stops past {_MAX_INCLUDE_DEPTH} levels)"
-            )
+            reason = f"Include nested too deep (sshd stops past {_MAX_INCLUDE_DEPTH} levels)"
+            raise _ParseStoppedError(ConfigProblem(path, None, reason, refused=True))
         text = self._text(path)
         if text is None:
             return
@@ -311,11 +496,10 @@ class _ConfigParser:
         for number, line in enumerate(text.splitlines(), 1):
             try:
                 parsed = _split_line(line)
-            except ValueError as exc:
-                self.result.errors.append(f"{path}:{number}: {exc}")
-                continue
-            if parsed is not None:
-                active = self._apply(*parsed, active, depth)
+                if parsed is not None:
+                    active = self._apply(*parsed, active, depth)
+            except ValueError as exc:  # sshd refuses the line: skipped, the rest still applies
+                self.result.errors.append(ConfigProblem(path, number, str(exc), refused=True))
 
     def _expand(self, pattern: str) -> list[str]:
         """The files an Include names (relative to /etc/ssh, as sshd has it); an error when the pattern
@@ -324,12 +508,26 @@ class _ConfigParser:
         try:
             return self.expand(resolved)
         except (OSError, ValueError) as exc:
-            self.result.errors.append(f"{resolved}: {getattr(exc, 'strerror', None) or exc}")
+            reason = str(getattr(exc, "strerror", None) or exc)
+            self.result.errors.append(ConfigProblem(resolved, None, reason, refused=False))
             return []
 
-    def _apply(self, key: str, args: list[str], active: bool, depth: int) -> bool:
-        """One option line; returns whether the lines after it are global."""
+    def _check(self, word: str, args: list[str]) -> Kind:
+        """How sshd takes the keyword; ValueError when it refuses the line before reading its value."""
+        needs_value = word.lower() in _READ_KEYWORDS or not self.keywords.before(_ANY_KEYWORD_NEEDS_A_VALUE)
+        if not args and needs_value:
+            raise ValueError(f"no argument after keyword {word}")
+        kind = self.keywords.kind(word)
+        if kind is Kind.UNKNOWN:
+            raise ValueError(f"bad configuration option {word}: unknown to {self.keywords.describe()}")
+        return kind
+
+    def _apply(self, word: str, args: list[str], active: bool, depth: int) -> bool:
+        """One option line; returns whether the lines after it are global. ValueError: sshd refuses it."""
         options = self.result.options
+        key = word.lower()
+        if self._check(word, args) is not Kind.OPTION:
+            return active  # deprecated or not built in: sshd logs it and goes on
         if key == "match":
             # Any Match ends the global section of this file; `Match all` reopens it.
             return [a.lower() for a in args] == ["all"]
@@ -338,6 +536,10 @@ class _ConfigParser:
                 for included in self._expand(pattern):
                     self.parse_file(included, active, depth + 1)  # Match inside it stays inside it
         elif active and args:
+            try:
+                args = read_option(key, args)
+            except ValueError as exc:
+                raise ValueError(f"{word}: {exc}") from None
             if key in MULTI_VALUED:
                 options.setdefault(key, []).extend(args)
             elif key not in options:
@@ -345,12 +547,18 @@ class _ConfigParser:
         return active
 
 
-def parse_config_files(main: str, read_text: ReadText, expand: Callable[[str], list[str]]) -> ParsedFiles:
-    """Parse the main file and its Includes. `read_text` and `expand` take host paths (for rootfs)."""
-    return _ConfigParser(read_text, expand).run(main)
+def parse_config_files(
+    main: str,
+    read_text: ReadText,
+    expand: Callable[[str], list[str]],
+    keywords: Keywords | None = None,
+) -> ParsedFiles:
+    """Parse the main file and its Includes. `read_text` and `expand` take host paths (for rootfs);
+    `keywords` are those of the sshd that reads the files (default: of any release in the table)."""
+    return _ConfigParser(read_text, expand, keywords or Keywords()).run(main)
 
 
-def read_config_files(paths: HostPaths, main: str) -> ParsedFiles:
+def read_config_files(paths: HostPaths, main: str, keywords: Keywords | None = None) -> ParsedFiles:
     """The file parser on the host tree under --path.rootfs: regular files only, each at most
     MAX_CONFIG_BYTES, opened inside the rootfs (a FIFO, a device or a link out is an error, not a read)."""
 
@@ -363,4 +571,4 @@ def read_config_files(paths: HostPaths, main: str) -> ParsedFiles:
             return [host_pattern] if Path(local).exists() else []
         return sorted(paths.unroot(Path(p)) for p in glob.glob(local))
 
-    return parse_config_files(main, read_text, expand)
+    return parse_config_files(main, read_text, expand, keywords)

@@ -32,12 +32,14 @@ from exporter.sources.sshd.binary import (
     version_from_output,
 )
 from exporter.sources.sshd.config import (
+    ConfigProblem,
     EffectiveConfig,
     ParsedFiles,
     parse_sshd_t,
     read_config_files,
 )
 from exporter.sources.sshd.connections import ConnectionTracker, read_listener_trees
+from exporter.sources.sshd.keywords import Keywords
 from exporter.sources.sshd.processes import (
     DEFAULT_CONFIG,
     FileId,
@@ -76,7 +78,17 @@ class ConfigState:
     effective: EffectiveConfig | None  # None: neither sshd -T nor the files gave a usable config
     valid: bool | None  # `sshd -t` verdict; None when sshd could not tell (no binary, no host keys)
     sshd_t_error: str  # why `sshd -T` was not used ("" when it was)
-    parse_errors: tuple[str, ...]  # problems the file parser met (unreadable Include, bad lines)
+    # problems the file parser met: lines sshd refuses, unreadable Includes (`ConfigProblem.refused`)
+    parse_errors: tuple[ConfigProblem, ...]
+
+    @property
+    def refusals(self) -> tuple[ConfigProblem, ...]:
+        """What sshd would refuse in the files now, each naming file, line and reason ("sshd would
+        refuse its config: FILE:LINE REASON"). Empty when `sshd -t` accepted the config: sshd's own
+        verdict wins over the file parser's reading."""
+        if self.valid:
+            return ()
+        return tuple(problem for problem in self.parse_errors if problem.refused)
 
 
 @dataclass(frozen=True)
@@ -153,11 +165,13 @@ class SshdReader:
         return self._version_cache[1]
 
     # -- config --------------------------------------------------------------------------------
-    def parse_files(self, config: str) -> ParsedFiles:
-        return read_config_files(self.paths, config)
+    def parse_files(self, config: str, version: SshdVersion | None = None) -> ParsedFiles:
+        """The files of `config`, checked against the keywords of the sshd `version` (when known)."""
+        keywords = Keywords.of(version.version, version.release) if version else None
+        return read_config_files(self.paths, config, keywords)
 
     def config_state(self, version: SshdVersion | None) -> tuple[ConfigState, ParsedFiles]:
-        parsed = self.parse_files(self.config)
+        parsed = self.parse_files(self.config, version)
         host_files = [*(parsed.files or [self.config]), self.binary]
         local_files = [local for local in map(self.paths.root_or_none, host_files) if local is not None]
         signature = (file_signature(local_files), tuple(host_files))
@@ -168,8 +182,19 @@ class SshdReader:
                     "sshd -T unavailable, using the config file parser",
                     extra={"config": self.config, "reason": state.sshd_t_error},
                 )
+            self._log_refusals(state)
             self._config_cache = (signature, state)
         return self._config_cache[1], parsed
+
+    def _log_refusals(self, state: ConfigState) -> None:
+        """Each line the file parser takes for one sshd refuses, once per change of the files."""
+        refused = [problem for problem in state.parse_errors if problem.refused]
+        for problem in refused:
+            extra = {"file": problem.file, "line": problem.line, "reason": problem.reason}
+            if state.valid:  # sshd -t accepts it: the parser is wrong (keywords.py may need an update)
+                log.info("sshd -t accepts a line the config file parser refuses", extra=extra)
+            else:
+                log.warning("sshd would refuse its config", extra=extra)
 
     def _compute_config(self, parsed: ParsedFiles, version: SshdVersion | None) -> ConfigState:
         ver = version.version if version else None
@@ -201,7 +226,7 @@ class SshdReader:
         try:
             return EffectiveConfig.from_options(parsed.options, "file", version, tuple(parsed.files))
         except (ValueError, IndexError) as exc:
-            parsed.errors.append(f"{self.config}: {exc}")
+            parsed.errors.append(ConfigProblem(self.config, None, str(exc), refused=False))
             return None
 
     # -- listeners -----------------------------------------------------------------------------
