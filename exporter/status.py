@@ -22,6 +22,7 @@ from enum import Enum
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from exporter.collectors.families.bans import BanCollector
 from exporter.scrape import CollectorStatus
 
 # The collectors that report a ban tool, each under its own `source` label value.
@@ -420,13 +421,11 @@ def host_status(
 
 
 def down_reasons(collectors: Mapping[str, object]) -> dict[str, str]:
-    """Why each unreachable ban tool is down, by source: the `reason` of its collector's last BanState
-    (exporter.collectors.families.bans.BanCollector.state), the same words the log carries. Read by
-    attribute, so a collector that keeps no state gives no reason (the page then says none was given)."""
+    """Why each unreachable ban tool is down, by source: the reason its BanCollector kept from its last
+    read (the same words the log carries)."""
     found: dict[str, str] = {}
     for source in BAN_TOOLS:
-        state = getattr(collectors.get(source), "state", None)
-        why = getattr(state, "reason", "")
-        if isinstance(why, str) and why:
-            found[source] = why
+        collector = collectors.get(source)
+        if isinstance(collector, BanCollector) and collector.state is not None and collector.state.reason:
+            found[source] = collector.state.reason
     return found

@@ -5,9 +5,12 @@ Families are written as /metrics shows them, so each case reads like the scrape 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.collectors.families.bans import BanCollector
 from exporter.scrape import CollectorStatus
 from exporter.status import Finding, HostStatus, Severity, down_reasons, host_status, reason, utc
 
@@ -217,15 +220,25 @@ def test_collectors_health_and_utc_times() -> None:
 
 
 def test_down_reasons_from_ban_collectors() -> None:
-    class State:
-        reason = "could not get jwt token: connect: connection refused"
+    @dataclass
+    class Snapshot:
+        installed: bool
+        up: bool
+        error: str
 
-    class Collector:
-        state = State()
+    @dataclass
+    class Reader:
+        snapshot: Snapshot
 
-    class Up:
-        state = None
+        def read(self) -> Snapshot:
+            return self.snapshot
 
-    assert down_reasons({"crowdsec": Collector(), "fail2ban": Up(), "sshd": object()}) == {
-        "crowdsec": "could not get jwt token: connect: connection refused"
-    }
+    def collector(snapshot: Snapshot) -> BanCollector[Snapshot]:
+        made = BanCollector(snapshot.error or "up", Reader(snapshot), lambda _: [])
+        list(made.collect())
+        return made
+
+    down = collector(Snapshot(True, False, "local API: connect to 127.0.0.1:8080: Connection refused"))
+    assert down_reasons(
+        {"crowdsec": down, "fail2ban": collector(Snapshot(True, True, "")), "sshd": object()}
+    ) == {"crowdsec": "local API: connect to 127.0.0.1:8080: Connection refused"}
