@@ -41,6 +41,12 @@ def _exporter(crowdsec: Crowdsec, *flags: str) -> Exporter:
     return Exporter("--no-collector.sshd", "--no-collector.fail2ban", *flags, netns=crowdsec.netns)
 
 
+def _unreachable(exporter: Exporter) -> list[str]:
+    """The lines the exporter logged to say CrowdSec is unreachable, as a person reads them."""
+    lines = exporter.log().splitlines()
+    return [line for line in lines if 'msg="ban source unreachable"' in line and "source=crowdsec" in line]
+
+
 def test_real_ssh_bruteforce_ban_through_the_local_api(crowdsec: Crowdsec) -> None:
     flag = f"--collector.crowdsec.bouncer-config={crowdsec.bouncer_config}"
     with _exporter(crowdsec, flag) as exporter:
@@ -57,6 +63,19 @@ def test_real_ssh_bruteforce_ban_through_the_local_api(crowdsec: Crowdsec) -> No
         found = exporter.scrape()
         assert _up(found) == 0
         assert value(found, "ssh_access_collector_success", collector="crowdsec") == 1
+        address = f"127.0.0.1:{crowdsec.port}"
+        why = f"local API http://{address}: connect to {address}: Connection refused"
+        assert [line.endswith(f'err="{why}"') for line in _unreachable(exporter)] == [True]
+
+
+def test_a_wrong_bouncer_key_says_what_the_local_api_answered(crowdsec: Crowdsec, tmp_path: Path) -> None:
+    config = tmp_path / "bouncer.yaml"
+    config.write_text(f"api_url: {crowdsec.url}\napi_key: not-the-key\n")
+    with _exporter(crowdsec, f"--collector.crowdsec.bouncer-config={config}") as exporter:
+        assert _up(exporter.scrape()) == 0
+        # before: "HTTP 403 Forbidden", the local API's reason (in its answer's body) left out
+        why = f"local API {crowdsec.url.rstrip('/')}: HTTP 403 Forbidden: access forbidden"
+        assert [line.endswith(f'err="{why}"') for line in _unreachable(exporter)] == [True]
 
 
 def test_cscli_when_there_is_no_bouncer_key(crowdsec: Crowdsec, tmp_path: Path) -> None:
@@ -71,3 +90,11 @@ def test_cscli_when_there_is_no_bouncer_key(crowdsec: Crowdsec, tmp_path: Path) 
         assert _banned(found, "sae manual ban") == 1
         assert value(found, "ssh_access_crowdsec_ssh_decisions", scenario="sae manual ban", origin="cscli",
                      action="ban") is None  # fmt: skip
+        # its local API gone, cscli's whole chain of causes reaches the log, the cause at its end
+        crowdsec.stop()
+        assert _up(exporter.scrape()) == 0
+        logged = _unreachable(exporter)
+        assert len(logged) == 1, exporter.log()
+        assert 'err="cscli: Unable to list decisions : performing request: Get ' in logged[0]
+        assert "could not get jwt token: Post " in logged[0]  # before: the log line ended here
+        assert logged[0].endswith(f'dial tcp 127.0.0.1:{crowdsec.port}: connect: connection refused"')

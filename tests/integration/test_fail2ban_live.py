@@ -7,7 +7,9 @@ runs on the host and reaches the server's socket by its path.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -200,3 +202,34 @@ def test_jail_without_its_log_file_keeps_fail2ban_down(tmp_path: Path) -> None:
             assert value(found, "ssh_access_fail2ban_config_jail_log_missing", jail="sshd") == 1
             assert value(found, "ssh_access_fail2ban_config_valid") == 1
             assert value(found, "ssh_access_collector_success", collector="fail2ban") == 1
+            # the log line a person reads says why, as fail2ban itself would
+            why = (
+                f"fail2ban-server is not running (nothing answers on {fail2ban.socket}); "
+                "jail sshd: no log file found (fail2ban-server refuses to start)"
+            )
+            assert _logged(exporter, "fail2ban", "ban source unreachable") == [why]
+
+
+def _logged(exporter: Exporter, source: str, message: str) -> list[str]:
+    """The `err` of each line the exporter logged with this message for this ban source ("" if none)."""
+    found = []
+    for line in exporter.log().splitlines():
+        fields = dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)', line))
+        unquoted = {key: json.loads(text) if text.startswith('"') else text for key, text in fields.items()}
+        if unquoted.get("msg") == message and unquoted.get("source") == source:
+            found.append(unquoted.get("err", ""))
+    return found
+
+
+def test_a_rootfs_without_fail2ban_is_absent_not_unreachable(tmp_path: Path) -> None:
+    """No socket, database, /etc/fail2ban or binary under rootfs: nothing to alert on, said once."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with Exporter(f"--path.rootfs={root}", "--no-collector.sshd") as exporter:
+        exporter.scrape()
+        found = exporter.scrape()
+        assert _up(found) is None and _banned(found) is None
+        assert value(found, "ssh_access_collector_success", collector="fail2ban") == 1
+        # before: a warning "ban source unreachable" with the socket's FileNotFoundError
+        assert _logged(exporter, "fail2ban", "ban source unreachable") == []
+        assert _logged(exporter, "fail2ban", "ban source absent") == [""]

@@ -65,6 +65,16 @@ def test_real_sshguard_bans(netns: NetNs, tmp_path: Path, backend: str, v4: str,
         assert value(found, "ssh_access_collector_success", collector="sshguard") == 1
         if backend == "nft-sets":
             assert _banned(found, v4) is None
+        # the log line says why, and what each backend showed (ipsets outlive sshguard; nft sets do not)
+        logged = [
+            line
+            for line in exporter.log().splitlines()
+            if 'msg="ban source unreachable"' in line and "source=sshguard" in line
+        ]
+        assert logged, exporter.log()  # before: no line at all, the blocker's absence being no "error"
+        ipsets = {"nft-sets": "no sshguard4 or sshguard6 set", "ipset": "sshguard4, sshguard6"}[backend]
+        shown = f"nft: no sshguard set; ipset: {ipsets}"
+        assert f'err="sshg-blocker is not running (backends: {shown}; /etc/hosts.allow: ' in logged[-1]
 
 
 def test_sshguard_scrape_is_quick(netns: NetNs, tmp_path: Path) -> None:
