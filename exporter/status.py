@@ -327,7 +327,7 @@ def _watchlist(inputs: _Inputs) -> Iterator[Finding]:
         yield Finding(
             "Watched addresses",
             Severity.OK,
-            f"{_plural(free, 'watched address')} {'gets' if free == 1 else 'get'} through every layer.",
+            f"No layer that could be read keeps out {_plural(free, 'watched address')}.",
         )
 
 
@@ -389,7 +389,16 @@ def _last_event(inputs: _Inputs) -> Iterator[Finding]:
             "sshd still logs there.",
         )
     else:
-        yield Finding("Last sshd event", Severity.OK, f"The last sshd event ({source}) is from {utc(last)}.")
+        text = f"The last sshd event ({source}) is from {utc(last)}, {_ago(age)}."
+        yield Finding("Last sshd event", Severity.OK, text)
+
+
+def _ago(seconds: float) -> str:
+    """`45 s ago`, `12 min ago`, `3 h ago`: how long, as a person says it."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
 
 
 def _collectors(status: Mapping[str, CollectorStatus]) -> Iterator[Finding]:

@@ -106,7 +106,7 @@ def test_healthy_host_is_ok_throughout() -> None:
         ("Last sshd event", Severity.OK),
     ]
     assert finding(status, "fail2ban").text == "fail2ban is up: 3 addresses banned now."
-    assert finding(status, "Last sshd event").text.endswith(f"is from {utc(NOW - 120)}.")
+    assert finding(status, "Last sshd event").text.endswith(f"is from {utc(NOW - 120)}, 2 min ago.")
     assert status.count(Severity.PROBLEM) == 0 and status.worst is Severity.OK
     assert status.summary() == "Host: 8 ok. Collectors: all 6 ok."
 
@@ -176,7 +176,10 @@ def test_unenforced_bans_and_watched_addresses_blocked() -> None:
     watched = finding(status, "Watched 192.0.2.1")
     assert watched.severity is Severity.PROBLEM and "tcp_wrappers, fail2ban" in watched.text
     assert "diagnose 192.0.2.1" in watched.text
-    assert finding(status, "Watched addresses").text == "1 watched address gets through every layer."
+    assert (
+        finding(status, "Watched addresses").text
+        == "No layer that could be read keeps out 1 watched address."
+    )
 
 
 def test_firewall_collector_off_leaves_enforcement_unknown() -> None:
