@@ -75,7 +75,64 @@ def test_tcp_wrappers_allow_and_dns(tmp_path: Path) -> None:
     reader = AccessReader(_tree(tmp_path, allow=ALLOW + "sshd: .example.org\n"), OFFLINE)
     assert _layers(reader, "192.0.2.12")["tcp_wrappers"].verdict == "allow"
     dns = _layers(reader, "192.0.2.10")["tcp_wrappers"]  # allowed if its name is in example.org
-    assert dns.verdict == "unknown" and dns.evidence == ("/etc/hosts.allow:2: sshd: .example.org",)
+    assert dns.verdict == "deny"  # the verdict when its name matches no pattern: hosts.deny line 2
+    assert dns.evidence == ("/etc/hosts.deny:2: sshd: 192.0.2.10", "/etc/hosts.allow:2: sshd: .example.org")
+    assert dns.lookups == ("allowed if the address's name matches .example.org (/etc/hosts.allow line 2)",)
+    assert not dns.blocks  # not sure: the watchlist reports 0, as for any verdict it cannot be sure of
+    assert dns.unread == "depends on a name lookup: " + dns.lookups[0]
+
+
+@pytest.mark.parametrize(
+    ("deny", "verdict", "lookups"),
+    [
+        (
+            "sshd: .example.org\n",
+            "no_match",
+            ("denied if the address's name matches .example.org (/etc/hosts.deny line 1)",),
+        ),
+        (
+            "sshd: KNOWN\n",
+            "no_match",
+            ("denied if the address's name matches KNOWN (/etc/hosts.deny line 1)",),
+        ),
+        (
+            "sshd: UNKNOWN\n",  # with no name libwrap calls it `unknown`: denied unless a name answers
+            "deny",
+            ("allowed if a name lookup makes `UNKNOWN` not match (/etc/hosts.deny line 1)",),
+        ),
+        (
+            "sshd: ALL EXCEPT host.example.org\n",
+            "deny",
+            (
+                "allowed if a name lookup makes `ALL EXCEPT host.example.org` not match "
+                "(/etc/hosts.deny line 1)",
+            ),
+        ),
+        (
+            "sshd: admin@host.example.org\n",
+            "no_match",
+            (
+                "denied if a name, ident or netgroup lookup matches admin@host.example.org "
+                "(/etc/hosts.deny line 1)",
+            ),
+        ),
+        (
+            "sshd: ALL EXCEPT UNKNOWN\n",  # no name: UNKNOWN matches, so the rule does not
+            "no_match",
+            ("denied if a name lookup makes `ALL EXCEPT UNKNOWN` match (/etc/hosts.deny line 1)",),
+        ),
+    ],
+)
+def test_tcp_wrappers_lookup_gives_the_verdict_without_a_name(
+    tmp_path: Path, deny: str, verdict: str, lookups: tuple[str, ...]
+) -> None:
+    """A rule that needs the address's name: the verdict when no name matches, and what would change it
+    (before, a bare `unknown`)."""
+    (tmp_path / "proc").mkdir()
+    found = _layers(AccessReader(_tree(tmp_path, deny=deny, allow=""), OFFLINE), "192.0.2.7")["tcp_wrappers"]
+    assert (found.verdict, found.lookups) == (verdict, lookups), found
+    assert "when its name matches no pattern" in found.detail
+    assert not found.blocks and found.unread is not None
 
 
 def test_no_match_without_names(tmp_path: Path) -> None:

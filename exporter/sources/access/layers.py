@@ -20,6 +20,7 @@ from exporter.sources.firewall.bans import SSHGUARD_SETS
 from exporter.sources.firewall.enforcement import Enforcement, blockers
 from exporter.sources.firewall.model import AddressSet, Chain, Rule, Ruleset
 from exporter.sources.tcpwrappers import ClientInfo, evaluate
+from exporter.sources.tcpwrappers.evaluate import LookupTurn
 from exporter.sources.tcpwrappers.reader import TcpWrappersSnapshot
 from exporter.sources.tcpwrappers.syntax import Rule as WrapperRule
 
@@ -33,6 +34,7 @@ class Fail2banFacts:
     bans: tuple[DbBan, ...] | None  # the database's current bans; None: unreadable
     error: str = ""
     banned_in: dict[str, tuple[str, ...]] = field(default_factory=dict)  # address -> jails (socket)
+    down_cause: str = ""  # why fail2ban-server is not running, when its config says (a jail without logs)
 
 
 @dataclass(frozen=True)
@@ -108,25 +110,65 @@ def _candidates(snapshot: TcpWrappersSnapshot, network: Network) -> list[str]:
 
 @dataclass(frozen=True)
 class WrapperOutcome:
-    verdict: str  # LayerVerdict verdict
+    verdict: str  # LayerVerdict verdict; with lookups, the one when no name matches
     address: str
     rule: WrapperRule | None
+    turns: tuple[LookupTurn, ...] = ()
+    lookup: bool = False  # the outcome hangs on a name, ident or netgroup lookup
+
+    @property
+    def rank(self) -> int:
+        """Worst first: a sure deny, then one hanging on a lookup, then allow, then no_match."""
+        if self.lookup:
+            return 1
+        return {"deny": 0, "allow": 2, "no_match": 3}[self.verdict]
+
+    @property
+    def sure_deny(self) -> bool:
+        return self.verdict == "deny" and not self.lookup
+
+
+def _outcome(snapshot: TcpWrappersSnapshot, address: str) -> WrapperOutcome:
+    found = evaluate(snapshot.rules, "sshd", client=ClientInfo(address))
+    verdict: str
+    turns: tuple[LookupTurn, ...] = ()
+    if found.verdict in ("deny", "allow"):
+        verdict, rule, lookup = found.verdict, found.rule, False
+    else:  # libwrap's answer when no lookup answers: the name matches no pattern
+        verdict, rule, turns, lookup = found.if_unresolved, found.unresolved_rule, found.turns, True
+    if verdict == "allow" and rule is None:
+        verdict = "no_match"
+    return WrapperOutcome(verdict, address, rule, turns, lookup)
 
 
 def wrapper_outcome(snapshot: TcpWrappersSnapshot, network: Network) -> WrapperOutcome:
-    """The worst verdict over the network's candidates: deny, then unknown, then allow, then no_match."""
-    rank = {"deny": 0, "unknown": 1, "allow": 2, "no_match": 3}
+    """The worst outcome over the network's candidates (WrapperOutcome.rank)."""
     best = WrapperOutcome("no_match", label(network), None)
     for address in _candidates(snapshot, network):
-        found = evaluate(snapshot.rules, "sshd", client=ClientInfo(address))
-        verdict: str = found.verdict if found.verdict in ("deny", "allow") else "unknown"
-        if verdict == "allow" and found.rule is None:
-            verdict = "no_match"
-        if rank[verdict] < rank[best.verdict]:
-            best = WrapperOutcome(verdict, address, found.rule)
-            if verdict == "deny":
+        found = _outcome(snapshot, address)
+        if found.rank < best.rank:
+            best = found
+            if found.sure_deny:
                 break
     return best
+
+
+def turn_text(turn: LookupTurn) -> str:
+    """`denied if the address's name matches .example.org (/etc/hosts.deny line 3)`."""
+    verb = "denied" if turn.verdict == "deny" else "allowed"
+    where = f"({turn.rule.file} line {turn.rule.line})"
+    patterns = " ".join(turn.tokens)
+    if not turn.tokens:
+        return f"{verb} if sshd's own address matches {' '.join(turn.rule.daemons)} {where}"
+    kind = "name, ident or netgroup" if any("@" in token for token in turn.tokens) else "name"
+    clients = " ".join(turn.rule.clients)
+    if not turn.matches or "except" in clients.lower().split():  # the lookup decides the whole list
+        return (
+            f"{verb} if a {kind} lookup makes `{clients}` {'match' if turn.matches else 'not match'} {where}"
+        )
+    if kind == "name":
+        return f"{verb} if the address's name matches {patterns} {where}"
+    return f"{verb} if a {kind} lookup matches {patterns} {where}"
 
 
 def _rule_evidence(rule: WrapperRule) -> str:
@@ -145,19 +187,38 @@ def tcp_wrappers(facts: HostFacts, network: Network) -> LayerVerdict | None:
     if snapshot.libwrap and not snapshot.honoured:
         detail = "sshd is not linked with libwrap: hosts.allow and hosts.deny do not apply to it"
         return LayerVerdict("tcp_wrappers", "no_match", evidence, detail)
+    if outcome.lookup:
+        return _wrapper_lookup(outcome, network)
     if outcome.verdict == "deny" and rule is not None:
-        remedy = (
-            f"remove line {rule.line} of {rule.file}",
-            f"or let it in first: add `sshd: {label(network)}` to /etc/hosts.allow",
-        )
         detail = f"{outcome.address} matches line {rule.line} of {rule.file}"
-        return LayerVerdict("tcp_wrappers", "deny", evidence, detail, remedy)
-    if outcome.verdict == "unknown":
-        detail = f"for {outcome.address} the outcome depends on a name or ident lookup"
-        return LayerVerdict("tcp_wrappers", "unknown", evidence, detail)
+        return LayerVerdict("tcp_wrappers", "deny", evidence, detail, _wrapper_remedy(rule, network))
     if outcome.verdict == "allow" and rule is not None:
         return LayerVerdict("tcp_wrappers", "allow", evidence, f"allowed by line {rule.line} of {rule.file}")
     return LayerVerdict("tcp_wrappers", "no_match", detail="no rule in hosts.allow or hosts.deny matches")
+
+
+def _wrapper_remedy(rule: WrapperRule, network: Network) -> tuple[str, ...]:
+    return (
+        f"remove line {rule.line} of {rule.file}",
+        f"or let it in first: add `sshd: {label(network)}` to /etc/hosts.allow",
+    )
+
+
+def _wrapper_lookup(outcome: WrapperOutcome, network: Network) -> LayerVerdict:
+    """The verdict when no name matches, and which names would change it."""
+    rule = outcome.rule
+    lookups = tuple(turn_text(t) for t in outcome.turns) or ("a name or ident lookup may change it",)
+    rules = ([rule] if rule else []) + [t.rule for t in outcome.turns]
+    evidence = tuple(dict.fromkeys(_rule_evidence(r) for r in rules))
+    when = f"for {outcome.address} when its name matches no pattern"
+    if outcome.verdict == "deny" and rule is not None:
+        detail = f"{when}: denied by line {rule.line} of {rule.file}"
+        return LayerVerdict("tcp_wrappers", "deny", evidence, detail, _wrapper_remedy(rule, network), lookups)
+    if outcome.verdict == "allow" and rule is not None:
+        detail = f"{when}: allowed by line {rule.line} of {rule.file}"
+    else:
+        detail = f"{when}: no rule matches"
+    return LayerVerdict("tcp_wrappers", outcome.verdict, evidence, detail, lookups=lookups)
 
 
 def _marked(facts: HostFacts, network: Network, tool: str) -> WrapperRule | None:
@@ -166,7 +227,7 @@ def _marked(facts: HostFacts, network: Network, tool: str) -> WrapperRule | None
         return None
     outcome = wrapper_outcome(facts.wrappers, network)
     rule = outcome.rule
-    if outcome.verdict == "deny" and rule is not None and rule.marked_by == tool:
+    if outcome.sure_deny and rule is not None and rule.marked_by == tool:
         return rule
     return None
 
@@ -211,7 +272,8 @@ def fail2ban(facts: HostFacts, network: Network) -> LayerVerdict | None:
         for ban in from_db:
             jails.setdefault(ban.jail, []).append(f"jail {ban.jail}: {ban.ip} banned, {_expiry(ban)}")
     else:
-        return LayerVerdict("fail2ban", "unknown", detail=found.error or "fail2ban could not be read")
+        detail = "; ".join(filter(None, (found.error or "fail2ban could not be read", found.down_cause)))
+        return LayerVerdict("fail2ban", "unknown", detail=detail)
     if not jails:
         return LayerVerdict("fail2ban", "no_match", detail="not banned in any jail")
     addresses = sorted({b.ip for b in from_db} or {label(network)})

@@ -3,8 +3,12 @@
 A layer is something that can keep a client out of sshd before or during authentication: TCP
 wrappers, a ban tool, the packet filter, sshd's own PerSourcePenalties. Each answers `deny`, `allow`
 (a rule lets the address in explicitly), `no_match` (nothing about the address) or `unknown` (the
-layer could not be read, or the answer depends on a name lookup). A layer not present on the host is
-left out rather than reported as `no_match`, so "absent" and "present but silent" stay apart.
+layer could not be read). A layer not present on the host is left out rather than reported as
+`no_match`, so "absent" and "present but silent" stay apart.
+
+TCP wrappers may hang on a name lookup (`.example.org`, KNOWN, PARANOID, ident, netgroups), which we never
+make: the verdict is then the one that holds when no name matches, and `lookups` says which names would
+change it. Such a verdict is not sure, so it neither `blocks` nor counts as read (`unread`).
 """
 
 from __future__ import annotations
@@ -28,10 +32,21 @@ class LayerVerdict:
     evidence: tuple[str, ...] = ()
     detail: str = ""
     remedy: tuple[str, ...] = field(default=(), compare=False)
+    lookups: tuple[str, ...] = ()  # what a name lookup would change (`denied if the address's name ...`)
 
     @property
     def blocks(self) -> bool:
-        return self.verdict == "deny"
+        """Surely denies: not when the deny holds only if no name matches."""
+        return self.verdict == "deny" and not self.lookups
+
+    @property
+    def unread(self) -> str | None:
+        """Why this layer's answer is not known for sure; None when it is."""
+        if self.verdict == "unknown":
+            return self.detail or "could not be read"
+        if self.lookups:
+            return "depends on a name lookup: " + "; ".join(self.lookups)
+        return None
 
 
 def parse_target(text: str) -> Network:

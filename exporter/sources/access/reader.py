@@ -28,7 +28,7 @@ from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
 from exporter.sources.fail2ban.database import DatabaseError, current_bans
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
-from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS
+from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS, Fail2banReader
 from exporter.sources.firewall.reader import TIMEOUT, FirewallError, FirewallReader
 from exporter.sources.host.commands import run_command
 from exporter.sources.host.files import open_regular_file
@@ -54,6 +54,7 @@ class AccessOptions:
     fail2ban_socket: str = DEFAULT_SOCKET
     fail2ban_db: str = DEFAULT_DB
     fail2ban_owner: int = 0
+    fail2ban_config_dir: str | None = None  # asks fail2ban-client -d why the server is down; None: not asked
     sshguard: bool = True
     denyhosts: bool = True
     denyhosts_work_dir: str = WORK_DIR
@@ -177,7 +178,7 @@ class AccessReader:
         o = self.options
         if not o.fail2ban or not self._exists((*INSTALL_MARKERS, o.fail2ban_socket, o.fail2ban_db)):
             return None
-        bans, errors = None, []
+        bans, errors, down = None, [], ""
         database = self.paths.root_or_none(o.fail2ban_db) if o.fail2ban_db else None
         if database is not None and database.exists():
             try:
@@ -196,13 +197,31 @@ class AccessReader:
                         banned_in[label(network)] = tuple(clean_text(str(j)) for j in names)
             except (FileNotFoundError, ConnectionRefusedError):
                 errors.append(f"fail2ban-server is not running (nothing answers on {o.fail2ban_socket})")
+                down = self._fail2ban_down_cause()
             except (OSError, ProtocolError) as exc:
                 errors.append(f"socket {o.fail2ban_socket}: {exc}")
         if bans is None and not errors:
             errors.append(f"neither {o.fail2ban_socket} nor {o.fail2ban_db} could be read")
         elif bans is None and database is not None and not database.exists():
             errors.append(f"no database at {o.fail2ban_db}")
-        return Fail2banFacts(bans, "; ".join(errors), banned_in)
+        return Fail2banFacts(bans, "; ".join(errors), banned_in, down)
+
+    def _fail2ban_down_cause(self) -> str:
+        """Why fail2ban-server is not running, from fail2ban's own parse of its config (the collector's
+        check: an enabled jail without a log file keeps the server from starting); "" when not asked
+        (fail2ban_config_dir None) or nothing is known."""
+        o = self.options
+        if o.fail2ban_config_dir is None:
+            return ""
+        check = Fail2banReader(self.paths, config_dir=o.fail2ban_config_dir, timeout=o.timeout).config_check()
+        if check is None:
+            return ""
+        if check.error:
+            return f"fail2ban-client -d fails: {check.error}"
+        if check.without_logs:
+            jails = ", ".join(j for j in check.jails if j in check.without_logs)
+            return f"fail2ban-server refuses to start: jail {jails} finds no log file"
+        return ""
 
     def _penalties(self, now: float) -> PenaltyLog | None:
         o = self.options

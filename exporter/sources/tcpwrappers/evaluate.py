@@ -5,7 +5,9 @@ do: a pattern that would need a name, an ident user or a netgroup gives MAYBE, a
 (EXCEPT included) carries it to the rule. The first rule that surely matches decides; rules before it
 that may match make the verdict `depends_on_dns` only when their verdict differs from it. `if_unresolved`
 is what libwrap decides when no lookup answers (names "unknown"), which is what `tcpdmatch` prints inside
-a network namespace without DNS: tests compare the two.
+a network namespace without DNS: tests compare the two. `turns` are the rules a lookup could bring in
+(or, for the rule that decides without one, leave out) to change that outcome, so a person is told
+which names would matter instead of a bare "depends".
 
 `twist` replaces sshd by a shell command on the client's socket: the client never reaches sshd, so for
 sshd it counts as deny (tcpdmatch prints "delegated").
@@ -48,6 +50,20 @@ class ClientInfo:
 
 
 @dataclass(frozen=True)
+class LookupTurn:
+    """A rule whose match hangs on a lookup, and the outcome it gives instead of `if_unresolved`.
+
+    matches True: the outcome when a lookup makes the rule match; False: when a lookup answers and the
+    rule (which decides when nothing answers) no longer matches. `tokens`: the client patterns that need
+    the lookup (empty when only sshd's own address, `daemon@host`, is unknown)."""
+
+    rule: Rule
+    verdict: Literal["allow", "deny"]
+    tokens: tuple[str, ...]
+    matches: bool = True
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The outcome for one client: the deciding rule (None: no rule matched, access granted)."""
 
@@ -56,6 +72,8 @@ class Verdict:
     if_unresolved: Literal["allow", "deny"] = "allow"  # when no name, ident or netgroup lookup answers
     maybe: tuple[Rule, ...] = ()  # earlier rules that match only if a lookup says so
     twist: bool = False
+    unresolved_rule: Rule | None = field(default=None, compare=False)  # decides when no lookup answers
+    turns: tuple[LookupTurn, ...] = field(default=(), compare=False)  # what a lookup could change
 
     @property
     def file(self) -> str | None:
@@ -603,8 +621,36 @@ def evaluate(rules: AccessRules, daemon: str = "sshd", *, client: ClientInfo) ->
     if differing:
         reasons = set().union(*(why for _, why in differing))
         name: VerdictName = "depends_on_dns" if "dns" in reasons else "unknown"
-        return Verdict(name, differing[0][0], if_unresolved, maybe_rules)
+        unresolved_rule = fallback[0] if fallback else None
+        turns = _turns(maybes, unresolved_rule, if_unresolved, final, rule, patterns)
+        return Verdict(name, differing[0][0], if_unresolved, maybe_rules, False, unresolved_rule, turns)
     return Verdict(final, rule, if_unresolved, maybe_rules, twist)
+
+
+def _turns(
+    maybes: Sequence[tuple[Rule, bool, set[str]]],
+    unresolved_rule: Rule | None,
+    if_unresolved: Literal["allow", "deny"],
+    final: Literal["allow", "deny"],
+    decided: Rule | None,
+    patterns: PatternExpander,
+) -> tuple[LookupTurn, ...]:
+    """The lookup-dependent rules that would change the outcome libwrap gives when no lookup answers:
+    those before the rule deciding it (all of them when that rule itself hangs on a lookup) whose verdict
+    differs, and that rule itself when, once a lookup answers, it no longer matches and the outcome flips."""
+    found: list[LookupTurn] = []
+    itself = any(r is unresolved_rule for r, _, _ in maybes)
+    for rule, allow_file, _ in maybes:
+        if rule is unresolved_rule:
+            if not itself:
+                break
+            continue
+        verdict = rule_verdict(rule, allow_file)[0]
+        if verdict != if_unresolved:
+            found.append(LookupTurn(rule, verdict, lookup_tokens(rule, patterns)))
+    if itself and unresolved_rule is not None and final != if_unresolved and decided is not unresolved_rule:
+        found.append(LookupTurn(unresolved_rule, final, lookup_tokens(unresolved_rule, patterns), False))
+    return tuple(found)
 
 
 def applies_to(rule: Rule, daemon: str = "sshd") -> int:
@@ -647,6 +693,11 @@ def _needs_lookup(token: str, patterns: PatternExpander) -> bool:
     if token.startswith("/"):
         return any(_token_needs_lookup(p, patterns) for p in patterns(token))
     return lowered not in ("all", "except") and "/" not in token and _could_name_host(token)
+
+
+def lookup_tokens(rule: Rule, patterns: PatternExpander) -> tuple[str, ...]:
+    """The rule's client patterns that need a name, ident or netgroup lookup, as written."""
+    return tuple(t for t in rule.clients if _token_needs_lookup(t, patterns))
 
 
 def needs_lookup(rule: Rule, patterns: PatternFiles | PatternExpander = _no_pattern_files) -> bool:
