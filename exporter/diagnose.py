@@ -1,21 +1,34 @@
-"""`ssh-access-exporter diagnose ADDRESS [--json]`: why is this address (or network) kept out of sshd?
+"""`ssh-access-exporter diagnose ADDRESS [--json]`: does this address (or network) get into sshd? If not, why?
 
 Every layer of the access model (TCP wrappers, the ban tools, the firewall, sshd's PerSourcePenalties)
 gives its verdict with the evidence and, for people, what to do. Causes that hit every client come
 after the layers: sshd not running (unless systemd listens for it: socket activation starts sshd on
-the first connection), MaxStartups saturated now or drops in the log recently, a config change sshd
-has not reloaded. They do not make the address "blocked": that is the layers' answer.
+the first connection), MaxStartups full now, TCP wrappers denying every client; and, named but keeping
+no one out by themselves, MaxStartups saturated or drops in the log recently, a config change sshd
+has not reloaded, a config sshd would refuse, fail2ban-server unable to start.
+
+The answer is one of three, never "fine" for what could not be seen:
+  gets_in   exit 0: every layer that applies was read, none denies, and sshd serves;
+  kept_out  exit 1: a layer denies, or a host-wide cause refuses every client;
+  unknown   exit 3: nothing read denies, but a layer (or sshd's state) could not be read, or the TCP
+            wrappers' verdict hangs on the address's name (never looked up);
+and exit 2 on an error (bad address, bad flags or config).
 
 --json prints one object, contract keys exactly:
   {"address", "blocked", "layers": [{"layer", "verdict", "evidence", "detail"}]}
-plus "host": {"sshd_running": true|false|null, "socket_activated": true|false|null, "causes": [...],
-"evidence": [...]}; sshd_running is true for a socket-activated sshd with no process yet (it answers).
-Exit 0 when no layer denies, 1 when one does, 2 on an error (bad address, unreadable config).
+then "outcome": "gets_in" | "kept_out" | "unknown", "unread": [{"layer", "reason"}] (each layer whose
+answer is not known, `sshd` when its state could not be read; a tcp_wrappers verdict that hangs on a
+name lookup is the one when no name matches, listed here with the names that would change it), and
+"host": {"sshd_running": true|false|null, "socket_activated": true|false|null, "causes": [...],
+"keeps_everyone_out": [...], "evidence": [...]}; sshd_running is true for a socket-activated sshd with
+no process yet (it answers); keeps_everyone_out holds the causes of `causes` that refuse every client.
+"blocked" is true when a layer surely denies (not the host-wide causes: "outcome" says kept_out then).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -25,27 +38,76 @@ from typing import TextIO
 from exporter.config import ConfigError
 from exporter.options import CollectorSwitch, Options, add_host_flags
 from exporter.registry import Context, registrations
-from exporter.sources.access import AccessReader, LayerVerdict, parse_target, verdicts
+from exporter.sources.access import AccessReader, HostFacts, LayerVerdict, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
 from exporter.sources.sshd.reader import SshdSnapshot
+from exporter.sources.tcpwrappers.reader import TcpWrappersSnapshot
 
-EXIT_CLEAR = 0
-EXIT_BLOCKED = 1
+EXIT_GETS_IN = 0
+EXIT_KEPT_OUT = 1
 EXIT_ERROR = 2
+EXIT_UNKNOWN = 3
+EXIT_CODES = {"gets_in": EXIT_GETS_IN, "kept_out": EXIT_KEPT_OUT, "unknown": EXIT_UNKNOWN}
 
 
 @dataclass(frozen=True)
 class HostCauses:
-    """What keeps everyone out, not this address alone."""
+    """What keeps everyone out (`refusing`), and what else about the host bears on every client."""
 
     sshd_running: bool | None  # None: could not tell
-    causes: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()  # every finding, refusing ones included
     evidence: tuple[str, ...] = field(default=())
     socket_activated: bool | None = None  # None: could not tell
+    refusing: tuple[str, ...] = ()  # the causes that refuse every client now
+    error: str = ""  # why sshd's state could not be read
 
 
-def host_causes(snapshot: SshdSnapshot | None, log: PenaltyLog | None, error: str = "") -> HostCauses:
+def _sshd_causes(snapshot: SshdSnapshot) -> tuple[list[str], list[str]]:
+    """(every finding about sshd, those refusing every client)."""
     causes: list[str] = []
+    refusing: list[str] = []
+    config = snapshot.config
+    refused = f"sshd would refuse its config: {config.sshd_t_error}" if config.valid is False else ""
+    if not snapshot.listeners and not snapshot.socket_activated:
+        stopped = "sshd is not running: no listener process"
+        causes.append(stopped)
+        refusing.append(stopped)
+    if refused:
+        causes.append(refused)
+    for state in snapshot.listeners:
+        title = state.listener.title
+        name = state.listener.config
+        if title is not None and title.full and title.startups >= title.full:
+            full = (f"MaxStartups full ({name}): {title.startups} unauthenticated connections, "
+                    f"every new connection is refused")  # fmt: skip
+            causes.append(full)
+            refusing.append(full)
+        elif title is not None and title.start and title.startups >= title.start:
+            causes.append(f"MaxStartups saturated ({name}): {title.startups} unauthenticated connections "
+                          f"from start {title.start}: new connections are dropped at random")  # fmt: skip
+        if state.reload_pending:
+            causes.append(f"config reload pending ({name}): its files changed after sshd started; "
+                          "reload it (systemctl reload ssh) once `sshd -t` passes")  # fmt: skip
+    return causes, refusing
+
+
+def _wrappers_cause(wrappers: TcpWrappersSnapshot | None) -> str:
+    """hosts.allow/hosts.deny leave no client a way in (the tcpwrappers collector's own summary)."""
+    if wrappers is None or wrappers.error or (wrappers.libwrap and not wrappers.honoured):
+        return ""  # unread, or sshd is not linked with libwrap (the tcp_wrappers layer's own rule)
+    if not wrappers.summary.denies_everyone:
+        return ""
+    return "TCP wrappers deny every client: hosts.allow and hosts.deny leave no one a way in to sshd"
+
+
+def host_causes(
+    snapshot: SshdSnapshot | None,
+    log: PenaltyLog | None,
+    error: str = "",
+    facts: HostFacts | None = None,
+) -> HostCauses:
+    causes: list[str] = []
+    refusing: list[str] = []
     running: bool | None = None
     activated: bool | None = None
     if snapshot is None:
@@ -53,20 +115,13 @@ def host_causes(snapshot: SshdSnapshot | None, log: PenaltyLog | None, error: st
     else:
         activated = snapshot.socket_activated
         running = bool(snapshot.listeners) or activated  # socket-activated: systemd accepts for sshd
-        if not running:
-            causes.append("sshd is not running: no listener process")
-        for state in snapshot.listeners:
-            title = state.listener.title
-            name = state.listener.config
-            if title is not None and title.full and title.startups >= title.full:
-                causes.append(f"MaxStartups full ({name}): {title.startups} unauthenticated connections, "
-                              f"every new connection is refused")  # fmt: skip
-            elif title is not None and title.start and title.startups >= title.start:
-                causes.append(f"MaxStartups saturated ({name}): {title.startups} unauthenticated connections "
-                              f"from start {title.start}: new connections are dropped at random")  # fmt: skip
-            if state.reload_pending:
-                causes.append(f"config reload pending ({name}): its files changed after sshd started; "
-                              "reload it (systemctl reload ssh) once `sshd -t` passes")  # fmt: skip
+        causes, refusing = _sshd_causes(snapshot)
+    if facts is not None:
+        if wrapped := _wrappers_cause(facts.wrappers):
+            causes.append(wrapped)
+            refusing.append(wrapped)
+        if facts.fail2ban is not None and facts.fail2ban.down_cause:
+            causes.append(f"fail2ban is installed but not running: {facts.fail2ban.down_cause}")
     evidence: tuple[str, ...] = ()
     if log is not None:
         drops = [line for line in log.lines if line.event.event == "maxstartups_drop"]
@@ -74,7 +129,41 @@ def host_causes(snapshot: SshdSnapshot | None, log: PenaltyLog | None, error: st
             minutes = round(log.window / 60)
             causes.append(f"{len(drops)} connection(s) dropped for MaxStartups in the last {minutes} minutes")
             evidence = tuple(d.evidence for d in drops[-5:])
-    return HostCauses(running, tuple(causes), evidence, activated)
+    return HostCauses(
+        running, tuple(causes), evidence, activated, tuple(refusing), error if not snapshot else ""
+    )
+
+
+def unread(layers: Sequence[LayerVerdict], host: HostCauses) -> list[tuple[str, str]]:
+    """(layer, why) for each answer not known for sure; `sshd` when its state could not be read."""
+    found = [(v.layer, reason) for v in layers if (reason := v.unread) is not None]
+    if host.sshd_running is None:
+        found.append(("sshd", host.error or "its state could not be read"))
+    return found
+
+
+def outcome(layers: Sequence[LayerVerdict], host: HostCauses) -> str:
+    """kept_out when anything surely keeps it out; else unknown when anything could not be seen."""
+    if any(v.blocks for v in layers) or host.refusing:
+        return "kept_out"
+    return "unknown" if unread(layers, host) else "gets_in"
+
+
+def headline(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> str:
+    """One line a person (or a log) can act on: the outcome, and what it rests on."""
+    denying = [v.layer for v in layers if v.blocks]
+    parts = []
+    if denying:
+        parts.append(f"BLOCKED by {', '.join(denying)}")
+    if host.refusing:
+        parts.append(f"KEPT OUT: {'; '.join(host.refusing)}")
+    if not parts:
+        missing = unread(layers, host)
+        if not missing:
+            return f"{address}: GETS IN: no layer blocks it and sshd serves"
+        listed = ", ".join(f"{layer} ({reason})" for layer, reason in missing)
+        parts.append(f"NOT BLOCKED by what could be read; could not read: {listed}")
+    return f"{address}: {'; '.join(parts)}"
 
 
 def as_json(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> str:
@@ -86,10 +175,13 @@ def as_json(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> s
                 {"layer": v.layer, "verdict": v.verdict, "evidence": list(v.evidence), "detail": v.detail}
                 for v in layers
             ],
+            "outcome": outcome(layers, host),
+            "unread": [{"layer": layer, "reason": reason} for layer, reason in unread(layers, host)],
             "host": {
                 "sshd_running": host.sshd_running,
                 "socket_activated": host.socket_activated,
                 "causes": list(host.causes),
+                "keeps_everyone_out": list(host.refusing),
                 "evidence": list(host.evidence),
             },
         },
@@ -98,14 +190,14 @@ def as_json(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> s
 
 
 def as_text(address: str, layers: Sequence[LayerVerdict], host: HostCauses, out: TextIO) -> None:
-    denying = [v.layer for v in layers if v.blocks]
-    head = f"BLOCKED by {', '.join(denying)}" if denying else "not blocked by any layer"
-    out.write(f"{address}: {head}\n\n")
+    out.write(headline(address, layers, host) + "\n\n")
     for verdict in layers:
         out.write(f"  {verdict.layer:<13} {verdict.verdict:<9} {verdict.detail}\n")
         for line in verdict.evidence:
             out.write(f"      evidence: {line}\n")
-        if verdict.blocks:
+        for line in verdict.lookups:
+            out.write(f"      but:      {line}\n")
+        if verdict.verdict == "deny":
             for step in verdict.remedy:
                 out.write(f"      to do:    {step}\n")
     if not layers:
@@ -123,8 +215,11 @@ def as_text(address: str, layers: Sequence[LayerVerdict], host: HostCauses, out:
 def parser(collectors: Iterable[CollectorSwitch]) -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         prog="ssh-access-exporter diagnose",
-        description="Why is ADDRESS kept out of sshd? Each layer's verdict, its evidence and what to do. "
-        "Exit 0: not blocked, 1: blocked, 2: error.",
+        description="Does ADDRESS get into sshd? Each layer's verdict, its evidence and what to do, then the "
+        "causes that keep every client out. Exit 0: gets in (every layer read, none denies, sshd serves); "
+        "1: kept out (a layer denies, or sshd is not running, MaxStartups is full, TCP wrappers deny "
+        "everyone); 3: nothing read denies, but a layer could not be read (the first line says which "
+        "and why); 2: error.",
         allow_abbrev=False,
     )
     result.add_argument("address", metavar="ADDRESS", help="an IPv4/IPv6 address or CIDR network")
@@ -147,8 +242,11 @@ def main(argv: Sequence[str]) -> int:
         print(f"ssh-access-exporter diagnose: {exc}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        reader = AccessReader(context.paths, context.options.access(), context.sshd_ports)
-        facts = reader.read([network])
+        # Unlike the watchlist at every scrape, diagnose asks fail2ban-client why the server is down.
+        options = dataclasses.replace(
+            context.options.access(), fail2ban_config_dir=context.options.fail2ban.config_dir
+        )
+        facts = AccessReader(context.paths, options, context.sshd_ports).read([network])
         layers = verdicts(facts, network)
         try:
             snapshot, error = context.sshd().read(), ""
@@ -156,9 +254,9 @@ def main(argv: Sequence[str]) -> int:
             snapshot, error = None, str(exc)
     finally:
         context.close()
-    host = host_causes(snapshot, facts.penalties, error)
+    host = host_causes(snapshot, facts.penalties, error, facts)
     if args.json:
         print(as_json(args.address, layers, host))
     else:
         as_text(args.address, layers, host, sys.stdout)
-    return EXIT_BLOCKED if any(v.blocks for v in layers) else EXIT_CLEAR
+    return EXIT_CODES[outcome(layers, host)]

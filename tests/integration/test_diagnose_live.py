@@ -5,6 +5,11 @@ In a network namespace whose private mount namespace bind-mounts the test's own 
 banned by a real fail2ban-server (`set sshd banip`, iptables-multiport inside the namespace), 127.0.0.4
 is rejected by an iptables rule for sshd's port, 127.0.0.5 is let in. `diagnose` and the exporter run
 in the same namespaces as sshd; a real connection from each address fails the way diagnose says.
+
+Then what diagnose could not see: a real fail2ban-server that refuses to start (its jail's log file is
+missing) makes the answer "unknown" (exit 3) with fail2ban and why in the first line, and a real sshd
+stopped keeps everyone out (exit 1). There diagnose reads a procfs directory holding only that sshd's
+/proc entry, so an sshd the host runs itself is not taken for it.
 """
 
 from __future__ import annotations
@@ -213,3 +218,87 @@ def test_watchlist_metric_from_a_real_exporter(blocked: Blocked) -> None:
             assert value(found, name, address=address, layer=layer) == blocked_now, (address, layer)
     assert value(found, name, address="127.0.0.5", layer="crowdsec") is None  # switched off: absent
     assert value(found, "ssh_access_collector_success", collector="watchlist") == 1
+
+
+# Every layer but fail2ban off: the host's own wrappers, firewall and ban tools stay out of the answer.
+ONLY_FAIL2BAN = [
+    "--no-collector.tcpwrappers",
+    "--no-collector.denyhosts",
+    "--no-collector.firewall",
+    *QUIET,
+]
+
+
+def _procfs_of(directory: Path, pid: int) -> Path:
+    """A procfs whose only process is `pid` (a link to its real /proc entry): gone when it exits."""
+    directory.mkdir()
+    (directory / str(pid)).symlink_to(f"/proc/{pid}")
+    (directory / "stat").symlink_to("/proc/stat")
+    return directory
+
+
+def _diagnose(netns: NetNs, *argv: str) -> tuple[int, str, dict[str, object]]:
+    """Exit code, first line of the text output, and the --json document."""
+    base = [sys.executable, "-m", "exporter", "diagnose", *argv]
+    text = subprocess.run(
+        netns.command(base), capture_output=True, text=True, cwd=CWD, timeout=120, check=False
+    )
+    run = subprocess.run(
+        netns.command([*base, "--json"]), capture_output=True, text=True, cwd=CWD, timeout=120, check=False
+    )
+    assert text.returncode == run.returncode, (text.stderr, run.stderr)
+    document: dict[str, object] = json.loads(run.stdout)
+    return run.returncode, text.stdout.splitlines()[0], document
+
+
+def test_fail2ban_that_cannot_start_makes_the_answer_unknown(tmp_path: Path) -> None:
+    require_root_and(SSHD, "fail2ban-server", "fail2ban-client", "ip")
+    missing = tmp_path / "auth.log"  # never written: no syslog daemon, as on a fresh Debian 12
+    with NetNs(tmp_path / "ns") as netns, Sshd(tmp_path / "sshd", netns=netns) as sshd:
+        jail = f"[sshd]\nenabled = true\nfilter = sshd\nport = {sshd.port}\nlogpath = {missing}\n"
+        fail2ban = Fail2banServer(tmp_path / "fail2ban", netns, jail)
+        start = netns.run(["fail2ban-server", "-c", str(fail2ban.conf), "-f", "-x"], timeout=60)
+        assert start.returncode != 0 and not fail2ban.socket.exists()  # it refused to start
+        flags = [
+            "192.0.2.7",
+            f"--path.procfs={_procfs_of(tmp_path / 'proc', sshd.pid)}",
+            f"--collector.sshd.config={sshd.config}",
+            f"--collector.fail2ban.socket={fail2ban.socket}",
+            f"--collector.fail2ban.db={fail2ban.db}",
+            f"--collector.fail2ban.config-dir={fail2ban.conf}",
+            *ONLY_FAIL2BAN,
+        ]
+        code, headline, document = _diagnose(netns, *flags)
+    assert code == 3, document
+    assert headline.startswith(
+        "192.0.2.7: NOT BLOCKED by what could be read; could not read: fail2ban (fail2ban-server is not "
+        f"running (nothing answers on {fail2ban.socket}); no database at {fail2ban.db}"
+    ), headline
+    assert "jail sshd" in headline and "no log file" in headline, headline  # why it is not running
+    assert (document["outcome"], document["blocked"]) == ("unknown", False)
+    unread = document["unread"]
+    assert isinstance(unread, list) and [entry["layer"] for entry in unread] == ["fail2ban"], unread
+    host = document["host"]
+    assert isinstance(host, dict) and host["sshd_running"] is True and host["keeps_everyone_out"] == []
+
+
+def test_sshd_stopped_keeps_everyone_out(tmp_path: Path) -> None:
+    require_root_and(SSHD, "ip", "ssh-keygen")
+    with NetNs(tmp_path / "ns") as netns:
+        sshd = Sshd(tmp_path / "sshd", netns=netns).start()
+        try:
+            procfs = _procfs_of(tmp_path / "proc", sshd.pid)
+            flags = ["192.0.2.7", f"--path.procfs={procfs}", f"--collector.sshd.config={sshd.config}"]
+            flags += [*ONLY_FAIL2BAN, "--no-collector.fail2ban"]
+            code, headline, document = _diagnose(netns, *flags)
+            assert (code, document["outcome"]) == (0, "gets_in"), document  # every layer read: none left
+            assert headline == "192.0.2.7: GETS IN: no layer blocks it and sshd serves"
+        finally:
+            sshd.stop()
+        code, headline, document = _diagnose(netns, *flags)
+    assert code == 1, document
+    assert headline == "192.0.2.7: KEPT OUT: sshd is not running: no listener process"
+    assert (document["outcome"], document["blocked"]) == ("kept_out", False)  # no layer: the host
+    host = document["host"]
+    assert isinstance(host, dict) and host["sshd_running"] is False
+    assert host["keeps_everyone_out"] == ["sshd is not running: no listener process"]

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from exporter.__main__ import main
-from exporter.diagnose import as_json, as_text, host_causes
-from exporter.sources.access.layers import LogLine, PenaltyLog
+from exporter.diagnose import as_json, as_text, headline, host_causes, outcome
+from exporter.sources.access import HostFacts, parse_target, verdicts
+from exporter.sources.access.layers import Fail2banFacts, LogLine, PenaltyLog
 from exporter.sources.authlog.records import Event
 from exporter.sources.sshd.processes import Listener, ListenerTitle
 from exporter.sources.sshd.reader import ConfigState, ListenerState, SshdSnapshot
+from tests.builders import elf
+from tests.procfs_tree import add_binary, add_process, make_procfs, set_children
 
 DENY = "# DenyHosts: Mon Nov 23 10:00:00 2026 | sshd: 192.0.2.11\nsshd: 192.0.2.11\nsshd: 192.0.2.10\n"
 OFFLINE = [
@@ -24,12 +27,26 @@ OFFLINE = [
 ]
 
 
+LISTENER = "sshd: /usr/sbin/sshd -D [listener] {} of 10-100 startups"
+
+
+def _host(root: Path, deny: str = DENY, startups: int | None = 0) -> list[str]:
+    """A fixture host: hosts.deny, and an sshd listener with `startups` unauthenticated connections
+    (None: no sshd process at all)."""
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc/hosts.deny").write_text(deny)
+    procfs = make_procfs(root / "proc")
+    binary = add_binary(root)
+    binary.write_bytes(elf(["libwrap.so.0", "libc.so.6"]))  # sshd linked with libwrap: it reads hosts.deny
+    if startups is not None:
+        add_process(procfs, 900, 1, LISTENER.format(startups), start_ticks=500, exe=binary)
+        set_children(procfs, 900, [])
+    return [f"--path.rootfs={root}", f"--path.procfs={procfs}", *OFFLINE]
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> list[str]:
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "proc").mkdir()
-    (tmp_path / "etc/hosts.deny").write_text(DENY)
-    return [f"--path.rootfs={tmp_path}", f"--path.procfs={tmp_path / 'proc'}", *OFFLINE]
+    return _host(tmp_path)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -55,11 +72,90 @@ def test_json_has_the_contract_keys_and_exit_1_when_blocked(
     assert layers["tcp_wrappers"]["evidence"] == ["/etc/hosts.deny:2: sshd: 192.0.2.11"]
 
 
-def test_exit_0_when_no_layer_denies(tree: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_0_when_every_layer_was_read_none_denies_and_sshd_serves(
+    tree: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = _run(capsys, "192.0.2.99", "--json", *tree)
-    assert code == 0 and json.loads(out)["blocked"] is False
+    document = json.loads(out)
+    assert code == 0, document
+    assert (document["blocked"], document["outcome"], document["unread"]) == (False, "gets_in", [])
+    assert document["host"]["sshd_running"] is True and document["host"]["keeps_everyone_out"] == []
+    code, out, _ = _run(capsys, "192.0.2.99", *tree)
+    assert out.startswith("192.0.2.99: GETS IN: no layer blocks it and sshd serves\n")
     code, out, _ = _run(capsys, "192.0.2.0/24", "--json", *tree)  # a network: any address counts
     assert code == 1 and json.loads(out)["address"] == "192.0.2.0/24"
+
+
+def test_exit_1_when_sshd_is_not_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No layer denies, but no sshd answers: before, "not blocked by any layer" and exit 0."""
+    host = _host(tmp_path, startups=None)
+    code, out, _ = _run(capsys, "192.0.2.7", *host)
+    assert code == 1
+    assert out.startswith("192.0.2.7: KEPT OUT: sshd is not running: no listener process\n")
+    code, out, _ = _run(capsys, "192.0.2.7", "--json", *host)
+    document = json.loads(out)
+    assert (code, document["blocked"], document["outcome"]) == (1, False, "kept_out")
+    assert document["host"]["keeps_everyone_out"] == ["sshd is not running: no listener process"]
+
+
+def test_exit_1_when_maxstartups_is_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "192.0.2.7", *_host(tmp_path, startups=100))
+    assert code == 1
+    assert out.startswith("192.0.2.7: KEPT OUT: MaxStartups full (")
+    assert "every new connection is refused" in out.splitlines()[0]
+    code, _, _ = _run(capsys, "192.0.2.7", *_host(tmp_path / "busy", startups=12))  # dropping some: not all
+    assert code == 0
+
+
+def test_exit_1_when_tcp_wrappers_deny_everyone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "192.0.2.7", "--json", *_host(tmp_path, deny="ALL: ALL\n"))
+    document = json.loads(out)
+    assert (code, document["blocked"], document["outcome"]) == (1, True, "kept_out")
+    assert document["host"]["keeps_everyone_out"] == [
+        "TCP wrappers deny every client: hosts.allow and hosts.deny leave no one a way in to sshd"
+    ]
+
+
+def test_exit_3_when_fail2ban_is_installed_but_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fail2ban installed, its server down and no database: nothing read denies, but fail2ban was not
+    seen; before, "not blocked by any layer" and exit 0."""
+    host = _host(tmp_path)
+    (tmp_path / "etc/fail2ban").mkdir()
+    code, out, _ = _run(capsys, "192.0.2.7", *host)
+    assert code == 3
+    assert out.splitlines()[0] == (
+        "192.0.2.7: NOT BLOCKED by what could be read; could not read: fail2ban (fail2ban-server is not "
+        "running (nothing answers on /var/run/fail2ban/fail2ban.sock); no database at "
+        "/var/lib/fail2ban/fail2ban.sqlite3)"
+    )
+    code, out, _ = _run(capsys, "192.0.2.7", "--json", *host)
+    document = json.loads(out)
+    assert (code, document["blocked"], document["outcome"]) == (3, False, "unknown")
+    assert [entry["layer"] for entry in document["unread"]] == ["fail2ban"]
+    assert list(document["unread"][0]) == ["layer", "reason"]
+    assert document["unread"][0]["reason"].startswith("fail2ban-server is not running")
+    code, _, _ = _run(capsys, "192.0.2.10", *host)  # a layer that denies still decides
+    assert code == 1
+
+
+def test_exit_3_when_tcp_wrappers_hang_on_the_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = _host(tmp_path, deny="sshd: 192.0.2.10\nsshd: .example.org\n")
+    code, out, _ = _run(capsys, "192.0.2.7", *host)
+    assert code == 3
+    assert out.splitlines()[0] == (
+        "192.0.2.7: NOT BLOCKED by what could be read; could not read: tcp_wrappers (depends on a name "
+        "lookup: denied if the address's name matches .example.org (/etc/hosts.deny line 2))"
+    )
+    assert "  tcp_wrappers  no_match  for 192.0.2.7 when its name matches no pattern: no rule matches" in out
+    assert "but:      denied if the address's name matches .example.org (/etc/hosts.deny line 2)" in out
+    code, out, _ = _run(capsys, "192.0.2.7", "--json", *host)
+    assert json.loads(out)["layers"][0]["verdict"] == "no_match"
+    code, _, _ = _run(capsys, "192.0.2.10", *host)  # an address rule before it decides for sure
+    assert code == 1
 
 
 def test_text_says_what_to_do(tree: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,3 +220,26 @@ def test_socket_activated_sshd_is_no_host_wide_cause() -> None:
     assert "sshd running (socket-activated" in text.getvalue()
     assert "not running" not in text.getvalue()
     assert json.loads(as_json("192.0.2.10", [], waiting))["host"]["socket_activated"] is True
+
+
+def test_fail2ban_that_cannot_start_is_named() -> None:
+    """fail2ban-client -d found an enabled jail without a log file: the reason fail2ban could not be read
+    names it, and so does the host's list (it keeps no client out by itself)."""
+    cause = "fail2ban-server refuses to start: jail sshd finds no log file"
+    facts = HostFacts(fail2ban=Fail2banFacts(None, "fail2ban-server is not running", down_cause=cause))
+    layers = verdicts(facts, parse_target("192.0.2.7"))
+    host = host_causes(_snapshot(0), None, facts=facts)
+    assert headline("192.0.2.7", layers, host) == (
+        f"192.0.2.7: NOT BLOCKED by what could be read; could not read: fail2ban (fail2ban-server is not "
+        f"running; {cause})"
+    )
+    assert host.causes == (f"fail2ban is installed but not running: {cause}",) and host.refusing == ()
+    assert outcome(layers, host) == "unknown"
+
+
+def test_sshd_state_unread_is_unknown_not_gets_in() -> None:
+    host = host_causes(None, None, "permission denied")
+    assert outcome([], host) == "unknown"
+    assert json.loads(as_json("192.0.2.7", [], host))["unread"] == [
+        {"layer": "sshd", "reason": "permission denied"}
+    ]
