@@ -195,7 +195,7 @@ class LiveAuthlogCollector:
     def _journal_not_used(self) -> str:
         if self._journal_mode == "off":
             return "journal off (--collector.authlog.journal=off)"
-        return "journal not read (an auth log file existed at start)"
+        return "journal not read (auth log files configured or found at start)"
 
     def _check_writer(self) -> None:
         """A file is read, but does anything write to it? With no syslog daemon running (Debian 12 without
