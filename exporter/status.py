@@ -294,7 +294,7 @@ def _unenforced(inputs: _Inputs) -> Iterator[Finding]:
     for source, count in sorted(loose.items()):
         name = BAN_TOOLS.get(source, source)
         yield Finding(
-            "Ban enforcement",
+            f"Ban enforcement ({name})",
             Severity.PROBLEM,
             f"{_plural(count, 'address')} banned by {name} reach sshd all the same: no drop or reject rule "
             f"on sshd's ports uses its bans. Check {name}'s ban action and the firewall.",

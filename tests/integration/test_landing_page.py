@@ -168,7 +168,14 @@ def test_broken_host_says_what_is_broken_first(tmp_path: Path, netns: NetNs) -> 
     assert "not scraped yet" not in text
     host = page.rows(0)
     problems = [what for severity, what, _ in host if severity == "problem"]
-    assert problems == ["sshd", "TCP wrappers", "CrowdSec", "fail2ban", "Ban enforcement", "Auth log"], host
+    assert problems == [
+        "sshd",
+        "TCP wrappers",
+        "CrowdSec",
+        "fail2ban",
+        "Ban enforcement (fail2ban)",
+        "Auth log",
+    ], host
     findings = {what: finding for _, what, finding in host}
     assert findings["sshd"].startswith("sshd is not running")
     assert "sshd: ALL" in findings["TCP wrappers"]
@@ -198,7 +205,7 @@ def test_healthy_host_reads_ok(tmp_path: Path, netns: NetNs) -> None:
     assert host["Auth log"] == ("ok", "sshd's log lines are read from /var/log/auth.log.")
     # The fixture's log is dated 2099, and its namespace has no firewall: both are said, not hidden.
     assert host["Last sshd event"][0] == "warning" and "2099-" in host["Last sshd event"][1]
-    assert host["Ban enforcement"][0] == "problem"
+    assert host["Ban enforcement (CrowdSec)"][0] == host["Ban enforcement (fail2ban)"][0] == "problem"
     assert host["Watched 192.0.2.1"][0] == "problem"
     assert all(severity == "ok" for severity, _, _ in page.rows(1)), page.rows(1)
     _times_are_utc(page)

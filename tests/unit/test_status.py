@@ -171,7 +171,7 @@ def test_unenforced_bans_and_watched_addresses_blocked() -> None:
         'ssh_access_watched_address_blocked{address="2001:db8::10",layer="fail2ban"} 0\n'
     )
     status = status_of(text, {"fail2ban": OK, "firewall": OK, "watchlist": OK})
-    enforcement = finding(status, "Ban enforcement")
+    enforcement = finding(status, "Ban enforcement (fail2ban)")
     assert enforcement.severity is Severity.PROBLEM and "3 addresses banned by fail2ban" in enforcement.text
     watched = finding(status, "Watched 192.0.2.1")
     assert watched.severity is Severity.PROBLEM and "tcp_wrappers, fail2ban" in watched.text
