@@ -91,13 +91,25 @@
               5 minutes.
             |||
           ),
+          // `sshd -t` decides where the exporter can run it; elsewhere (a fixture rootfs, not root) the
+          // exporter's own reading of the files counts the lines sshd would refuse.
           alert(
             'SshAccessSshdConfigInvalid', 'warning', '5m',
-            'ssh_access_sshd_config_valid{%s} == 0' % sel,
-            'sshd_config does not pass `sshd -t`: the next sshd restart will fail.',
             |||
-              `sshd -t` has rejected the sshd configuration on {{ $labels.instance }} for 5 minutes. The
-              running sshd keeps working until its next restart or the next reboot.
+              ssh_access_sshd_config_valid{%(sel)s} == 0
+              or
+              (
+                ssh_access_sshd_config_errors{%(sel)s} > 0
+                unless
+                ssh_access_sshd_config_valid{%(sel)s}
+              )
+            ||| % { sel: sel },
+            'sshd would refuse its config: the next sshd restart will fail.',
+            |||
+              The sshd configuration on {{ $labels.instance }} has been rejected for 5 minutes by `sshd -t`
+              or, where the exporter cannot run it, by the exporter's own reading of sshd_config and its
+              Includes (its log names each file, line and reason). The running sshd keeps working until
+              its next restart or the next reboot.
             |||
           ),
           alert(
