@@ -234,6 +234,7 @@ def test_no_log_file_and_no_journald_names_both(rootfs: Path, closing: list[Live
     left from when it ran do not make it a source of sshd's lines now."""
     (rootfs / "var/log/journal/0123456789abcdef").mkdir(parents=True)
     (rootfs / "var/log/journal/0123456789abcdef/system.journal").write_bytes(b"LPKSHHRH")
+    (rootfs / "run/systemd").mkdir(parents=True)  # a systemd host's /run, without journald's socket
     collector = _live(rootfs, "", journal="auto")
     closing.append(collector)
     assert [s.name for s in collector.follower.sources] == ["journal"]

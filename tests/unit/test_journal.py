@@ -322,15 +322,29 @@ def test_a_journal_without_journald_socket_is_not_running(tmp_path: Path) -> Non
     journal = tmp_path / "var/log/journal/0123456789abcdef"
     journal.mkdir(parents=True)
     (journal / "system.journal").write_bytes(b"LPKSHHRH")
+    (tmp_path / "run/systemd").mkdir(parents=True)  # a systemd host's /run
     reader = journal_reader_for(HostPaths(rootfs=tmp_path), journalctl=str(tmp_path / "no-journalctl"))
     try:
         assert reader.journal_problem() == "journal not running (no /run/systemd/journal/socket)"
         assert reader.health_dict()["path_readable"] is False
-        (tmp_path / "run/systemd/journal").mkdir(parents=True)
+        (tmp_path / "run/systemd/journal").mkdir()
         (tmp_path / "run/systemd/journal/socket").write_bytes(b"")  # a file is no socket
         assert reader.journal_problem() == "journal not running (no /run/systemd/journal/socket)"
         (tmp_path / "run/systemd/journal/socket").unlink()
         os.mknod(tmp_path / "run/systemd/journal/socket", stat.S_IFSOCK | 0o666)
+        assert reader.journal_problem() is None
+    finally:
+        reader.close()
+
+
+def test_a_rootfs_without_the_hosts_run_judges_the_journal_by_its_files(tmp_path: Path) -> None:
+    """A container given the journal's directories but not the host's /run cannot see journald's socket:
+    that is no evidence journald is down, so readable journal files make it a source."""
+    journal = tmp_path / "var/log/journal/0123456789abcdef"
+    journal.mkdir(parents=True)
+    (journal / "system.journal").write_bytes(b"LPKSHHRH")
+    reader = journal_reader_for(HostPaths(rootfs=tmp_path), journalctl=str(tmp_path / "no-journalctl"))
+    try:
         assert reader.journal_problem() is None
     finally:
         reader.close()

@@ -50,6 +50,7 @@ JOURNAL_DIRS: tuple[str, ...] = ("/var/log/journal", "/run/log/journal")
 # (socket activation) even while journald itself is stopped, so its presence is the right test: a line
 # sent to it starts journald. Journal files without it are an old record that nothing adds to.
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
+RUN_SYSTEMD = "/run/systemd"  # present on a running systemd host; absent from a rootfs without its /run
 _STATE_VERSION = 1
 _READ_CHUNK = 64 * 1024
 _MAX_ENTRY_BYTES = 4 * 1024 * 1024  # one JSON entry (journalctl --all prints fields of any size)
@@ -67,9 +68,14 @@ def default_journal_dirs(paths: HostPaths) -> list[Path]:
 
 def journal_reader_for(paths: HostPaths, **options: Any) -> JournalReader:
     """The reader for the host's journal: the local one, or journalctl --root=ROOTFS for another tree.
-    It is down while journald's socket is missing under rootfs (journald not running)."""
+    It is down while journald's socket is missing under rootfs (journald not running), where the host's
+    /run can be seen at all: a container given only the journal's directories (no /run/systemd under
+    its rootfs) cannot tell, and its journal is judged by its files alone."""
     expected = [d for d in (paths.root_or_none(j) for j in JOURNAL_DIRS) if d is not None]
-    socket = paths.root_or_none(JOURNAL_SOCKET) or paths.rootfs / JOURNAL_SOCKET.lstrip("/")
+    run_systemd = paths.root_or_none(RUN_SYSTEMD)
+    socket = None
+    if run_systemd is not None and run_systemd.is_dir():
+        socket = paths.root_or_none(JOURNAL_SOCKET) or paths.rootfs / JOURNAL_SOCKET.lstrip("/")
     if paths.is_host_root:
         return JournalReader(expected_dirs=expected, socket=socket, **options)
     return JournalReader(root=paths.rootfs, expected_dirs=expected, socket=socket, **options)
