@@ -1,0 +1,144 @@
+"""The config file parser against the real `sshd -t` (Debian's openssh-server): on each fixture config,
+sshd refuses to start exactly when the parser says it would, and at a line the parser names.
+
+The fixtures (tests/fixtures/sshd_config) are rootfs trees; sshd reads a copy whose absolute Include
+paths are moved under the copy, so the line numbers are the fixture's. sshd -t needs a host key: one is
+generated for the module and passed with `-h`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.host.paths import HostPaths
+from exporter.sources.sshd.binary import read_version
+from exporter.sources.sshd.config import read_config_files
+from exporter.sources.sshd.keywords import Keywords
+from tests.integration.harness import SSHD, require_root_and
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "sshd_config"
+CASES = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())
+MAIN = "/etc/ssh/sshd_config"
+# `FILE line N: reason` and `FILE: line N: Bad configuration option: X`
+_SSHD_LINE = re.compile(r"^(?P<file>\S+?):? line (?P<line>\d+):", re.MULTILINE)
+
+
+@pytest.fixture(scope="module", name="host_key")
+def host_key_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_root_and(SSHD, "ssh-keygen")
+    key = tmp_path_factory.mktemp("hostkey") / "ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    return key
+
+
+def _copy_for_sshd(case: str, root: Path) -> Path:
+    shutil.copytree(FIXTURES / case, root)
+    for path in root.rglob("*"):
+        if path.is_file():
+            path.write_text(path.read_text().replace("Include /etc/ssh/", f"Include {root}/etc/ssh/"))
+    return root / MAIN.lstrip("/")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sshd_refuses_exactly_what_the_parser_refuses(case: str, host_key: Path, tmp_path: Path) -> None:
+    version = read_version(Path(SSHD))
+    assert version is not None
+    parsed = read_config_files(
+        HostPaths(rootfs=FIXTURES / case), MAIN, Keywords.of(version.version, version.release)
+    )
+    root = tmp_path / "root"
+    config = _copy_for_sshd(case, root)
+    run = subprocess.run(
+        [SSHD, "-t", "-f", str(config), "-h", str(host_key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    refusals = {(problem.file, problem.line) for problem in parsed.refusals}
+    assert parsed.errors == parsed.refusals  # every fixture file is readable
+    assert (run.returncode != 0) == bool(refusals), (run.stderr, [str(p) for p in parsed.refusals])
+    named = {
+        (match["file"].removeprefix(str(root)), int(match["line"]))
+        for match in _SSHD_LINE.finditer(run.stderr)
+    }
+    if run.returncode != 0:
+        # sshd stops at the first fatal value, or names every unknown keyword: each is one of ours
+        assert named and named <= refusals, (run.stderr, sorted(refusals))
+
+
+# One-line configs on the edges of sshd's reading of the values the exporter reports (names that need
+# a lookup are left out: sshd resolves ListenAddress host names, the parser does not).
+LINES = [
+    "MaxStartups 10:30:60:99",
+    "MaxStartups 10:30:60x",
+    "MaxStartups 10x",
+    "MaxStartups 10:30",
+    "MaxStartups 0",
+    "MaxStartups 5:30:3",
+    "MaxStartups 10:0:100",
+    "MaxStartups 10:101:100",
+    "MaxStartups 10 20",
+    "LoginGraceTime 2x",
+    "LoginGraceTime 1h2m3s",
+    "LoginGraceTime 1H",
+    "LoginGraceTime -1",
+    "LoginGraceTime 2147483648",
+    "MaxAuthTries 0",
+    "MaxAuthTries -1",
+    "MaxAuthTries 3x",
+    "MaxAuthTries 99999999999",
+    "PerSourceMaxStartups 0",
+    "PerSourceMaxStartups none",
+    "PerSourceMaxStartups None",
+    "PerSourceNetBlockSize 33",
+    "PerSourceNetBlockSize 24:129",
+    "PerSourceNetBlockSize 24:64:1",
+    "PerSourceNetBlockSize 24x",
+    "PerSourcePenalties yes",
+    "Port 0",
+    "Port 65536",
+    "Port 22x",
+    "Port ssh",
+    "Port 22 23",
+    "Port",
+    "Port #",
+    "Port=22",
+    'Port "22',
+    "ListenAddress 192.0.2.1",
+    "ListenAddress 192.0.2.300",
+    "ListenAddress [2001:db8::1]:2222",
+    "ListenAddress 192.0.2.1:99999",
+    "PidFile none",
+    "PidFile",
+    "Ciphers",
+    "MaxStartupz 5",
+    "5 MaxStartups",
+    "DebianBanner no",
+    "GSSAPIKeyExchange no",
+    "UsePrivilegeSeparation sandbox",
+    "PAMAuthenticationViaKbdInt no",
+    "Protocol 2",
+]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_single_lines_agree_with_sshd(line: str, host_key: Path, tmp_path: Path) -> None:
+    version = read_version(Path(SSHD))
+    assert version is not None
+    config = tmp_path / "sshd_config"
+    config.write_text(line + "\n")
+    parsed = read_config_files(HostPaths(), str(config), Keywords.of(version.version, version.release))
+    run = subprocess.run(
+        [SSHD, "-t", "-f", str(config), "-h", str(host_key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode != 0) == bool(parsed.refusals), (run.stderr, [str(p) for p in parsed.errors])
