@@ -39,7 +39,7 @@ class LogfmtFormatter(logging.Formatter):
     def _value(self, value: Any) -> str:
         text = str(value)
         if text == "" or self._NEEDS_QUOTES & set(text):
-            return json.dumps(text)
+            return json.dumps(text, ensure_ascii=False)  # quoted, as typed: "—" stays "—"
         return text
 
 
