@@ -22,29 +22,32 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from exporter import __version__
 from exporter.config import ConfigError
+from exporter.flagparse import FlagParser, positive_seconds
 from exporter.logsetup import setup_logging
 from exporter.options import CollectorSwitch, LogOptions, Options, add_host_flags
 from exporter.registry import Context, build_collectors, registrations
 from exporter.scrape import ScrapeCollector
 from exporter.sources.sshd.held_files import raise_file_limit
-from exporter.web.app import make_app, make_http_server, parse_listen_address
+from exporter.web.app import make_app, make_http_server
 from exporter.web.config import load_web_config
 from exporter.web.middleware import WebConfigMiddleware
+from exporter.web.server import parse_listen_address
 from exporter.web.settings import WebConfig
 from exporter.web.tls import TLSContextSource
 
 log = logging.getLogger("exporter")
 
-EXIT_USAGE = 2
 # From SIGTERM to exit at most: systemd's default stop timeout is 90 s; this is well inside it.
 SHUTDOWN_DEADLINE = 3.0
 
 
-def _positive_seconds(value: str) -> float:
-    seconds = float(value)
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value!r}")
-    return seconds
+def _listen_address(value: str) -> str:
+    """--web.listen-address, checked when the flags are parsed: before anything is read or bound."""
+    try:
+        parse_listen_address(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def serve_parser(
@@ -55,9 +58,15 @@ def serve_parser(
     description = "Prometheus exporter: who is kept out of sshd, by which layer, and is sshd near its limits."
     if subcommands:
         description += f" Subcommands: {', '.join(subcommands)} (see SUBCOMMAND --help)."
-    parser = argparse.ArgumentParser(prog="ssh-access-exporter", description=description, allow_abbrev=False)
+    parser = FlagParser(prog="ssh-access-exporter", description=description, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"ssh-access-exporter {__version__}")
-    parser.add_argument("--web.listen-address", default=":9822", help="address to listen on (default :9822)")
+    parser.add_argument(
+        "--web.listen-address",
+        type=_listen_address,
+        default=":9822",
+        help="HOST:PORT to listen on; HOST is an IPv4 address, an [IPv6] address, localhost, or nothing for "
+        "every address (names are not looked up; default :9822)",
+    )
     parser.add_argument(
         "--web.telemetry-path", default="/metrics", help="path of the metrics (default /metrics)"
     )
@@ -68,7 +77,7 @@ def serve_parser(
     )
     parser.add_argument(
         "--scrape.timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=8.0,
         help="seconds one collector may take before it is reported failed (default 8)",
     )
@@ -87,7 +96,6 @@ def serve(argv: Sequence[str], subcommands: Sequence[str] = ()) -> int:
     raise_file_limit()
     try:
         listen = str(getattr(args, "web.listen_address"))
-        parse_listen_address(listen)
         telemetry_path = str(getattr(args, "web.telemetry_path"))
         if not telemetry_path.startswith("/") or telemetry_path == "/":
             raise ConfigError(f"web.telemetry-path: {telemetry_path!r} must start with / and not be /")

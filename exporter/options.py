@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from exporter.config import ConfigError, FileConfig, load_config
+from exporter.flagparse import count, non_negative_seconds, positive_seconds, uid
 from exporter.logsetup import LEVELS
 from exporter.sources.access.reader import PENALTY_WINDOW, AccessOptions
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI
@@ -35,9 +36,21 @@ LEGACY_READERS = ("python-iptables", "iptables-legacy-save")
 LOG_FORMATS = ("logfmt", "json")
 
 
+# The views that parse the shared flags. A flag tagged with some views only is not accepted by the
+# others (nor shown in their --help): they get its default, so Options reads every flag in every view.
+SERVE = "serve"
+DIAGNOSE = "diagnose"
+ALL_VIEWS = frozenset({SERVE, DIAGNOSE})
+SERVER_ONLY = frozenset({SERVE})  # how the follower reads and what it exports, not what a layer decides
+
+
+def _dest(flag: str) -> str:
+    """Where argparse keeps `--a.b-c`: it keeps the dots and turns dashes into underscores."""
+    return flag.removeprefix("--").replace("-", "_")
+
+
 def _value(args: argparse.Namespace, flag: str) -> object:
-    """The parsed value of `--a.b-c` (argparse keeps the dots and turns dashes into underscores)."""
-    return getattr(args, flag.removeprefix("--").replace("-", "_"))
+    return getattr(args, _dest(flag))
 
 
 def _str(args: argparse.Namespace, flag: str) -> str:
@@ -117,106 +130,120 @@ def _seconds(value: float) -> str:
     return f"{value:g}"
 
 
-def _sshd_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--collector.sshd.binary", default=SshdOptions.binary, help="sshd binary (under rootfs)"
-    )
-    group.add_argument(
-        "--collector.sshd.config", default=SshdOptions.config, help="sshd config (under rootfs)"
-    )
+class _Flags:
+    """Declares flags for one view: those tagged with it are added to `group`, the others only set
+    their default on the parser."""
+
+    def __init__(self, parser: argparse.ArgumentParser, group: argparse._ArgumentGroup, view: str) -> None:
+        if view not in ALL_VIEWS:
+            raise ValueError(f"no view {view!r} (one of {', '.join(sorted(ALL_VIEWS))})")
+        self._parser, self._group, self._view = parser, group, view
+
+    def add(self, flag: str, *, views: frozenset[str] = ALL_VIEWS, **kwargs: object) -> None:
+        if self._view in views:
+            self._group.add_argument(flag, **kwargs)  # type: ignore[arg-type]
+        else:
+            self._parser.set_defaults(**{_dest(flag): kwargs["default"]})
 
 
-def _authlog_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
+def _sshd_flags(flags: _Flags) -> None:
+    flags.add("--collector.sshd.binary", default=SshdOptions.binary, help="sshd binary (under rootfs)")
+    flags.add("--collector.sshd.config", default=SshdOptions.config, help="sshd config (under rootfs)")
+
+
+def _authlog_flags(flags: _Flags) -> None:
+    flags.add(
         "--collector.authlog.files",
         default="",
         help="comma-separated auth log files (default: /var/log/auth.log and /var/log/secure if present)",
     )
-    group.add_argument(
+    flags.add(
         "--collector.authlog.journal",
         choices=JOURNAL_MODES,
         default=AuthlogOptions.journal,
         help="read sshd from the systemd journal: auto = when no auth log file exists "
         f"(default {AuthlogOptions.journal})",
     )
-    group.add_argument(
+    flags.add(
         "--collector.authlog.from-start",
+        views=SERVER_ONLY,
         action="store_true",
+        default=AuthlogOptions.from_start,
         help="read existing files from their start instead of their end (default: the end, like tail -F)",
     )
-    group.add_argument(
+    flags.add(
         "--collector.authlog.state-dir",
+        views=SERVER_ONLY,
         default="",
         help="directory for read positions, so a restart resumes where it stopped (default: none)",
     )
-    group.add_argument(
+    flags.add(
         "--collector.authlog.top-offenders",
-        type=int,
+        views=SERVER_ONLY,
+        type=count,
         default=AuthlogOptions.top_offenders,
         help=f"how many top failing addresses to export (0 disables; default {AuthlogOptions.top_offenders})",
     )
 
 
-def _fail2ban_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
+def _fail2ban_flags(flags: _Flags) -> None:
+    flags.add(
         "--collector.fail2ban.socket",
         default=Fail2banOptions.socket,
         help="fail2ban-server's socket (under rootfs; empty: read only the database)",
     )
-    group.add_argument(
+    flags.add(
         "--collector.fail2ban.db",
         default=Fail2banOptions.db,
         help="fail2ban's sqlite database, read when the socket is unreachable (under rootfs; empty: never)",
     )
-    group.add_argument(
+    flags.add(
         "--collector.fail2ban.config-dir",
         default=Fail2banOptions.config_dir,
         help="fail2ban's config, parsed by fail2ban-client -d when the server is unreachable (only with "
         "--path.rootfs=/; empty: never)",
     )
-    group.add_argument(
+    flags.add(
         "--collector.fail2ban.socket-owner",
-        type=int,
+        type=uid,
         default=Fail2banOptions.socket_owner,
         help=f"uid the socket and its server must belong to (default {Fail2banOptions.socket_owner}, root)",
     )
-    group.add_argument(
+    flags.add(
         "--collector.fail2ban.timeout",
-        type=float,
+        type=positive_seconds,
         default=Fail2banOptions.timeout,
         help="seconds for one whole exchange with fail2ban-server "
         f"(default {_seconds(Fail2banOptions.timeout)})",
     )
 
 
-def _denyhosts_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
+def _denyhosts_flags(flags: _Flags) -> None:
+    flags.add(
         "--collector.denyhosts.work-dir",
         default=DenyhostsOptions.work_dir,
         help="DenyHosts' WORK_DIR (under rootfs)",
     )
 
 
-def _crowdsec_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
+def _crowdsec_flags(flags: _Flags) -> None:
+    flags.add(
         "--collector.crowdsec.bouncer-config",
         default=CrowdsecOptions.bouncer_config,
         help="a bouncer's YAML config whose api_url and api_key query the local API (under rootfs; "
         "empty or unusable: run cscli)",
     )
-    group.add_argument(
-        "--collector.crowdsec.cscli", default=CrowdsecOptions.cscli, help="cscli binary (under rootfs)"
-    )
+    flags.add("--collector.crowdsec.cscli", default=CrowdsecOptions.cscli, help="cscli binary (under rootfs)")
 
 
-def _firewall_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
+def _firewall_flags(flags: _Flags) -> None:
+    flags.add(
         "--collector.firewall.timeout",
-        type=float,
+        type=positive_seconds,
         default=FirewallOptions.timeout,
         help="seconds for each firewall tool",
     )
-    group.add_argument(
+    flags.add(
         "--collector.firewall.legacy-reader",
         choices=LEGACY_READERS,
         default=FirewallOptions.legacy_reader,
@@ -224,10 +251,10 @@ def _firewall_flags(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def _watchlist_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
+def _watchlist_flags(flags: _Flags) -> None:
+    flags.add(
         "--collector.watchlist.penalty-window",
-        type=float,
+        type=non_negative_seconds,
         default=WatchlistOptions.penalty_window,
         help="seconds a logged PerSourcePenalties penalty counts as keeping an address out "
         f"(default {_seconds(WatchlistOptions.penalty_window)})",
@@ -235,7 +262,7 @@ def _watchlist_flags(group: argparse._ArgumentGroup) -> None:
 
 
 # Each collector's own flags, listed in --help right after its --collector.NAME switch.
-COLLECTOR_FLAGS: dict[str, Callable[[argparse._ArgumentGroup], None]] = {
+COLLECTOR_FLAGS: dict[str, Callable[[_Flags], None]] = {
     "authlog": _authlog_flags,
     "crowdsec": _crowdsec_flags,
     "denyhosts": _denyhosts_flags,
@@ -257,40 +284,40 @@ class CollectorSwitch(Protocol):
     def help(self) -> str: ...
 
 
-def add_host_flags(parser: argparse.ArgumentParser, collectors: Iterable[CollectorSwitch]) -> None:
+def add_host_flags(
+    parser: argparse.ArgumentParser, collectors: Iterable[CollectorSwitch], view: str = SERVE
+) -> None:
     """Flags shared by every view that reads the host: paths, config file, logging, collectors.
 
     `collectors` are the registered ones (exporter.registry.registrations()): each gets its switch, with
-    its default, and then its own flags."""
+    its default, and then its own flags. `view` (SERVE, DIAGNOSE) keeps the flags tagged for it: the
+    others are not accepted and keep their default, so --help lists only what changes that view."""
     rootfs, procfs = str(HostPaths.rootfs), str(HostPaths.procfs)
-    parser.add_argument(
-        "--path.rootfs", default=rootfs, help=f"host root filesystem mount point (default {rootfs})"
-    )
-    parser.add_argument("--path.procfs", default=procfs, help=f"procfs mount point (default {procfs})")
-    parser.add_argument(
+    shared = _Flags(parser, parser.add_argument_group("host"), view)
+    shared.add("--path.rootfs", default=rootfs, help=f"host root filesystem mount point (default {rootfs})")
+    shared.add("--path.procfs", default=procfs, help=f"procfs mount point (default {procfs})")
+    shared.add(
         "--config.file",
         default=None,
         help="YAML file with the watchlist: addresses and networks that must always get in",
     )
-    parser.add_argument("--log.level", default=LogOptions.level, choices=LEVELS, help="minimum level logged")
-    parser.add_argument(
-        "--log.format", default=LogOptions.format, choices=LOG_FORMATS, help="log line format"
-    )
-    group = parser.add_argument_group("collectors")
+    shared.add("--log.level", default=LogOptions.level, choices=LEVELS, help="minimum level logged")
+    shared.add("--log.format", default=LogOptions.format, choices=LOG_FORMATS, help="log line format")
+    flags = _Flags(parser, parser.add_argument_group("collectors"), view)
     declared = set()
     for switch in collectors:
-        group.add_argument(
+        flags.add(
             f"--collector.{switch.name}",
             action=argparse.BooleanOptionalAction,
             default=switch.enabled,
             help=f"{switch.help} (default: {'enabled' if switch.enabled else 'disabled'})",
         )
         if switch.name in COLLECTOR_FLAGS:
-            COLLECTOR_FLAGS[switch.name](group)
+            COLLECTOR_FLAGS[switch.name](flags)
             declared.add(switch.name)
     for name, add_flags in COLLECTOR_FLAGS.items():  # a collector left out still has its options read
         if name not in declared:
-            add_flags(group)
+            add_flags(flags)
 
 
 def _host_paths(args: argparse.Namespace) -> HostPaths:

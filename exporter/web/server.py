@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import email.utils
 import io
+import ipaddress
 import logging
 import re
 import socket
@@ -629,6 +630,45 @@ class Connection(asyncio.Protocol):
         self._cancel_timer()
         if self.transport is not None:
             self.transport.abort()
+
+
+LOCALHOST = "127.0.0.1"  # what `localhost` listens on: the name is never looked up
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """`:9822`, `127.0.0.1:9822`, `[::1]:9822`, `localhost:9822` -> (host, port); host "" is every address.
+
+    Only what binds without a name lookup is accepted: an IPv4 address, an IPv6 address in brackets,
+    `localhost` (127.0.0.1) or nothing. Go's exporters resolve any name, through DNS too; a resolver
+    that answers late or wrongly would decide where a root process listens, so a name is refused with
+    the reason instead (ValueError, without the flag's name: the caller adds it)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT (a port from 0 to 65535)")
+    if host.startswith("[") and host.endswith("]"):
+        address = host[1:-1]
+        if not _is_ip(address, version=6):
+            raise ValueError(f"{address!r} in brackets is not an IPv6 address")
+        return address, int(port)
+    if "[" in host or "]" in host:
+        raise ValueError(f"{value!r}: unbalanced brackets (an IPv6 address is written [::1]:{port})")
+    if ":" in host:
+        raise ValueError(f"{value!r}: an IPv6 address goes in brackets ([{host}]:{port})")
+    if host == "localhost":
+        return LOCALHOST, int(port)
+    if host and not _is_ip(host, version=4):
+        raise ValueError(
+            f"{host!r} is not an IP address; give an address, localhost or nothing (every address): "
+            "names are not looked up"
+        )
+    return host, int(port)
+
+
+def _is_ip(text: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
 
 
 def bind(host: str, port: int, backlog: int = Limits.backlog) -> socket.socket:

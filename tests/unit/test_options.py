@@ -17,13 +17,20 @@ from exporter.collectors.sshd import SshdCollector
 from exporter.collectors.watchlist import WatchlistCollector
 from exporter.config import ConfigError, FileConfig
 from exporter.diagnose import parser as diagnose_parser
-from exporter.options import Options
+from exporter.flagparse import FlagParser
+from exporter.options import DIAGNOSE, Options, add_host_flags
 from exporter.registry import Context, build_collectors, registrations
 from exporter.sources.fail2ban.reader import Fail2banReader
 from exporter.sources.host.paths import HostPaths
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ONLY = ("--web.", "--scrape.")
+# How the server's follower reads and what it exports: nothing a layer decides, so not diagnose's.
+AUTHLOG_SERVER_ONLY = (
+    "--collector.authlog.from-start",
+    "--collector.authlog.state-dir",
+    "--collector.authlog.top-offenders",
+)
 
 
 def readme_flags() -> dict[str, str]:
@@ -42,20 +49,53 @@ def _shown(default: object) -> str:
     return f"{default:g}" if isinstance(default, float) else str(default)
 
 
+def _diagnose_view() -> dict[str, argparse.Action]:
+    parser = FlagParser(prog="diagnose")
+    add_host_flags(parser, registrations(), view=DIAGNOSE)
+    return _actions(parser)
+
+
 def test_every_flag_of_the_readme_is_accepted_with_its_default() -> None:
     flags = readme_flags()
     assert len(flags) > 25 and "--collector.fail2ban.socket-owner" in flags
     switches = registrations()
     serve = _actions(serve_parser(switches))
-    diagnose = _actions(diagnose_parser(switches))
+    diagnose = _diagnose_view()
+    assert diagnose.keys() <= _actions(diagnose_parser(switches)).keys()
     for flag, default in flags.items():
         if flag == "--collector.NAME":
             assert {f"--collector.{s.name}" for s in switches} <= serve.keys() & diagnose.keys()
             continue
         assert flag in serve, flag
-        assert flag.startswith(SERVER_ONLY) or flag in diagnose, flag
+        assert (flag in diagnose) != flag.startswith((*SERVER_ONLY, *AUTHLOG_SERVER_ONLY)), flag
         if default.startswith("`"):
             assert f"`{_shown(serve[flag].default)}`" == default, flag
+
+
+def test_the_readme_says_which_flags_diagnose_leaves_out() -> None:
+    text = (ROOT / "README.md").read_text().split("## Flags", 1)[1].split("\n## ", 1)[0]
+    assert all(f"`{flag}`" in text.split("`diagnose` takes", 1)[1] for flag in AUTHLOG_SERVER_ONLY)
+
+
+def test_a_flag_outside_the_view_is_refused_and_keeps_its_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    switches = registrations()
+    parser = FlagParser(prog="diagnose")
+    add_host_flags(parser, switches, view=DIAGNOSE)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--collector.authlog.state-dir=/var/lib/x"])
+    assert "unrecognized arguments: --collector.authlog.state-dir" in capsys.readouterr().err
+    args = parser.parse_args(
+        [f"--path.rootfs={tmp_path}", f"--path.procfs={tmp_path}", "--no-collector.sshd"]
+    )
+    options = Options.from_namespace(args, switches)
+    assert options == _options(tmp_path, "--no-collector.sshd")  # the server's defaults, hidden or not
+
+
+def test_an_unknown_view_is_refused() -> None:
+    with pytest.raises(ValueError, match="no view 'replays'"):
+        add_host_flags(FlagParser(), registrations(), view="replays")
 
 
 def _options(tmp_path: Path, *argv: str) -> Options:
