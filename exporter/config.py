@@ -51,13 +51,29 @@ def _parse_watchlist(value: Any) -> tuple[Network, ...]:
 _KEYS = {"watchlist": _parse_watchlist}
 
 
+def _yaml_problem(exc: YAMLSyntaxError) -> str:
+    """`line 3, column 5: PROBLEM (CONTEXT from line L, column C)`, 1-based as editors count.
+
+    PyYAML's own text spans four lines and names the file `<unicode string>`; its error (the cause)
+    keeps the position and the problem apart, so the message can name the real file and one place."""
+    cause = exc.__cause__
+    mark, problem = getattr(cause, "problem_mark", None), getattr(cause, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, begun = getattr(cause, "context", None), getattr(cause, "context_mark", None)
+    if context and begun is not None and (begun.line, begun.column) != (mark.line, mark.column):
+        return f"{text} ({context} from line {begun.line + 1}, column {begun.column + 1})"
+    return f"{text} ({context})" if context else text
+
+
 def load_yaml_mapping(text: str, origin: str, keys: Iterable[str]) -> dict[str, Any] | None:
     """YAML text that must be a mapping of known keys (None for an empty file); errors name the key."""
     known = list(keys)
     try:
         data = parse_yaml(text)
     except YAMLSyntaxError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{origin}: not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         return None
     if not isinstance(data, dict):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import ConfigError, load_config, parse_config
+from exporter.web.config import load_web_config
 
 
 def test_empty_config_is_defaults() -> None:
@@ -58,3 +59,33 @@ def test_a_config_file_that_is_a_fifo_is_refused_not_waited_for(tmp_path: Path) 
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="not a regular file"):
         load_config(fifo)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("watchlist:\n  - 192.0.2.1\n    bad: [\n", "line 3, column 8: mapping values are not allowed here"),
+        (
+            'watchlist:\n  - "192.0.2.1\n',
+            "line 3, column 1: found unexpected end of stream (while scanning a quoted scalar from line 2, "
+            "column 5)",
+        ),
+        (
+            "watchlist:\n\t- 192.0.2.1\n",
+            "line 2, column 1: found character '\\t' that cannot start any token",
+        ),
+    ],
+)
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_column(text: str, where: str) -> None:
+    """PyYAML's own message spans four lines and calls the file `<unicode string>`."""
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, origin="/etc/x.yml")
+    assert str(error.value).startswith(f"/etc/x.yml: not valid YAML: {where}")
+    assert "\n" not in str(error.value) and "<unicode string>" not in str(error.value)
+
+
+def test_a_web_config_yaml_error_names_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text("tls_server_config:\n  cert_file: a\n   key_file: b\n")
+    with pytest.raises(ConfigError, match=f"^{path}: not valid YAML: line 3, column 12: mapping values"):
+        load_web_config(path)
