@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
 import subprocess
+import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 import exporter
 from exporter.__main__ import main
-from exporter.replay import MAX_LINE_BYTES, read_blocks, read_lines
+from exporter.replay import BLOCK_BYTES, MAX_LINE_BYTES, open_log, read_blocks, read_lines, replay
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "authlog"
 KEYS = ["file", "line", "event", "address", "user", "method", "pid", "time"]
@@ -176,3 +179,76 @@ def test_read_blocks_are_read_lines(size: int) -> None:
     for cut in range(len(data) + 1):
         sample = data[:cut]
         assert _block_lines(sample, cap, size) == list(read_lines(io.BytesIO(sample), cap)), sample
+
+
+def _gzipped(tmp_path: Path, name: str, source: Path) -> Path:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(source.read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["json", "metrics"])
+@pytest.mark.parametrize("name", ["auth.log.2.gz", "auth.log.2"])  # known by its bytes, not its name
+def test_a_rotated_gzip_log_replays_like_the_plain_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str, name: str
+) -> None:
+    plain = tmp_path / "auth.log"
+    shutil.copy(FIXTURES / "debian12.log", plain)
+    packed = _gzipped(tmp_path, name, plain)
+    code, expected, _ = _run(capsys, "--format", fmt, str(plain))
+    assert code == 0 and "203.0.113.5" in expected
+    code, out, err = _run(capsys, "--format", fmt, str(packed))
+    assert code == 0 and err == ""
+    assert out == expected.replace(str(plain), str(packed))
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+def test_dash_is_standard_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, packed: bool
+) -> None:
+    data = (FIXTURES / "debian12.log").read_bytes()
+    _stdin(monkeypatch, gzip.compress(data) if packed else data)
+    code, out, err = _run(capsys, "--format", "metrics", "-")
+    assert code == 0 and err == ""
+    assert 'ssh_access_authlog_lines_read_total{source="-"} 10.0' in out
+    assert 'ssh_access_sshd_top_offender_failures{address="203.0.113.5"} 3.0' in out
+
+
+def test_a_file_without_sshd_lines_is_said_on_stderr(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    other = tmp_path / "auth.log.1"
+    other.write_text(
+        "Nov 23 19:04:34 host CRON[7]: pam_unix(cron:session): session opened for user root\n" * 1234
+    )
+    code, out, err = _run(capsys, str(other), str(FIXTURES / "debian12.log"), str(tmp_path / "auth.log.1"))
+    assert code == 0 and len(out.splitlines()) == 6  # the output is what it was
+    assert err.splitlines() == [f"ssh-access-exporter replay: {other}: no sshd line in 1,234 lines"] * 2
+
+
+def test_a_truncated_gzip_log_exits_2_naming_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "auth.log.2.gz"
+    path.write_bytes(gzip.compress((FIXTURES / "debian12.log").read_bytes() * 50)[:200])
+    code, _, err = _run(capsys, "--format", "metrics", str(path))
+    assert code == 2
+    assert err.startswith(f"ssh-access-exporter replay: {path}: read error: ")
+
+
+def test_a_gzip_log_is_read_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never the whole file at once: a month of rotated logs can be gigabytes once decompressed."""
+    path = _gzipped(tmp_path, "auth.log.2.gz", FIXTURES / "debian12.log")
+    sizes: list[int] = []
+    read = gzip.GzipFile.read
+
+    def recorded(self: gzip.GzipFile, size: int = -1) -> bytes:
+        sizes.append(size)
+        return read(self, size)
+
+    monkeypatch.setattr(gzip.GzipFile, "read", recorded)
+    with ExitStack() as stack:
+        replay([(str(path), open_log(str(path), stack))], "metrics", io.StringIO())
+    assert sizes and all(0 < size <= BLOCK_BYTES for size in sizes)
