@@ -121,7 +121,7 @@ def host_causes(
             causes.append(wrapped)
             refusing.append(wrapped)
         if facts.fail2ban is not None and facts.fail2ban.down_cause:
-            causes.append(f"fail2ban is installed but not running: {facts.fail2ban.down_cause}")
+            causes.append(f"fail2ban cannot start: {facts.fail2ban.down_cause}")
     evidence: tuple[str, ...] = ()
     if log is not None:
         drops = [line for line in log.lines if line.event.event == "maxstartups_drop"]

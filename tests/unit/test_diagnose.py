@@ -225,7 +225,7 @@ def test_socket_activated_sshd_is_no_host_wide_cause() -> None:
 def test_fail2ban_that_cannot_start_is_named() -> None:
     """fail2ban-client -d found an enabled jail without a log file: the reason fail2ban could not be read
     names it, and so does the host's list (it keeps no client out by itself)."""
-    cause = "fail2ban-server refuses to start: jail sshd finds no log file"
+    cause = "jail sshd: no log file found (fail2ban-server refuses to start)"
     facts = HostFacts(fail2ban=Fail2banFacts(None, "fail2ban-server is not running", down_cause=cause))
     layers = verdicts(facts, parse_target("192.0.2.7"))
     host = host_causes(_snapshot(0), None, facts=facts)
@@ -233,7 +233,7 @@ def test_fail2ban_that_cannot_start_is_named() -> None:
         f"192.0.2.7: NOT BLOCKED by what could be read; could not read: fail2ban (fail2ban-server is not "
         f"running; {cause})"
     )
-    assert host.causes == (f"fail2ban is installed but not running: {cause}",) and host.refusing == ()
+    assert host.causes == (f"fail2ban cannot start: {cause}",) and host.refusing == ()
     assert outcome(layers, host) == "unknown"
 
 

@@ -28,7 +28,13 @@ from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
 from exporter.sources.fail2ban.database import DatabaseError, current_bans
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
-from exporter.sources.fail2ban.reader import DEFAULT_DB, DEFAULT_SOCKET, INSTALL_MARKERS, Fail2banReader
+from exporter.sources.fail2ban.reader import (
+    DEFAULT_DB,
+    DEFAULT_SOCKET,
+    INSTALL_MARKERS,
+    Fail2banReader,
+    config_reasons,
+)
 from exporter.sources.firewall.reader import TIMEOUT, FirewallError, FirewallReader
 from exporter.sources.host.commands import run_command
 from exporter.sources.host.files import open_regular_file
@@ -207,21 +213,14 @@ class AccessReader:
         return Fail2banFacts(bans, "; ".join(errors), banned_in, down)
 
     def _fail2ban_down_cause(self) -> str:
-        """Why fail2ban-server is not running, from fail2ban's own parse of its config (the collector's
-        check: an enabled jail without a log file keeps the server from starting); "" when not asked
-        (fail2ban_config_dir None) or nothing is known."""
+        """Why fail2ban-server is not running, as the collector says it (fail2ban-client -d: an enabled
+        jail without a log file keeps the server from starting); "" when not asked (fail2ban_config_dir
+        None: the watchlist, at every scrape) or nothing is known."""
         o = self.options
         if o.fail2ban_config_dir is None:
             return ""
         check = Fail2banReader(self.paths, config_dir=o.fail2ban_config_dir, timeout=o.timeout).config_check()
-        if check is None:
-            return ""
-        if check.error:
-            return f"fail2ban-client -d fails: {check.error}"
-        if check.without_logs:
-            jails = ", ".join(j for j in check.jails if j in check.without_logs)
-            return f"fail2ban-server refuses to start: jail {jails} finds no log file"
-        return ""
+        return "; ".join(config_reasons(check)) if check is not None else ""
 
     def _penalties(self, now: float) -> PenaltyLog | None:
         o = self.options
