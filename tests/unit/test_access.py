@@ -117,6 +117,11 @@ def test_tcp_wrappers_allow_and_dns(tmp_path: Path) -> None:
             ),
         ),
         (
+            "sshd@192.0.2.1: ALL\n",  # sshd's own address is not known for a client that is not connected
+            "no_match",
+            ("denied if sshd's own address matches sshd@192.0.2.1 (/etc/hosts.deny line 1)",),
+        ),
+        (
             "sshd: ALL EXCEPT UNKNOWN\n",  # no name: UNKNOWN matches, so the rule does not
             "no_match",
             ("denied if a name lookup makes `ALL EXCEPT UNKNOWN` match (/etc/hosts.deny line 1)",),

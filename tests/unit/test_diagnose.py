@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from exporter.__main__ import main
-from exporter.diagnose import as_json, as_text, headline, host_causes, outcome
+from exporter.diagnose import as_json, as_text, headline, host_causes, outcome, parser
+from exporter.registry import registrations
 from exporter.sources.access import HostFacts, parse_target, verdicts
 from exporter.sources.access.layers import Fail2banFacts, LogLine, PenaltyLog
 from exporter.sources.authlog.records import Event
@@ -243,3 +244,10 @@ def test_sshd_state_unread_is_unknown_not_gets_in() -> None:
     assert json.loads(as_json("192.0.2.7", [], host))["unread"] == [
         {"layer": "sshd", "reason": "permission denied"}
     ]
+
+
+def test_help_gives_the_exit_codes() -> None:
+    text = " ".join(parser(registrations()).format_help().split())
+    assert "Exit 0: gets in (every layer read, none denies, sshd serves)" in text
+    assert "1: kept out" in text and "3: nothing read denies, but a layer could not be read" in text
+    assert "2: error" in text
