@@ -18,7 +18,7 @@ and exit 2 on an error (bad address, bad flags or config).
   {"address", "blocked", "layers": [{"layer", "verdict", "evidence", "detail"}]}
 then "outcome": "gets_in" | "kept_out" | "unknown", "unread": [{"layer", "reason"}] (each layer whose
 answer is not known, `sshd` when its state could not be read; a tcp_wrappers verdict that hangs on a
-name lookup is the one when no name matches, listed here with the names that would change it), and
+name lookup is the one when the address has no name, listed here with the names that would change it), and
 "host": {"sshd_running": true|false|null, "socket_activated": true|false|null, "causes": [...],
 "keeps_everyone_out": [...], "evidence": [...]}; sshd_running is true for a socket-activated sshd with
 no process yet (it answers); keeps_everyone_out holds the causes of `causes` that refuse every client.

@@ -75,7 +75,7 @@ def test_tcp_wrappers_allow_and_dns(tmp_path: Path) -> None:
     reader = AccessReader(_tree(tmp_path, allow=ALLOW + "sshd: .example.org\n"), OFFLINE)
     assert _layers(reader, "192.0.2.12")["tcp_wrappers"].verdict == "allow"
     dns = _layers(reader, "192.0.2.10")["tcp_wrappers"]  # allowed if its name is in example.org
-    assert dns.verdict == "deny"  # the verdict when its name matches no pattern: hosts.deny line 2
+    assert dns.verdict == "deny"  # the verdict when it has no name: hosts.deny line 2
     assert dns.evidence == ("/etc/hosts.deny:2: sshd: 192.0.2.10", "/etc/hosts.allow:2: sshd: .example.org")
     assert dns.lookups == ("allowed if the address's name matches .example.org (/etc/hosts.allow line 2)",)
     assert not dns.blocks  # not sure: the watchlist reports 0, as for any verdict it cannot be sure of
@@ -131,12 +131,12 @@ def test_tcp_wrappers_allow_and_dns(tmp_path: Path) -> None:
 def test_tcp_wrappers_lookup_gives_the_verdict_without_a_name(
     tmp_path: Path, deny: str, verdict: str, lookups: tuple[str, ...]
 ) -> None:
-    """A rule that needs the address's name: the verdict when no name matches, and what would change it
-    (before, a bare `unknown`)."""
+    """A rule that needs the address's name: the verdict when the address has no name, and what would
+    change it (before, a bare `unknown`)."""
     (tmp_path / "proc").mkdir()
     found = _layers(AccessReader(_tree(tmp_path, deny=deny, allow=""), OFFLINE), "192.0.2.7")["tcp_wrappers"]
     assert (found.verdict, found.lookups) == (verdict, lookups), found
-    assert "when its name matches no pattern" in found.detail
+    assert "when it has no name (no lookup answers)" in found.detail
     assert not found.blocks and found.unread is not None
 
 

@@ -110,7 +110,7 @@ def _candidates(snapshot: TcpWrappersSnapshot, network: Network) -> list[str]:
 
 @dataclass(frozen=True)
 class WrapperOutcome:
-    verdict: str  # LayerVerdict verdict; with lookups, the one when no name matches
+    verdict: str  # LayerVerdict verdict; with lookups, the one when the address has no name
     address: str
     rule: WrapperRule | None
     turns: tuple[LookupTurn, ...] = ()
@@ -134,7 +134,7 @@ def _outcome(snapshot: TcpWrappersSnapshot, address: str) -> WrapperOutcome:
     turns: tuple[LookupTurn, ...] = ()
     if found.verdict in ("deny", "allow"):
         verdict, rule, lookup = found.verdict, found.rule, False
-    else:  # libwrap's answer when no lookup answers: the name matches no pattern
+    else:  # libwrap's answer when no lookup answers: the address has no name
         verdict, rule, turns, lookup = found.if_unresolved, found.unresolved_rule, found.turns, True
     if verdict == "allow" and rule is None:
         verdict = "no_match"
@@ -205,12 +205,12 @@ def _wrapper_remedy(rule: WrapperRule, network: Network) -> tuple[str, ...]:
 
 
 def _wrapper_lookup(outcome: WrapperOutcome, network: Network) -> LayerVerdict:
-    """The verdict when no name matches, and which names would change it."""
+    """The verdict when the address has no name, and which names would change it."""
     rule = outcome.rule
     lookups = tuple(turn_text(t) for t in outcome.turns) or ("a name or ident lookup may change it",)
     rules = ([rule] if rule else []) + [t.rule for t in outcome.turns]
     evidence = tuple(dict.fromkeys(_rule_evidence(r) for r in rules))
-    when = f"for {outcome.address} when its name matches no pattern"
+    when = f"for {outcome.address} when it has no name (no lookup answers)"
     if outcome.verdict == "deny" and rule is not None:
         detail = f"{when}: denied by line {rule.line} of {rule.file}"
         return LayerVerdict("tcp_wrappers", "deny", evidence, detail, _wrapper_remedy(rule, network), lookups)

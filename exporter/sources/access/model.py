@@ -7,8 +7,9 @@ layer could not be read). A layer not present on the host is left out rather tha
 `no_match`, so "absent" and "present but silent" stay apart.
 
 TCP wrappers may hang on a name lookup (`.example.org`, KNOWN, PARANOID, ident, netgroups), which we never
-make: the verdict is then the one that holds when no name matches, and `lookups` says which names would
-change it. Such a verdict is not sure, so it neither `blocks` nor counts as read (`unread`).
+make: the verdict is then libwrap's when the address has no name (no lookup answers, as `tcpdmatch`
+without DNS says), and `lookups` says which names would change it. Such a verdict is not sure, so it
+neither `blocks` nor counts as read (`unread`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class LayerVerdict:
 
     @property
     def blocks(self) -> bool:
-        """Surely denies: not when the deny holds only if no name matches."""
+        """Surely denies: not when the deny holds only if the address has no name."""
         return self.verdict == "deny" and not self.lookups
 
     @property
