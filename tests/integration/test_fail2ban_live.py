@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -233,3 +234,30 @@ def test_a_rootfs_without_fail2ban_is_absent_not_unreachable(tmp_path: Path) -> 
         # before: a warning "ban source unreachable" with the socket's FileNotFoundError
         assert _logged(exporter, "fail2ban", "ban source unreachable") == []
         assert _logged(exporter, "fail2ban", "ban source absent") == [""]
+
+
+def test_a_config_fail2ban_client_refuses_is_named_in_the_reason(tmp_path: Path) -> None:
+    """The real fail2ban-client on a jail naming a filter that does not exist: its last line is a bare
+    "Init of command line failed"; the reason is in the lines before."""
+    conf = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", conf)
+    (conf / "jail.local").write_text("[sshd]\nenabled = true\nfilter = sae-no-such-filter\n")
+    flags = (
+        f"--collector.fail2ban.socket={tmp_path / 'fail2ban.sock'}",
+        f"--collector.fail2ban.db={tmp_path / 'fail2ban.sqlite3'}",
+        f"--collector.fail2ban.config-dir={conf}",
+        "--no-collector.sshd",
+    )
+    with Exporter(*flags) as exporter:
+        found = exporter.scrape()
+        assert _up(found) == 0
+        assert value(found, "ssh_access_fail2ban_config_valid") == 0
+        [why] = _logged(exporter, "fail2ban", "ban source unreachable")
+        assert why.startswith(
+            f"fail2ban-server is not running (nothing answers on {tmp_path / 'fail2ban.sock'}); "
+        )
+        missing = f"Found no accessible config files for 'filter.d/sae-no-such-filter' under {conf}"
+        assert f"fail2ban-client -d: {missing}; " in why
+        assert why.endswith(
+            "Unable to read the filter 'sae-no-such-filter'; Errors in jail 'sshd'. Skipping..."
+        )

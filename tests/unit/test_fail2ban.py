@@ -21,7 +21,7 @@ from exporter.options import Options
 from exporter.registry import Context, build_collectors, registrations
 from exporter.sources.access.model import parse_target
 from exporter.sources.access.reader import AccessOptions, AccessReader
-from exporter.sources.fail2ban.configcheck import parse_dump
+from exporter.sources.fail2ban.configcheck import failure_reason, parse_dump
 from exporter.sources.fail2ban.database import DatabaseError, read_database
 from exporter.sources.fail2ban.ports import ALL_PORTS, covers, parse_port_spec, parse_services
 from exporter.sources.fail2ban.protocol import (
@@ -737,3 +737,48 @@ def test_config_check_runs_only_while_the_socket_is_unreachable(tmp_path: Path) 
     os.utime(tmp_path / "conf/jail.local", ns=(1, 1))
     reader.read()
     assert calls.read_text().count("run") == 2
+
+
+# What Debian 12's fail2ban-client 1.0.2 writes for `-d` on a broken config: the last line says nothing.
+CLIENT_FAILURES = {
+    "no-filter": (
+        "2026-12-06 05:08:36,359 fail2ban.configreader   [4624]: WARNING 'allowipv6' not defined in "
+        "'Definition'. Using default one: 'auto'\n"
+        "2026-12-06 05:08:36,360 fail2ban.configreader   [4624]: ERROR   Found no accessible config files "
+        "for 'filter.d/nosuchfilter' under /etc/fail2ban\n"
+        "2026-12-06 05:08:36,360 fail2ban.jailreader     [4624]: ERROR   Unable to read the filter "
+        "'nosuchfilter'\n"
+        "2026-12-06 05:08:36,360 fail2ban.jailsreader    [4624]: ERROR   Errors in jail 'sshd'. Skipping...\n"
+        "2026-12-06 05:08:36,362 fail2ban                [4624]: ERROR   Init of command line failed\n",
+        "Found no accessible config files for 'filter.d/nosuchfilter' under /etc/fail2ban; "
+        "Unable to read the filter 'nosuchfilter'; Errors in jail 'sshd'. Skipping...",
+    ),
+    "no-section": (
+        "2026-12-06 05:08:36,420 fail2ban                [4625]: ERROR   Failed during configuration: File "
+        "contains no section headers.\nfile: '/etc/fail2ban/jail.local', line: 1\n'[sshd\\n'\n"
+        "2026-12-06 05:08:36,420 fail2ban                [4625]: ERROR   Init of command line failed\n",
+        "Failed during configuration: File contains no section headers. "
+        "file: '/etc/fail2ban/jail.local', line: 1 '[sshd\\n'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLIENT_FAILURES))
+def test_a_config_the_client_refuses_is_named_whole(tmp_path: Path, case: str) -> None:
+    stderr, reason = CLIENT_FAILURES[case]
+    assert failure_reason(stderr, 255) == reason
+    (tmp_path / "stderr").write_text(stderr)
+    client = tmp_path / "fail2ban-client"
+    client.write_text(f"#!/bin/sh\ncat {tmp_path / 'stderr'} >&2\nexit 255\n")
+    client.chmod(0o755)
+    (tmp_path / "conf").mkdir()
+    reader = Fail2banReader(
+        HostPaths(), str(tmp_path / "no.sock"), None, config_dir=str(tmp_path / "conf"), client=str(client)
+    )
+    snapshot = reader.read()
+    assert (
+        snapshot.config is not None and snapshot.config.error == reason
+    )  # before: "Init of command line failed"
+    down = f"fail2ban-server is not running (nothing answers on {tmp_path / 'no.sock'})"
+    assert snapshot.error == f"{down}; fail2ban-client -d: {reason}"
+    assert failure_reason("", 1) == "exited with status 1"
