@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from benchmarks.authlog_gen import generate
 from exporter.sources.authlog import stats
+from exporter.sources.authlog.classify import classify
 from exporter.sources.authlog.fast import fastscan, linescan
 from exporter.sources.authlog.framing import Framer
+from exporter.sources.authlog.records import Event, SyslogRecord
 from exporter.sources.authlog.stats import Stats
 
 pytestmark = pytest.mark.unit
@@ -167,6 +169,9 @@ def test_every_wording_and_its_variants(message: str) -> None:
         "ID from 192.0.2.8",
         "Nov 23 19:04:34 h sshd[4242]: Failed publickey for x from 192.0.2.8 port 2 ssh2: "
         "from 192.0.2.7 port 1 ssh2",
+        # the marker again right after the `: ` that ends sshd's part (found by the client-text property)
+        "Nov 23 19:04:34 host sshd[1]: Accepted password for  from ::ffff: from 192.0.2.7 port 22 ssh2",
+        "Nov 23 19:04:34 host sshd[1]: Disconnecting invalid user a 192.0.2.1 port 22: port 5: x",
     ],
 )
 def test_edge_lines(line: str) -> None:
@@ -236,11 +241,51 @@ def _mutated(draw: st.DrawFn) -> str:
     return " ".join(tokens)
 
 
+# Client text where sshd writes a user name, a TCP-wrappers token or a reason (issue 13): pieces a client
+# can choose, among them the marks the grammars and the rules split on (`@`, brackets, parentheses,
+# spaces, colons) and shapes of sshd's own format.
+_CLIENT_PIECES: tuple[str, ...] = ("a", "@", "[", "]", "(", ")", ":", "::", "x:", "()", " ", "from", "port")
+_CLIENT_PIECES += (" from ", " port 22", " port 5:", " ssh2", " (a@b)", "@192.0.2.8", "(192.0.2.9)")
+_CLIENT_PIECES += ("192.0.2.7", "::ffff:", "2001:db8::1", "@[2001:db8::2]")
+_client_text = st.lists(st.sampled_from(_CLIENT_PIECES), max_size=6).map("".join)
+_CLIENT_ADDRESSES = ("192.0.2.7", "::ffff:192.0.2.8", "[2001:db8::9]", "2001:db8::a", "x", "a@192.0.2.7", "")
+_CLIENT_SHAPES = (
+    "Failed password for {user} from {addr} port 22 ssh2",
+    "Failed publickey for invalid user {user} from {addr} port 22 ssh2: RSA SHA256:{text}",
+    "Accepted password for {user} from {addr} port 22 ssh2",
+    "Invalid user {user} from {addr} port 22",
+    "User {user} from {addr} not allowed because listed in DenyUsers",
+    "User {user} not allowed because account is locked",
+    "maximum authentication attempts exceeded for invalid user {user} from {addr} port 22 ssh2",
+    "PAM: Authentication failure for illegal user {user} from {addr}",
+    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser={user} rhost={addr}  "
+    "user={user}",
+    "Disconnecting authenticating user {user} {addr} port 22: {text}",
+    "Connection closed by invalid user {user} {addr} port 22",
+    "Disconnected from user {user} {addr} port 22",
+    "Connection reset by authenticating user {user} {addr}",
+    "Received disconnect from {addr} port 22:11: {text}",
+    "refused connect from {user}",
+    "refused connect from {user}@{addr}",
+    "refused connect from {user} ({text})",
+    "refused connect from {user} ({text}@{addr})",
+    "refused connect from {user}@{addr} ({text})",
+)
+
+
+@st.composite
+def _client_text_line(draw: st.DrawFn) -> str:
+    """A wording with client-chosen text in its user name, wrapper token or reason."""
+    return draw(st.sampled_from(_CLIENT_SHAPES)).format(
+        user=draw(_client_text), text=draw(_client_text), addr=draw(st.sampled_from(_CLIENT_ADDRESSES))
+    )
+
+
 @given(
     st.lists(
         st.tuples(
             st.sampled_from(("", "error: ", "fatal: ")),
-            st.one_of(_message, _mutated(), st.sampled_from(MESSAGES)),
+            st.one_of(_message, _mutated(), st.sampled_from(MESSAGES), _client_text_line()),
             st.sampled_from(("", " [preauth]")),
             st.sampled_from(_IDENTS),
             st.sampled_from(("Nov 23 19:04:34 host ", "Nov  3 19:04:34 h:x ", "Nov 23 19:04:34 h[ ")),
@@ -259,6 +304,44 @@ def test_any_shape_of_line(lines: list[tuple[str, str, str, str, str]], partial:
     if partial:
         text = text[:-1]
     assert _fast(text) == _general(text), text
+
+
+@given(st.lists(st.tuples(_client_text_line(), st.sampled_from(("", " [preauth]"))), min_size=1, max_size=3))
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_client_text_in_user_names_and_wrapper_tokens(lines: list[tuple[str, str]]) -> None:
+    """User names and TCP-wrappers tokens holding `@`, brackets, parentheses, spaces and colons: every path
+    reads the same address from them (or none), so the pid map and the counters agree."""
+    text = PRIMER + "".join(
+        f"Nov 23 19:04:34 host sshd[4242]: {message}{suffix}\n" for message, suffix in lines
+    )
+    assert _fast(text) == _general(text), text
+
+
+@pytest.mark.parametrize(
+    ("message", "client"),
+    [
+        ("refused connect from a@b@192.0.2.7", "192.0.2.7"),
+        ("refused connect from host.example (a@b@192.0.2.8)", "192.0.2.8"),
+        ("refused connect from a@b@::ffff:192.0.2.9", "192.0.2.9"),
+        ("refused connect from a@b (c@d@[2001:db8::7])", "2001:db8::7"),
+        ("refused connect from a (b)@c@192.0.2.10", "192.0.2.10"),
+        ("refused connect from x@y (@@192.0.2.11)", "192.0.2.11"),
+    ],
+)
+def test_wrapper_client_is_after_the_last_at(message: str, client: str) -> None:
+    """A TCP-wrappers refusal names `user@host`, and the user (an ident reply) is the client's text: it may
+    hold `@` too. Every path counts the refusal against the host after the LAST `@`."""
+    line = f"Nov 23 19:04:34 host sshd[7]: {message}\n"
+    event = classify(SyslogRecord(message, "sshd", 7, "host", NOW))
+    assert isinstance(event, Event) and (event.event, event.address) == ("wrapper_refused", client)
+    for scan in (fastscan.scan, linescan.scan):
+        assert [op[:2] for op in scan(line, Framer(clock=_clock), _clock)] == [("wrapper_refused", client)]
+    fed, batched, framer = Stats(clock=_clock), Stats(clock=_clock), Framer(clock=_clock)
+    fed.feed_text(line, "f", framer)  # the scanner of this run (fixture `scanner`)
+    batched.feed_batch(framer.parse_many([line]), "f")  # framing and classify
+    for counted in (fed, batched):  # the connection's address, as the pid map keeps it
+        assert counted.pid_map() == {7: client}
+        assert counted.snapshot(now=NOW).events["wrapper_refused"] == 1
 
 
 def test_lines_read_count_partial_last_line() -> None:

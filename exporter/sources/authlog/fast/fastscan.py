@@ -27,7 +27,8 @@ How each alternative keeps classify's semantics:
   greedy match finds too; a user name with spaces (the injection case) falls to the general path.
 - Where client text can stand on both sides of the address (`Disconnecting ... user USER ADDR port N:
   REASON`, `Accepted ... for USER from ADDR ... ssh2: INFO`), the text around it may not hold the
-  address's marker (` port `, ` from `) again: such lines go to classify, which gives them no address.
+  address's marker (` port `, ` from `) again, not even starting at the space of the `: ` before
+  REASON or INFO (`port 22: port 5: x`): such lines go to classify, which gives them no address.
 - A line longer than MAX_MESSAGE_CHARS (whose message classify sees cut) and a line holding anything but
   printable ASCII after its frame (a `\\r\\n` line end is stripped by framing) go to the general path;
   the alternatives are not even tried there, so the regex's work stays linear in the line.
@@ -108,14 +109,14 @@ _ALTERNATIVES: Final = {
     "maxauth": rf"maximum authentication attempts exceeded for (?:invalid user )?{_S}* from "
     rf"(?P<{{0}}_addr>{_S}+) port {_D}+ ssh2",
     "disconnecting": rf"Disconnecting (?:(?P<{{0}}_kind>authenticating user|invalid user|user) {_NO_PORT}* )?"
-    rf"(?P<{{0}}_addr>{_S}+) port {_D}+: {_NO_PORT}*",
+    rf"(?P<{{0}}_addr>{_S}+) port {_D}+:(?! port ) {_NO_PORT}*",
     "closed": "Connection (?:closed|reset) by " + _CONN_ID,
     "negotiate": rf"Unable to negotiate with (?P<{{0}}_addr>{_S}+) port {_D}+: {_ANY}*",
     "banner": rf"banner exchange: (?:Connection (?:from|closed by|reset by|to)|Disconnected from) "
     rf"(?P<{{0}}_addr>{_S}+) port {_D}+{_ANY}*",
     "kex": rf"kex_exchange_identification: {_ANY}*",
     "accepted": rf"Accepted (?P<{{0}}_method>{_S}+) for (?:invalid user )?{_NO_FROM}* from "
-    rf"(?P<{{0}}_addr>{_S}+)(?: port {_D}+)?(?: ssh[12])?(?:: {_NO_FROM}*)?",
+    rf"(?P<{{0}}_addr>{_S}+)(?: port {_D}+)?(?: ssh[12])?(?::(?! from ) {_NO_FROM}*)?",
     "timeout": rf"Timeout before authentication for (?P<{{0}}_addr>{_S}+?)(?: port {_D}+)?",
     "refused": rf"refused connect from (?P<{{0}}_addr>{_ANY}*?)(?: \((?P<{{0}}_paren>[ -'*-~]*)\))?",
     "not_allowed": rf"User {_ANY}* from (?P<{{0}}_addr>{_S}+) not allowed because "
