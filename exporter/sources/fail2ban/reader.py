@@ -86,6 +86,12 @@ class Fail2banSnapshot:
         return None
 
 
+def is_installed(paths: HostPaths, socket_path: str | None, db_path: str | None) -> bool:
+    """fail2ban is on this host (under rootfs) when its config dir, its server binary, its socket or its
+    database is there; without any of them it is absent, which is no outage."""
+    return any(paths.exists(p) for p in (*INSTALL_MARKERS, socket_path, db_path) if p)
+
+
 def config_reasons(config: ConfigCheck) -> list[str]:
     """What fail2ban's own parse of its config says keeps the server down (Debian 12 without rsyslog:
     the sshd jail finds no auth.log, and fail2ban-server refuses to start)."""
@@ -309,8 +315,7 @@ class Fail2banReader:
         return read_database(path, self._bantimes)
 
     def _installed(self) -> bool:
-        candidates = [*INSTALL_MARKERS, self.socket_path, self.db_path]
-        return any(self.paths.exists(p) for p in candidates if p)
+        return is_installed(self.paths, self.socket_path, self.db_path)
 
     def read(self) -> Fail2banSnapshot:
         errors = []
