@@ -5,7 +5,8 @@ gives its verdict with the evidence and, for people, what to do. Causes that hit
 after the layers: sshd not running (unless systemd listens for it: socket activation starts sshd on
 the first connection), MaxStartups full now, TCP wrappers denying every client; and, named but keeping
 no one out by themselves, MaxStartups saturated or drops in the log recently, a config change sshd
-has not reloaded, a config sshd would refuse, fail2ban-server unable to start.
+has not reloaded, each config line sshd would refuse (`sshd would refuse its config: FILE:LINE: REASON`,
+in the first line too when sshd is not running: it is why), fail2ban-server unable to start.
 
 The answer is one of three, never "fine" for what could not be seen:
   gets_in   exit 0: every layer that applies was read, none denies, and sshd serves;
@@ -40,13 +41,14 @@ from exporter.options import CollectorSwitch, Options, add_host_flags
 from exporter.registry import Context, registrations
 from exporter.sources.access import AccessReader, HostFacts, LayerVerdict, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
-from exporter.sources.sshd.reader import SshdSnapshot
+from exporter.sources.sshd.reader import ConfigState, SshdSnapshot
 from exporter.sources.tcpwrappers.reader import TcpWrappersSnapshot
 
 EXIT_GETS_IN = 0
 EXIT_KEPT_OUT = 1
 EXIT_ERROR = 2
 EXIT_UNKNOWN = 3
+MAX_REFUSALS = 5  # config lines named one by one; the rest are counted
 EXIT_CODES = {"gets_in": EXIT_GETS_IN, "kept_out": EXIT_KEPT_OUT, "unknown": EXIT_UNKNOWN}
 
 
@@ -59,21 +61,19 @@ class HostCauses:
     evidence: tuple[str, ...] = field(default=())
     socket_activated: bool | None = None  # None: could not tell
     refusing: tuple[str, ...] = ()  # the causes that refuse every client now
+    config_refusals: tuple[str, ...] = ()  # lines sshd would refuse: why a stopped sshd does not start
     error: str = ""  # why sshd's state could not be read
 
 
-def _sshd_causes(snapshot: SshdSnapshot) -> tuple[list[str], list[str]]:
-    """(every finding about sshd, those refusing every client)."""
+def _sshd_causes(snapshot: SshdSnapshot, config: list[str]) -> tuple[list[str], list[str]]:
+    """(every finding about sshd, `config`'s refusals after whether it runs; those refusing every client)."""
     causes: list[str] = []
     refusing: list[str] = []
-    config = snapshot.config
-    refused = f"sshd would refuse its config: {config.sshd_t_error}" if config.valid is False else ""
     if not snapshot.listeners and not snapshot.socket_activated:
         stopped = "sshd is not running: no listener process"
         causes.append(stopped)
         refusing.append(stopped)
-    if refused:
-        causes.append(refused)
+    causes.extend(config)
     for state in snapshot.listeners:
         title = state.listener.title
         name = state.listener.config
@@ -89,6 +89,18 @@ def _sshd_causes(snapshot: SshdSnapshot) -> tuple[list[str], list[str]]:
             causes.append(f"config reload pending ({name}): its files changed after sshd started; "
                           "reload it (systemctl reload ssh) once `sshd -t` passes")  # fmt: skip
     return causes, refusing
+
+
+def _config_refusals(config: ConfigState) -> list[str]:
+    """The lines sshd would refuse (file, line, reason, from the snapshot); else `sshd -t`'s own summary
+    when it refused the config. A running sshd keeps its old config: these stop the next start."""
+    problems = config.refusals
+    found = [f"sshd would refuse its config: {problem}" for problem in problems[:MAX_REFUSALS]]
+    if len(problems) > MAX_REFUSALS:
+        found.append(f"sshd would refuse {len(problems) - MAX_REFUSALS} more line(s) of its config")
+    if not found and config.valid is False:
+        found.append(f"sshd would refuse its config: {config.sshd_t_error or 'sshd -t fails'}")
+    return found
 
 
 def _wrappers_cause(wrappers: TcpWrappersSnapshot | None) -> str:
@@ -110,12 +122,14 @@ def host_causes(
     refusing: list[str] = []
     running: bool | None = None
     activated: bool | None = None
+    config: list[str] = []
     if snapshot is None:
         causes.append(f"sshd's state could not be read: {error}")
     else:
         activated = snapshot.socket_activated
         running = bool(snapshot.listeners) or activated  # socket-activated: systemd accepts for sshd
-        causes, refusing = _sshd_causes(snapshot)
+        config = _config_refusals(snapshot.config)
+        causes, refusing = _sshd_causes(snapshot, config)
     if facts is not None:
         if wrapped := _wrappers_cause(facts.wrappers):
             causes.append(wrapped)
@@ -130,7 +144,13 @@ def host_causes(
             causes.append(f"{len(drops)} connection(s) dropped for MaxStartups in the last {minutes} minutes")
             evidence = tuple(d.evidence for d in drops[-5:])
     return HostCauses(
-        running, tuple(causes), evidence, activated, tuple(refusing), error if not snapshot else ""
+        running,
+        tuple(causes),
+        evidence,
+        activated,
+        tuple(refusing),
+        tuple(config),
+        error if not snapshot else "",
     )
 
 
@@ -156,7 +176,8 @@ def headline(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> 
     if denying:
         parts.append(f"BLOCKED by {', '.join(denying)}")
     if host.refusing:
-        parts.append(f"KEPT OUT: {'; '.join(host.refusing)}")
+        why = host.config_refusals if host.sshd_running is False else ()
+        parts.append(f"KEPT OUT: {'; '.join((*host.refusing, *why))}")
     if not parts:
         missing = unread(layers, host)
         if not missing:

@@ -254,3 +254,24 @@ def test_help_gives_the_exit_codes() -> None:
     assert "Exit 0: gets in (every layer read, none denies, sshd serves)" in text
     assert "1: kept out" in text and "3: nothing read denies, but a layer could not be read" in text
     assert "2: error" in text
+
+
+def test_sshd_stopped_with_a_config_it_would_refuse_names_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = _host(tmp_path, startups=None)
+    (tmp_path / "etc/ssh").mkdir()
+    (tmp_path / "etc/ssh/sshd_config").write_text("Port 22\nLoginGraceTime 2x\n")
+    code, out, _ = _run(capsys, "192.0.2.7", "--json", *host)
+    document = json.loads(out)
+    assert (code, document["outcome"]) == (1, "kept_out")
+    assert document["host"]["keeps_everyone_out"] == ["sshd is not running: no listener process"]
+    refused = [c for c in document["host"]["causes"] if c.startswith("sshd would refuse its config: ")]
+    assert len(refused) == 1 and refused[0].startswith(
+        "sshd would refuse its config: /etc/ssh/sshd_config:2: "
+    ), document["host"]["causes"]
+    assert "LoginGraceTime" in refused[0]
+    code, out, _ = _run(capsys, "192.0.2.7", *host)  # the first line says why sshd does not start
+    assert out.splitlines()[0] == (
+        f"192.0.2.7: KEPT OUT: sshd is not running: no listener process; {refused[0]}"
+    )
