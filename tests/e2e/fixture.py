@@ -28,7 +28,9 @@ TEXT_TREE = HERE / "rootfs"
 CONFIG = HERE / "config.yml"  # --config.file: the watchlist
 
 FILE_TIME = BOOT_TIME - 3600  # every fixture file's mtime: an hour before boot
-SSHD_RELEASE = b"OpenSSH_9.2p1 Debian-2+deb12u3"
+# As Debian 13 ships it: the config's PerSourcePenalties (9.8+) and the log's 10.0 wordings are its own, so
+# the fixture host is one sshd would start on.
+SSHD_RELEASE = b"OpenSSH_10.0p1 Debian-7"
 SSHD_PORT = 22
 LISTENER = 100
 BANNED_AT = 1_700_000_000
