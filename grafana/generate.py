@@ -513,7 +513,8 @@ def sshd_row(board: db.Dashboard) -> db.Dashboard:
             single(
                 "Config source",
                 "Where the effective config came from: `sshd_t` (`sshd -T`, exact) or `file` (the exporter's "
-                "own parser, when sshd -T cannot run), and problems that parser met.",
+                "own parser, when sshd -T cannot run), the problems that parser met, and how many lines of "
+                "them sshd would refuse to start on (the exporter's log names file, line and reason).",
                 "short",
                 [
                     query(
@@ -523,6 +524,10 @@ def sshd_row(board: db.Dashboard) -> db.Dashboard:
                     query(
                         f"max by ({BY}) (ssh_access_sshd_config_parse_errors{{{SEL}}})",
                         "{{instance}} parse errors",
+                    ),
+                    query(
+                        f"max by ({BY}) (ssh_access_sshd_config_errors{{{SEL}}})",
+                        "{{instance}} lines sshd refuses",
                     ),
                 ],
                 w=8,
