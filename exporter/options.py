@@ -5,6 +5,8 @@ flags (`--path.*`, `--config.file`, `--log.*`, `--collector.NAME` and every `--c
 declared here only, and `Options.from_namespace` turns the parsed namespace into frozen dataclasses,
 one per source, with the host paths and the config file validated. Nothing else reads a flag name: the
 collectors and `diagnose` take these options, and the sources (exporter/sources/) never see a flag.
+A flag is tagged with the views it changes (`add_host_flags(parser, collectors, view=...)`): `diagnose`
+neither shows nor accepts the auth log follower's flags, whose defaults it reads instead.
 
 Defaults live where the source defines them (`DEFAULT_SOCKET`, `WORK_DIR`, ...) or, when the source has
 none, as the dataclass field's default; the flags refer to them. The flag names, defaults, choices and
