@@ -17,7 +17,7 @@ import pytest
 
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshd.binary import read_version
-from exporter.sources.sshd.config import read_config_files
+from exporter.sources.sshd.config import EffectiveConfig, parse_sshd_t, read_config_files
 from exporter.sources.sshd.keywords import Keywords
 from tests.integration.harness import SSHD, require_root_and
 
@@ -142,3 +142,43 @@ def test_single_lines_agree_with_sshd(line: str, host_key: Path, tmp_path: Path)
         check=False,
     )
     assert (run.returncode != 0) == bool(parsed.refusals), (run.stderr, [str(p) for p in parsed.errors])
+
+
+# Repeated keywords, one-value forms and Includes: the values the exporter reports, as sshd computes them.
+EFFECTIVE = {
+    "repeats": (
+        "MaxStartups 5:30:10\nMaxStartups 7:30:12\nPerSourceMaxStartups 3\nPerSourceMaxStartups 5\n"
+        "PerSourceNetBlockSize 16:64\nPerSourceNetBlockSize 24\nMaxAuthTries 3\nMaxAuthTries 5\n"
+        "LoginGraceTime 30\nLoginGraceTime 1m\nPidFile /run/a.pid\nPidFile /run/b.pid\n"
+    ),
+    "include-then-main": "Include {dir}/*.conf\nMaxStartups 10:30:100\nMaxAuthTries 4\n",
+    "one-netblock": "PerSourceNetBlockSize 20\n",
+    "defaults": "",
+}
+DROP_INS = {"10.conf": "MaxStartups 3:50:6\nMaxAuthTries 2\n", "20.conf": "PerSourceMaxStartups 2\n"}
+
+
+@pytest.mark.parametrize("case", sorted(EFFECTIVE))
+def test_effective_values_agree_with_sshd_t(case: str, host_key: Path, tmp_path: Path) -> None:
+    version = read_version(Path(SSHD))
+    assert version is not None
+    drop_ins = tmp_path / "sshd_config.d"
+    drop_ins.mkdir()
+    for name, text in DROP_INS.items():
+        (drop_ins / name).write_text(text)
+    config = tmp_path / "sshd_config"
+    config.write_text(EFFECTIVE[case].format(dir=drop_ins))
+    parsed = read_config_files(HostPaths(), str(config), Keywords.of(version.version, version.release))
+    assert parsed.errors == []
+    run = subprocess.run(
+        [SSHD, "-T", "-f", str(config), "-h", str(host_key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    from_files = EffectiveConfig.from_options(parsed.options, "file", version.version)
+    from_sshd = EffectiveConfig.from_options(parse_sshd_t(run.stdout), "sshd_t", version.version)
+    fields = ("max_startups", "per_source_max_startups", "per_source_netblock_v4", "per_source_netblock_v6",
+              "login_grace_time", "max_auth_tries", "pid_file", "ports")  # fmt: skip
+    assert {f: getattr(from_files, f) for f in fields} == {f: getattr(from_sshd, f) for f in fields}

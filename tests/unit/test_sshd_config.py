@@ -111,7 +111,7 @@ def test_include_globs_first_match_and_match_blocks(tmp_path: Path) -> None:
             "/etc/ssh/sshd_config": (
                 "# Debian style\n"
                 "Include /etc/ssh/sshd_config.d/*.conf\n"
-                "MaxStartups 10:30:100\n"  # the drop-in set it first: ignored
+                "MaxStartups 10:30:100\n"  # the last MaxStartups wins (LAST_WINS), the drop-ins' too
                 "Port 22\n"
                 "LoginGraceTime=45\n"
                 "Match User alice\n"
@@ -134,7 +134,7 @@ def test_include_globs_first_match_and_match_blocks(tmp_path: Path) -> None:
         "/etc/ssh/sshd_config.d/20-more.conf",
     ]
     config = EffectiveConfig.from_options(parsed.options, "file", "9.2p1")
-    assert config.max_startups == MaxStartups(3, 0.5, 6)
+    assert config.max_startups == MaxStartups(10, 0.3, 100)
     assert config.per_source_max_startups == 2
     assert config.ports == (22,)  # the Match block's Port stays inside its included file
     assert config.login_grace_time == 45
@@ -148,6 +148,26 @@ def test_relative_include_is_under_etc_ssh(tmp_path: Path) -> None:
     )
     parsed = read_config_files(paths, "/etc/ssh/sshd_config")
     assert parsed.options["maxauthtries"] == ["2"]
+
+
+def test_sshd_keeps_the_last_of_some_keywords_and_the_first_of_the_rest(tmp_path: Path) -> None:
+    """As `sshd -T` shows: MaxStartups, PerSourceMaxStartups and PerSourceNetBlockSize are assigned on
+    every line, the others keep their first value; one PerSourceNetBlockSize value leaves IPv6's at 0."""
+    paths = _tree(
+        tmp_path,
+        {
+            "/etc/ssh/sshd_config": (
+                "MaxStartups 5:30:10\nMaxStartups 7:30:12\nPerSourceMaxStartups 3\nPerSourceMaxStartups 5\n"
+                "PerSourceNetBlockSize 16:64\nPerSourceNetBlockSize 24\n"
+                "MaxAuthTries 3\nMaxAuthTries 5\nLoginGraceTime 30\nLoginGraceTime 40\n"
+            )
+        },
+    )
+    config = EffectiveConfig.from_options(read_config_files(paths, "/etc/ssh/sshd_config").options, "file")
+    assert config.max_startups == MaxStartups(7, 0.3, 12)
+    assert config.per_source_max_startups == 5
+    assert (config.per_source_netblock_v4, config.per_source_netblock_v6) == (24, 0)
+    assert (config.max_auth_tries, config.login_grace_time) == (3, 30)
 
 
 def test_include_in_match_block_is_not_global(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 Two parsers, one result. `parse_sshd_t` reads what sshd itself computed (authoritative). The file
 parser re-implements what matters of sshd's own reading for a host where `sshd -T` fails (not root, no
 host keys, a container without the binary's libraries): `Include` with globs relative to /etc/ssh,
-first value wins, `Match` blocks excluded from the global view, Match state not leaking out of an
-included file. Both feed `EffectiveConfig.from_options`, which applies sshd's defaults.
+first value wins (the last for the few LAST_WINS keywords, as in sshd), `Match` blocks excluded from
+the global view, Match state not leaking out of an included file. Both feed
+`EffectiveConfig.from_options`, which applies sshd's defaults.
 
 The file parser also says what sshd itself would refuse to start on, line by line (`ConfigProblem`):
 a keyword this OpenSSH release does not know (keywords.py), a keyword without a value, a value of an
@@ -31,6 +32,9 @@ from exporter.sources.sshd.keywords import Keywords, Kind, version_of
 MULTI_VALUED = frozenset(
     {"port", "listenaddress", "hostkey", "hostcertificate", "acceptenv", "setenv", "subsystem", "include"}
 )
+# Keywords sshd assigns on every line instead of keeping the first value, so the last one wins: servconf.c
+# sets them without the "not yet set" check the others have (checked with `sshd -T` on OpenSSH 9.2).
+LAST_WINS = frozenset({"maxstartups", "persourcemaxstartups", "persourcenetblocksize"})
 _MAX_INCLUDE_DEPTH = 16  # servconf.c SERVCONF_MAX_DEPTH: deeper is fatal for sshd
 # A real sshd_config and its drop-ins are a few KiB, a few hundred lines. The caps keep a file that is
 # not one (a log, a device's worth of bytes) and an Include fan-out (each file including the next twice)
@@ -164,11 +168,12 @@ def _per_source_max_startups(value: str) -> int | None:
 
 
 def _netblock(value: str) -> tuple[int, int]:
-    """`PerSourceNetBlockSize v4[:v6]`: 0-32 and 0-128, IPv6 128 when left out."""
+    """`PerSourceNetBlockSize v4[:v6]`: 0-32 and 0-128. Left out, IPv6's is 0 (one network for every
+    IPv6 client): sshd reads both with one sscanf into a pair that starts at 0, as `sshd -T` shows."""
     parts = value.split(":")
     if len(parts) > 2:
         raise ValueError(f"PerSourceNetBlockSize {value[:40]!r} is not v4[:v6]")
-    return parse_int(parts[0], 0, 32), parse_int(parts[1], 0, 128) if len(parts) == 2 else 128
+    return parse_int(parts[0], 0, 32), parse_int(parts[1], 0, 128) if len(parts) == 2 else 0
 
 
 def parse_sshd_t(text: str) -> dict[str, list[str]]:
@@ -235,7 +240,7 @@ def _read_netblock(value: str) -> str:
     numbers = _scanf_ints(_SCANF_PAIR, value)
     if not numbers or not 0 <= numbers[0] <= 32 or (len(numbers) == 2 and not 0 <= numbers[1] <= 128):
         raise ValueError("invalid PerSourceNetBlockSize spec (IPv4 0-32[:IPv6 0-128])")
-    return f"{numbers[0]}:{numbers[1] if len(numbers) == 2 else 128}"
+    return f"{numbers[0]}:{numbers[1] if len(numbers) == 2 else 0}"  # as _netblock
 
 
 def _read_count(value: str) -> str:
@@ -542,7 +547,7 @@ class _ConfigParser:
                 raise ValueError(f"{word}: {exc}") from None
             if key in MULTI_VALUED:
                 options.setdefault(key, []).extend(args)
-            elif key not in options:
+            elif key in LAST_WINS or key not in options:
                 options[key] = [" ".join(args)]
         return active
 
