@@ -118,6 +118,9 @@ def host_causes(
     error: str = "",
     facts: HostFacts | None = None,
 ) -> HostCauses:
+    """The host's causes for every client: from sshd's snapshot (None: unread, `error` says why), the
+    MaxStartups drops of the log, and from the layers' facts what hits everyone (wrappers denying all)
+    or explains a layer that could not be read (fail2ban-server unable to start)."""
     causes: list[str] = []
     refusing: list[str] = []
     running: bool | None = None
@@ -150,7 +153,7 @@ def host_causes(
         activated,
         tuple(refusing),
         tuple(config),
-        error if not snapshot else "",
+        error if snapshot is None else "",
     )
 
 
