@@ -398,3 +398,22 @@ def test_the_penalty_log_is_read_only_as_a_regular_file_inside_rootfs(tmp_path: 
     assert found.verdict == "unknown", found
     reason = "not a regular file" if kind == "fifo" else "No such file or directory"  # ROOTFS/<outside path>
     assert reason in found.detail and not found.evidence, found
+
+
+def test_fail2ban_from_the_database_says_the_server_did_not_answer(tmp_path: Path) -> None:
+    """The server down, its database read: the verdict stands (a stopped server bans no one new, a
+    crashed one's bans stay), and the detail says where it came from."""
+    (tmp_path / "proc").mkdir()
+    db = tmp_path / "var/lib/fail2ban/fail2ban.sqlite3"
+    db.parent.mkdir(parents=True)
+    make_db(db, V4_SCHEMA, [("sshd", 1)], [("192.0.2.1", "sshd", NOW - 100, 600)])
+    reader = AccessReader(_tree(tmp_path, "", ""), OFFLINE)
+    down = "fail2ban-server is not running (nothing answers on /var/run/fail2ban/fail2ban.sock)"
+    banned = _layers(reader, "192.0.2.1")["fail2ban"]
+    assert (banned.verdict, banned.detail) == ("deny", f"banned in jail sshd (from its database: {down})")
+    clear = _layers(reader, "192.0.2.9")["fail2ban"]
+    assert (clear.verdict, clear.detail) == (
+        "no_match",
+        f"not banned in any jail (from its database: {down})",
+    )
+    assert clear.unread is None  # read: from the database

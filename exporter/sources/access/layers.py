@@ -274,13 +274,16 @@ def fail2ban(facts: HostFacts, network: Network) -> LayerVerdict | None:
     else:
         detail = "; ".join(filter(None, (found.error or "fail2ban could not be read", found.down_cause)))
         return LayerVerdict("fail2ban", "unknown", detail=detail)
+    # From the database while the server did not answer: say so, a stopped fail2ban bans no one new.
+    fallback = "; ".join(filter(None, (found.error, found.down_cause))) if socket is None else ""
+    source = f" (from its database: {fallback})" if fallback else ""
     if not jails:
-        return LayerVerdict("fail2ban", "no_match", detail="not banned in any jail")
+        return LayerVerdict("fail2ban", "no_match", detail=f"not banned in any jail{source}")
     addresses = sorted({b.ip for b in from_db} or {label(network)})
     remedy = tuple(f"fail2ban-client set {jail} unbanip {a}" for jail in sorted(jails) for a in addresses)
     remedy += (f"add {label(network)} to ignoreip in /etc/fail2ban/jail.local so it is not banned again",)
     evidence = tuple(line for jail in sorted(jails) for line in jails[jail])
-    detail = "banned in jail " + ", ".join(sorted(jails))
+    detail = "banned in jail " + ", ".join(sorted(jails)) + source
     return LayerVerdict("fail2ban", "deny", evidence[:MAX_EVIDENCE], detail, remedy)
 
 
