@@ -11,7 +11,7 @@ PACKAGES=(
     prometheus prometheus-alertmanager prometheus-node-exporter
     procps openssl curl
     chromium chromium-driver
-    podman buildah mmdebstrap uidmap fuse-overlayfs slirp4netns
+    podman buildah runc mmdebstrap uidmap fuse-overlayfs slirp4netns
 )
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "install-system-deps: not root on Debian; skipping (integration tests will skip or fail)" >&2
