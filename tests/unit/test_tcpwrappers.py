@@ -214,3 +214,20 @@ def test_fifo_and_devices_do_not_hang(tmp_path: Path) -> None:
     assert "not a regular file" in snapshot.error
     assert reader.pattern_file("/etc/fifo") is None
     assert evaluate(snapshot.rules, client=ClientInfo("192.0.2.1")).verdict == "deny"  # hosts.deny failed
+
+
+def test_a_verdict_hanging_on_a_lookup_names_what_would_turn_it() -> None:
+    """No lookup answering, hosts.deny line 2 decides; a name in .example.org (hosts.allow line 1) would
+    let the client in instead: that rule is the turn, the deny line the rule deciding without a name."""
+    rules = _rules("sshd: .example.org\n", "# comment\nsshd: ALL\n")
+    found = evaluate(rules, "sshd", client=ClientInfo("192.0.2.7"))
+    assert (found.verdict, found.if_unresolved) == ("depends_on_dns", "deny")
+    assert found.unresolved_rule is not None and found.unresolved_rule.line == 2
+    assert [(t.rule.line, t.verdict, t.tokens, t.matches) for t in found.turns] == [
+        (1, "allow", (".example.org",), True)
+    ]
+    sure = evaluate(_rules("sshd: 192.0.2.7\n", "sshd: ALL\n"), "sshd", client=ClientInfo("192.0.2.7"))
+    assert (sure.verdict, sure.turns) == ("allow", ())
+    unknown = evaluate(_rules("", "sshd: UNKNOWN\n"), "sshd", client=ClientInfo("192.0.2.7"))
+    assert unknown.if_unresolved == "deny"  # no name: libwrap calls it `unknown`
+    assert [(t.verdict, t.matches) for t in unknown.turns] == [("allow", False)]  # a name unmatches it
