@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.sources.host.files import CONFIG_FILE_MAX_BYTES, read_regular_file
-from exporter.sources.host.yamltext import YAMLSyntaxError, parse_yaml, repeated_key
+from exporter.sources.host.yamltext import RepeatedKeyError, YAMLSyntaxError, parse_yaml
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -71,7 +71,9 @@ def load_yaml_mapping(text: str, origin: str, keys: Iterable[str]) -> dict[str, 
     """YAML text that must be a mapping of known keys (None for an empty file); errors name the key."""
     known = list(keys)
     try:
-        data = parse_yaml(text)
+        data = parse_yaml(text, refuse_repeated_keys=True)
+    except RepeatedKeyError as exc:
+        raise ConfigError(f"{exc.path}: given twice in {origin} (the last would silently win)") from None
     except YAMLSyntaxError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
@@ -81,9 +83,6 @@ def load_yaml_mapping(text: str, origin: str, keys: Iterable[str]) -> dict[str, 
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key in {origin} (known: {', '.join(known)})")
-    repeated = repeated_key(text)
-    if repeated is not None:
-        raise ConfigError(f"{repeated}: given twice in {origin} (the last would silently win)")
     return data
 
 

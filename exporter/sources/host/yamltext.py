@@ -9,19 +9,38 @@ class YAMLSyntaxError(ValueError):
     """Text that is not YAML (PyYAML's message)."""
 
 
-def parse_yaml(text: str) -> Any:
+def parse_yaml(text: str, *, refuse_repeated_keys: bool = False) -> Any:
     """yaml.safe_load, with PyYAML imported on first use: most hosts run without a config file, and
-    the module costs about 1.8 MB of resident memory."""
+    the module costs about 1.8 MB of resident memory. With `refuse_repeated_keys`, a key given twice
+    in one mapping raises RepeatedKeyError (see repeated_key), checked on the same parse."""
     import yaml  # noqa: PLC0415
 
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if refuse_repeated_keys:
+            repeated = repeated_key(node)
+            if repeated is not None:
+                raise RepeatedKeyError(repeated)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise YAMLSyntaxError(str(exc)) from exc
+    finally:
+        loader.dispose()
 
 
-def repeated_key(text: str) -> str | None:
-    """The first key given twice in one mapping, as a dotted path, or None.
+class RepeatedKeyError(ValueError):
+    """A key given twice in one mapping; `path` names it (dotted)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path}: given twice")
+        self.path = path
+
+
+def repeated_key(root: Any) -> str | None:
+    """The first key given twice in one mapping of a composed YAML document, as a dotted path, or None.
 
     A YAML load keeps the last value, so a second `cert_file`, user or `watchlist` below the first would
     silently win; Go's strict YAML (exporter-toolkit's yaml.UnmarshalStrict) refuses such a file, and
@@ -30,10 +49,6 @@ def repeated_key(text: str) -> str | None:
     """
     import yaml  # noqa: PLC0415 (as parse_yaml)
 
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None  # parse_yaml says why
     pending: list[tuple[yaml.Node | None, str]] = [(root, "")]
     while pending:
         node, path = pending.pop(0)
