@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from exporter.config import ConfigError
-from exporter.options import CollectorSwitch, Options, add_host_flags
+from exporter.flagparse import FlagParser
+from exporter.options import DIAGNOSE, CollectorSwitch, Options, add_host_flags
 from exporter.registry import Context, registrations
 from exporter.sources.access import AccessReader, HostFacts, LayerVerdict, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
@@ -237,7 +238,7 @@ def as_text(address: str, layers: Sequence[LayerVerdict], host: HostCauses, out:
 
 
 def parser(collectors: Iterable[CollectorSwitch]) -> argparse.ArgumentParser:
-    result = argparse.ArgumentParser(
+    result = FlagParser(
         prog="ssh-access-exporter diagnose",
         description="Does ADDRESS get into sshd? Each layer's verdict, its evidence and what to do, then the "
         "causes that keep every client out. Exit 0: gets in (every layer read, none denies, sshd serves); "
@@ -248,7 +249,7 @@ def parser(collectors: Iterable[CollectorSwitch]) -> argparse.ArgumentParser:
     )
     result.add_argument("address", metavar="ADDRESS", help="an IPv4/IPv6 address or CIDR network")
     result.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
-    add_host_flags(result, collectors)
+    add_host_flags(result, collectors, DIAGNOSE)
     return result
 
 

@@ -44,6 +44,8 @@ SERVE = "serve"
 DIAGNOSE = "diagnose"
 ALL_VIEWS = frozenset({SERVE, DIAGNOSE})
 SERVER_ONLY = frozenset({SERVE})  # how the follower reads and what it exports, not what a layer decides
+# Collectors that are no layer diagnose may leave out: it always reads sshd, and it has no watchlist.
+NOT_LAYERS = frozenset({"sshd", "watchlist"})
 
 
 def _dest(flag: str) -> str:
@@ -303,13 +305,27 @@ def add_host_flags(
         default=None,
         help="YAML file with the watchlist: addresses and networks that must always get in",
     )
-    shared.add("--log.level", default=LogOptions.level, choices=LEVELS, help="minimum level logged")
-    shared.add("--log.format", default=LogOptions.format, choices=LOG_FORMATS, help="log line format")
+    # diagnose prints its findings and sets up no log: these steer the server's log only.
+    shared.add(
+        "--log.level",
+        views=SERVER_ONLY,
+        default=LogOptions.level,
+        choices=LEVELS,
+        help="minimum level logged",
+    )
+    shared.add(
+        "--log.format",
+        views=SERVER_ONLY,
+        default=LogOptions.format,
+        choices=LOG_FORMATS,
+        help="log line format",
+    )
     flags = _Flags(parser, parser.add_argument_group("collectors"), view)
     declared = set()
     for switch in collectors:
         flags.add(
             f"--collector.{switch.name}",
+            views=SERVER_ONLY if switch.name in NOT_LAYERS else ALL_VIEWS,
             action=argparse.BooleanOptionalAction,
             default=switch.enabled,
             help=f"{switch.help} (default: {'enabled' if switch.enabled else 'disabled'})",
@@ -405,6 +421,7 @@ class Options:
             fail2ban_socket=self.fail2ban.socket,
             fail2ban_db=self.fail2ban.db,
             fail2ban_owner=self.fail2ban.socket_owner,
+            fail2ban_timeout=self.fail2ban.timeout,
             sshguard=self.enabled("sshguard"),
             denyhosts=self.enabled("denyhosts"),
             denyhosts_work_dir=self.denyhosts.work_dir,

@@ -18,16 +18,15 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from exporter import __version__
 from exporter.scrape import ScrapeCollector
 from exporter.status import Finding, HostStatus, Severity, down_reasons, host_status, utc
-from exporter.web.server import HttpServer, Limits, StartResponse, TLSSource, WSGIApp, bind
-
-
-def parse_listen_address(value: str) -> tuple[str, int]:
-    """`:9822`, `127.0.0.1:9822`, `[::1]:9822` -> (host, port); host '' means every address."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"web.listen-address: {value!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
+from exporter.web.server import (
+    HttpServer,
+    Limits,
+    StartResponse,
+    TLSSource,
+    WSGIApp,
+    bind,
+    parse_listen_address,
+)
 
 # Where people read the docs: the README on the project page, and the runbook at the address the mixin's
 # alerts link to (mixin/config.libsonnet's runbookURL; tests/unit/test_landing_page.py keeps them equal).

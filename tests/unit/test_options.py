@@ -25,12 +25,16 @@ from exporter.sources.host.paths import HostPaths
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ONLY = ("--web.", "--scrape.")
-# How the server's follower reads and what it exports: nothing a layer decides, so not diagnose's.
+# How the server's follower reads, what it exports and logs, and the collectors that are no layer:
+# nothing a layer decides, so not diagnose's.
 AUTHLOG_SERVER_ONLY = (
     "--collector.authlog.from-start",
     "--collector.authlog.state-dir",
     "--collector.authlog.top-offenders",
+    "--log.level",
+    "--log.format",
 )
+NOT_LAYERS = ("--collector.sshd", "--collector.watchlist")
 
 
 def readme_flags() -> dict[str, str]:
@@ -64,7 +68,8 @@ def test_every_flag_of_the_readme_is_accepted_with_its_default() -> None:
     assert diagnose.keys() <= _actions(diagnose_parser(switches)).keys()
     for flag, default in flags.items():
         if flag == "--collector.NAME":
-            assert {f"--collector.{s.name}" for s in switches} <= serve.keys() & diagnose.keys()
+            assert {f"--collector.{s.name}" for s in switches} <= serve.keys()
+            assert {f"--collector.{s.name}" for s in switches} - diagnose.keys() == set(NOT_LAYERS)
             continue
         assert flag in serve, flag
         assert (flag in diagnose) != flag.startswith((*SERVER_ONLY, *AUTHLOG_SERVER_ONLY)), flag
@@ -74,7 +79,8 @@ def test_every_flag_of_the_readme_is_accepted_with_its_default() -> None:
 
 def test_the_readme_says_which_flags_diagnose_leaves_out() -> None:
     text = (ROOT / "README.md").read_text().split("## Flags", 1)[1].split("\n## ", 1)[0]
-    assert all(f"`{flag}`" in text.split("`diagnose` takes", 1)[1] for flag in AUTHLOG_SERVER_ONLY)
+    said = text.split("`diagnose` takes", 1)[1]
+    assert all(f"`{flag}`" in said for flag in (*AUTHLOG_SERVER_ONLY, *NOT_LAYERS))
 
 
 def test_a_flag_outside_the_view_is_refused_and_keeps_its_default(
@@ -87,10 +93,10 @@ def test_a_flag_outside_the_view_is_refused_and_keeps_its_default(
         parser.parse_args(["--collector.authlog.state-dir=/var/lib/x"])
     assert "unrecognized arguments: --collector.authlog.state-dir" in capsys.readouterr().err
     args = parser.parse_args(
-        [f"--path.rootfs={tmp_path}", f"--path.procfs={tmp_path}", "--no-collector.sshd"]
+        [f"--path.rootfs={tmp_path}", f"--path.procfs={tmp_path}", "--no-collector.crowdsec"]
     )
     options = Options.from_namespace(args, switches)
-    assert options == _options(tmp_path, "--no-collector.sshd")  # the server's defaults, hidden or not
+    assert options == _options(tmp_path, "--no-collector.crowdsec")  # the server's defaults, hidden or not
 
 
 def test_an_unknown_view_is_refused() -> None:

@@ -60,6 +60,7 @@ class AccessOptions:
     fail2ban_socket: str = DEFAULT_SOCKET
     fail2ban_db: str = DEFAULT_DB
     fail2ban_owner: int = 0
+    fail2ban_timeout: float = 3.0  # one whole exchange with fail2ban-server, as the collector's
     fail2ban_config_dir: str | None = None  # asks fail2ban-client -d why the server is down; None: not asked
     sshguard: bool = True
     denyhosts: bool = True
@@ -195,7 +196,9 @@ class AccessReader:
         single = [n for n in networks if n.num_addresses == 1]
         if o.fail2ban_socket and single:  # `banned ADDR...` asks the server about single addresses
             try:
-                with Connection(self.paths.root(o.fail2ban_socket), o.timeout, o.fail2ban_owner) as conn:
+                with Connection(
+                    self.paths.root(o.fail2ban_socket), o.fail2ban_timeout, o.fail2ban_owner
+                ) as conn:
                     reply = conn.request("banned", *(label(n) for n in single))
                 if isinstance(reply, list) and len(reply) == len(single):
                     for network, jails in zip(single, reply, strict=True):
