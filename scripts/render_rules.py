@@ -1,6 +1,8 @@
-"""Render deploy/prometheus/ssh-access-rules.yml from the mixin (mixin/mixin.libsonnet), the one source.
+"""Render deploy/prometheus/ssh-access-rules.yml and its Kubernetes twin, the PrometheusRule of
+deploy/kubernetes/, from the mixin (mixin/mixin.libsonnet), the one source.
 
-`make rules` runs it; tests/unit/test_mixin.py fails when the committed file differs from the render.
+`make rules` runs it; tests/unit/test_mixin.py fails when a committed file differs from its render, so the
+rules Prometheus loads from a file and those the Prometheus Operator loads cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 MIXIN = ROOT / "mixin"
 RULES = ROOT / "deploy/prometheus/ssh-access-rules.yml"
+PROMETHEUS_RULE = ROOT / "deploy/kubernetes/prometheusrule.yaml"
 
 HEADER = """\
 # Alerting and recording rules for ssh-access-exporter. GENERATED from mixin/ by `make rules`: edit the
@@ -28,6 +31,13 @@ HEADER = """\
 # own labels. Alerts on collectors you do not run produce nothing: no rule uses absent().
 #
 # Test with: promtool test rules deploy/prometheus/ssh-access-rules.test.yml
+"""
+
+PROMETHEUS_RULE_HEADER = """\
+# The alerting and recording rules of deploy/prometheus/ssh-access-rules.yml as a Prometheus Operator
+# PrometheusRule: spec.groups are that file's groups. GENERATED from mixin/ by `make rules`: edit the
+# mixin, not this file. The operator loads it when its Prometheus's ruleSelector matches the labels
+# (kustomization.yaml adds the common ones; add the label your Prometheus selects there).
 """
 
 
@@ -74,15 +84,37 @@ def groups() -> list[dict[str, Any]]:
     ]
 
 
+def _dump(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
+
+
 def render() -> str:
     """The rules file as Prometheus loads it."""
-    body = yaml.dump({"groups": groups()}, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
-    return HEADER + body
+    return HEADER + _dump({"groups": groups()})
+
+
+def render_prometheus_rule() -> str:
+    """The same groups as a PrometheusRule (monitoring.coreos.com/v1) for deploy/kubernetes/."""
+    resource = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "ssh-access-exporter",
+            "labels": {"app.kubernetes.io/name": "ssh-access-exporter"},
+        },
+        "spec": {"groups": groups()},
+    }
+    return PROMETHEUS_RULE_HEADER + _dump(resource)
+
+
+# Every file `make rules` writes, with its renderer (the drift test walks the same table).
+OUTPUTS = {RULES: render, PROMETHEUS_RULE: render_prometheus_rule}
 
 
 def main() -> int:
-    RULES.write_text(render())
-    print(f"wrote {RULES.relative_to(ROOT)}", file=sys.stderr)
+    for path, renderer in OUTPUTS.items():
+        path.write_text(renderer())
+        print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 

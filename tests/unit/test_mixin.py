@@ -1,6 +1,7 @@
 """The monitoring mixin (mixin/mixin.libsonnet) is the one source of the shipped rules: the committed
-deploy/prometheus/ssh-access-rules.yml is its render (`make rules`), its _config reaches every rule, and
-grafanaDashboards serves the generated dashboards. Evaluated with the `jsonnet` package (dev extras)."""
+deploy/prometheus/ssh-access-rules.yml and deploy/kubernetes/prometheusrule.yaml are its render
+(`make rules`), its _config reaches every rule, and grafanaDashboards serves the generated dashboards.
+Evaluated with the `jsonnet` package (dev extras)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXIN = ROOT / "mixin"
-RULES = ROOT / "deploy/prometheus/ssh-access-rules.yml"
 DASHBOARDS = ROOT / "grafana/dashboards"
 DEFAULT_SELECTOR = 'job="ssh-access-exporter"'
 SEVEN_AND_NINE = "{ _config+:: { thresholds+: { surgeFactor: 7, distributedBruteForceHosts: 9 } } }"
@@ -45,7 +45,11 @@ def _rules(overrides: str = "{}") -> list[dict[str, Any]]:
 
 
 def test_committed_rules_are_the_mixin_render() -> None:
-    assert RULES.read_text() == _renderer().render(), "run `make rules` and commit the result"
+    renderer = _renderer()
+    outputs = {path.relative_to(ROOT).as_posix(): render for path, render in renderer.OUTPUTS.items()}
+    assert set(outputs) == {"deploy/prometheus/ssh-access-rules.yml", "deploy/kubernetes/prometheusrule.yaml"}
+    for name, render in outputs.items():
+        assert (ROOT / name).read_text() == render(), f"{name}: run `make rules` and commit the result"
 
 
 def test_mixin_fields() -> None:
