@@ -381,7 +381,7 @@ def _unit_settings() -> dict[str, list[str]]:
 def test_systemd_unit_hardening() -> None:
     settings = _unit_settings()
     expected = {
-        "ExecStart": "/usr/local/bin/ssh-access-exporter $ARGS",
+        "ExecStart": "/usr/bin/ssh-access-exporter $ARGS",
         "EnvironmentFile": "-/etc/default/ssh-access-exporter",
         "Restart": "on-failure",
         "ProtectSystem": "strict",
@@ -404,7 +404,7 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = _tool("systemd-analyze")
     command = Path(sys.executable).with_name("ssh-access-exporter")
     unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/ssh-access-exporter", str(command)))
+    unit.write_text(UNIT.read_text().replace("/usr/bin/ssh-access-exporter", str(command)))
     proc = _run(analyze, "verify", str(unit))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "", proc.stderr  # unknown keys and bad values are only warnings
