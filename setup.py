@@ -64,7 +64,7 @@ def _extensions() -> list[Extension]:
         from mypyc.build import mypycify  # noqa: PLC0415 (a build requirement, absent when installed)
 
         return list(mypycify(COMPILED_MODULES, opt_level="3"))
-    except Exception as error:  # mypyc missing, or the modules did not type-check
+    except (Exception, SystemExit) as error:  # mypyc missing, or the modules did not type-check (mypyc exits)
         _fallback(error)
         return []
 
