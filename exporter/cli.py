@@ -22,14 +22,17 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from exporter import __version__
 from exporter.config import ConfigError
+from exporter.diagnose import diagnosis, to_json
 from exporter.flagparse import FlagParser, positive_seconds
 from exporter.logsetup import setup_logging
 from exporter.options import CollectorSwitch, LogOptions, Options, add_host_flags
 from exporter.registry import Context, build_collectors, registrations
 from exporter.scrape import ScrapeCollector
+from exporter.sources.access import parse_target
 from exporter.sources.sshd.held_files import raise_file_limit
 from exporter.web.app import make_app, make_http_server
 from exporter.web.config import load_web_config
+from exporter.web.diagnose import DiagnoseApp, OneAtATime
 from exporter.web.middleware import WebConfigMiddleware
 from exporter.web.server import parse_listen_address
 from exporter.web.settings import WebConfig
@@ -76,6 +79,12 @@ def serve_parser(
         help="exporter-toolkit web config (YAML): TLS, client certificates, basic auth, extra headers",
     )
     parser.add_argument(
+        "--web.enable-diagnose",
+        action="store_true",
+        help="answer GET /diagnose?address=ADDRESS with `diagnose ADDRESS --json` (one at a time, cached "
+        "for 5 s; behind the web config's TLS and basic auth), for `diagnose --fleet`; off by default",
+    )
+    parser.add_argument(
         "--scrape.timeout",
         type=positive_seconds,
         default=8.0,
@@ -112,8 +121,9 @@ def serve(argv: Sequence[str], subcommands: Sequence[str] = ()) -> int:
     registry.register(scraper)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
+    diagnose_app = _diagnose_app(context) if getattr(args, "web.enable_diagnose") else None
     try:
-        app = WebConfigMiddleware(make_app(registry, scraper, telemetry_path), web_config)
+        app = WebConfigMiddleware(make_app(registry, scraper, telemetry_path, diagnose_app), web_config)
         server = make_http_server(listen, app, tls)
     except OSError as exc:
         log.error("cannot listen", extra={"address": listen, "err": str(exc)})
@@ -148,6 +158,11 @@ def serve(argv: Sequence[str], subcommands: Sequence[str] = ()) -> int:
                 close()
         context.close()
     _exit_now(0)
+
+
+def _diagnose_app(context: Context) -> DiagnoseApp:
+    """/diagnose through the server's own Context: its one SshdReader and its options."""
+    return DiagnoseApp(OneAtATime(lambda address: to_json(diagnosis(context, address))), parse_target)
 
 
 def _exit_after(seconds: float) -> None:

@@ -24,6 +24,11 @@ name lookup is the one when the address has no name, listed here with the names 
 "keeps_everyone_out": [...], "evidence": [...]}; sshd_running is true for a socket-activated sshd with
 no process yet (it answers); keeps_everyone_out holds the causes of `causes` that refuse every client.
 "blocked" is true when a layer surely denies (not the host-wide causes: "outcome" says kept_out then).
+"remedy": {LAYER: [step, ...]} holds what to do for each layer whose verdict is deny (the text's `to do`).
+
+document() builds that object once: the CLI prints it, and the server's /diagnose (--web.enable-diagnose,
+exporter.web.diagnose) sends it, read through the server's own Context. With --fleet=PROMETHEUS_URL the
+question goes to every exporter Prometheus scrapes instead (exporter.fleet).
 """
 
 from __future__ import annotations
@@ -34,13 +39,14 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
+from exporter import fleet
 from exporter.config import ConfigError
 from exporter.flagparse import FlagParser
 from exporter.options import DIAGNOSE, CollectorSwitch, Options, add_host_flags
 from exporter.registry import Context, registrations
-from exporter.sources.access import AccessReader, HostFacts, LayerVerdict, parse_target, verdicts
+from exporter.sources.access import AccessReader, HostFacts, LayerVerdict, Network, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
 from exporter.sources.sshd.reader import ConfigState, SshdSnapshot
 from exporter.sources.tcpwrappers.reader import TcpWrappersSnapshot
@@ -191,27 +197,34 @@ def headline(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> 
     return f"{address}: {'; '.join(parts)}"
 
 
-def as_json(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> str:
-    return json.dumps(
-        {
-            "address": address,
-            "blocked": any(v.blocks for v in layers),
-            "layers": [
-                {"layer": v.layer, "verdict": v.verdict, "evidence": list(v.evidence), "detail": v.detail}
-                for v in layers
-            ],
-            "outcome": outcome(layers, host),
-            "unread": [{"layer": layer, "reason": reason} for layer, reason in unread(layers, host)],
-            "host": {
-                "sshd_running": host.sshd_running,
-                "socket_activated": host.socket_activated,
-                "causes": list(host.causes),
-                "keeps_everyone_out": list(host.refusing),
-                "evidence": list(host.evidence),
-            },
+def document(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> dict[str, Any]:
+    """The answer as one JSON-able object: what `--json` prints and what the server's /diagnose sends."""
+    return {
+        "address": address,
+        "blocked": any(v.blocks for v in layers),
+        "layers": [
+            {"layer": v.layer, "verdict": v.verdict, "evidence": list(v.evidence), "detail": v.detail}
+            for v in layers
+        ],
+        "outcome": outcome(layers, host),
+        "unread": [{"layer": layer, "reason": reason} for layer, reason in unread(layers, host)],
+        "host": {
+            "sshd_running": host.sshd_running,
+            "socket_activated": host.socket_activated,
+            "causes": list(host.causes),
+            "keeps_everyone_out": list(host.refusing),
+            "evidence": list(host.evidence),
         },
-        indent=2,
-    )
+        "remedy": {v.layer: list(v.remedy) for v in layers if v.verdict == "deny" and v.remedy},
+    }
+
+
+def to_json(answer: dict[str, Any]) -> str:
+    return json.dumps(answer, indent=2)
+
+
+def as_json(address: str, layers: Sequence[LayerVerdict], host: HostCauses) -> str:
+    return to_json(document(address, layers, host))
 
 
 def as_text(address: str, layers: Sequence[LayerVerdict], host: HostCauses, out: TextIO) -> None:
@@ -250,12 +263,37 @@ def parser(collectors: Iterable[CollectorSwitch]) -> argparse.ArgumentParser:
     result.add_argument("address", metavar="ADDRESS", help="an IPv4/IPv6 address or CIDR network")
     result.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
     add_host_flags(result, collectors, DIAGNOSE)
+    fleet.add_flags(result)
     return result
+
+
+def diagnose(context: Context, network: Network) -> tuple[list[LayerVerdict], HostCauses]:
+    """Every layer's verdict on `network` and the host's causes, read through `context` (the CLI's own,
+    or the server's: its one SshdReader and options)."""
+    # Unlike the watchlist at every scrape, diagnose asks fail2ban-client why the server is down.
+    options = dataclasses.replace(
+        context.options.access(), fail2ban_config_dir=context.options.fail2ban.config_dir
+    )
+    facts = AccessReader(context.paths, options, context.sshd_ports).read([network])
+    layers = verdicts(facts, network)
+    try:
+        snapshot, error = context.sshd().read(), ""
+    except (OSError, ValueError) as exc:
+        snapshot, error = None, str(exc)
+    return layers, host_causes(snapshot, facts.penalties, error, facts)
+
+
+def diagnosis(context: Context, address: str) -> dict[str, Any]:
+    """`diagnose ADDRESS --json`'s object (ValueError when `address` is no address or network)."""
+    layers, host = diagnose(context, parse_target(address))
+    return document(address, layers, host)
 
 
 def main(argv: Sequence[str]) -> int:
     switches = registrations()
     args = parser(switches).parse_args(argv)
+    if args.fleet is not None:
+        return fleet.main(args.address, fleet.FleetOptions.from_namespace(args), args.json)
     try:
         network = parse_target(args.address)
     except ValueError:
@@ -267,19 +305,9 @@ def main(argv: Sequence[str]) -> int:
         print(f"ssh-access-exporter diagnose: {exc}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        # Unlike the watchlist at every scrape, diagnose asks fail2ban-client why the server is down.
-        options = dataclasses.replace(
-            context.options.access(), fail2ban_config_dir=context.options.fail2ban.config_dir
-        )
-        facts = AccessReader(context.paths, options, context.sshd_ports).read([network])
-        layers = verdicts(facts, network)
-        try:
-            snapshot, error = context.sshd().read(), ""
-        except (OSError, ValueError) as exc:
-            snapshot, error = None, str(exc)
+        layers, host = diagnose(context, network)
     finally:
         context.close()
-    host = host_causes(snapshot, facts.penalties, error, facts)
     if args.json:
         print(as_json(args.address, layers, host))
     else:

@@ -1,5 +1,5 @@
-"""The HTTP view: the host status page at `/`, metrics at --web.telemetry-path, served by
-exporter.web.server.
+"""The HTTP view: the host status page at `/`, metrics at --web.telemetry-path, `/diagnose` when enabled
+(exporter.web.diagnose), served by exporter.web.server.
 
 Exposition (content negotiation, OpenMetrics, gzip) is prometheus-client's `make_wsgi_app`; this module
 only routes and renders the landing page: exporter.status's findings of a recent scrape (one is run
@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from exporter import __version__
 from exporter.scrape import ScrapeCollector
 from exporter.status import Finding, HostStatus, Severity, down_reasons, host_status, utc
+from exporter.web.diagnose import PATH as DIAGNOSE_PATH
 from exporter.web.server import (
     HttpServer,
     Limits,
@@ -94,8 +95,12 @@ def _landing_page(scraper: ScrapeCollector, telemetry_path: str) -> bytes:
 
 
 def make_app(
-    registry: CollectorRegistry, scraper: ScrapeCollector, telemetry_path: str = "/metrics"
+    registry: CollectorRegistry,
+    scraper: ScrapeCollector,
+    telemetry_path: str = "/metrics",
+    diagnose: WSGIApp | None = None,
 ) -> WSGIApp:
+    """The routes; `diagnose` answers at DIAGNOSE_PATH (with --web.enable-diagnose; else 404 there)."""
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -109,6 +114,8 @@ def make_app(
             body = _landing_page(scraper, telemetry_path)
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [body]
+        if path == DIAGNOSE_PATH and diagnose is not None:
+            return diagnose(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found; metrics are at " + telemetry_path.encode() + b"\n"]
 

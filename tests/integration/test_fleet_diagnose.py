@@ -1,0 +1,185 @@
+"""`diagnose ADDRESS --fleet=PROMETHEUS_URL` against a real Prometheus scraping two real exporters.
+
+Two fixture hosts (rootfs and procfs trees: an sshd linked with libwrap listening on each): host A's
+hosts.deny has `sshd: 198.51.100.7`, host B lets every address in. Each runs the installed command with
+--web.enable-diagnose on its own loopback port; Prometheus scrapes both under job ssh-access-exporter,
+labelled instance="host-a.example:9822" and "host-b.example:9822" (not the scrape URLs: the answer must
+name hosts as Prometheus does), and itself under another job that the fleet must leave alone. Then
+exporter B is stopped: still an active target, it is listed as not asked, and with nothing blocking the
+exit is 3.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.builders import elf
+from tests.integration.harness import Exporter, _stop, require_root_and
+from tests.integration.services import Prometheus, eventually
+from tests.net import free_port, wait_for_port
+from tests.procfs_tree import add_binary, add_process, make_procfs, set_children
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDRESS = "198.51.100.7"
+JOB = "ssh-access-exporter"
+# Layers the fixture hosts do not have (the firewall would be the test machine's own).
+OFFLINE = [
+    "--no-collector.firewall",
+    "--no-collector.sshguard",
+    "--no-collector.crowdsec",
+    "--no-collector.authlog",
+]
+
+
+def fixture_host(root: Path, deny: str) -> list[str]:
+    """A host tree: hosts.deny, and a listening sshd (linked with libwrap, so hosts.deny applies)."""
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hosts.deny").write_text(deny)
+    procfs = make_procfs(root / "proc")
+    binary = add_binary(root)
+    binary.write_bytes(elf(["libwrap.so.0", "libc.so.6"]))
+    add_process(procfs, 900, 1, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", exe=binary)
+    set_children(procfs, 900, [])
+    return [f"--path.rootfs={root}", f"--path.procfs={procfs}", *OFFLINE]
+
+
+class FleetPrometheus(Prometheus):
+    """Prometheus scraping `targets` (instance label -> port) under JOB, and itself under job prometheus."""
+
+    def __init__(self, directory: Path, targets: dict[str, int]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": JOB,
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{port}"], "labels": {"instance": instance}}
+                        for instance, port in targets.items()
+                    ],
+                },
+                {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]},
+            ],
+        }
+        self.config = directory / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.log = (directory / "prometheus.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                str(shutil.which("prometheus")),
+                f"--config.file={self.config}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--storage.tsdb.path={directory / 'data'}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, timeout=30)
+        eventually(self.ready, what="prometheus /-/ready")
+
+
+@dataclass
+class Fleet:
+    deny: Exporter
+    allow: Exporter
+    prometheus: FleetPrometheus
+
+    def diagnose(self, *flags: str) -> subprocess.CompletedProcess[str]:
+        url = f"http://127.0.0.1:{self.prometheus.port}"
+        command = [sys.executable, "-m", "exporter", "diagnose", ADDRESS, f"--fleet={url}", *flags]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    require_root_and("prometheus")
+    base = tmp_path_factory.mktemp("fleet")
+    host_a = fixture_host(base / "host-a", f"sshd: {ADDRESS}\n")
+    host_b = fixture_host(base / "host-b", "# nobody is denied here\n")
+    with (
+        Exporter("--web.enable-diagnose", *host_a) as deny,
+        Exporter("--web.enable-diagnose", *host_b) as allow,
+    ):
+        prometheus = FleetPrometheus(
+            base / "prometheus", {"host-a.example:9822": deny.port, "host-b.example:9822": allow.port}
+        )
+        try:
+            eventually(lambda: _all_up(prometheus), what="both exporters scraped")
+            yield Fleet(deny, allow, prometheus)
+        finally:
+            prometheus.stop()
+
+
+def _all_up(prometheus: Prometheus) -> bool:
+    active = prometheus.api("targets", state="active")["activeTargets"]
+    return len(active) == 3 and all(target["health"] == "up" for target in active)
+
+
+def test_the_host_that_denies_is_named_with_its_layer_and_remedy(fleet: Fleet) -> None:
+    run = fleet.diagnose()
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"{ADDRESS}: KEPT OUT by 1 of 2 host(s)"
+    assert lines[1].startswith("  kept out   host-a.example:9822: tcp_wrappers (/etc/hosts.deny:1: sshd: ")
+    assert "to do: " in lines[1] and "/etc/hosts.deny" in lines[1].split("to do: ", 1)[1]
+    assert lines[2:] == ["  gets in    host-b.example:9822"]
+
+
+def test_json_names_hosts_by_their_instance_label(fleet: Fleet) -> None:
+    run = fleet.diagnose("--json")
+    assert run.returncode == 1, run.stderr
+    answer = json.loads(run.stdout)
+    assert list(answer) == ["address", "blocked", "hosts", "unreachable"]
+    assert (answer["address"], answer["blocked"], answer["unreachable"]) == (ADDRESS, True, [])
+    hosts = {host["instance"]: host for host in answer["hosts"]}
+    assert set(hosts) == {"host-a.example:9822", "host-b.example:9822"}  # not the prometheus job
+    for host in answer["hosts"]:
+        assert list(host) == ["instance", "blocked", "layers", "host"]
+    denying = hosts["host-a.example:9822"]
+    assert denying["blocked"] is True and denying["host"]["outcome"] == "kept_out"
+    (wrappers,) = [layer for layer in denying["layers"] if layer["verdict"] == "deny"]
+    assert wrappers["layer"] == "tcp_wrappers"
+    assert wrappers["evidence"] == [f"/etc/hosts.deny:1: sshd: {ADDRESS}"] and wrappers["remedy"]
+    letting = hosts["host-b.example:9822"]
+    assert letting["blocked"] is False and letting["host"]["outcome"] == "gets_in"
+
+
+def test_a_stopped_exporter_is_listed_as_not_asked(fleet: Fleet) -> None:
+    _stop(fleet.deny.proc)
+    run = fleet.diagnose("--json")
+    answer = json.loads(run.stdout)
+    assert run.returncode == 3, run.stderr  # nothing seen blocks it, but host A could not be asked
+    assert answer["blocked"] is False
+    assert [host["instance"] for host in answer["hosts"]] == ["host-b.example:9822"]
+    (unreachable,) = answer["unreachable"]
+    assert unreachable["instance"] == "host-a.example:9822" and "refused" in unreachable["error"].lower()
+    text = fleet.diagnose()
+    assert text.returncode == 3
+    assert text.stdout.splitlines()[1:] == [
+        "  gets in    host-b.example:9822",
+        f"  not asked  host-a.example:9822: {unreachable['error']}",
+    ]
+
+
+def test_prometheus_unreachable_is_an_error(fleet: Fleet) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "exporter",
+        "diagnose",
+        ADDRESS,
+        f"--fleet=http://127.0.0.1:{free_port()}",
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    assert run.returncode == 2 and run.stdout == ""
+    assert "cannot list the targets of Prometheus" in run.stderr
