@@ -23,7 +23,24 @@ def _diagnose(argv: Sequence[str]) -> int:
     return main(argv)
 
 
-SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"replay": _replay, "diagnose": _diagnose}
+def _check(argv: Sequence[str]) -> int:
+    from exporter.check import main  # noqa: PLC0415 (as above)
+
+    return main(argv)
+
+
+def _textfile(argv: Sequence[str]) -> int:
+    from exporter.textfile import main  # noqa: PLC0415 (as above)
+
+    return main(argv)
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "replay": _replay,
+    "diagnose": _diagnose,
+    "check": _check,
+    "textfile": _textfile,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,8 @@ declared here only, and `Options.from_namespace` turns the parsed namespace into
 one per source, with the host paths and the config file validated. Nothing else reads a flag name: the
 collectors and `diagnose` take these options, and the sources (exporter/sources/) never see a flag.
 A flag is tagged with the views it changes (`add_host_flags(parser, collectors, view=...)`): `diagnose`
-neither shows nor accepts the auth log follower's flags, whose defaults it reads instead.
+neither shows nor accepts the auth log follower's flags, whose defaults it reads instead; `check` takes
+every collector switch but, like diagnose, neither the log flags nor the follower's (it writes no state).
 
 Defaults live where the source defines them (`DEFAULT_SOCKET`, `WORK_DIR`, ...) or, when the source has
 none, as the dataclass field's default; the flags refer to them. The flag names, defaults, choices and
@@ -42,8 +43,10 @@ LOG_FORMATS = ("logfmt", "json")
 # others (nor shown in their --help): they get its default, so Options reads every flag in every view.
 SERVE = "serve"
 DIAGNOSE = "diagnose"
-ALL_VIEWS = frozenset({SERVE, DIAGNOSE})
+CHECK = "check"  # `check`: what each collector makes of the host; it keeps no state and no log
+ALL_VIEWS = frozenset({SERVE, DIAGNOSE, CHECK})
 SERVER_ONLY = frozenset({SERVE})  # how the follower reads and what it exports, not what a layer decides
+COLLECTING = frozenset({SERVE, CHECK})  # views that run the collectors, so may switch any of them off
 # Collectors that are no layer diagnose may leave out: it always reads sshd, and it has no watchlist.
 NOT_LAYERS = frozenset({"sshd", "watchlist"})
 
@@ -294,7 +297,7 @@ def add_host_flags(
     """Flags shared by every view that reads the host: paths, config file, logging, collectors.
 
     `collectors` are the registered ones (exporter.registry.registrations()): each gets its switch, with
-    its default, and then its own flags. `view` (SERVE, DIAGNOSE) keeps the flags tagged for it: the
+    its default, and then its own flags. `view` (SERVE, DIAGNOSE, CHECK) keeps the flags tagged for it: the
     others are not accepted and keep their default, so --help lists only what changes that view."""
     rootfs, procfs = str(HostPaths.rootfs), str(HostPaths.procfs)
     shared = _Flags(parser, parser.add_argument_group("host"), view)
@@ -325,7 +328,7 @@ def add_host_flags(
     for switch in collectors:
         flags.add(
             f"--collector.{switch.name}",
-            views=SERVER_ONLY if switch.name in NOT_LAYERS else ALL_VIEWS,
+            views=COLLECTING if switch.name in NOT_LAYERS else ALL_VIEWS,
             action=argparse.BooleanOptionalAction,
             default=switch.enabled,
             help=f"{switch.help} (default: {'enabled' if switch.enabled else 'disabled'})",
