@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules e2e-update
+.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules e2e-update deb
 
 # The auth-log sources too: setup.py compiles some of them with mypyc, so an edit needs a rebuild.
 $(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py exporter/sources/authlog/*/*.py)
@@ -55,6 +55,10 @@ rules: dev
 ## make e2e-update: write tests/e2e/expected.prom from a golden scrape of the fixture host (root; commit both)
 e2e-update: dev
 	$(BIN)/python -m tests.e2e.update
+
+## make deb: build dist/ssh-access-exporter_VERSION_ARCH.deb with dh-virtualenv (Debian 12; installs its build deps as root)
+deb:
+	./debian/build-deb.sh dist
 
 bench: system-deps dev
 	$(BIN)/python -m benchmarks
