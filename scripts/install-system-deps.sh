@@ -10,7 +10,7 @@ PACKAGES=(
     rsyslog logrotate systemd-journal-remote libsystemd-dev pkg-config
     prometheus prometheus-alertmanager prometheus-node-exporter
     procps openssl curl
-    dh-virtualenv debhelper dpkg-dev lintian mmdebstrap
+    dh-virtualenv debhelper dpkg-dev lintian
     chromium chromium-driver
     podman buildah runc mmdebstrap uidmap fuse-overlayfs slirp4netns
 )
