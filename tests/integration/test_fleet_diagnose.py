@@ -7,6 +7,10 @@ labelled instance="host-a.example:9822" and "host-b.example:9822" (not the scrap
 name hosts as Prometheus does), and itself under another job that the fleet must leave alone. Then
 exporter B is stopped: still an active target, it is listed as not asked, and with nothing blocking the
 exit is 3.
+
+Last, an exporter behind TLS and basic auth (its --web.config.file), scraped over https: the fleet asks
+it at the scrape URL's scheme with --fleet.ca-file and the basic auth flags, and without them it is
+listed as not asked with the HTTP status that says why.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,6 +30,7 @@ import yaml
 from tests.builders import elf
 from tests.integration.harness import Exporter, _stop, require_root_and
 from tests.integration.services import Prometheus, eventually
+from tests.integration.test_web_tls import HASH, PASSWORD, make_pki
 from tests.net import free_port, wait_for_port
 from tests.procfs_tree import add_binary, add_process, make_procfs, set_children
 
@@ -55,7 +61,8 @@ def fixture_host(root: Path, deny: str) -> list[str]:
 class FleetPrometheus(Prometheus):
     """Prometheus scraping `targets` (instance label -> port) under JOB, and itself under job prometheus."""
 
-    def __init__(self, directory: Path, targets: dict[str, int]) -> None:
+    def __init__(self, directory: Path, targets: dict[str, int], **scrape: Any) -> None:
+        """`scrape`: more settings of the job's scrape config (scheme, tls_config, basic_auth)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = {
@@ -67,6 +74,7 @@ class FleetPrometheus(Prometheus):
                         {"targets": [f"127.0.0.1:{port}"], "labels": {"instance": instance}}
                         for instance, port in targets.items()
                     ],
+                    **scrape,
                 },
                 {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]},
             ],
@@ -120,9 +128,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             prometheus.stop()
 
 
-def _all_up(prometheus: Prometheus) -> bool:
+def _all_up(prometheus: Prometheus, count: int = 3) -> bool:
     active = prometheus.api("targets", state="active")["activeTargets"]
-    return len(active) == 3 and all(target["health"] == "up" for target in active)
+    return len(active) == count and all(target["health"] == "up" for target in active)
 
 
 def test_the_host_that_denies_is_named_with_its_layer_and_remedy(fleet: Fleet) -> None:
@@ -183,3 +191,44 @@ def test_prometheus_unreachable_is_an_error(fleet: Fleet) -> None:
     run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
     assert run.returncode == 2 and run.stdout == ""
     assert "cannot list the targets of Prometheus" in run.stderr
+
+
+def test_tls_and_basic_auth_as_the_scrape_has_them(tmp_path: Path) -> None:
+    require_root_and("prometheus", "openssl")
+    pki = make_pki(tmp_path / "pki")
+    web = pki.dir / "web.yml"
+    web.write_text(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        f"basic_auth_users:\n  prometheus: '{HASH}'\n"
+    )
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    host = fixture_host(tmp_path / "host", f"sshd: {ADDRESS}\n")
+    auth = {"username": "prometheus", "password_file": str(password)}
+    with Exporter(
+        "--web.enable-diagnose", f"--web.config.file={web}", *host, tls=pki.client_context()
+    ) as guarded:
+        prometheus = FleetPrometheus(
+            tmp_path / "prometheus",
+            {"bastion.example:9822": guarded.port},
+            scheme="https",
+            tls_config={"ca_file": str(pki.ca)},
+            basic_auth=auth,
+        )
+        try:
+            eventually(lambda: _all_up(prometheus, 2), what="the https exporter scraped")
+            fleet = Fleet(guarded, guarded, prometheus)
+            run = fleet.diagnose("--json", f"--fleet.ca-file={pki.ca}", "--fleet.basic-auth-user=prometheus",
+                                 f"--fleet.basic-auth-password-file={password}")  # fmt: skip
+            assert run.returncode == 1, run.stderr
+            (host_answer,) = json.loads(run.stdout)["hosts"]
+            assert host_answer["instance"] == "bastion.example:9822" and host_answer["blocked"] is True
+            run = fleet.diagnose("--json", f"--fleet.ca-file={pki.ca}")
+            assert run.returncode == 3
+            (unreachable,) = json.loads(run.stdout)["unreachable"]
+            assert unreachable["error"].startswith("HTTP 401")
+            run = fleet.diagnose("--json")  # the system's CAs do not know the test CA
+            assert run.returncode == 3
+            assert "CERTIFICATE_VERIFY_FAILED" in json.loads(run.stdout)["unreachable"][0]["error"]
+        finally:
+            prometheus.stop()
