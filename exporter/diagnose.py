@@ -257,7 +257,9 @@ def parser(collectors: Iterable[CollectorSwitch]) -> argparse.ArgumentParser:
         "causes that keep every client out. Exit 0: gets in (every layer read, none denies, sshd serves); "
         "1: kept out (a layer denies, or sshd is not running, MaxStartups is full, TCP wrappers deny "
         "everyone); 3: nothing read denies, but a layer could not be read (the first line says which "
-        "and why); 2: error.",
+        "and why); 2: error. With --fleet, every exporter Prometheus scrapes is asked instead: exit 1 "
+        "when a host keeps it out, 0 when none does, 3 when none does but a host could not be asked or "
+        "is not sure.",
         allow_abbrev=False,
     )
     result.add_argument("address", metavar="ADDRESS", help="an IPv4/IPv6 address or CIDR network")

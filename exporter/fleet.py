@@ -123,7 +123,10 @@ class Client:
 
     def __init__(self, options: FleetOptions) -> None:
         self.timeout = options.timeout
-        self.tls = ssl.create_default_context(cafile=options.ca_file) if options.ca_file else None
+        try:
+            self.tls = ssl.create_default_context(cafile=options.ca_file) if options.ca_file else None
+        except (OSError, ssl.SSLError) as exc:
+            raise FleetError(f"--fleet.ca-file: {exc}") from None
         self.authorization = _authorization(options)
         handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _NoRedirect()]
         if self.tls is not None:

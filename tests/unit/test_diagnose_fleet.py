@@ -152,6 +152,10 @@ def test_credentials_go_to_the_exporters_only(
     assert "authorization" not in prom.requests[0][1]
     code, _, err = _run(capsys, f"--fleet={prom.url}", flags[0])
     assert code == 2 and "go together" in err
+    code, _, err = _run(capsys, f"--fleet={prom.url}", f"--fleet.ca-file={tmp_path / 'missing.pem'}")
+    assert code == 2 and "--fleet.ca-file" in err
+    code, _, err = _run(capsys, "--fleet=prometheus.example:9090")  # no scheme
+    assert code == 2 and "cannot list the targets of Prometheus" in err
 
 
 def test_hosts_that_cannot_be_asked_are_listed_and_make_the_answer_not_sure(
