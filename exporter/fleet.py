@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import http.client
 import json
 import ssl
 import sys
@@ -171,21 +172,27 @@ def targets(client: Client, prometheus: str, job: str) -> list[Target]:
             for t in answer["data"]["activeTargets"]
             if t.get("labels", {}).get("job") == job
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except FAILURES as exc:
         raise FleetError(f"cannot list the targets of Prometheus at {prometheus}: {_reason(exc)}") from None
     if not found:
         raise FleetError(f"Prometheus at {prometheus} has no active target of job {job!r}")
     return sorted(found, key=lambda t: (t.instance, t.scrape_url))
 
 
-def _reason(exc: BaseException) -> str:
+# Why an exporter's /diagnose answers with these statuses, when its body does not say.
+EXPORTER_HINTS = {
+    401: "unauthorized (--fleet.basic-auth-user, --fleet.basic-auth-password-file)",
+    404: "no /diagnose (is the exporter started with --web.enable-diagnose?)",
+    503: "busy: another diagnosis is running (Retry-After)",
+}
+# What one request may raise: the network, TLS, HTTP framing, a body that is not the JSON expected.
+FAILURES = (OSError, http.client.HTTPException, ValueError, KeyError, TypeError, AttributeError)
+
+
+def _reason(exc: BaseException, hints: dict[int, str] | None = None) -> str:
     """What went wrong, in the words an operator acts on."""
     if isinstance(exc, urllib.error.HTTPError):
-        hints = {
-            401: "unauthorized (--fleet.basic-auth-user, --fleet.basic-auth-password-file)",
-            404: "no /diagnose (is the exporter started with --web.enable-diagnose?)",
-            503: "busy: another diagnosis is running (Retry-After)",
-        }
+        hints = hints or {}
         detail = ""
         with contextlib.suppress(OSError, ValueError, AttributeError):  # an error body is optional
             detail = str(json.loads(exc.read(MAX_BODY)).get("error", ""))
@@ -222,8 +229,8 @@ def fleet_diagnosis(address: str, options: FleetOptions) -> dict[str, Any]:
     def one(target: Target) -> tuple[Target, dict[str, Any] | None, str]:
         try:
             return target, ask(client, target, address), ""
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            return target, None, _reason(exc)
+        except FAILURES as exc:
+            return target, None, _reason(exc, EXPORTER_HINTS)
 
     with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(found))) as pool:
         for target, host, error in pool.map(one, found):

@@ -4,7 +4,9 @@ with which credentials, and the exit code of every mix of answers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -229,3 +231,23 @@ def test_no_target_of_the_job_or_a_bad_address_is_an_error(
     code = main(["diagnose", "not-an-address", f"--fleet={prom.url}"])
     assert code == 2 and "is not an address or network" in capsys.readouterr().err
     assert len(prom.requests) == 1  # the bad address asked no one
+
+
+def test_an_answer_that_is_not_http_lists_the_host_as_not_asked(
+    stubs: list[Stub], capsys: pytest.CaptureFixture[str]
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def babble() -> None:
+        with listener, contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")  # an sshd port given as the scrape target
+
+    threading.Thread(target=babble, daemon=True).start()
+    prom = prometheus([("ssh-access-exporter", "a", f"http://127.0.0.1:{port}/metrics")])
+    stubs.append(prom)
+    code, out, _ = _run(capsys, f"--fleet={prom.url}", "--json")
+    assert code == 3 and json.loads(out)["unreachable"][0]["instance"] == "a"
