@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from exporter.__main__ import SUBCOMMANDS, main
 from exporter.check import ABSENT, DISABLED, FAILS, WORKS, Finding, classify, exit_code, render
 from exporter.collectors.families.bans import BanCollector
 from exporter.config import FileConfig
-from exporter.options import Options
+from exporter.options import CHECK, DIAGNOSE, Options, add_host_flags
 from exporter.registry import registrations
 from exporter.scrape import CollectorStatus
 from exporter.sources.host.paths import HostPaths
@@ -243,3 +244,13 @@ def test_lines_are_aligned_and_exit_1_only_for_fails() -> None:
     )
     assert exit_code(findings) == 0
     assert exit_code([*findings, Finding("firewall", FAILS, "x")]) == 1
+
+
+def test_check_takes_diagnoses_host_flags_and_every_collector_switch() -> None:
+    def flags(view: str) -> set[str]:
+        parser = argparse.ArgumentParser()
+        add_host_flags(parser, registrations(), view=view)
+        return {option for action in parser._actions for option in action.option_strings} - {"-h", "--help"}
+
+    extra = {f"--{no}collector.{name}" for name in ("sshd", "watchlist") for no in ("", "no-")}
+    assert flags(CHECK) == flags(DIAGNOSE) | extra
