@@ -501,8 +501,9 @@ def test_source_up_with_one_of_two_files_missing(tmp_path: Path) -> None:
 
 def test_source_up_for_a_journal_that_is_not_there(tmp_path: Path) -> None:
     """No auth log file and no journal under the rootfs (Debian 12 without rsyslog, journald not
-    running): the journal is the source, and it is down."""
+    running: systemd's /run is there, journald's socket is not): the journal is the source, and down."""
     (tmp_path / "var/log").mkdir(parents=True)
+    (tmp_path / "run/systemd").mkdir(parents=True)
     with Exporter(f"--path.rootfs={tmp_path}", *other_collectors_off()) as exporter:
         reason = (
             "SourceUnavailableError: no auth log source: /var/log/auth.log and /var/log/secure absent, "
