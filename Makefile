@@ -64,4 +64,4 @@ bench: system-deps dev
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.so exporter/sources/authlog/*.so
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.so exporter/sources/authlog/*.so exporter/sources/authlog/*/*.so
