@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 import yaml
 
 from tests.builders import elf
 from tests.integration.harness import Exporter, _stop, require_root_and
 from tests.integration.services import Prometheus, eventually
-from tests.integration.test_web_tls import HASH, PASSWORD, make_pki
 from tests.net import free_port, wait_for_port
 from tests.procfs_tree import add_binary, add_process, make_procfs, set_children
 
@@ -193,37 +194,52 @@ def test_prometheus_unreachable_is_an_error(fleet: Fleet) -> None:
     assert "cannot list the targets of Prometheus" in run.stderr
 
 
+PASSWORD = "correct horse"
+
+
+def self_signed(directory: Path) -> Path:
+    """server.crt (for 127.0.0.1, its own CA) and server.key in `directory`."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "server.key", "-out", "server.crt", "-days", "2", "-subj", "/CN=exporter",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        cwd=directory, check=True, capture_output=True,
+    )  # fmt: skip
+    return directory / "server.crt"
+
+
 def test_tls_and_basic_auth_as_the_scrape_has_them(tmp_path: Path) -> None:
     require_root_and("prometheus", "openssl")
-    pki = make_pki(tmp_path / "pki")
-    web = pki.dir / "web.yml"
+    ca = self_signed(tmp_path)
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     web.write_text(
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-        f"basic_auth_users:\n  prometheus: '{HASH}'\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
     )
     password = tmp_path / "password"
     password.write_text(PASSWORD + "\n")
     host = fixture_host(tmp_path / "host", f"sshd: {ADDRESS}\n")
     auth = {"username": "prometheus", "password_file": str(password)}
     with Exporter(
-        "--web.enable-diagnose", f"--web.config.file={web}", *host, tls=pki.client_context()
+        "--web.enable-diagnose", f"--web.config.file={web}", *host, tls=ssl.create_default_context(cafile=ca)
     ) as guarded:
         prometheus = FleetPrometheus(
             tmp_path / "prometheus",
             {"bastion.example:9822": guarded.port},
             scheme="https",
-            tls_config={"ca_file": str(pki.ca)},
+            tls_config={"ca_file": str(ca)},
             basic_auth=auth,
         )
         try:
             eventually(lambda: _all_up(prometheus, 2), what="the https exporter scraped")
             fleet = Fleet(guarded, guarded, prometheus)
-            run = fleet.diagnose("--json", f"--fleet.ca-file={pki.ca}", "--fleet.basic-auth-user=prometheus",
+            run = fleet.diagnose("--json", f"--fleet.ca-file={ca}", "--fleet.basic-auth-user=prometheus",
                                  f"--fleet.basic-auth-password-file={password}")  # fmt: skip
             assert run.returncode == 1, run.stderr
             (host_answer,) = json.loads(run.stdout)["hosts"]
             assert host_answer["instance"] == "bastion.example:9822" and host_answer["blocked"] is True
-            run = fleet.diagnose("--json", f"--fleet.ca-file={pki.ca}")
+            run = fleet.diagnose("--json", f"--fleet.ca-file={ca}")
             assert run.returncode == 3
             (unreachable,) = json.loads(run.stdout)["unreachable"]
             assert unreachable["error"].startswith("HTTP 401")
