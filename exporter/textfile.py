@@ -35,9 +35,7 @@ import contextlib
 import errno
 import fcntl
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -54,6 +52,7 @@ from exporter.logsetup import setup_logging
 from exporter.options import SERVE, CollectorSwitch, LogOptions, Options, add_host_flags
 from exporter.registry import registrations
 from exporter.sources.authlog.follow import LogFollower
+from exporter.sources.host.files import write_file
 
 STATE_DIR = "/var/lib/ssh-access-exporter"
 TOTALS = "textfile-totals.json"
@@ -69,29 +68,6 @@ Key = tuple[str, tuple[tuple[str, str], ...]]  # sample name, sorted labels
 
 class TextfileError(Exception):
     """The run could not keep its state or write its output: exit 1 with this message."""
-
-
-def write_file(path: Path, data: bytes, mode: int) -> None:
-    """`data` at `path`, atomically: a temporary file in the same directory (named .NAME.*.tmp), synced
-    and given `mode`, renamed over `path`; the directory synced. On an error the old file stays."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), mode)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    with contextlib.suppress(OSError):
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 class Totals:

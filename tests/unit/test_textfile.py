@@ -16,7 +16,8 @@ from prometheus_client.metrics_core import CounterMetricFamily
 import exporter.textfile
 from exporter.__main__ import main
 from exporter.registry import registrations
-from exporter.textfile import LOCK, STATE_DIR, TOTALS, TextfileError, Totals, write_file
+from exporter.sources.host.files import write_file
+from exporter.textfile import LOCK, STATE_DIR, TOTALS, TextfileError, Totals
 from tests.e2e import fixture
 from tests.exposition import Samples, samples, value
 
@@ -150,7 +151,7 @@ def test_a_failed_write_keeps_the_old_file_and_exits_1(
 ) -> None:
     host.run()
     before = host.output.read_bytes()
-    original = exporter.textfile.write_file
+    original = write_file
 
     def full(path: Path, data: bytes, mode: int) -> None:
         if path == host.output:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.sources.authlog.records import MAX_MESSAGE_CHARS, SyslogRecord
-from exporter.sources.authlog.tail import write_atomic
+from exporter.sources.host.files import write_file
 from exporter.sources.host.paths import HostPaths
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class JournalReader:
             return
         data = json.dumps({"version": _STATE_VERSION, "cursor": self._cursor}).encode()
         try:
-            write_atomic(self._state_file, data)
+            write_file(self._state_file, data)
         except OSError as exc:
             self._error("state", f"cannot write state file {self._state_file}: {exc}")
             return

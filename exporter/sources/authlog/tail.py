@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from exporter.sources.host.files import open_regular_file
+from exporter.sources.host.files import open_regular_file, write_file
 from exporter.sources.host.paths import HostPaths
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class FileTailer:
             "fingerprint": fp.hex() if fp is not None else "",
         }
         try:
-            write_atomic(self._state_file, json.dumps(state).encode())
+            write_file(self._state_file, json.dumps(state).encode())
             self._last_state_write = now
         except OSError as exc:
             self._error("state", f"cannot write state file {self._state_file}: {exc}")
@@ -572,24 +572,6 @@ class FileTailer:
         return asdict(self.health)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write-then-rename so a crash leaves either the old or the new state, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
 __all__ = [
     "AUTH_LOG_CANDIDATES",
     "FileTailer",
@@ -597,5 +579,4 @@ __all__ = [
     "candidate_log_files",
     "configured_log_files",
     "default_log_files",
-    "write_atomic",
 ]

@@ -9,9 +9,11 @@ resolved inside --path.rootfs (`HostPaths.open`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from exporter.sources.host.paths import HostPaths
@@ -53,3 +55,27 @@ def read_regular_file(path: Path, max_bytes: int = MAX_BYTES, *, paths: HostPath
 def read_regular_text(path: Path, max_bytes: int = MAX_BYTES, *, paths: HostPaths | None = None) -> str:
     """The same, decoded as UTF-8 with invalid bytes replaced."""
     return read_regular_file(path, max_bytes, paths=paths).decode("utf-8", "replace")
+
+
+def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """`data` at `path`, atomically: a temporary file in the same directory (named .NAME.*.tmp), synced
+    and given `mode`, renamed over `path`; the directory synced. On an error the old file stays, and a
+    crash leaves either the old or the new content, never half of one (read positions, textfile output)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), mode)
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
