@@ -99,3 +99,28 @@ def make_db(
             conn.executemany("INSERT INTO bans(jail, ip, timeofban) VALUES (?, ?, ?)", rows)
     conn.close()
     return path
+
+
+# Layers a fixture host made by wrapped_sshd_host does not have (the firewall would be the test machine's
+# own, the others would look for daemons).
+OFFLINE_LAYERS = (
+    "--no-collector.firewall",
+    "--no-collector.sshguard",
+    "--no-collector.crowdsec",
+    "--no-collector.authlog",
+)
+
+
+def wrapped_sshd_host(root: Path, deny: str) -> list[str]:
+    """A host tree under `root`: hosts.deny holding `deny`, and a listening sshd linked with libwrap (so
+    hosts.deny applies to it); returns the exporter's flags for it (rootfs, procfs, OFFLINE_LAYERS)."""
+    from tests.procfs_tree import add_binary, add_process, make_procfs, set_children  # noqa: PLC0415
+
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hosts.deny").write_text(deny)
+    procfs = make_procfs(root / "proc")
+    binary = add_binary(root)
+    binary.write_bytes(elf(["libwrap.so.0", "libc.so.6"]))
+    add_process(procfs, 900, 1, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", exe=binary)
+    set_children(procfs, 900, [])
+    return [f"--path.rootfs={root}", f"--path.procfs={procfs}", *OFFLINE_LAYERS]

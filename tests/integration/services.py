@@ -69,9 +69,14 @@ class Prometheus:
         if labels:
             target["labels"] = labels
         job["static_configs"] = [target]
+        self.port = free_port()
+        self.start(directory, config)
+
+    def start(self, directory: Path, config: dict[str, Any]) -> None:
+        """Run prometheus on 127.0.0.1:self.port with `config` until it is ready (subclasses build their
+        own config, then call this)."""
         self.config = directory / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config))
-        self.port = free_port()
         self.log = (directory / "prometheus.log").open("w")
         self.proc = subprocess.Popen(
             [

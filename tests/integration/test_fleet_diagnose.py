@@ -16,7 +16,6 @@ listed as not asked with the HTTP status that says why.
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
 import subprocess
 import sys
@@ -27,36 +26,15 @@ from typing import Any
 
 import bcrypt
 import pytest
-import yaml
 
-from tests.builders import elf
+from tests.builders import wrapped_sshd_host
 from tests.integration.harness import Exporter, _stop, require_root_and
 from tests.integration.services import Prometheus, eventually
-from tests.net import free_port, wait_for_port
-from tests.procfs_tree import add_binary, add_process, make_procfs, set_children
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "198.51.100.7"
 JOB = "ssh-access-exporter"
-# Layers the fixture hosts do not have (the firewall would be the test machine's own).
-OFFLINE = [
-    "--no-collector.firewall",
-    "--no-collector.sshguard",
-    "--no-collector.crowdsec",
-    "--no-collector.authlog",
-]
-
-
-def fixture_host(root: Path, deny: str) -> list[str]:
-    """A host tree: hosts.deny, and a listening sshd (linked with libwrap, so hosts.deny applies)."""
-    (root / "etc").mkdir(parents=True)
-    (root / "etc/hosts.deny").write_text(deny)
-    procfs = make_procfs(root / "proc")
-    binary = add_binary(root)
-    binary.write_bytes(elf(["libwrap.so.0", "libc.so.6"]))
-    add_process(procfs, 900, 1, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", exe=binary)
-    set_children(procfs, 900, [])
-    return [f"--path.rootfs={root}", f"--path.procfs={procfs}", *OFFLINE]
 
 
 class FleetPrometheus(Prometheus):
@@ -80,21 +58,7 @@ class FleetPrometheus(Prometheus):
                 {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]},
             ],
         }
-        self.config = directory / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.log = (directory / "prometheus.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                str(shutil.which("prometheus")),
-                f"--config.file={self.config}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--storage.tsdb.path={directory / 'data'}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, timeout=30)
-        eventually(self.ready, what="prometheus /-/ready")
+        self.start(directory, config)
 
 
 @dataclass
@@ -113,8 +77,8 @@ class Fleet:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     require_root_and("prometheus")
     base = tmp_path_factory.mktemp("fleet")
-    host_a = fixture_host(base / "host-a", f"sshd: {ADDRESS}\n")
-    host_b = fixture_host(base / "host-b", "# nobody is denied here\n")
+    host_a = wrapped_sshd_host(base / "host-a", f"sshd: {ADDRESS}\n")
+    host_b = wrapped_sshd_host(base / "host-b", "# nobody is denied here\n")
     with (
         Exporter("--web.enable-diagnose", *host_a) as deny,
         Exporter("--web.enable-diagnose", *host_b) as allow,
@@ -219,7 +183,7 @@ def test_tls_and_basic_auth_as_the_scrape_has_them(tmp_path: Path) -> None:
     )
     password = tmp_path / "password"
     password.write_text(PASSWORD + "\n")
-    host = fixture_host(tmp_path / "host", f"sshd: {ADDRESS}\n")
+    host = wrapped_sshd_host(tmp_path / "host", f"sshd: {ADDRESS}\n")
     auth = {"username": "prometheus", "password_file": str(password)}
     with Exporter(
         "--web.enable-diagnose", f"--web.config.file={web}", *host, tls=ssl.create_default_context(cafile=ca)

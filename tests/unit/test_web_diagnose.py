@@ -25,15 +25,7 @@ from exporter.web.diagnose import BusyError, DiagnoseApp, OneAtATime
 from exporter.web.middleware import WebConfigMiddleware
 from exporter.web.server import Limits, WSGIApp
 from exporter.web.settings import WebConfig
-from tests.builders import elf
-from tests.procfs_tree import add_binary, add_process, make_procfs, set_children
-
-OFFLINE = [
-    "--no-collector.firewall",
-    "--no-collector.sshguard",
-    "--no-collector.crowdsec",
-    "--no-collector.authlog",
-]
+from tests.builders import wrapped_sshd_host
 
 
 class _Diagnosis:
@@ -229,22 +221,10 @@ def test_basic_auth_of_the_web_config_guards_diagnose_too() -> None:
     assert _get(app, "address=192.0.2.7", right)[0] == "200 OK"
 
 
-def _tree(root: Path) -> list[str]:
-    """A fixture host: sshd (linked with libwrap) listening, hosts.deny denying 192.0.2.11."""
-    (root / "etc").mkdir(parents=True)
-    (root / "etc/hosts.deny").write_text("sshd: 192.0.2.11\n")
-    procfs = make_procfs(root / "proc")
-    binary = add_binary(root)
-    binary.write_bytes(elf(["libwrap.so.0", "libc.so.6"]))
-    add_process(procfs, 900, 1, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", exe=binary)
-    set_children(procfs, 900, [])
-    return [f"--path.rootfs={root}", f"--path.procfs={procfs}", *OFFLINE]
-
-
 def test_the_answer_is_diagnose_json_through_the_servers_context(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tree = _tree(tmp_path)
+    tree = wrapped_sshd_host(tmp_path, "sshd: 192.0.2.11\n")
     switches = registrations()
     context = Context(Options.from_namespace(serve_parser(switches).parse_args(tree), switches))
     try:
