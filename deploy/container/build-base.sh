@@ -24,9 +24,14 @@ fi
 mirror=()
 [ -n "$sources" ] && mirror=("$sources")
 suite=${SUITE:-bookworm}
-# mmdebstrap writes a tarball to stdout; podman import makes it a one-layer image.
+# mmdebstrap writes a tarball to stdout; podman import makes it a one-layer image. Like the official
+# slim images, dpkg leaves out documentation, manual pages and translations (copyright files stay), in
+# the base and in whatever a build installs on it later.
 mmdebstrap --quiet --variant=minbase --format=tar \
     --aptopt='Acquire::Retries "3"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
     --customize-hook='rm -f "$1"/var/cache/apt/*.bin' \
     "$suite" - "${mirror[@]}" |
     podman import --change 'CMD ["/bin/bash"]' --message "mmdebstrap --variant=minbase $suite" - "$image"

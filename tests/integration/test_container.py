@@ -1,10 +1,12 @@
 """The container image (deploy/container/Containerfile), built with podman and run as the README says.
 
 No registry is reachable here, so the Debian base is made from the package mirror with mmdebstrap
-(deploy/container/build-base.sh) and kept, one a day (`localhost/debian:bookworm-YYYYMMDD`); the image
-is kept as `localhost/ssh-access-exporter:test` (and its build stage as `...:test-build`), so podman's
-layer cache makes the next build warm: about a minute cold (plus half a minute for the base), seconds
-warm. Nothing else is left: the containers are removed by name, a replaced build by its image ID.
+(deploy/container/build-base.sh) and kept, one a day and per version of that script
+(`localhost/debian:bookworm-YYYYMMDD-HASH`); the image is kept as `localhost/ssh-access-exporter:test`
+(its build stage as `...:test-build`), so podman's layer cache makes the next build warm: about a
+minute and a half cold (plus half a minute for the base), seconds warm, a minute when the package's
+files changed (the mypyc compile). Nothing else is left: the containers are removed by name, a
+replaced build by its image ID.
 
 The container runs read-only with the host's / mounted read-only at /host, in the host's PID and
 network namespaces, listening on 127.0.0.1 only, and reads the real sshd harness.py starts on loopback.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -74,8 +77,10 @@ def _image_id(name: str) -> str | None:
 
 
 def _base_image() -> str:
-    """Today's base, made once a day; earlier days' are removed when a new one is made."""
-    tag = f"{BASE_REPO}:bookworm-{datetime.datetime.now(datetime.UTC):%Y%m%d}"
+    """Today's base, made once a day (and again when build-base.sh changes); earlier ones are removed
+    when a new one is made."""
+    script = hashlib.sha256(BUILD_BASE.read_bytes()).hexdigest()[:8]
+    tag = f"{BASE_REPO}:bookworm-{datetime.datetime.now(datetime.UTC):%Y%m%d}-{script}"
     if _image_id(tag) is None:
         made = subprocess.run(
             [str(BUILD_BASE), tag], capture_output=True, text=True, timeout=900, check=False
