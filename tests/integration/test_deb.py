@@ -16,7 +16,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,32 +53,20 @@ PACKAGE_INPUTS = (
 )
 
 
-def _tree_hash() -> str:
-    """The hash of the package's inputs as debian/build-deb.sh copies them (committed or not)."""
-    listed = _run(
-        [
-            "git",
-            "-C",
-            str(ROOT),
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-            "--",
-            *PACKAGE_INPUTS,
-        ]
-    )
+def _git_files(*paths: str) -> set[str]:
+    """The files under `paths` that git knows, committed or not (what debian/build-deb.sh copies)."""
+    argv = ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listed = _run([*argv, "--", *paths])
     assert listed.returncode == 0, listed.stderr
+    return {name for name in listed.stdout.split("\0") if name and os.path.lexists(ROOT / name)}
+
+
+def _tree_hash() -> str:
+    """The hash of the package's inputs as debian/build-deb.sh copies them."""
     digest = hashlib.sha256()
-    for name in sorted(set(listed.stdout.split("\0")) - {""}):
+    for name in sorted(_git_files(*PACKAGE_INPUTS)):
         path = ROOT / name
-        if path.is_symlink():
-            content = os.readlink(path).encode()
-        elif path.is_file():
-            content = path.read_bytes()
-        else:  # deleted in the work tree
-            continue
+        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
         digest.update(f"{name}\0{len(content)}\0".encode() + content)
     return digest.hexdigest()[:20]
 
@@ -266,3 +257,34 @@ def test_purge_leaves_nothing(debian_root: Path) -> None:
         "/var/lib/ssh-access-exporter",
     ):
         assert not os.path.lexists(debian_root / path.lstrip("/")), path
+
+
+def test_python_build_makes_an_sdist_that_builds_the_wheel(tmp_path: Path) -> None:
+    """`python -m build` builds the sdist, then the wheel from the sdist alone: what pip install needs is in
+    it (pure Python here for speed; the compiled modules are the same .py files), and nothing bulky."""
+    environment = {**os.environ, "SSH_ACCESS_EXPORTER_PURE_PYTHON": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    base = f"ssh_access_exporter-{VERSION}"
+    with tarfile.open(tmp_path / f"{base}.tar.gz") as sdist:
+        members = {name.removeprefix(f"{base}/") for name in sdist.getnames()}
+    needed = {"pyproject.toml", "setup.py", "README.md", "PKG-INFO", "exporter/__main__.py"}
+    needed |= {"deploy/systemd/ssh-access-exporter.service", "deploy/systemd/ssh-access-exporter.default"}
+    assert needed <= members
+    modules = {name for name in _git_files("exporter") if name.endswith(".py")}
+    assert modules <= members
+    assert not [name for name in members if name.startswith(("tests/", "docs/", "debian/", "grafana/"))]
+    assert not [name for name in members if name.endswith((".so", ".c"))]
+    assert (tmp_path / f"{base}.tar.gz").stat().st_size < 1_000_000
+    with zipfile.ZipFile(tmp_path / f"{base}-py3-none-any.whl") as wheel:
+        names = set(wheel.namelist())
+        entry_points = wheel.read(f"{base}.dist-info/entry_points.txt").decode()
+    assert modules <= names
+    assert "ssh-access-exporter = exporter.__main__:main" in entry_points
