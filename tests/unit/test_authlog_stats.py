@@ -109,7 +109,7 @@ def test_pid_carry_over() -> None:
         ("banner_error", None, 4002),
         ("auth_failed", "192.0.2.21", 4003),
         ("user_not_allowed", "192.0.2.21", 4003),
-        ("preauth_disconnect", "192.0.2.21", 4003),
+        ("max_auth_tries_exceeded", "192.0.2.21", 4003),  # before 6.8: `Disconnecting: Too many ... for bob`
         ("login_grace_timeout", "192.0.2.22", 4004),  # 9.8.0 swapped from/to: the pid's own address wins
     ]
 

@@ -42,6 +42,7 @@ from exporter.sources.authlog.rules import (
     penalty_in_force,
     penalty_reason,
     rate_limited_kind,
+    sshd_from,
     wrapper_client,
 )
 
@@ -90,8 +91,6 @@ _AUTH = re.compile(
     r"(?: ssh[12])?(?:: .*)?$",
     _S,
 )
-# Another reading of an _AUTH line: an earlier ` from ADDR ...: ` in the user name, the rest taken as info.
-_AUTH_OTHER_FROM = re.compile(r" from \S+(?: port \d+)?(?: ssh[12])?: ", _S)
 _INVALID_USER = re.compile(r"Invalid user (.*) from (\S+)(?: port \d+)?$", _S)
 _USER_HOST = re.compile(
     r"User (.*) from (\S+) not allowed because (?:not listed in AllowUsers|listed in DenyUsers|"
@@ -107,7 +106,7 @@ _MAX_AUTH = re.compile(
 )
 # `PAM: ... for (?:illegal user )?USER from HOST`, taken apart by _pam_sshd_parts: as one regex (`PAM: .* for
 # (.*) from (\S+)$`) two greedy runs made its work quadratic in the number of ` for ` a line holds.
-_PAM_FROM = re.compile(r" from (\S+)$", _S)
+_PAM_FROM = re.compile(r" from (\S+) *$", _S)  # pam_strerror's text may end with a space
 _PAM_MODULE = re.compile(
     r"pam_\w+\(sshd:auth\): (?:authentication failure|\d+ more authentication failures);.*? rhost=(\S*)"
     r"(?:\s+user=(.*?))?\s*$",  # pam_unix ends with a space when it names no user (invalid users)
@@ -115,7 +114,14 @@ _PAM_MODULE = re.compile(
 )
 # `[authenticating user X |invalid user X |user X ]ADDR port N`, anchored on the right (user first).
 _CONN_ID = re.compile(r"(?:(authenticating user|invalid user|user) (.*?) )?(\S+)(?: port \d+)?$", _S)
-_CONN_FROM = re.compile(r"Connection from (\S+) port \d+ on ", _S)
+_CONN_FROM = re.compile(r"Connection from (\S+) port \d+(?: on |$)", _S)  # before 5.x: no ` on LOCAL`
+_TOO_MANY = "Disconnecting: Too many authentication failures for "  # before 6.8; 6.8+ log `maximum ...` first
+_DISPATCH = re.compile(
+    r"ssh_dispatch_run_fatal: Connection from "
+    r"(?:(authenticating user|invalid user|user) (.*) )?(\S+) port \d+: ",
+    _S,
+)
+_READ_ERROR = re.compile(r"Read error from remote host (\S+?)(?: port \d+)?: ", _S)
 _DISCONNECTING = re.compile(
     r"Disconnecting (?:(authenticating user|invalid user|user) (.*) )?(\S+) port \d+: ", _S
 )
@@ -155,11 +161,15 @@ def _auth(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classif
     match = _AUTH.match(msg)
     if match is None:
         return None
-    verdict, method, _invalid, user, given = match.groups()
-    # The greedy user ends at the last ` from `; an earlier one followed by `: ` reads as well (the rest
-    # then being the info), and the two cannot be told apart: no address then.
-    other = _AUTH_OTHER_FROM.search(msg, match.start(4), match.end(4) + 1)
-    addr = None if other is not None else address(given)
+    verdict, method, _invalid, user, _given = match.groups()
+    # The user name and the EXTRA after `ssh2: ` are the client's: rules.sshd_from picks sshd's own
+    # ` from ADDR port N`, or none when the client wrote a second one that could be it.
+    start, end = sshd_from(msg, match.end(2) + 5, len(msg))
+    addr = None
+    if start >= 0:
+        addr = address(msg[start:end])
+        named = match.start(4) if match.start(4) <= start - 6 else match.end(2) + 5  # past `invalid user `
+        user = msg[named : start - 6]
     if verdict == "Failed":
         name = "auth_failed"
     elif verdict == "Accepted":
@@ -262,6 +272,8 @@ def _disconnecting(msg: str, record: SyslogRecord, preauth: bool, error: bool) -
     match = _DISCONNECTING.match(msg)
     if match is not None:
         return _disconnect_event(match[1], match[2], _disconnecting_address(match), record, preauth)
+    if msg.startswith(_TOO_MANY):  # before 6.8: MaxAuthTries reached; no address, the pid map gives it
+        return _event("max_auth_tries_exceeded", record, None, msg[len(_TOO_MANY) :])
     if msg.startswith("Disconnecting: ") and preauth:  # before 7.5: no address, the pid map gives it
         return _event("preauth_disconnect", record)
     return IGNORED if msg.startswith("Disconnecting") else None
@@ -274,6 +286,26 @@ def _disconnecting_address(match: re.Match[str]) -> str | None:
         return match[3]  # no user: the address follows `Disconnecting ` directly
     first = _ADDRESS_PORT.search(match.string, match.start(2))
     return match[3] if first is not None and first.start() == match.start(3) - 1 else None
+
+
+def _dispatch(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
+    """A protocol error (`ssh_dispatch_run_fatal: Connection from [KIND USER ]ADDR port N: REASON`): before a
+    login the client broke the protocol, a preauth_disconnect; before 7.x the line names no address."""
+    match = _DISPATCH.match(msg)
+    if match is not None:
+        return _disconnect_event(match[1], match[2], _disconnecting_address(match), record, preauth)
+    return _event("preauth_disconnect", record) if preauth else IGNORED
+
+
+def _read(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
+    """`fatal: Read from socket failed: REASON` (before 7.x: no address) and `Read error from remote host ADDR
+    port N: REASON`: the connection broke, a preauth_disconnect before a login."""
+    match = _READ_ERROR.match(msg)
+    if match is not None:
+        return _disconnect_event(None, None, match[1], record, preauth)
+    if msg.startswith("Read from socket failed: "):
+        return _event("preauth_disconnect", record) if preauth else IGNORED
+    return None
 
 
 def _received(msg: str, record: SyslogRecord, preauth: bool, error: bool) -> Classified | None:
@@ -414,6 +446,8 @@ _HANDLERS: dict[str, Handler] = {
     "Disconnecting": _disconnecting,
     "Disconnecting:": _disconnecting,
     "Received": _received,
+    "ssh_dispatch_run_fatal:": _dispatch,
+    "Read": _read,
     "Unable": _negotiate,
     "no": _no_matching,
     "banner": _banner,

@@ -1,11 +1,12 @@
 """Syslog framings -> SyslogRecord: the first step of the auth-log hot path.
 
-Four framings reach us from files (the journal gives records directly):
+Five framings reach us from files (the journal gives records directly):
 
     Nov 23 19:04:34 host sshd[6032]: msg                        traditional (day space- or zero-padded,
     Nov 23 19:04:34 sshd[6032]: msg                               host optional, fraction optional)
     2023-07-29T04:15:01.889064+02:00 host sshd[6032]: msg       RFC 3339 (Debian 12 rsyslog default)
     <38>1 2019-07-08T17:40:16.954167-04:00 host sshd 57915 - - msg   RFC 5424
+    Jun 25 23:53:34 [sshd] msg                                   metalog (Gentoo; no host, no pid)
     msg                                                          bare (`sshd -E`, pasted lines)
 
 One compiled regex per framing, chosen by a cheap look at the first characters. Converting a timestamp
@@ -45,12 +46,14 @@ _TRADITIONAL_STAMP = r"([A-Z][a-z]{2} +\d{1,2} \d\d:\d\d):(\d\d)(\.\d+)? +"
 
 _TRADITIONAL = re.compile(_TRADITIONAL_STAMP + _TAIL, re.DOTALL)
 _STAMP = re.compile(_TRADITIONAL_STAMP.removesuffix(" +"))
+# metalog writes `STAMP [ident] msg` (some versions `[ident]: msg`): the ident is in brackets, no pid.
+_METALOG = re.compile(_TRADITIONAL_STAMP + r"\[([^\s\[\]:]+)\]:? (.*)", re.DOTALL)
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d) +" + _TAIL, re.DOTALL)
 _RFC5424 = re.compile(
     r"<\d{1,3}>\d{1,2} "
     r"(?:-|(\d{4}-\d\d-\d\dT\d\d:\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)) "
     r"(\S+) (\S+) (\S+) \S+ "  # host, app-name, procid, msgid
-    r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+)"  # structured data
+    r'(?:-|(?:\[(?:[^\]\\"]|\\.|"(?:[^"\\]|\\.)*")*\])+)'  # structured data; a quoted value may hold `]`
     r"(?: (?:\ufeff)?(.*))?",
     re.DOTALL,
 )
@@ -171,7 +174,7 @@ class Framer:
         return records
 
     def _other(self, text: str) -> SyslogRecord | None:
-        """Everything but a traditional line: RFC 3339, RFC 5424, bare, or not a log line."""
+        """Everything but a traditional line: RFC 3339, RFC 5424, metalog, bare, or not a log line."""
         if not text:
             return None
         first = text[0]
@@ -190,6 +193,10 @@ class Framer:
             return self._rfc5424(text)
         elif first == "#" or text.isspace() or text.startswith("-- "):
             return None
+        elif text[:3] in _MONTHS and (match := _METALOG.match(text)) is not None:
+            minute, second, fraction, ident, message = match.groups()
+            when = self.minute_time(minute) + int(second) + (float(fraction) if fraction else 0.0)
+            return SyslogRecord(message[:MAX_MESSAGE_CHARS], ident, None, None, when)
         return SyslogRecord(text[:MAX_MESSAGE_CHARS])
 
     def _rfc5424(self, text: str) -> SyslogRecord | None:

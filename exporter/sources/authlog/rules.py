@@ -50,6 +50,56 @@ def address(token: str) -> str:
 # twice).
 
 
+def sshd_from(text: str, start: int, end: int) -> tuple[int, int]:
+    """(start, end) of the address in a login line's `USER from ADDR port N ssh2[: EXTRA]`, text[start:end]
+    being what follows `for `; (-1, -1) when no ` from ADDR port N` or more than one can be sshd's own.
+
+    Both sides of sshd's ` from ADDR port N` are the client's: the user name before it, and after `ssh2: `
+    sshd's EXTRA (hostbased's client user and host, ssh1's ruser). Either may hold ` from X port N` itself.
+    One can be sshd's own only where the rest of sshd's format follows it (the message ends, or ` ssh1` /
+    ` ssh2` and then the end or `: `, or `: `); when exactly one can, it is, since sshd's own always can.
+    When two can, the client wrote one of them and nothing tells which: no address, so no client can pick
+    the address blamed. Lines without ` port N` (releases before 3.x) end in ` from ADDR`.
+    ADDR is the run of characters up to the next space.
+    """
+    found_start = -1
+    found_end = -1
+    at = text.find(" from ", start, end)
+    while at >= 0:
+        addr = at + 6
+        space = text.find(" ", addr, end)
+        if space > addr and _sshd_tail(text, space, end):
+            if found_start >= 0:
+                return -1, -1  # two readings: the client wrote one
+            found_start, found_end = addr, space
+        at = text.find(" from ", at + 1, end)
+    if found_start >= 0:
+        return found_start, found_end
+    at = text.rfind(" from ", start, end)
+    if at >= 0 and at + 6 < end and text.find(" ", at + 6, end) < 0:
+        return at + 6, end  # no port: sshd's address ends the line
+    return -1, -1
+
+
+def _sshd_tail(text: str, at: int, end: int) -> bool:
+    """text[at:end] is ` port N`, then nothing, ` ssh1`/` ssh2` (then nothing or `: ...`), or `: ...`."""
+    if not text.startswith(" port ", at, end):
+        return False
+    digits = at + 6
+    pos = digits
+    while pos < end and "0" <= text[pos] <= "9":
+        pos += 1
+    if pos == digits:
+        return False
+    if pos == end:
+        return True
+    if text.startswith(" ssh1", pos, end) or text.startswith(" ssh2", pos, end):
+        pos += 5
+        if pos == end:
+            return True
+    return text.startswith(": ", pos, end)
+
+
 def pam_rhost(token: str) -> str | None:
     """A PAM module's `rhost=` value: empty when PAM had no remote host, which names no address."""
     return token or None
