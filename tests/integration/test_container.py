@@ -252,6 +252,7 @@ def test_image_scrapes_the_host_read_only(image: str, sshd: Sshd, tmp_path: Path
     # the host's sshd, read through /host and /host/proc: its config from the file parser (host binaries
     # are not executed in the container), its listener's title and its TCP connections
     assert value(found, "ssh_access_sshd_config_source", source="file") == 1
+    assert value(found, "ssh_access_sshd_config_valid") is None  # only `sshd -T` tells
     assert value(found, "ssh_access_sshd_maxstartups_start") == 3
     assert value(found, "ssh_access_sshd_listener_maxstartups_full", listener=listener) == 6
     tcp = "ssh_access_sshd_tcp_connections"
