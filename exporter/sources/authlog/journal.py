@@ -185,7 +185,7 @@ def parse_journal_json(line: str | bytes) -> tuple[SyslogRecord | None, str | No
     """
     try:
         entry = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: `[[[[...` deeper than the interpreter's stack
         return None, None
     if not isinstance(entry, dict):
         return None, None
