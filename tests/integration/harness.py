@@ -7,6 +7,7 @@ daemon is started without touching the host, and what its recipe relies on: docs
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ from tests.exposition import Samples, samples
 from tests.net import free_port, wait_for_port
 
 SSHD = "/usr/sbin/sshd"
+CLONE_NEWNET = 0x40000000
 
 
 def require_root_and(*binaries: str) -> None:
@@ -138,9 +140,12 @@ class Exporter:
         netns: NetNs | None = None,
         enter: Sequence[str] = (),
         wait: bool = True,
+        binds: Mapping[Path, Path] | None = None,
     ) -> None:
         """netns: run (and scrape) inside that network namespace, to see its firewall; enter: a prefix
-        for the command (e.g. Journald.enter, or setpriv to run unprivileged); wait: for the port."""
+        for the command (e.g. Journald.enter, or setpriv to run unprivileged); wait: for the port;
+        binds: as for NetNs.command (only with netns), e.g. a test's own /etc/hosts.deny."""
+        assert netns is not None or not binds, "binds need a netns"
         self.port = free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/metrics"
         self.tls = tls
@@ -155,7 +160,7 @@ class Exporter:
                 wait_for_port(self.port)
         else:
             assert not enter, "enter is for the host's network namespace only"
-            self.proc = subprocess.Popen(netns.command(command), stderr=self._log, text=True)
+            self.proc = subprocess.Popen(netns.command(command, binds=binds), stderr=self._log, text=True)
             netns.wait_for_port(self.port)
 
     def text(self) -> str:
@@ -238,6 +243,17 @@ class NetNs:
         return subprocess.run(
             self.command(argv), capture_output=True, text=True, timeout=timeout, check=False
         )
+
+    def enter_this_thread(self) -> None:
+        """Move the calling thread (only it: setns(2)) into this namespace, so the sockets it creates
+        from now on live there: a scraper thread on the host reaches an exporter listening inside."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
 
     def wait_for_port(self, port: int) -> None:
         code = f"from tests.net import wait_for_port; wait_for_port({port})"
