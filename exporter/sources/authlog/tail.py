@@ -333,6 +333,19 @@ class FileTailer:
             self._retire_close(self._retired.pop(0), out)
 
     def _drain_retired(self, f: _OpenFile, out: list[str], budget: list[int]) -> None:
+        if self._replaced(f):
+            # A rotated file is rewritten only by the rotation that follows (`cp NAME NAME.1` into the
+            # inode still drained, or compression in place): what it holds now is a copy of lines read
+            # already, never lines of its own, so it is not read again. What was unread of it is lost.
+            self.health.truncations += 1
+            log.warning(
+                "rotated auth log file of %s was truncated or rewritten while still read; its new "
+                "content (a copy) is not read again",
+                self.path,
+            )
+            self._retired.remove(f)
+            f.close()
+            return
         before = f.offset
         self._read(f, out, budget)
         now = time.monotonic()
@@ -360,12 +373,8 @@ class FileTailer:
         f.size_seen, f.mtime_seen = st.st_size, st.st_mtime_ns
         if not changed:
             return
-        if st.st_size >= f.offset:
-            if not f.fingerprint:
-                return
-            now = self._pread(f.fd, f.offset - len(f.fingerprint), len(f.fingerprint))
-            if now is None or now == f.fingerprint:
-                return
+        if not self._replaced(f, st):
+            return
         # Shrunk below our offset, or the bytes we read were replaced: the file was truncated.
         self.health.truncations += 1
         log.info("auth log file %s was truncated; reading it again from the start", self.path)
@@ -542,6 +551,21 @@ class FileTailer:
         return 0
 
     # ---- helpers ----------------------------------------------------------------------------------
+
+    def _replaced(self, f: _OpenFile, st: os.stat_result | None = None) -> bool:
+        """The file shrank below our offset, or the bytes just before it are no longer those we read:
+        it was truncated (and perhaps refilled) since. A failed stat or read says nothing."""
+        if st is None:
+            try:
+                st = os.fstat(f.fd)
+            except OSError:
+                return False
+        if st.st_size < f.offset:
+            return True
+        if not f.fingerprint:
+            return False
+        now = self._pread(f.fd, f.offset - len(f.fingerprint), len(f.fingerprint))
+        return now is not None and now != f.fingerprint
 
     def _quiet_open(self, path: Path) -> tuple[int, os.stat_result] | None:
         """_open for rotated candidates: what cannot be opened is no candidate, and says nothing."""
