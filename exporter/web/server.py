@@ -5,7 +5,9 @@ Why not a thread per connection (socketserver, wsgiref): an idle or half-sent re
 ever (346 sockets, 346 threads), and a listen backlog of 5 overflowed under 50 scrapers. Here accepting,
 the TLS handshake, reading and parsing requests run in one asyncio loop, where a connection is a small
 object and a timer; only a complete request reaches the pool, and when the pool's queue is full the
-answer is 503 at once rather than a queue without bound.
+answer is 503 at once rather than a queue without bound. Waiting requests are taken in turn by client
+address, the one with the fewest requests running first: 20 connections sending wrong passwords (a
+bcrypt each) from one address do not queue another address's scrape behind all of theirs.
 
 Every wait has a deadline (`Limits`): the TLS handshake; a request's head, from its first byte (from the
 connection for the first request) as Go's ReadHeaderTimeout; the idle wait between keep-alive requests;
@@ -20,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import io
 import ipaddress
+import itertools
 import logging
 import re
 import socket
@@ -29,6 +33,7 @@ import ssl
 import sys
 import threading
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -233,6 +238,15 @@ class Episode:
             self.active = False
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A complete request waiting for a worker."""
+
+    arrival: int
+    environ: dict[str, Any]
+    answer: asyncio.Future[Response]
+
+
 class HttpServer:
     """Serves a WSGI app on listening sockets bound by the caller (bind() below), until shutdown()."""
 
@@ -248,7 +262,10 @@ class HttpServer:
         self.tls = tls
         self.limits = limits = limits or Limits()
         self.connections: set[Connection] = set()
-        self.pending = 0  # requests in the pool, running or queued
+        self.pending = 0  # requests running or waiting
+        self.running: dict[str, int] = {}  # requests in the pool, by client address
+        self.waiting: dict[str, deque[Waiting]] = {}  # by client address, each in arrival order
+        self._arrivals = itertools.count()
         self.unsent = 0  # bytes of responses waiting on slow readers
         self.full = Episode("too many connections, refusing new ones", "accepting connections again")
         self.overloaded = Episode("HTTP workers busy, answering 503", "HTTP workers keep up again")
@@ -307,7 +324,7 @@ class HttpServer:
         self.connections.add(connection)
         return True
 
-    def dispatch(self, environ: dict[str, Any]) -> Future[Response] | None:
+    def dispatch(self, environ: dict[str, Any]) -> asyncio.Future[Response] | None:
         """The app's answer to come from the pool; None when the pool or the unsent bytes are full."""
         limits = self.limits
         if self.pending >= limits.workers + limits.queue or self.unsent > limits.max_unsent_bytes:
@@ -316,18 +333,42 @@ class HttpServer:
         if self.pending < limits.workers:
             self.overloaded.end(pending=self.pending)
         self.pending += 1
-        future = self._pool.submit(run_app, self.app, environ)
-        future.add_done_callback(self._done_threadsafe)
-        return future
+        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        client = str(environ["REMOTE_ADDR"])
+        self.waiting.setdefault(client, deque()).append(Waiting(next(self._arrivals), environ, answer))
+        self._start_waiting()
+        return answer
 
-    def _done_threadsafe(self, _future: Future[Response]) -> None:
+    def _start_waiting(self) -> None:
+        """Fills free workers: from the address with the fewest requests running, then the oldest."""
+        while self.waiting and sum(self.running.values()) < self.limits.workers:
+            client = min(self.waiting, key=lambda c: (self.running.get(c, 0), self.waiting[c][0].arrival))
+            queue = self.waiting[client]
+            waiting = queue.popleft()
+            if not queue:
+                del self.waiting[client]
+            self.running[client] = self.running.get(client, 0) + 1
+            future = self._pool.submit(run_app, self.app, waiting.environ)
+            future.add_done_callback(functools.partial(self._done_threadsafe, client, waiting.answer))
+
+    def _done_threadsafe(self, client: str, answer: asyncio.Future[Response], done: Future[Response]) -> None:
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed at shutdown
-                loop.call_soon_threadsafe(self._done)
+                loop.call_soon_threadsafe(self._done, done, client, answer)
 
-    def _done(self) -> None:
+    def _done(self, done: Future[Response], client: str, answer: asyncio.Future[Response]) -> None:
         self.pending -= 1
+        self.running[client] -= 1
+        if not self.running[client]:
+            del self.running[client]
+        if done.cancelled():
+            answer.cancel()
+        elif (error := done.exception()) is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(done.result())
+        self._start_waiting()
 
 
 class Connection(asyncio.Protocol):
@@ -540,9 +581,7 @@ class Connection(asyncio.Protocol):
             )
             return
         self.busy = True
-        asyncio.wrap_future(future).add_done_callback(
-            lambda done: self._answer(done, request, keep_alive, http10)
-        )
+        future.add_done_callback(lambda done: self._answer(done, request, keep_alive, http10))
 
     def _answer(
         self, done: asyncio.Future[Response], request: Request, keep_alive: bool, http10: bool

@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -27,10 +27,12 @@ class App:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.calls = 0
+        self.paths: list[str] = []  # in the order the workers took them
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.calls += 1
         path = environ["PATH_INFO"]
+        self.paths.append(path)
         if path == "/block":
             self.release.wait(10)
         if path == "/boom":
@@ -187,6 +189,38 @@ def test_a_full_pool_answers_503_at_once_and_recovers(app: App) -> None:
         finally:
             for sock in blocked:
                 sock.close()
+
+
+def _wait_for(server: HttpServer, condition: Callable[[HttpServer], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition(server):
+        assert time.monotonic() < deadline, "condition not reached in 5 s"
+        time.sleep(0.01)
+
+
+def test_a_client_flooding_the_workers_does_not_queue_another_clients_request_behind_its_own(
+    app: App,
+) -> None:
+    """Before: one FIFO queue; 20 clients sending wrong passwords (a bcrypt each) from one address put a
+    good login behind all of their requests. Now the next free worker goes to the address with the
+    fewest requests running: the other client's request starts right after the first one ends."""
+    for server in _serve(app, Limits(workers=2, queue=16)):
+        flood = [socket.create_connection(server.server_address, 5, ("127.0.0.2", 0)) for _ in range(6)]
+        try:
+            for sock in flood:
+                sock.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+            _wait_for(server, lambda s: app.calls == 2 and s.pending == 6)
+            with _connect(server) as sock:
+                sock.sendall(b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                _wait_for(server, lambda s: s.pending == 7)
+                app.release.set()
+                assert _statuses(_read_until_closed(sock)) == [200]
+            for flooding in flood:
+                assert _statuses(flooding.recv(65536)) == [200]
+        finally:
+            for sock in flood:
+                sock.close()
+    assert app.paths.index("/other") == 2, app.paths
 
 
 def test_an_app_error_is_one_500(server: HttpServer) -> None:
