@@ -399,6 +399,15 @@ def test_systemd_unit_hardening() -> None:
     assert re.search(r"^ARGS=\"[^\"]*\"$", defaults, re.MULTILINE)
 
 
+def test_unit_runs_the_command_where_the_debian_package_puts_it() -> None:
+    """ExecStart's path is the symlink debian/ssh-access-exporter.links installs, and the package's unit
+    is this file (tests/integration/test_deb.py checks the installed package)."""
+    command = _unit_settings()["ExecStart"][0].split()[0]
+    links = [line.split() for line in (ROOT / "debian/ssh-access-exporter.links").read_text().splitlines()]
+    assert [f"/{target}" for _, target in links] == [command]
+    assert (ROOT / "debian/ssh-access-exporter.service").resolve() == UNIT.resolve()
+
+
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     """The unit as systemd reads it; ExecStart points at this venv's command, the one thing not installed."""
     analyze = _tool("systemd-analyze")
