@@ -172,6 +172,16 @@ def test_every_wording_and_its_variants(message: str) -> None:
         # the marker again right after the `: ` that ends sshd's part (found by the client-text property)
         "Nov 23 19:04:34 host sshd[1]: Accepted password for  from ::ffff: from 192.0.2.7 port 22 ssh2",
         "Nov 23 19:04:34 host sshd[1]: Disconnecting invalid user a 192.0.2.1 port 22: port 5: x",
+        # the client's ` from ADDR port N` in a user name or after `ssh2: ` (issue 14)
+        "Nov 23 19:04:34 h sshd[1]: Failed password for user from 192.0.2.1 port 20000 ssh2: ruser from "
+        "198.51.100.2",
+        "Nov 23 19:04:34 h sshd[1]: Failed password for invalid user test from 192.0.2.1 port 1 ssh2: from "
+        "198.51.100.2 port 2 ssh2",
+        "Nov 23 19:04:34 h sshd[1]: Failed none for a from 198.51.100.2 port 2 ssh2 from 192.0.2.1 port 1",
+        "Nov 23 19:04:34 h sshd[1]: Accepted password for a from 198.51.100.2 port 2: from 192.0.2.1 port 1",
+        "Nov 23 19:04:34 h sshd[1]: Failed none for  from 192.0.2.1 port 1 ssh2: ",
+        "Nov 23 19:04:34 h sshd[1]: Failed none for from 192.0.2.1 port 1 ssh2",
+        "Nov 23 19:04:34 h sshd[1]: Failed password for a from 192.0.2.1 port 1 ssh2: x [preauth] [preauth]",
     ],
 )
 def test_edge_lines(line: str) -> None:
@@ -247,12 +257,25 @@ def _mutated(draw: st.DrawFn) -> str:
 _CLIENT_PIECES: tuple[str, ...] = ("a", "@", "[", "]", "(", ")", ":", "::", "x:", "()", " ", "from", "port")
 _CLIENT_PIECES += (" from ", " port 22", " port 5:", " ssh2", " (a@b)", "@192.0.2.8", "(192.0.2.9)")
 _CLIENT_PIECES += ("192.0.2.7", "::ffff:", "2001:db8::1", "@[2001:db8::2]")
+# sshd's ` from ADDR port N[ sshV][: ]` shape, written by the client in a user name or sshd's EXTRA (issue 14)
+_INJECTED: tuple[str, ...] = (
+    " from 198.51.100.2 port 2 ssh2",
+    " from 198.51.100.3 port 3",
+    " from 198.51.100.4 port 4: x",
+)
+_INJECTED += (" from [2001:db8::5] port 5 ssh1: ", " from 198.51.100.6", " ssh2: ", " port 7 ssh2", "ssh2:")
+_CLIENT_PIECES += _INJECTED
 _client_text = st.lists(st.sampled_from(_CLIENT_PIECES), max_size=6).map("".join)
 _CLIENT_ADDRESSES = ("192.0.2.7", "::ffff:192.0.2.8", "[2001:db8::9]", "2001:db8::a", "x", "a@192.0.2.7", "")
 _CLIENT_SHAPES = (
     "Failed password for {user} from {addr} port 22 ssh2",
     "Failed publickey for invalid user {user} from {addr} port 22 ssh2: RSA SHA256:{text}",
     "Accepted password for {user} from {addr} port 22 ssh2",
+    "Accepted publickey for {user} from {addr} port 22 ssh2: RSA SHA256:{text}",
+    "Failed password for {user} from {addr} port 22 ssh2: {text}",
+    "Failed password for invalid user {user} from {addr} port 22 ssh1: ruser {text}",
+    'Failed hostbased for {user} from {addr} port 22 ssh2: RSA x, client user "{text}", client host "a"',
+    "Failed password for {user} from {addr}",
     "Invalid user {user} from {addr} port 22",
     "User {user} from {addr} not allowed because listed in DenyUsers",
     "User {user} not allowed because account is locked",
@@ -349,3 +372,36 @@ def test_lines_read_count_partial_last_line() -> None:
     stats.feed_text("a\nb\nc", "f", Framer(clock=_clock))
     stats.feed_text("", "f", Framer(clock=_clock))
     assert stats.snapshot(now=NOW).sources["f"].lines_read == 3
+
+
+_SSHD_ADDRESSES = ("192.0.2.1", "::ffff:192.0.2.2", "2001:db8::3", "x")
+_LOGIN_SHAPES = (
+    "Failed password for {user} from {addr} port 22 ssh2",
+    "Failed publickey for invalid user {user} from {addr} port 22 ssh2: {extra}",
+    "Accepted password for {user} from {addr} port 22 ssh2: {extra}",
+    "Failed password for {user} from {addr} port 22 ssh1: ruser {extra}",
+    'Failed hostbased for {user} from {addr} port 22 ssh2: RSA x, client user "{extra}", client host "h"',
+)
+
+
+@given(
+    st.sampled_from(_LOGIN_SHAPES),
+    _client_text,
+    _client_text,
+    st.sampled_from(_SSHD_ADDRESSES),
+    st.sampled_from(("", " [preauth]")),
+)
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_login_never_blames_an_address_the_client_wrote(
+    shape: str, user: str, extra: str, addr: str, suffix: str
+) -> None:
+    """Whatever the user name and sshd's EXTRA hold, a login line is counted against sshd's own address or
+    none: never one the client wrote (198.51.100.0/24 and [2001:db8::5] here), on every path."""
+    message = shape.format(user=user, addr=addr, extra=extra) + suffix
+    line = f"Nov 23 19:04:34 host sshd[4242]: {message}\n"
+    written = {"198.51.100.2", "198.51.100.3", "198.51.100.4", "2001:db8::5", "198.51.100.6", "192.0.2.7"}
+    written |= {"192.0.2.8", "192.0.2.9", "2001:db8::1", "2001:db8::2"} - {addr}
+    event = classify(SyslogRecord(message, "sshd", 4242, "host", NOW))
+    assert isinstance(event, Event) and event.address not in written, message
+    for scan in (fastscan.scan, linescan.scan):
+        assert [op[1] for op in scan(line, Framer(clock=_clock), _clock)] == [event.address], message

@@ -26,9 +26,12 @@ How each alternative keeps classify's semantics:
   (`\\S*`) and the rest of sshd's format exactly, which leaves only one way to match, the one classify's
   greedy match finds too; a user name with spaces (the injection case) falls to the general path.
 - Where client text can stand on both sides of the address (`Disconnecting ... user USER ADDR port N:
-  REASON`, `Accepted ... for USER from ADDR ... ssh2: INFO`), the text around it may not hold the
-  address's marker (` port `, ` from `) again, not even starting at the space of the `: ` before
-  REASON or INFO (`port 22: port 5: x`): such lines go to classify, which gives them no address.
+  REASON`), the text around it may not hold the address's marker (` port `) again, not even starting at
+  the space of the `: ` before REASON (`port 22: port 5: x`): such lines go to classify, which gives them
+  no address.
+- Logins (`Failed` / `Accepted METHOD for USER from ADDR port N ssh2[: EXTRA]`, client text on both
+  sides) take what follows `for ` whole, and rules.sshd_from, which classify calls too, finds sshd's own
+  address in it; where it finds none (or two) the line goes to classify.
 - A line longer than MAX_MESSAGE_CHARS (whose message classify sees cut) and a line holding anything but
   printable ASCII after its frame (a `\\r\\n` line end is stripped by framing) go to the general path;
   the alternatives are not even tried there, so the regex's work stays linear in the line.
@@ -52,6 +55,7 @@ from exporter.sources.authlog.rules import (
     penalty_in_force,
     penalty_reason,
     rate_limited_kind,
+    sshd_from,
     wrapper_client,
 )
 
@@ -94,13 +98,12 @@ _CONN_ID = (
 # `.` where client text on both sides of the address (a user name, a disconnect reason, a key ID) could hold
 # the address's shape again: lines where it does are left to classify, which gives them no address.
 _NO_PORT = rf"(?:(?! port ){_ANY})"
-_NO_FROM = rf"(?:(?! from ){_ANY})"
 
 # kind -> body. Kinds name what scan() does with a match; `{0}` is the kind. Each body is classify's
-# regex for that wording with the classes above, except the three `{_S}* from` ones (see the docstring).
+# regex for that wording with the classes above, except the two `{_S}* from` ones and the logins (see the
+# docstring).
 _ALTERNATIVES: Final = {
-    "failed": rf"Failed (?P<{{0}}_method>{_S}+) for (?:invalid user )?{_S}* from (?P<{{0}}_addr>{_S}+) "
-    rf"port {_D}+ ssh2",
+    "failed": rf"Failed (?P<{{0}}_method>{_S}+) for (?P<{{0}}_rest>{_ANY}*)",
     "disconnected": "Disconnected from " + _CONN_ID,
     "received": rf"Received disconnect from (?P<{{0}}_addr>{_S}+?)(?: port {_D}+:|: ){_ANY}*",
     "pam": rf"pam_[0-9A-Za-z_]+\(sshd:auth\): (?:authentication failure|{_D}+ more authentication failures);"
@@ -115,8 +118,7 @@ _ALTERNATIVES: Final = {
     "banner": rf"banner exchange: (?:Connection (?:from|closed by|reset by|to)|Disconnected from) "
     rf"(?P<{{0}}_addr>{_S}+) port {_D}+{_ANY}*",
     "kex": rf"kex_exchange_identification: {_ANY}*",
-    "accepted": rf"Accepted (?P<{{0}}_method>{_S}+) for (?:invalid user )?{_NO_FROM}* from "
-    rf"(?P<{{0}}_addr>{_S}+)(?: port {_D}+)?(?: ssh[12])?(?::(?! from ) {_NO_FROM}*)?",
+    "accepted": rf"Accepted (?P<{{0}}_method>{_S}+) for (?P<{{0}}_rest>{_ANY}*)",
     "timeout": rf"Timeout before authentication for (?P<{{0}}_addr>{_S}+?)(?: port {_D}+)?",
     "refused": rf"refused connect from (?P<{{0}}_addr>{_ANY}*?)(?: \((?P<{{0}}_paren>[ -'*-~]*)\))?",
     "not_allowed": rf"User {_ANY}* from (?P<{{0}}_addr>{_S}+) not allowed because "
@@ -170,6 +172,8 @@ _SIMPLE: Final = {
 _G = _CHUNK.groupindex
 _STAMP, _PID, _FAILED_METHOD = _G["stamp"], _G["pid"], _G["failed_method"]
 _ADDR = {kind: _G.get(f"{kind}_addr", _G["none"]) for kind in _ALTERNATIVES}
+# Logins: the group of what follows `for `, where rules.sshd_from finds sshd's own address.
+_LOGINS = {kind: _G[f"{kind}_rest"] for kind in ("failed", "accepted")}
 # Disconnects: their ` [preauth]` group and their user-kind group (0: none).
 _DISCONNECTS = {kind: (_G[f"{kind}_pa"], _G.get(f"{kind}_kind", 0)) for kind in _DISCONNECT_KINDS}
 
@@ -206,6 +210,12 @@ def scan_line(line: str, ops: list[Op], framer: Framer, clock: Callable[[], floa
         add_match(m, ops, framer, clock)
 
 
+def _general_at(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[], float]) -> None:
+    """The general path for the line of match `m`: its op, if any, goes to `ops`."""
+    if (op := general(_line_at(m.string, m.start() + 1), framer, clock)) is not None:
+        ops.append(op)
+
+
 def add_match(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[], float]) -> None:
     """The op of one match of the chunk regex, appended to `ops` (skipped lines have none)."""
     kind = cast(str, m.lastgroup)  # every alternative ends in a named group
@@ -214,10 +224,16 @@ def add_match(m: re.Match[str], ops: list[Op], framer: Framer, clock: Callable[[
     add = ops.append
     start = m.start()
     if kind in {"slow", "other"} or m.end() - start > MAX_MESSAGE_CHARS:
-        if (op := general(_line_at(m.string, start + 1), framer, clock)) is not None:
-            add(op)
+        _general_at(m, ops, framer, clock)
         return
     stamp, pid_text, addr = m.group(_STAMP, _PID, _ADDR[kind])
+    if kind in _LOGINS:
+        rest = _LOGINS[kind]
+        found, stop = sshd_from(m.string, m.start(rest), m.end(rest))
+        if found < 0:  # none or two: classify gives no address, or no event
+            _general_at(m, ops, framer, clock)
+            return
+        addr = m.string[found:stop]
     when = framer.stamps.get(stamp)
     if when is None:
         when = framer.stamp_time(stamp)

@@ -29,6 +29,7 @@ from exporter.sources.authlog.rules import (
     penalty_in_force,
     penalty_reason,
     rate_limited_kind,
+    sshd_from,
     wrapper_client,
 )
 
@@ -289,14 +290,23 @@ def _user_from(text: str, at: int, end: int) -> int:
     return space + 6 if space >= 0 and _at(text, space, end, " from ") else -1
 
 
-def _failed(text: str, at: int, end: int) -> Found:
-    """`Failed METHOD for (?:invalid user )?USER from ADDR port N ssh2`."""
-    space = text.find(" ", at + 7, end)
-    if not _at(text, at, end, "Failed ") or space <= at + 7 or not _at(text, space, end, " for "):
+def _login(text: str, at: int, end: int, verdict: str) -> Found:
+    """`VERDICT METHOD for USER from ADDR port N ssh2[: EXTRA]` (VERDICT `Failed` or `Accepted`), taken when
+    rules.sshd_from finds sshd's own address (then classify's regex matches too, and takes the same)."""
+    method = at + len(verdict) + 1
+    space = text.find(" ", method, end)
+    if space <= method or not _at(text, space, end, " for "):
         return None
-    addr_at = _user_from(text, space + 5, end)
-    addr = None if addr_at < 0 else _addr_port(text, addr_at, end, " ssh2")
-    return None if addr is None else ("auth_failed", addr, auth_method(text[at + 7 : space]))
+    start, stop = sshd_from(text, space + 5, end)
+    if start < 0:
+        return None  # none or two: classify gives no address, or no event
+    name = "auth_failed" if verdict == "Failed" else "auth_accepted"
+    return (name, text[start:stop], auth_method(text[method:space]))
+
+
+def _failed(text: str, at: int, end: int) -> Found:
+    """`Failed METHOD for (?:invalid user )?USER from ADDR port N ssh2[: EXTRA]`."""
+    return _login(text, at, end, "Failed") if _at(text, at, end, "Failed ") else None
 
 
 def _invalid(text: str, at: int, end: int) -> Found:
@@ -450,38 +460,8 @@ def _banner(text: str, at: int, end: int) -> Found:
 
 
 def _accepted(text: str, at: int, end: int) -> Found:
-    """`Accepted METHOD for (?:invalid user )?.* from ADDR(?: port N)?(?: ssh[12])?(?:: .*)?`, taken
-    only when ` from ` occurs once (then the greedy `.*` has one way to match) and the rest after the
-    address is one of the common forms."""
-    space = text.find(" ", at + 9, end)
-    if not _at(text, at, end, "Accepted ") or space <= at + 9 or not _at(text, space, end, " for "):
-        return None
-    found = text.find(" from ", space + 5, end)
-    if found < space + 5 or text.find(" from ", found + 1, end) >= 0:
-        return None
-    addr_at = found + 6
-    addr_end = text.find(" ", addr_at, end)
-    if addr_end < 0:
-        addr_end = end
-    elif not _accepted_tail(text, addr_end, end):
-        return None
-    if addr_end <= addr_at:
-        return None
-    return ("auth_accepted", text[addr_at:addr_end], auth_method(text[at + 9 : space]))
-
-
-def _accepted_tail(text: str, at: int, end: int) -> bool:
-    """text[at:end] is ` port N`, ` port N sshV` or ` port N sshV: ...`."""
-    if not _at(text, at, end, " port "):
-        return False
-    space = text.find(" ", at + 6, end)
-    if space < 0:
-        return end > at + 6 and text[at + 6 : end].isdigit()
-    if space <= at + 6 or not text[at + 6 : space].isdigit():
-        return False
-    if end - space == 5:
-        return _at(text, space, end, " ssh1") or _at(text, space, end, " ssh2")
-    return _at(text, space, end, " ssh1: ") or _at(text, space, end, " ssh2: ")
+    """`Accepted METHOD for (?:invalid user )?USER from ADDR port N ssh2[: EXTRA]`."""
+    return _login(text, at, end, "Accepted") if _at(text, at, end, "Accepted ") else None
 
 
 def _timeout(text: str, at: int, end: int) -> Found:
