@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules e2e-update deb
+.PHONY: run test test-unit test-integration lint venv dev system-deps bench clean dashboards rules e2e-update deb fuzz
 
 # The auth-log sources too: setup.py compiles some of them with mypyc, so an edit needs a rebuild.
 $(BIN)/ssh-access-exporter: pyproject.toml setup.py $(wildcard exporter/sources/authlog/*.py exporter/sources/authlog/*/*.py)
@@ -60,8 +60,27 @@ e2e-update: dev
 deb:
 	./debian/build-deb.sh dist
 
+## make fuzz: coverage-guided fuzzing of every parser (atheris), FUZZ_SECONDS each; not part of make test
+FUZZ_SECONDS ?= 60
+FUZZ_DIR ?= build/fuzz
+FUZZ_TARGETS ?=
+
+$(VENV)/.fuzz: $(VENV)/.dev pyproject.toml
+	$(BIN)/pip install -q -e '.[fuzz]'
+	touch $@
+
+fuzz: $(VENV)/.fuzz
+	@mkdir -p $(FUZZ_DIR)/logs; targets="$(FUZZ_TARGETS)"; \
+	[ -n "$$targets" ] || targets=$$($(BIN)/python -m tests.fuzz.run --list 2>/dev/null) || exit 1; \
+	failed=""; for target in $$targets; do \
+		echo "fuzz $$target: $(FUZZ_SECONDS) s, corpus $(FUZZ_DIR)/$$target, log $(FUZZ_DIR)/logs/$$target"; \
+		$(BIN)/python -m tests.fuzz.run $$target $(FUZZ_DIR)/$$target $(FUZZ_SECONDS) >$(FUZZ_DIR)/logs/$$target 2>&1 \
+			|| { failed="$$failed $$target"; tail -n 40 $(FUZZ_DIR)/logs/$$target; }; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz findings in:$$failed (inputs in $(FUZZ_DIR)/crashes)"; exit 1; }
+
 bench: system-deps dev
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.so exporter/sources/authlog/*.so exporter/sources/authlog/*/*.so
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist *.so exporter/sources/authlog/*.so exporter/sources/authlog/*/*.so
