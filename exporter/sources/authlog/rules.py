@@ -68,9 +68,12 @@ def sshd_from(text: str, start: int, end: int) -> tuple[int, int]:
     while at >= 0:
         addr = at + 6
         space = text.find(" ", addr, end)
-        if space > addr and _sshd_tail(text, space, end):
+        tail = _sshd_tail(text, space, end) if space > addr else _NO_TAIL
+        if tail != _NO_TAIL:
             if found_start >= 0:
                 return -1, -1  # two readings: the client wrote one
+            if tail == _TO_END:
+                return addr, space  # sshd's format ran to the end: nothing after it to read again
             found_start, found_end = addr, space
         at = text.find(" from ", at + 1, end)
     if found_start >= 0:
@@ -81,23 +84,44 @@ def sshd_from(text: str, start: int, end: int) -> tuple[int, int]:
     return -1, -1
 
 
-def _sshd_tail(text: str, at: int, end: int) -> bool:
-    """text[at:end] is ` port N`, then nothing, ` ssh1`/` ssh2` (then nothing or `: ...`), or `: ...`."""
-    if not text.startswith(" port ", at, end):
-        return False
+_NO_TAIL: Final = 0
+_TO_END: Final = 1  # ` port N[ sshV]` and nothing after it
+_EXTRA: Final = 2  # ` port N[ sshV]: ...`
+
+
+def _sshd_tail(text: str, at: int, end: int) -> int:
+    """Whether text[at:end] is ` port N`, then nothing, ` ssh1`/` ssh2` (then nothing or `: ...`), or
+    `: ...`: _NO_TAIL, _TO_END or _EXTRA.
+
+    Compared character by character (`ord(text[i])`): compiled, that is a load, where a str method call
+    with bounds costs a call (this runs on every failed login).
+    """
+    if not _literal_at(text, at, end, " port "):
+        return _NO_TAIL
     digits = at + 6
     pos = digits
-    while pos < end and "0" <= text[pos] <= "9":
+    while pos < end and 48 <= ord(text[pos]) <= 57:
         pos += 1
     if pos == digits:
-        return False
+        return _NO_TAIL
     if pos == end:
-        return True
-    if text.startswith(" ssh1", pos, end) or text.startswith(" ssh2", pos, end):
+        return _TO_END
+    if _literal_at(text, pos, end, " ssh") and pos + 5 <= end and 49 <= ord(text[pos + 4]) <= 50:
         pos += 5
         if pos == end:
-            return True
-    return text.startswith(": ", pos, end)
+            return _TO_END
+    return _EXTRA if _literal_at(text, pos, end, ": ") else _NO_TAIL
+
+
+def _literal_at(text: str, pos: int, end: int, literal: str) -> bool:
+    """text.startswith(literal, pos, end) for a short literal, without a method call."""
+    size = len(literal)
+    if pos + size > end:
+        return False
+    for index in range(size):  # noqa: SIM110 (a plain loop compiles to a plain C loop)
+        if ord(text[pos + index]) != ord(literal[index]):
+            return False
+    return True
 
 
 def pam_rhost(token: str) -> str | None:
