@@ -89,6 +89,37 @@ def test_rfc5424_nil_fields_and_structured_data() -> None:
     assert nil == SyslogRecord("msg", None, None, None, None)
 
 
+def test_rfc5424_quoted_value_may_hold_a_bracket() -> None:
+    """rsyslog writes a `]` inside a quoted structured-data value unescaped (fail2ban's corpus, gh-2309)."""
+    record = parse_line(
+        '<38>1 2019-07-08T17:40:17.954167-04:00 h sshd 55555 - [timeQuality tzKnown="1"][x@1 t="[b]"] '
+        "Failed unknown for invalid user r from 192.0.2.2 port 5 ssh2"
+    )
+    assert record is not None
+    assert (record.message, record.ident, record.pid) == (
+        "Failed unknown for invalid user r from 192.0.2.2 port 5 ssh2",
+        "sshd",
+        55555,
+    )
+
+
+@pytest.mark.parametrize("separator", [" ", ": "])
+def test_metalog(separator: str) -> None:
+    """metalog (Gentoo) writes `STAMP [ident] msg`: no host, no pid."""
+    framer = Framer(clock=lambda: _local(2026, 7, 1, 0, 0, 0))
+    line = (
+        f"Jun 25 23:53:34 [sshd]{separator}User root from 192.0.2.4 not allowed because listed in DenyUsers"
+    )
+    assert framer.parse(line) == SyslogRecord(
+        "User root from 192.0.2.4 not allowed because listed in DenyUsers",
+        "sshd",
+        None,
+        None,
+        _local(2026, 6, 25, 23, 53, 34),
+    )
+    assert framer.parse("Foo 25 23:53:34 [sshd] x") == SyslogRecord("Foo 25 23:53:34 [sshd] x")
+
+
 @pytest.mark.parametrize("line", ["", "\n", "   ", "# a comment", "#", "-- Boot 1234 --\n", "\r\n"])
 def test_not_log_lines(line: str) -> None:
     assert parse_line(line) is None
