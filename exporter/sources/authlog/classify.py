@@ -6,16 +6,19 @@ a single regex match. The wordings are OpenSSH's own, one per line with what eac
 tests/fixtures/authlog/wordings.tsv.
 
 Addresses are anchored on structure sshd wrote, never on text a client controls:
-- user names come before the address (`Failed ... for USER from ADDR port N`): the LAST ` from ADDR`
-  that is followed by the rest of sshd's format wins, so `for x from 10.0.0.1 from 192.0.2.7 port 22`
-  is from 192.0.2.7;
+- user names come before the address (`Invalid user USER from ADDR port N`): the LAST ` from ADDR`
+  that is followed by the rest of sshd's format wins, so `x from 10.0.0.1 from 192.0.2.7 port 22` is
+  from 192.0.2.7;
+- logins (`Failed|Accepted ... for USER from ADDR port N ssh2[: EXTRA]`) have client text on both sides
+  (the user; hostbased's client user and host, ssh1's ruser, a certificate's key ID in EXTRA):
+  rules.sshd_from blames an address only when exactly one ` from ADDR port N` can be sshd's own;
 - client text comes after the address (`Received disconnect from ADDR port N:11: TEXT`,
   `Unable to negotiate with ADDR port N: ... Their offer: TEXT`): the FIRST token after `from`/`with`.
 - client text on both sides (`Disconnecting authenticating user USER ADDR port N: REASON`, where a reason
-  may quote the client; `Failed publickey for USER from ADDR port N ssh2: ... ID KEYID ...`, a certificate's
-  key ID): the address is taken only when the line has one way to read it. When the shape around the
-  address occurs again in client text, the line names no address (its event still counts, and the
-  connection's earlier lines give the address through the pid map): no client can choose it.
+  may quote the client; `ssh_dispatch_run_fatal: Connection from ...` alike): the address is taken only
+  when the line has one way to read it. When the shape around the address occurs again in client text,
+  the line names no address (its event still counts, and the connection's earlier lines give the address
+  through the pid map): no client can choose it.
 `::ffff:192.0.2.1` is reported as 192.0.2.1. What a line's parts mean once found (that clean-up, the
 client of a TCP-wrappers refusal, a disconnect before or after login, ...) is rules.py's: the fast paths
 (fast/) apply the same functions to what their own grammars find.
