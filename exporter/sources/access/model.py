@@ -26,7 +26,8 @@ VERDICTS = ("deny", "allow", "no_match", "unknown")
 
 @dataclass(frozen=True)
 class LayerVerdict:
-    """One layer's answer for one address or network; `remedy` is advice for people (not in the JSON)."""
+    """One layer's answer for one address or network; `remedy` is advice for people (diagnose's text `to do`
+    and its JSON `remedy` key, for a layer that denies), left out of equality: it is not the answer."""
 
     layer: str
     verdict: str  # one of VERDICTS
