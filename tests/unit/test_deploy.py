@@ -392,9 +392,13 @@ def test_systemd_unit_hardening() -> None:
     }
     for key, value in expected.items():
         assert settings.get(key) == [value], key
-    assert "~ptrace process_vm_readv process_vm_writev" in settings["SystemCallFilter"]
+    assert "~@privileged @resources ptrace process_vm_readv process_vm_writev" in settings["SystemCallFilter"]
+    # not uid 0: a dynamic user holding, as ambient capabilities, exactly the bounding set
+    assert "User" not in settings and settings["DynamicUser"] == ["yes"]
     capabilities = set(settings["CapabilityBoundingSet"][0].split())
-    assert capabilities == {"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE", "CAP_NET_ADMIN", "CAP_NET_RAW"}
+    assert capabilities == {"CAP_DAC_OVERRIDE", "CAP_SYS_PTRACE", "CAP_NET_ADMIN"}
+    assert set(settings["AmbientCapabilities"][0].split()) == capabilities
+    assert settings["ProtectProc"] == ["invisible"]
     defaults = DEFAULTS.read_text()
     assert re.search(r"^ARGS=\"[^\"]*\"$", defaults, re.MULTILINE)
 
