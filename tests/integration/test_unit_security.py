@@ -1,0 +1,221 @@
+"""The shipped systemd units, measured: `systemd-analyze security` scores them 2.0 or lower, and every
+collector that works as root without a sandbox works under the units' own privileges, against a real
+sshd, a real fail2ban-server holding a ban and an auth log.
+
+systemd is not PID 1 on every machine these tests run on (a container), so the privileges are applied
+from the unit file's [Service] settings with util-linux, the file parsed and nothing restated here: the
+user (DynamicUser= as an unused uid, as systemd allocates one), the capability bounding set, the ambient
+capabilities, NoNewPrivileges= and ProtectProc= (a procfs mounted with that hidepid= in a private mount
+namespace). Those are the settings that decide what a collector can read. The seccomp filters
+(SystemCallFilter=, RestrictAddressFamilies=, ...) and the read-only filesystem are not applied this way;
+`systemd-analyze verify` (tests/unit/test_deploy.py, tests/integration/test_deb.py) checks them as
+systemd reads them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.golden import ENVIRONMENT
+from tests.integration.harness import Fail2banServer, NetNs, Sshd, require_root_and
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+UNITS = [
+    REPOSITORY / "deploy/systemd/ssh-access-exporter.service",
+    REPOSITORY / "deploy/systemd/ssh-access-exporter-textfile.service",
+]
+EXPORTER = [sys.executable, "-m", "exporter"]
+LINE = re.compile(r"^(?P<name>\S+) +(?P<word>works|absent|fails|disabled)\b")
+OVERALL = re.compile(r"Overall exposure level for \S+: (?P<score>\d+\.\d+)")
+DYNAMIC_UID = 61999  # in systemd's DynamicUser= range (61184-65519), which no account here uses
+BANNED = "192.0.2.7"
+AUTH_LINE = (
+    "2026-01-01T00:00:00+00:00 host sshd[4242]: Failed password for invalid user admin from "
+    "198.51.100.9 port 50000 ssh2\n"
+)  # a readable, non-empty log: the collector opens it (a first run starts counting at its end)
+
+
+def _service(unit: Path) -> dict[str, list[str]]:
+    """The [Service] section's settings, each key's values in order (systemd's own reading, short of
+    line continuations, which the shipped units do not use)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for line in unit.read_text().splitlines():
+        if line.startswith("["):
+            section = line.strip()
+        elif section == "[Service]" and "=" in line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def _capabilities(values: list[str]) -> str:
+    """setpriv's form of a capability setting: `-all,+net_admin,...` (the unit lists one set)."""
+    names = [name.lower().removeprefix("cap_") for value in values for name in value.split()]
+    return ",".join(["-all", *(f"+{name}" for name in names)])
+
+
+def _sandbox(settings: dict[str, list[str]]) -> list[str]:
+    """The command prefix that runs a process with the unit's user, capabilities and /proc."""
+    assert "User" not in settings or settings["User"] == ["root"], "a named user: resolve it here"
+    assert "SupplementaryGroups" not in settings, "supplementary groups: apply them here"
+    setpriv = ["setpriv"]
+    if settings.get("DynamicUser") == ["yes"]:
+        setpriv += [f"--reuid={DYNAMIC_UID}", f"--regid={DYNAMIC_UID}", "--clear-groups"]
+    setpriv.append(f"--bounding-set={_capabilities(settings.get('CapabilityBoundingSet', []))}")
+    ambient = _capabilities(settings.get("AmbientCapabilities", []))
+    setpriv += [f"--inh-caps={ambient}", f"--ambient-caps={ambient}"]
+    if settings.get("NoNewPrivileges") == ["yes"]:
+        setpriv.append("--no-new-privs")
+    hidepid = settings.get("ProtectProc", ["default"])[-1]
+    if hidepid == "default":
+        return setpriv
+    mount = f"mount -t proc -o hidepid={hidepid} proc /proc"
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'{mount} && exec "$@"',
+        "sh",
+        *setpriv,
+    ]
+
+
+def _words(out: str) -> dict[str, str]:
+    """`check`'s verdicts, {collector: works|absent|fails|disabled}."""
+    words = {}
+    for line in out.splitlines():
+        match = LINE.match(line)
+        assert match, f"not NAME WORD REASON: {line!r}"
+        words[match["name"]] = match["word"]
+    return words
+
+
+def _successes(prom: str) -> dict[str, str]:
+    """{collector: value} of ssh_access_collector_success in a textfile."""
+    found = re.findall(r'^ssh_access_collector_success\{collector="([^"]+)"\} (\S+)$', prom, re.MULTILINE)
+    return dict(found)
+
+
+def _value(prom: str, series: str) -> float | None:
+    """The value of one series (name and labels as written) in a textfile, None when absent."""
+    for line in prom.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_systemd_analyze_security_scores_the_unit_2_0_or_lower(unit: Path, tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+    copy = tmp_path / unit.name
+    shutil.copy(unit, copy)
+    run = subprocess.run(
+        [analyze, "security", "--offline=yes", "--no-pager", str(copy)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    match = OVERALL.search(run.stdout)
+    assert match, run.stdout + run.stderr
+    assert float(match["score"]) <= 2.0, run.stdout
+
+
+def test_the_sandbox_prefix_applies_the_units_privileges(tmp_path: Path) -> None:
+    """What the emulation gives the process, read back from its own /proc: not uid 0, exactly the unit's
+    capabilities (bounding, effective and ambient alike), no new privileges, other uids' processes hidden
+    only when they cannot be ptrace-read."""
+    require_root_and("setpriv", "unshare")
+    settings = _service(UNITS[0])
+    probe = "import pathlib; print(pathlib.Path('/proc/self/status').read_text())"
+    run = subprocess.run(
+        [*_sandbox(settings), sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
+    status = dict(line.split(":\t", 1) for line in run.stdout.splitlines() if ":\t" in line)
+    assert status["Uid"].split()[0] == str(DYNAMIC_UID)
+    assert status["NoNewPrivs"] == "1"
+    wanted = set(settings["CapabilityBoundingSet"][0].split())
+    masks = {
+        "CAP_DAC_OVERRIDE": 1 << 1,
+        "CAP_NET_ADMIN": 1 << 12,
+        "CAP_NET_RAW": 1 << 13,
+        "CAP_SYS_PTRACE": 1 << 19,
+    }
+    assert wanted <= masks.keys(), "a capability this test does not know: add its bit"
+    expected = sum(masks[name] for name in wanted)
+    for field in ("CapBnd", "CapEff", "CapAmb"):
+        assert int(status[field], 16) == expected, (field, status[field])
+
+
+def test_every_collector_works_under_the_units_privileges_as_it_does_as_root(tmp_path: Path) -> None:
+    """`check` and one textfile collection, as root and as the unit, in one network namespace with sshd,
+    fail2ban-server (one ban) and an auth log: the same verdict for every collector, every `works` still
+    working, the same collector_success in the textfile, sshd's config still from `sshd -T` and the ban
+    still read through fail2ban's socket."""
+    require_root_and("setpriv", "unshare", "ip", "sshd", "fail2ban-server")
+    log = tmp_path / "auth.log"
+    log.write_text(AUTH_LINE)
+    with NetNs(tmp_path / "ns") as netns, Sshd(tmp_path / "sshd", netns=netns) as sshd:
+        jail = f"[sshd]\nenabled = true\nfilter = sshd\nport = {sshd.port}\nlogpath = {log}\n"
+        with Fail2banServer(tmp_path / "fail2ban", netns, jail) as fail2ban:
+            fail2ban.client("set", "sshd", "banip", BANNED)
+            flags = [
+                f"--collector.sshd.config={sshd.config}",
+                f"--collector.fail2ban.socket={fail2ban.socket}",
+                f"--collector.fail2ban.db={fail2ban.db}",
+                f"--collector.fail2ban.config-dir={fail2ban.conf}",
+                f"--collector.authlog.files={log}",
+                "--collector.authlog.journal=off",
+            ]
+            outcomes: dict[str, tuple[dict[str, str], dict[str, str], str]] = {}
+            for name, prefix in (("root", []), ("unit", _sandbox(_service(UNITS[1])))):
+                state, output = tmp_path / name / "state", tmp_path / name / "textfile"
+                state.mkdir(parents=True, mode=0o700)  # root's, as systemd leaves them to a root run
+                output.mkdir(mode=0o755)
+                check = subprocess.run(
+                    netns.command([*ENVIRONMENT, *prefix, *EXPORTER, "check", *flags]),
+                    capture_output=True, text=True, check=False, timeout=120, cwd=REPOSITORY,
+                )  # fmt: skip
+                prom = output / "ssh_access.prom"
+                textfile = subprocess.run(
+                    netns.command([
+                        *ENVIRONMENT, *prefix, *EXPORTER, "textfile", f"--output={prom}",
+                        f"--collector.authlog.state-dir={state}", *flags,
+                    ]),
+                    capture_output=True, text=True, check=False, timeout=120, cwd=REPOSITORY,
+                )  # fmt: skip
+                assert prom.exists(), f"{name}: textfile not written: {textfile.stderr[-2000:]}"
+                outcomes[name] = (_words(check.stdout), _successes(prom.read_text()), prom.read_text())
+    (root_words, root_success, root_prom), (unit_words, unit_success, unit_prom) = (
+        outcomes["root"],
+        outcomes["unit"],
+    )
+    assert unit_words == root_words, (root_words, unit_words)
+    assert {"sshd", "fail2ban", "authlog", "firewall"} <= {
+        name for name, word in unit_words.items() if word == "works"
+    }
+    assert unit_success == root_success, (root_success, unit_success)
+    # sshd's config from `sshd -T` (host keys read), the ban through fail2ban's root-only socket
+    for series in (
+        'ssh_access_sshd_config_source{source="sshd_t"}',
+        'ssh_access_fail2ban_data_source{source="socket"}',
+        'ssh_access_banned_addresses{jail="sshd",source="fail2ban"}',
+    ):
+        assert _value(root_prom, series) == _value(unit_prom, series) == 1.0, series
