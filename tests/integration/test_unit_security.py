@@ -219,3 +219,36 @@ def test_every_collector_works_under_the_units_privileges_as_it_does_as_root(tmp
         'ssh_access_banned_addresses{jail="sshd",source="fail2ban"}',
     ):
         assert _value(root_prom, series) == _value(unit_prom, series) == 1.0, series
+
+
+def test_on_a_legacy_iptables_host_the_firewall_fails_for_want_of_cap_net_raw_until_the_drop_in(
+    tmp_path: Path,
+) -> None:
+    """What the unit gives up: legacy iptables tables are read through a raw socket. With one there the
+    firewall collector fails under the unit and says which capability it misses; the drop-in the unit's
+    comments give (CAP_NET_RAW added to both sets) brings it back, still as the dynamic user."""
+    require_root_and("setpriv", "unshare", "ip", "iptables-legacy")
+    only_firewall = ["--no-collector.crowdsec", "--no-collector.sshguard", "--no-collector.authlog"]
+    only_firewall += ["--no-collector.fail2ban", "--no-collector.sshd", "--no-collector.tcpwrappers"]
+    settings = _service(UNITS[0])
+    dropin = {**settings}
+    for key in ("CapabilityBoundingSet", "AmbientCapabilities"):
+        dropin[key] = [*settings[key], "CAP_NET_RAW"]
+    with NetNs(tmp_path / "ns") as netns:
+        added = netns.run(["iptables-legacy", "-A", "INPUT", "-s", "203.0.113.5", "-j", "DROP"])
+        if added.returncode != 0:
+            pytest.skip(f"no legacy iptables here: {added.stderr.strip()}")
+        verdicts = {}
+        for name, prefix in (("unit", _sandbox(settings)), ("drop-in", _sandbox(dropin))):
+            run = subprocess.run(
+                netns.command([*ENVIRONMENT, *prefix, *EXPORTER, "check", *only_firewall]),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+                cwd=REPOSITORY,
+            )
+            verdicts[name] = next(line for line in run.stdout.splitlines() if line.startswith("firewall "))
+    assert LINE.match(verdicts["unit"])["word"] == "fails", verdicts  # type: ignore[index]
+    assert verdicts["unit"].endswith("(needs CAP_NET_ADMIN, and CAP_NET_RAW for legacy iptables tables)")
+    assert LINE.match(verdicts["drop-in"])["word"] == "works", verdicts  # type: ignore[index]
