@@ -1,6 +1,7 @@
 """The shipped systemd units, measured: `systemd-analyze security` scores them 2.0 or lower, and every
 collector that works as root without a sandbox works under the units' own privileges, against a real
-sshd, a real fail2ban-server holding a ban and an auth log.
+sshd, fail2ban-server, sshguard and CrowdSec each holding a ban, an auth log and the firewall; and what
+is given up (legacy iptables tables without CAP_NET_RAW) says so.
 
 systemd is not PID 1 on every machine these tests run on (a container), so the privileges are applied
 from the unit file's [Service] settings with util-linux, the file parsed and nothing restated here: the
@@ -18,12 +19,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from tests.e2e.golden import ENVIRONMENT
-from tests.integration.harness import Fail2banServer, NetNs, Sshd, require_root_and
+from tests.integration.harness import Crowdsec, Fail2banServer, NetNs, Sshd, Sshguard, require_root_and
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 UNITS = [
@@ -35,6 +38,10 @@ LINE = re.compile(r"^(?P<name>\S+) +(?P<word>works|absent|fails|disabled)\b")
 OVERALL = re.compile(r"Overall exposure level for \S+: (?P<score>\d+\.\d+)")
 DYNAMIC_UID = 61999  # in systemd's DynamicUser= range (61184-65519), which no account here uses
 BANNED = "192.0.2.7"
+BAN_SERIES = (
+    'ssh_access_banned_addresses{jail="ip sshguard attackers",source="sshguard"}',
+    'ssh_access_banned_addresses{jail="crowdsecurity/ssh-bf",source="crowdsec"}',
+)
 AUTH_LINE = (
     "2026-01-01T00:00:00+00:00 host sshd[4242]: Failed password for invalid user admin from "
     "198.51.100.9 port 50000 ssh2\n"
@@ -104,6 +111,48 @@ def _successes(prom: str) -> dict[str, str]:
     """{collector: value} of ssh_access_collector_success in a textfile."""
     found = re.findall(r'^ssh_access_collector_success\{collector="([^"]+)"\} (\S+)$', prom, re.MULTILINE)
     return dict(found)
+
+
+class Outcome(NamedTuple):
+    """One run's view: `check`'s verdicts, the textfile's collector_success values and the textfile."""
+
+    words: dict[str, str]
+    success: dict[str, str]
+    prom: str
+
+
+def _as_root_and_as_the_unit(netns: NetNs, flags: list[str], directory: Path) -> tuple[Outcome, Outcome]:
+    """`check` and one textfile collection with `flags` in `netns`: as root, then under the unit's
+    privileges (the textfile unit's, the same as the server's: tests/unit/test_textfile.py). The state
+    and textfile directories are root's, as on a host where root ran an earlier version."""
+    outcomes = []
+    for name, prefix in (("root", []), ("unit", _sandbox(_service(UNITS[1])))):
+        state, output = directory / name / "state", directory / name / "textfile"
+        state.mkdir(parents=True, mode=0o700)
+        output.mkdir(mode=0o755)
+        check = subprocess.run(
+            netns.command([*ENVIRONMENT, *prefix, *EXPORTER, "check", *flags]),
+            capture_output=True, text=True, check=False, timeout=120, cwd=REPOSITORY,
+        )  # fmt: skip
+        prom = output / "ssh_access.prom"
+        textfile = subprocess.run(
+            netns.command([
+                *ENVIRONMENT, *prefix, *EXPORTER, "textfile", f"--output={prom}",
+                f"--collector.authlog.state-dir={state}", *flags,
+            ]),
+            capture_output=True, text=True, check=False, timeout=120, cwd=REPOSITORY,
+        )  # fmt: skip
+        assert prom.exists(), f"{name}: textfile not written: {textfile.stderr[-2000:]}"
+        text = prom.read_text()
+        outcomes.append(Outcome(_words(check.stdout), _successes(text), text))
+    return outcomes[0], outcomes[1]
+
+
+def _assert_the_same(root: Outcome, unit: Outcome, works: set[str]) -> None:
+    """The same verdict for every collector, `works` among those that work, the same collector_success."""
+    assert unit.words == root.words, (root.words, unit.words)
+    assert works <= {name for name, word in unit.words.items() if word == "works"}, unit.words
+    assert unit.success == root.success, (root.success, unit.success)
 
 
 def _value(prom: str, series: str) -> float | None:
@@ -184,41 +233,40 @@ def test_every_collector_works_under_the_units_privileges_as_it_does_as_root(tmp
                 f"--collector.authlog.files={log}",
                 "--collector.authlog.journal=off",
             ]
-            outcomes: dict[str, tuple[dict[str, str], dict[str, str], str]] = {}
-            for name, prefix in (("root", []), ("unit", _sandbox(_service(UNITS[1])))):
-                state, output = tmp_path / name / "state", tmp_path / name / "textfile"
-                state.mkdir(parents=True, mode=0o700)  # root's, as systemd leaves them to a root run
-                output.mkdir(mode=0o755)
-                check = subprocess.run(
-                    netns.command([*ENVIRONMENT, *prefix, *EXPORTER, "check", *flags]),
-                    capture_output=True, text=True, check=False, timeout=120, cwd=REPOSITORY,
-                )  # fmt: skip
-                prom = output / "ssh_access.prom"
-                textfile = subprocess.run(
-                    netns.command([
-                        *ENVIRONMENT, *prefix, *EXPORTER, "textfile", f"--output={prom}",
-                        f"--collector.authlog.state-dir={state}", *flags,
-                    ]),
-                    capture_output=True, text=True, check=False, timeout=120, cwd=REPOSITORY,
-                )  # fmt: skip
-                assert prom.exists(), f"{name}: textfile not written: {textfile.stderr[-2000:]}"
-                outcomes[name] = (_words(check.stdout), _successes(prom.read_text()), prom.read_text())
-    (root_words, root_success, root_prom), (unit_words, unit_success, unit_prom) = (
-        outcomes["root"],
-        outcomes["unit"],
-    )
-    assert unit_words == root_words, (root_words, unit_words)
-    assert {"sshd", "fail2ban", "authlog", "firewall"} <= {
-        name for name, word in unit_words.items() if word == "works"
-    }
-    assert unit_success == root_success, (root_success, unit_success)
+            root, unit = _as_root_and_as_the_unit(netns, flags, tmp_path)
+    _assert_the_same(root, unit, works={"sshd", "fail2ban", "authlog", "firewall"})
     # sshd's config from `sshd -T` (host keys read), the ban through fail2ban's root-only socket
     for series in (
         'ssh_access_sshd_config_source{source="sshd_t"}',
         'ssh_access_fail2ban_data_source{source="socket"}',
         'ssh_access_banned_addresses{jail="sshd",source="fail2ban"}',
     ):
-        assert _value(root_prom, series) == _value(unit_prom, series) == 1.0, series
+        assert _value(root.prom, series) == _value(unit.prom, series) == 1.0, series
+
+
+def test_sshguard_and_crowdsec_work_under_the_units_privileges_as_they_do_as_root(tmp_path: Path) -> None:
+    """The other ban sources, live: sshguard's nft set (one address blocked) and CrowdSec's decisions,
+    through cscli and through the local API with the bouncer's key."""
+    require_root_and("setpriv", "unshare", "ip", "sshguard", "crowdsec", "cscli")
+    with (
+        NetNs(tmp_path / "ns") as netns,
+        Sshguard(tmp_path / "sshguard", netns) as sshguard,
+        Crowdsec(tmp_path / "crowdsec", netns) as crowdsec,
+    ):
+        sshguard.attack("192.0.2.44", times=30)
+        crowdsec.attack("198.51.100.44", times=10)
+        flags = ["--no-collector.authlog", "--no-collector.fail2ban"]
+        flags.append(f"--collector.crowdsec.bouncer-config={crowdsec.bouncer_config}")
+        deadline = time.monotonic() + 60
+        while True:  # both have acted on the attacks once root sees the two bans
+            root, unit = _as_root_and_as_the_unit(netns, flags, tmp_path / str(time.monotonic_ns()))
+            banned = [_value(root.prom, series) for series in BAN_SERIES]
+            if banned == [1.0, 1.0] or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    _assert_the_same(root, unit, works={"sshguard", "crowdsec", "firewall"})
+    for series in BAN_SERIES:
+        assert _value(root.prom, series) == _value(unit.prom, series) == 1.0, series
 
 
 def test_on_a_legacy_iptables_host_the_firewall_fails_for_want_of_cap_net_raw_until_the_drop_in(
