@@ -76,8 +76,6 @@ def load_yaml_mapping(text: str, origin: str, keys: Iterable[str]) -> dict[str, 
         raise ConfigError(f"{exc.path}: given twice in {origin} (the last would silently win)") from None
     except YAMLSyntaxError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {_yaml_problem(exc)}") from None
-    except RecursionError:  # PyYAML composes recursively: `[[[[...` a few thousand deep overflows it
-        raise ConfigError(f"{origin}: not valid YAML: nested too deep") from None
     if data is None:
         return None
     if not isinstance(data, dict):

@@ -1,10 +1,7 @@
 """What fuzzing the parsers found, each as its smallest input (tests/unit/test_fuzz_parsers.py,
 tests/unit/test_fuzz_scale.py and `make fuzz` found them).
 
-Fixed ones are plain regression tests. Open ones are in a module the fuzzing change could not edit:
-marked xfail with the fix that is needed, and allowed meanwhile by tests/fuzz/targets.py's OPEN_FINDINGS
-so the fuzzers look past them. A deterministic open finding is strict, so its fix shows as XPASS and
-the marker (and the OPEN_FINDINGS entry) must go with it.
+Each is a plain regression test: it failed before its fix.
 """
 
 from __future__ import annotations
@@ -47,20 +44,17 @@ def test_journal_entry_nested_past_the_stack_is_a_parse_error() -> None:
     assert parse_journal_json("[" * 100_000) == (None, None)
 
 
-# ---- open: exporter/sources/host/yamltext.py -------------------------------------------------------
+# ---- exporter/sources/host/yamltext.py ------------------------------------------------------------
 
-# parse_yaml builds PyYAML's loader (whose reader checks the characters) before its `try`, so PyYAML's
-# ReaderError escapes instead of YAMLSyntaxError. Fix: build the loader inside the try.
-_READER_ERROR = "host/yamltext.parse_yaml: PyYAML's ReaderError escapes (loader built outside the try)"
+# parse_yaml built PyYAML's loader (whose reader checks the characters) before its `try`, so PyYAML's
+# ReaderError escaped instead of YAMLSyntaxError.
 
 
-@pytest.mark.xfail(strict=True, reason=_READER_ERROR)
 def test_a_nul_in_the_config_file_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         parse_config("\0watchlist: []\n", origin="exporter.yml")
 
 
-@pytest.mark.xfail(strict=True, reason=_READER_ERROR)
 def test_a_nul_in_the_bouncer_config_is_a_crowdsec_error(tmp_path: Path) -> None:
     """The reader falls back to cscli on CrowdsecError; PyYAML's error failed the collector instead."""
     config = tmp_path / "crowdsec-firewall-bouncer.yaml"
@@ -78,25 +72,17 @@ def _alias_levels(levels: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-@pytest.mark.xfail(
-    strict=False,  # timing: an unlucky pause could pass it; the fix makes it pass every time
-    reason="host/yamltext.repeated_key walks an aliased node each time it is reached (and pops from a "
-    "list's front): 5 levels of aliases in 200 bytes took 30 s; fix: visit each node once (by id)",
-)
 def test_yaml_aliases_cost_the_text_not_the_expansion() -> None:
-    """One level more is 35 bytes more (x1.2): the time may grow as much, not 9 times."""
+    """One level more is 35 bytes more (x1.2): the time may grow as much, not 9 times (repeated_key
+    walked an aliased node each time it was reached: 5 levels in 200 bytes took 30 s)."""
     three, four = _alias_levels(3), _alias_levels(4)
     small = min(seconds(lambda: TARGETS["config_file"](three)) for _ in range(3))
     large = min(seconds(lambda: TARGETS["config_file"](four)) for _ in range(3))
     assert ratio(small, large) < 3
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="PyYAML's scanner keeps a possible simple key per open flow level and checks them all at each "
-    "token: `[` * n takes n**2 (4,096 took 5.7 s under load; --config.file may hold 16 MB); fix: refuse "
-    "flow nesting past a small depth before PyYAML reads the text (as loads_json does for JSON)",
-)
 def test_flow_nesting_costs_linear_time() -> None:
+    """PyYAML's scanner checks every open flow level at each token (n levels cost n**2); parse_yaml
+    refuses nesting past MAX_FLOW_DEPTH before PyYAML reads the text."""
     small, large = growth(TARGETS["config_file"], lambda n: b"watchlist: " + b"[" * n, 256)
     assert ratio(small, large) < LINEAR
