@@ -3,18 +3,23 @@ collector that works as root without a sandbox works under the units' own privil
 sshd, fail2ban-server, sshguard and CrowdSec each holding a ban, an auth log and the firewall; and what
 is given up (legacy iptables tables without CAP_NET_RAW) says so.
 
-systemd is not PID 1 on every machine these tests run on (a container), so the privileges are applied
-from the unit file's [Service] settings with util-linux, the file parsed and nothing restated here: the
-user (DynamicUser= as an unused uid, as systemd allocates one), the capability bounding set, the ambient
-capabilities, NoNewPrivileges= and ProtectProc= (a procfs mounted with that hidepid= in a private mount
-namespace). Those are the settings that decide what a collector can read. The seccomp filters
-(SystemCallFilter=, RestrictAddressFamilies=, ...) and the read-only filesystem are not applied this way;
-`systemd-analyze verify` (tests/unit/test_deploy.py, tests/integration/test_deb.py) checks them as
-systemd reads them.
+systemd is not PID 1 on every machine these tests run on (a container), so the sandbox is applied from
+the unit file's [Service] settings, the file parsed and nothing restated here: the user (DynamicUser= as
+an unused uid, as systemd allocates one), the capability bounding set, the ambient capabilities,
+NoNewPrivileges= (setpriv), ProtectProc= (a procfs mounted with that hidepid= in a private mount
+namespace), SystemCallFilter= with SystemCallErrorNumber= and MemoryDenyWriteExecute= (seccomp filters
+built through libseccomp, the syscall groups expanded by `systemd-analyze syscall-filter`). Those decide
+what a collector can read and run. Not applied: the read-only filesystem and the other namespaces,
+RestrictAddressFamilies=, RestrictNamespaces= and the like; `systemd-analyze verify`
+(tests/unit/test_deploy.py, tests/integration/test_deb.py) checks them as systemd reads them.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -69,7 +74,7 @@ def _capabilities(values: list[str]) -> str:
 
 
 def _sandbox(settings: dict[str, list[str]]) -> list[str]:
-    """The command prefix that runs a process with the unit's user, capabilities and /proc."""
+    """The command prefix that runs a process with the unit's user, capabilities, /proc and seccomp."""
     assert "User" not in settings or settings["User"] == ["root"], "a named user: resolve it here"
     assert "SupplementaryGroups" not in settings, "supplementary groups: apply them here"
     setpriv = ["setpriv"]
@@ -81,6 +86,7 @@ def _sandbox(settings: dict[str, list[str]]) -> list[str]:
     if settings.get("NoNewPrivileges") == ["yes"]:
         setpriv.append("--no-new-privs")
     hidepid = settings.get("ProtectProc", ["default"])[-1]
+    setpriv += _seccomp(settings)
     if hidepid == "default":
         return setpriv
     mount = f"mount -t proc -o hidepid={hidepid} proc /proc"
@@ -95,6 +101,108 @@ def _sandbox(settings: dict[str, list[str]]) -> list[str]:
         "sh",
         *setpriv,
     ]
+
+
+# --- seccomp: SystemCallFilter= and MemoryDenyWriteExecute= as systemd builds them, through libseccomp ---
+
+SCMP_ACT_ALLOW = 0x7FFF0000
+SCMP_CMP_MASKED_EQ = 7
+PROT_WRITE, PROT_EXEC, SHM_EXEC = 0x2, 0x4, 0o100000
+# allowed whatever the list says, so the service can start at all (systemd.exec(5), SystemCallFilter=)
+ALWAYS_ALLOWED = {"execve", "exit", "exit_group", "getrlimit", "rt_sigreturn", "sigreturn"}
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+
+
+def _expand(names: list[str]) -> set[str]:
+    """System call names, `@group`s expanded with systemd's own table (`systemd-analyze syscall-filter`)."""
+    found: set[str] = set()
+    for name in names:
+        if not name.startswith("@"):
+            found.add(name)
+            continue
+        listing = subprocess.run(
+            ["systemd-analyze", "syscall-filter", name], capture_output=True, text=True, check=True
+        ).stdout
+        members = [
+            line.strip()
+            for line in listing.splitlines()[1:]
+            if line.strip() and not line.strip().startswith("#")
+        ]
+        found |= _expand(members)
+    return found
+
+
+def _allowed_syscalls(settings: dict[str, list[str]]) -> set[str]:
+    """SystemCallFilter= read as systemd does: the first line an allow list (plus @default and the calls
+    always allowed), each later `~` line taking its calls out."""
+    lines = settings["SystemCallFilter"]
+    assert not lines[0].startswith("~"), "an allow list first: a deny list would need another reading"
+    allowed = _expand(lines[0].split()) | _expand(["@default"]) | ALWAYS_ALLOWED
+    for line in lines[1:]:
+        names = line.removeprefix("~").split()
+        allowed = allowed - _expand(names) if line.startswith("~") else allowed | _expand(names)
+    return allowed
+
+
+def _load_seccomp(allowed: set[str], errno_code: int, deny_write_execute: bool) -> None:
+    """Load the filters into this process (inherited across execve): every call not allowed fails with
+    `errno_code`, and with `deny_write_execute` memory cannot be mapped writable and executable or made
+    executable later, as MemoryDenyWriteExecute= does."""
+    lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)
+    ]  # fmt: skip
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    refuse = 0x00050000 | (errno_code & 0xFFFF)  # SCMP_ACT_ERRNO
+
+    def number(name: str) -> int:
+        return int(lib.seccomp_syscall_resolve_name(name.encode()))
+
+    contexts = []
+    if deny_write_execute:
+        context = lib.seccomp_init(SCMP_ACT_ALLOW)
+        for name, arg, mask, value in (
+            ("mmap", 2, PROT_WRITE | PROT_EXEC, PROT_WRITE | PROT_EXEC),
+            ("mprotect", 2, PROT_EXEC, PROT_EXEC),
+            ("pkey_mprotect", 2, PROT_EXEC, PROT_EXEC),
+            ("shmat", 2, SHM_EXEC, SHM_EXEC),
+        ):
+            compare = _ArgCmp(arg, SCMP_CMP_MASKED_EQ, mask, value)
+            assert lib.seccomp_rule_add_array(context, refuse, number(name), 1, ctypes.byref(compare)) == 0
+        contexts.append(context)
+    context = lib.seccomp_init(refuse)
+    for name in sorted(allowed):
+        if number(name) >= 0:  # negative: not a call of this architecture
+            assert lib.seccomp_rule_add(context, SCMP_ACT_ALLOW, number(name), 0) == 0, name
+    contexts.append(context)  # last: seccomp(2) itself may be among the calls it refuses
+    for context in contexts:
+        assert lib.seccomp_load(context) == 0
+
+
+def _exec_filtered() -> None:
+    """`python -c` entry: argv is [JSON of (allowed, errno, deny_write_execute), command...]."""
+    allowed, errno_code, deny_write_execute = json.loads(sys.argv[1])
+    _load_seccomp(set(allowed), errno_code, deny_write_execute)
+    os.execvp(sys.argv[2], sys.argv[2:])
+
+
+def _seccomp(settings: dict[str, list[str]]) -> list[str]:
+    """The command prefix that runs a process under the unit's SystemCallFilter=, SystemCallErrorNumber=
+    and MemoryDenyWriteExecute=."""
+    errno_code = getattr(errno, settings.get("SystemCallErrorNumber", ["EPERM"])[-1])
+    plan = [
+        sorted(_allowed_syscalls(settings)),
+        errno_code,
+        settings.get("MemoryDenyWriteExecute") == ["yes"],
+    ]
+    entry = "from tests.integration.test_unit_security import _exec_filtered; _exec_filtered()"
+    return [sys.executable, "-c", entry, json.dumps(plan)]
 
 
 def _words(out: str) -> dict[str, str]:
@@ -189,17 +297,32 @@ def test_the_sandbox_prefix_applies_the_units_privileges(tmp_path: Path) -> None
     only when they cannot be ptrace-read."""
     require_root_and("setpriv", "unshare")
     settings = _service(UNITS[0])
-    probe = "import pathlib; print(pathlib.Path('/proc/self/status').read_text())"
+    probe = (
+        "import mmap, os, pathlib\n"
+        "print(pathlib.Path('/proc/self/status').read_text())\n"
+        "for name, call in (('setpriority', lambda: os.setpriority(os.PRIO_PROCESS, 0, 1)),\n"
+        "                   ('setgroups', lambda: os.setgroups([])),\n"
+        "                   ('wx', lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_EXEC))):\n"
+        "    try:\n"
+        "        call()\n"
+        "        print(f'refused {name}: no')\n"
+        "    except OSError as error:\n"
+        "        print(f'refused {name}: {error.strerror}')\n"
+    )
     run = subprocess.run(
         [*_sandbox(settings), sys.executable, "-c", probe],
         capture_output=True,
         text=True,
         check=True,
-        cwd="/",
+        cwd=REPOSITORY,
     )
     status = dict(line.split(":\t", 1) for line in run.stdout.splitlines() if ":\t" in line)
     assert status["Uid"].split()[0] == str(DYNAMIC_UID)
     assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"].strip() == "2" and status["Seccomp_filters"].strip() == "2"  # calls, W^X
+    # refused by the filters: raising one's own niceness and W^X memory need no capability
+    for name in ("setpriority", "setgroups", "wx"):
+        assert f"refused {name}: Operation not permitted" in run.stdout, run.stdout[-300:]
     wanted = set(settings["CapabilityBoundingSet"][0].split())
     masks = {
         "CAP_DAC_OVERRIDE": 1 << 1,
@@ -269,8 +392,9 @@ def test_sshguard_and_crowdsec_work_under_the_units_privileges_as_they_do_as_roo
         assert _value(root.prom, series) == _value(unit.prom, series) == 1.0, series
 
 
+@pytest.mark.parametrize("reader", ["python-iptables", "iptables-legacy-save"])
 def test_on_a_legacy_iptables_host_the_firewall_fails_for_want_of_cap_net_raw_until_the_drop_in(
-    tmp_path: Path,
+    reader: str, tmp_path: Path
 ) -> None:
     """What the unit gives up: legacy iptables tables are read through a raw socket. With one there the
     firewall collector fails under the unit and says which capability it misses; the drop-in the unit's
@@ -278,6 +402,7 @@ def test_on_a_legacy_iptables_host_the_firewall_fails_for_want_of_cap_net_raw_un
     require_root_and("setpriv", "unshare", "ip", "iptables-legacy")
     only_firewall = ["--no-collector.crowdsec", "--no-collector.sshguard", "--no-collector.authlog"]
     only_firewall += ["--no-collector.fail2ban", "--no-collector.sshd", "--no-collector.tcpwrappers"]
+    only_firewall.append(f"--collector.firewall.legacy-reader={reader}")  # ctypes under W^X, or the command
     settings = _service(UNITS[0])
     dropin = {**settings}
     for key in ("CapabilityBoundingSet", "AmbientCapabilities"):
