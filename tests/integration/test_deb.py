@@ -265,9 +265,11 @@ def test_unit_defaults_and_command_path(debian_root: Path) -> None:
 
 
 def test_purge_leaves_nothing(debian_root: Path) -> None:
-    state = debian_root / "var/lib/ssh-access-exporter"
-    state.mkdir()  # as StateDirectory= makes it when the service runs
+    # As StateDirectory= makes it for the unit's dynamic user: the state under /var/lib/private, and a link.
+    state = debian_root / "var/lib/private/ssh-access-exporter"
+    state.mkdir(parents=True)
     (state / "authlog.json").write_text("{}")
+    (debian_root / "var/lib/ssh-access-exporter").symlink_to("private/ssh-access-exporter")
     purged = _in_root(debian_root, "apt-get", "purge", "--yes", "ssh-access-exporter")
     assert purged.returncode == 0, purged.stdout[-4000:] + purged.stderr[-4000:]
     for path in (
@@ -276,6 +278,7 @@ def test_purge_leaves_nothing(debian_root: Path) -> None:
         UNIT,
         "/etc/default/ssh-access-exporter",
         "/var/lib/ssh-access-exporter",
+        "/var/lib/private/ssh-access-exporter",
     ):
         assert not os.path.lexists(debian_root / path.lstrip("/")), path
 
