@@ -361,7 +361,7 @@ def test_faults_counted(host: tuple[NetNs, Sshd, Fail2banServer, Path, Path]) ->
             time.sleep(0.5)  # lines keep landing in the renamed file, as before a syslog daemon's HUP
             with writer.lock:
                 writer.reopen()
-                writer.write_now(rotated.stat().st_size // 50 + 100)  # the new file outgrows the old
+                writer.write_now(rotated.stat().st_size // 70 + 100)  # lines of 78+ bytes: outgrows the old
                 # everything read (the renamed file drained to its end), then the copy over it
                 _wait(scrapers, lambda f: read(f) == writer.total, "both files read", mark())
                 subprocess.run(["cp", str(log), str(rotated)], check=True)
