@@ -35,7 +35,6 @@ from exporter.sources.host.paths import HostPaths
 from tests.builders import V4_SCHEMA, fixture_ruleset, journal_entry, make_db
 from tests.exposition import promtool_check, render, samples, value
 
-NOW = time.time()
 DENY = """# hand-written
 sshd: 192.0.2.10
 # DenyHosts: Mon Nov 23 10:00:00 2026 | sshd: 192.0.2.11
@@ -167,11 +166,12 @@ def test_denyhosts_entry_is_its_own_layer(tmp_path: Path) -> None:
 
 
 def test_fail2ban_from_the_database(tmp_path: Path) -> None:
+    now = time.time()  # at the test, not at import: a whole suite runs before it
     (tmp_path / "proc").mkdir()
     db = tmp_path / "var/lib/fail2ban/fail2ban.sqlite3"
     db.parent.mkdir(parents=True)
-    rows = [("192.0.2.1", "sshd", NOW - 100, 600), ("192.0.2.2", "sshd", NOW - 700, 600),
-            ("192.0.2.3", "recidive", NOW - 100, -1)]  # fmt: skip
+    rows = [("192.0.2.1", "sshd", now - 100, 600), ("192.0.2.2", "sshd", now - 700, 600),
+            ("192.0.2.3", "recidive", now - 100, -1)]  # fmt: skip
     make_db(db, V4_SCHEMA, [("sshd", 1), ("recidive", 1)], rows)
     options = AccessOptions(firewall=False, sshguard=False, crowdsec=False, authlog=False,
                             fail2ban_socket="")  # fmt: skip
@@ -186,7 +186,8 @@ def test_fail2ban_from_the_database(tmp_path: Path) -> None:
 
 
 def test_fail2ban_server_answer_wins_over_the_database() -> None:
-    ban = DbBan("sshd", "192.0.2.1", NOW, NOW + 60)
+    now = time.time()  # at the test, not at import: a whole suite runs before it
+    ban = DbBan("sshd", "192.0.2.1", now, now + 60)
     facts = HostFacts(fail2ban=Fail2banFacts((ban,), banned_in={"192.0.2.1": ()}))
     assert verdicts(facts, parse_target("192.0.2.1"))[0].verdict == "no_match"
     facts = HostFacts(fail2ban=Fail2banFacts(None, "db gone", {"192.0.2.1": ("sshd",)}))
@@ -403,10 +404,11 @@ def test_the_penalty_log_is_read_only_as_a_regular_file_inside_rootfs(tmp_path: 
 def test_fail2ban_from_the_database_says_the_server_did_not_answer(tmp_path: Path) -> None:
     """The server down, its database read: the verdict stands (a stopped server bans no one new, a
     crashed one's bans stay), and the detail says where it came from."""
+    now = time.time()  # at the test, not at import: a whole suite runs before it
     (tmp_path / "proc").mkdir()
     db = tmp_path / "var/lib/fail2ban/fail2ban.sqlite3"
     db.parent.mkdir(parents=True)
-    make_db(db, V4_SCHEMA, [("sshd", 1)], [("192.0.2.1", "sshd", NOW - 100, 600)])
+    make_db(db, V4_SCHEMA, [("sshd", 1)], [("192.0.2.1", "sshd", now - 100, 600)])
     reader = AccessReader(_tree(tmp_path, "", ""), OFFLINE)
     down = "fail2ban-server is not running (nothing answers on /var/run/fail2ban/fail2ban.sock)"
     banned = _layers(reader, "192.0.2.1")["fail2ban"]
