@@ -367,7 +367,12 @@ def test_faults_counted(host: tuple[NetNs, Sshd, Fail2banServer, Path, Path]) ->
                 subprocess.run(["cp", str(log), str(rotated)], check=True)
             _wait(scrapers, lambda f: rotations(f) >= before + 2, "the rewrite counted as a rotation", mark())
 
-        time.sleep(2 * ROTATE_EVERY_S)  # two more regular rotations after the faults
+        # more regular rotations after the faults, at least two of each mode in all
+        wanted = {mode: max(2, done + 1) for mode, done in rotator.done.items()}
+        deadline = time.monotonic() + UP_TIMEOUT_S
+        while any(rotator.done[mode] < count for mode, count in wanted.items()):
+            assert time.monotonic() < deadline, f"rotations stalled: {rotator.done}"
+            time.sleep(0.1)
         rotator.stop_event.set()
         rotator.join()
         writer.stop_event.set()
