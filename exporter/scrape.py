@@ -273,7 +273,9 @@ class ScrapeCollector:
                 self._failed(name, printable(f"{type(exc).__name__}: {exc}"), elapsed)
             else:
                 ok, elapsed = True, run.elapsed
-                if self.status[name].success is False:
+                if self._logged.pop((name, "failure"), None) is not None:
+                    # paired with the failure's warning: a collector flapping between concurrent scrapes
+                    # logs each failure and each recovery once, never a recovery from a failure not shown
                     log.info("collector recovered", extra={"collector": name})
                 self.status[name] = CollectorStatus(True, elapsed, "", time.time())
                 self._add(name, run, exposition)

@@ -217,3 +217,38 @@ def test_partial_failure_exposes_only_the_families_it_names(caplog: pytest.LogCa
     (failure,) = (r for r in caplog.records if r.getMessage() == "collector failed")
     assert getattr(failure, "err", "") == "PartialFailureError: /var/log/auth.log: does not exist"
     assert scraper.status["partly"].success is False
+
+
+class Flapping:
+    """Fails on the calls listed, works on the others."""
+
+    def __init__(self, failing: set[int]) -> None:
+        self.failing, self.calls = failing, 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.calls += 1
+        if self.calls in self.failing:
+            raise OSError("fail2ban-server is not running")
+        yield GaugeMetricFamily("ssh_access_test_flapping", "test", value=1)
+
+
+@pytest.mark.parametrize(
+    ("failing", "expected"),
+    [
+        # each failure after a recovery is news again, and each recovery follows a failure shown
+        ({1, 3}, ["collector failed", "collector recovered", "collector failed", "collector recovered"]),
+        ({1, 2}, ["collector failed", "collector recovered"]),  # the second failure repeats the first
+        (set(), []),
+    ],
+)
+def test_failures_and_recoveries_are_logged_in_pairs(
+    failing: set[int], expected: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    scraper = ScrapeCollector({"flapping": Flapping(failing)})
+    try:
+        with caplog.at_level(logging.INFO, logger="exporter.scrape"):
+            for _ in range(4):
+                render(scraper.collect())
+    finally:
+        scraper.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == expected
