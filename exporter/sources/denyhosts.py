@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from exporter.sources.host.files import read_regular_text
+from exporter.sources.host.files import Signature, file_signature, read_regular_text
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.host.procscan import running as running_process
 from exporter.sources.host.singleflight import singleflight
@@ -105,14 +105,25 @@ class DenyhostsReader:
         self.paths = paths
         self.work_dir = work_dir
         self.hosts_deny = hosts_deny
+        # hosts.deny's entries while the file is unchanged: a host under attack holds tens of thousands
+        # of DenyHosts lines, and parsing them took 0.5-1.4 s a scrape (tcpwrappers reads it the same way)
+        self._deny: tuple[Signature, DenyEntries] | None = None
+
+    def _entries(self) -> DenyEntries:
+        local = self.paths.root(self.hosts_deny)
+        signature = file_signature(local)  # taken before the read: a change during it shows next time
+        if signature is not None and self._deny is not None and self._deny[0] == signature:
+            return self._deny[1]
+        entries = parse_hosts_deny(read_regular_text(local, HOSTS_FILE_MAX_BYTES, paths=self.paths))
+        self._deny = (signature, entries)
+        return entries
 
     @singleflight
     def read(self) -> DenyhostsSnapshot:
         errors: list[str] = []
         entries = DenyEntries({}, None)
         try:
-            local = self.paths.root(self.hosts_deny)
-            entries = parse_hosts_deny(read_regular_text(local, HOSTS_FILE_MAX_BYTES, paths=self.paths))
+            entries = self._entries()
         except FileNotFoundError:
             pass  # libwrap treats a missing file as empty
         except OSError as exc:

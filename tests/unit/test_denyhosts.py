@@ -81,3 +81,29 @@ def test_not_installed_emits_nothing_and_says_absent_once(
     caplog.set_level(logging.INFO)
     assert list(collector.collect()) == list(collector.collect()) == []
     assert [(r.levelname, r.msg) for r in caplog.records] == [("INFO", "ban source absent")]
+
+
+def test_hosts_deny_is_parsed_again_only_when_it_changes(
+    host: HostPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host under attack holds tens of thousands of DenyHosts lines: parsed once, not every scrape."""
+    import exporter.sources.denyhosts as module  # noqa: PLC0415
+
+    parsed: list[int] = []
+
+    def counting(text: str) -> object:
+        parsed.append(len(text))
+        return parse_hosts_deny(text)
+
+    monkeypatch.setattr(module, "parse_hosts_deny", counting)
+    reader = DenyhostsReader(host)
+    first = reader.read()
+    assert reader.read().banned == first.banned == {"sshd": 3, "ALL": 1}
+    assert len(parsed) == 1
+    deny = host.rootfs / "etc/hosts.deny"
+    with deny.open("a") as file:  # DenyHosts appends a pair
+        file.write("# DenyHosts: Wed Nov 25 03:00:00 2026 | sshd: 198.51.100.99\nsshd: 198.51.100.99\n")
+    assert reader.read().banned == {"sshd": 4, "ALL": 1}
+    assert len(parsed) == 2
+    deny.unlink()  # gone: libwrap reads it as empty, and so does the reader, cache or not
+    assert reader.read().banned == {}

@@ -79,3 +79,19 @@ def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+# What a cached parse of a host file is keyed on: (mtime_ns, size), None when it cannot be stat'ed. A
+# rewrite changes the mtime, an append (DenyHosts, fail2ban) the size too; a reader re-reads on any change.
+Signature = tuple[int, int] | None
+
+
+def file_signature(path: Path | None) -> Signature:
+    """The (mtime_ns, size) of `path`, None when it is missing, unresolvable (None) or not stat-able."""
+    if path is None:  # its links cannot be followed inside the rootfs
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # ValueError: a NUL in a path taken from a host file
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.sources.denyhosts import HOSTS_FILE_MAX_BYTES
-from exporter.sources.host.files import read_regular_file, read_regular_text
+from exporter.sources.host.files import Signature, file_signature, read_regular_file, read_regular_text
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers.evaluate import (
     NO,
@@ -44,7 +44,6 @@ HOSTS_DENY = "/etc/hosts.deny"
 FILES = (HOSTS_ALLOW, HOSTS_DENY)
 VERDICTS = ("allow", "deny")
 MAX_BYTES = HOSTS_FILE_MAX_BYTES
-Signature = tuple[int, int] | None  # (mtime_ns, size); None: missing
 
 
 @dataclass(frozen=True)
@@ -193,20 +192,10 @@ class TcpWrappersReader:
         self._summary: tuple[tuple[Signature, ...], AccessRules, Summary] | None = None
         self._pattern_paths: tuple[Table, Table, tuple[str, ...]] | None = None
 
-    @staticmethod
-    def _signature(path: Path | None) -> Signature:
-        if path is None:  # its links cannot be followed inside the rootfs
-            return None
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):  # ValueError: a NUL in a pattern file's path
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
     def _table(self, host_path: str) -> _Parsed:
         """The file's table: cached while unchanged, extended when lines were only appended (DenyHosts)."""
         local = self.paths.root_or_none(host_path)
-        signature = self._signature(local)
+        signature = file_signature(local)
         cached = self._tables.get(host_path)
         if cached is not None and cached.signature == signature:
             return cached
@@ -241,7 +230,7 @@ class TcpWrappersReader:
     def pattern_file(self, host_path: str) -> tuple[str, ...] | None:
         """A `/path` pattern file's patterns (read under rootfs); None when it cannot be read."""
         local = self.paths.root_or_none(host_path)
-        signature = self._signature(local)
+        signature = file_signature(local)
         cached = self._patterns.get(host_path)
         if cached is not None and cached[0] == signature:
             return cached[1]
@@ -258,7 +247,7 @@ class TcpWrappersReader:
 
     def _links(self, host_path: str) -> bool | None:
         local = self.paths.root_or_none(host_path)
-        signature = self._signature(local)
+        signature = file_signature(local)
         cached = self._binaries.get(host_path)
         if cached is None or cached[0] != signature:
             cached = (signature, read_links_libwrap(local, self.paths) if local and signature else None)
@@ -281,7 +270,7 @@ class TcpWrappersReader:
     def read(self) -> TcpWrappersSnapshot:
         allow, deny = self._table(HOSTS_ALLOW), self._table(HOSTS_DENY)
         referenced = self._referenced(allow.table, deny.table)
-        patterns = tuple(self._signature(self.paths.root_or_none(p)) for p in referenced)
+        patterns = tuple(file_signature(self.paths.root_or_none(p)) for p in referenced)
         signature = (allow.signature, deny.signature, *patterns)
         previous = self._summary
         if previous is not None and previous[0] == signature:
