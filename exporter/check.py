@@ -35,7 +35,6 @@ When a source counts as absent, per collector (decided from what each exposes, n
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -50,8 +49,8 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.families.bans import BanCollector
 from exporter.config import ConfigError
-from exporter.flagparse import FlagParser, positive_seconds
-from exporter.options import CHECK, CollectorSwitch, Options, add_host_flags
+from exporter.flagparse import FlagParser
+from exporter.options import CHECK, CollectorSwitch, Options, add_host_flags, add_scrape_timeout_flag
 from exporter.registry import Collector, Context, PartialFailureError, build_collectors, registrations
 from exporter.scrape import Collection, CollectorStatus, ScrapeCollector
 from exporter.sources import crowdsec, denyhosts, sshguard
@@ -59,18 +58,7 @@ from exporter.sources.fail2ban import reader as fail2ban
 
 WORKS, ABSENT, FAILS, DISABLED = "works", "absent", "fails", "disabled"
 EXIT_OK, EXIT_FAILS = 0, 1
-DEFAULT_TIMEOUT = 8.0  # the server's --scrape.timeout default
 _SPACE = re.compile(r"\s+")
-
-
-def add_timeout_flag(parser: argparse.ArgumentParser) -> None:
-    """--scrape.timeout as the server takes it, for the views that run one collection."""
-    parser.add_argument(
-        "--scrape.timeout",
-        type=positive_seconds,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds one collector may take before it is reported failed (default {DEFAULT_TIMEOUT:g})",
-    )
 
 
 class _Recorder:
@@ -295,7 +283,7 @@ def check_parser(collectors: Iterable[CollectorSwitch]) -> FlagParser:
     )
     parser.add_argument("--json", action="store_true", help='print {"collectors": [{"collector", "status", '
                         '"reason"}]}')  # fmt: skip
-    add_timeout_flag(parser)
+    add_scrape_timeout_flag(parser)
     add_host_flags(parser, collectors, CHECK)
     return parser
 

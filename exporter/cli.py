@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from exporter import __version__
 from exporter.config import ConfigError
 from exporter.diagnose import diagnosis, to_json
-from exporter.flagparse import FlagParser, positive_seconds
+from exporter.flagparse import FlagParser
 from exporter.logsetup import setup_logging
-from exporter.options import CollectorSwitch, LogOptions, Options, add_host_flags
+from exporter.options import CollectorSwitch, LogOptions, Options, add_host_flags, add_scrape_timeout_flag
 from exporter.registry import Context, build_collectors, registrations
 from exporter.scrape import ScrapeCollector
 from exporter.sources.access import parse_target
@@ -84,12 +84,7 @@ def serve_parser(
         help="answer GET /diagnose?address=ADDRESS with `diagnose ADDRESS --json` (one at a time, cached "
         "for 5 s; behind the web config's TLS and basic auth), for `diagnose --fleet`; off by default",
     )
-    parser.add_argument(
-        "--scrape.timeout",
-        type=positive_seconds,
-        default=8.0,
-        help="seconds one collector may take before it is reported failed (default 8)",
-    )
+    add_scrape_timeout_flag(parser)
     add_host_flags(parser, collectors)
     return parser
 

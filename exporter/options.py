@@ -291,6 +291,19 @@ class CollectorSwitch(Protocol):
     def help(self) -> str: ...
 
 
+SCRAPE_TIMEOUT = 8.0  # --scrape.timeout's default
+
+
+def add_scrape_timeout_flag(parser: argparse.ArgumentParser) -> None:
+    """--scrape.timeout, for every view that runs a collection (serve, check, textfile)."""
+    parser.add_argument(
+        "--scrape.timeout",
+        type=positive_seconds,
+        default=SCRAPE_TIMEOUT,
+        help=f"seconds one collector may take before it is reported failed (default {SCRAPE_TIMEOUT:g})",
+    )
+
+
 def add_host_flags(
     parser: argparse.ArgumentParser, collectors: Iterable[CollectorSwitch], view: str = SERVE
 ) -> None:

@@ -44,12 +44,19 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
-from exporter.check import add_timeout_flag, collect_once, exit_now, host_collectors
+from exporter.check import collect_once, exit_now, host_collectors
 from exporter.collectors.authlog import LiveAuthlogCollector, authlog_families
 from exporter.config import ConfigError
 from exporter.flagparse import FlagParser
 from exporter.logsetup import setup_logging
-from exporter.options import SERVE, CollectorSwitch, LogOptions, Options, add_host_flags
+from exporter.options import (
+    SERVE,
+    CollectorSwitch,
+    LogOptions,
+    Options,
+    add_host_flags,
+    add_scrape_timeout_flag,
+)
 from exporter.registry import registrations
 from exporter.sources.authlog.follow import LogFollower
 from exporter.sources.host.files import write_file
@@ -157,7 +164,7 @@ def textfile_parser(collectors: Iterable[CollectorSwitch]) -> FlagParser:
         allow_abbrev=False,
     )
     parser.add_argument("--output", required=True, metavar="FILE", help="the .prom file to write (mode 0644)")
-    add_timeout_flag(parser)
+    add_scrape_timeout_flag(parser)
     add_host_flags(parser, collectors, SERVE)
     for action in parser._actions:  # this mode always keeps state: its default is a directory
         if "--collector.authlog.state-dir" in action.option_strings:
