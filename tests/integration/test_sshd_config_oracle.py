@@ -36,6 +36,12 @@ def host_key_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return key
 
 
+def _sshd(mode: str, config: Path, host_key: Path) -> subprocess.CompletedProcess[str]:
+    """The real sshd's verdict on `config`: `-t` (test) or `-T` (print the effective values)."""
+    command = [SSHD, mode, "-f", str(config), "-h", str(host_key)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
 def _copy_for_sshd(case: str, root: Path) -> Path:
     shutil.copytree(FIXTURES / case, root)
     for path in root.rglob("*"):
@@ -53,13 +59,7 @@ def test_sshd_refuses_exactly_what_the_parser_refuses(case: str, host_key: Path,
     )
     root = tmp_path / "root"
     config = _copy_for_sshd(case, root)
-    run = subprocess.run(
-        [SSHD, "-t", "-f", str(config), "-h", str(host_key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = _sshd("-t", config, host_key)
     refusals = {(problem.file, problem.line) for problem in parsed.refusals}
     assert parsed.errors == parsed.refusals  # every fixture file is readable
     assert (run.returncode != 0) == bool(refusals), (run.stderr, [str(p) for p in parsed.refusals])
@@ -134,13 +134,7 @@ def test_single_lines_agree_with_sshd(line: str, host_key: Path, tmp_path: Path)
     config = tmp_path / "sshd_config"
     config.write_text(line + "\n")
     parsed = read_config_files(HostPaths(), str(config), Keywords.of(version.version, version.release))
-    run = subprocess.run(
-        [SSHD, "-t", "-f", str(config), "-h", str(host_key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = _sshd("-t", config, host_key)
     assert (run.returncode != 0) == bool(parsed.refusals), (run.stderr, [str(p) for p in parsed.errors])
 
 
@@ -170,13 +164,8 @@ def test_effective_values_agree_with_sshd_t(case: str, host_key: Path, tmp_path:
     config.write_text(EFFECTIVE[case].format(dir=drop_ins))
     parsed = read_config_files(HostPaths(), str(config), Keywords.of(version.version, version.release))
     assert parsed.errors == []
-    run = subprocess.run(
-        [SSHD, "-T", "-f", str(config), "-h", str(host_key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    run = _sshd("-T", config, host_key)
+    assert run.returncode == 0, run.stderr
     from_files = EffectiveConfig.from_options(parsed.options, "file", version.version)
     from_sshd = EffectiveConfig.from_options(parse_sshd_t(run.stdout), "sshd_t", version.version)
     fields = ("max_startups", "per_source_max_startups", "per_source_netblock_v4", "per_source_netblock_v6",
