@@ -220,15 +220,7 @@ class LagProbe(threading.Thread):
 
 
 def fail2ban(tmp: Path, netns: NetNs, log: Path) -> Fail2banServer:
-    jail = (
-        f"[{JAIL}]\nenabled = true\nfilter = sshd\nport = ssh\nlogpath = {log}\n"
-        "banaction = noop\nbantime = 86400\n"
-    )
-    server = Fail2banServer(tmp / "fail2ban", netns, jail)
-    (server.conf / "action.d" / "noop.conf").write_text(
-        "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionban =\nactionunban =\n"
-    )
-    return server
+    return Fail2banServer.banning_nothing(tmp / "fail2ban", netns, JAIL, log)
 
 
 def watchlist(tmp: Path) -> Path:

@@ -428,6 +428,21 @@ class Fail2banServer(Daemon):
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def banning_nothing(cls, directory: Path, netns: NetNs, jail: str, logpath: Path) -> Fail2banServer:
+        """A server whose one jail (sshd's filter on `logpath`) bans through an action that does nothing:
+        the bans are in its database and answers, no firewall is touched (for load and fault tests)."""
+        server = cls(
+            directory,
+            netns,
+            f"[{jail}]\nenabled = true\nfilter = sshd\nport = ssh\nlogpath = {logpath}\n"
+            "banaction = noop\nbantime = 86400\n",
+        )
+        (server.conf / "action.d" / "noop.conf").write_text(
+            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionban =\nactionunban =\n"
+        )
+        return server
+
     @property
     def pid(self) -> int:
         assert self.proc is not None

@@ -25,9 +25,7 @@ relay thread in the namespace lets Prometheus, on the host's loopback, scrape it
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
-import os
 import re
 import socket
 import subprocess
@@ -69,7 +67,6 @@ HOSTS_DENY = Path("/etc/hosts.deny")
 FOR = "2s"  # every rule's `for:`, shortened
 TEAM = "infra"  # the extra target label that must reach the webhook
 WATCHED = "192.0.2.10"
-CLONE_NEWNET = 0x40000000
 TIMEOUT = 45.0  # one alert's way to the webhook: a few scrapes, evaluations and group flushes
 
 
@@ -437,24 +434,13 @@ def test_socket_activated_sshd_does_not_page(alerting: tuple[Webhook, Alertmanag
             unit.stop()
 
 
-def _setns_net(netns: NetNs) -> None:
-    """Move the calling thread (only it) into `netns`: sockets it creates from now on live there."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{netns.name}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _connected(netns: NetNs, port: int) -> Iterator[socket.socket]:
     """A TCP connection to 127.0.0.1:`port` inside `netns`, open (sshd's banner read) until the end."""
     made: list[socket.socket] = []
 
     def connect() -> None:
-        _setns_net(netns)  # this short-lived thread only
+        netns.enter_this_thread()  # this short-lived thread only
         made.append(socket.create_connection(("127.0.0.1", port), timeout=10))
 
     thread = threading.Thread(target=connect)
@@ -482,7 +468,7 @@ class Forwarder:
         self.thread.start()
 
     def _serve(self) -> None:
-        _setns_net(self.netns)  # this thread's outgoing sockets are in the namespace
+        self.netns.enter_this_thread()  # this thread's outgoing sockets are in the namespace
         while not self.closed.is_set():
             try:
                 client, _ = self.listener.accept()

@@ -196,14 +196,7 @@ def host(tmp_path: Path) -> Iterator[tuple[NetNs, Sshd, Fail2banServer, Path, Pa
     with NetNs(tmp_path / "netns", "sae-faults") as netns:
         empty = tmp_path / "fail2ban-input.log"
         empty.write_text("")
-        jail = (
-            f"[guard]\nenabled = true\nfilter = sshd\nport = ssh\nlogpath = {empty}\n"
-            "banaction = noop\nbantime = 86400\n"
-        )
-        bans = Fail2banServer(tmp_path / "fail2ban", netns, jail)
-        (bans.conf / "action.d" / "noop.conf").write_text(
-            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionban =\nactionunban =\n"
-        )
+        bans = Fail2banServer.banning_nothing(tmp_path / "fail2ban", netns, "guard", empty)
         nft = tmp_path / "ruleset.nft"
         members = ", ".join([WATCHED, *(f"203.0.113.{i}" for i in range(1, 200))])
         nft.write_text(
