@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -30,3 +31,14 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"skipped while REQUIRE_INTEGRATION=1: {report.longrepr}"
     return report
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Generator[None, None, None]:
+    """A test that runs a command's main sets up the root logger on the stderr it sees (pytest's capture,
+    closed after the test): later tests' log lines then hit a closed file. Each test leaves it as found."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
