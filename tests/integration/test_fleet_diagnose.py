@@ -8,6 +8,8 @@ name hosts as Prometheus does), and itself under another job that the fleet must
 exporter B is stopped: still an active target, it is listed as not asked, and with nothing blocking the
 exit is 3.
 
+A fleet of 20 exporters (every other one denying) is answered right, whole, and in bounded time.
+
 Last, an exporter behind TLS and basic auth (its --web.config.file), scraped over https: the fleet asks
 it at the scrape URL's scheme with --fleet.ca-file and the basic auth flags, and without them it is
 listed as not asked with the HTTP status that says why.
@@ -19,7 +21,9 @@ import json
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +72,14 @@ class Fleet:
     prometheus: FleetPrometheus
 
     def diagnose(self, *flags: str) -> subprocess.CompletedProcess[str]:
-        url = f"http://127.0.0.1:{self.prometheus.port}"
-        command = [sys.executable, "-m", "exporter", "diagnose", ADDRESS, f"--fleet={url}", *flags]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+        return diagnose(self.prometheus, *flags)
+
+
+def diagnose(prometheus: Prometheus, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`diagnose ADDRESS --fleet=` this Prometheus, as a user runs it."""
+    url = f"http://127.0.0.1:{prometheus.port}"
+    command = [sys.executable, "-m", "exporter", "diagnose", ADDRESS, f"--fleet={url}", *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +165,36 @@ def test_prometheus_unreachable_is_an_error(fleet: Fleet) -> None:
     run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
     assert run.returncode == 2 and run.stdout == ""
     assert "cannot list the targets of Prometheus" in run.stderr
+
+
+FLEET_SIZE = 20
+FLEET_BOUND_S = 30.0  # generous: about 0.5 s on an idle 2-core machine (docs/benchmarks.md, 200 exporters)
+
+
+def test_a_fleet_of_twenty_is_answered_whole_in_bounded_time(tmp_path: Path) -> None:
+    require_root_and("prometheus")
+    denying = {f"host-{n:02d}.example:9822" for n in range(0, FLEET_SIZE, 2)}
+    with ExitStack() as stack:
+        ports = {}
+        for n in range(FLEET_SIZE):
+            instance = f"host-{n:02d}.example:9822"
+            deny = f"sshd: {ADDRESS}\n" if instance in denying else "sshd: 203.0.113.9\n"
+            host = wrapped_sshd_host(tmp_path / f"host-{n:02d}", deny)
+            ports[instance] = stack.enter_context(Exporter("--web.enable-diagnose", *host)).port
+        prometheus = FleetPrometheus(tmp_path / "prometheus", ports)
+        stack.callback(prometheus.stop)
+        eventually(lambda: _all_up(prometheus, FLEET_SIZE + 1), timeout=60, what="the fleet scraped")
+        began = time.monotonic()
+        run = diagnose(prometheus)
+        elapsed = time.monotonic() - began
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"{ADDRESS}: KEPT OUT by {len(denying)} of {FLEET_SIZE} host(s)"
+    kept_out = {line.split()[2].rstrip(":") for line in lines if line.startswith("  kept out ")}
+    gets_in = {line.split()[2] for line in lines if line.startswith("  gets in ")}
+    assert kept_out == denying and len(gets_in) == FLEET_SIZE - len(denying)
+    assert len(lines) == 1 + FLEET_SIZE  # every host named once: none not asked, none unsure
+    assert elapsed <= FLEET_BOUND_S
 
 
 PASSWORD = "correct horse"
