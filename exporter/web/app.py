@@ -1,19 +1,29 @@
 """The HTTP view: the host status page at `/`, metrics at --web.telemetry-path, `/diagnose` when enabled
 (exporter.web.diagnose), served by exporter.web.server.
 
-Exposition (content negotiation, OpenMetrics, gzip) is prometheus-client's `make_wsgi_app`; this module
-only routes and renders the landing page: exporter.status's findings of a recent scrape (one is run
+Metrics requests share collections (SharedExposition): one that arrives while a collection of the registry
+runs is answered from it, and each body (per negotiated format, gzipped or not) is encoded once per
+collection; 50 concurrent scrapers cost the host one collection at a time, not one each, while a
+request that arrives after a collection ended starts a new one (never older data than its own would
+give). Encoding and content negotiation (Accept: OpenMetrics, Accept-Encoding: gzip, `name[]`) are
+prometheus-client's. The landing page shows exporter.status's findings of a recent scrape (one is run
 when the last is older than PAGE_MAX_AGE), a table of host findings, then one of collectors. TLS
 (--web.config.file), request deadlines and the bounded worker pool are the server's (exporter.web.server).
 """
 
 from __future__ import annotations
 
+import gzip
 import html
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
 from exporter.scrape import ScrapeCollector
@@ -94,6 +104,86 @@ def _landing_page(scraper: ScrapeCollector, telemetry_path: str) -> bytes:
     return render_landing_page(status, telemetry_path)
 
 
+class _Collected:
+    """One collection of the registry (the scrape's families, process_*, python_*), frozen, and the bodies
+    encoded from it: each (content type, gzip) once, by the first request that asks for it."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+        self._bodies: dict[tuple[str, bool], bytes] = {}
+        self._lock = threading.Lock()  # a request needing a body being encoded waits for it
+
+    def collect(self) -> list[Metric]:
+        """The encoders read the collection as they would a registry."""
+        return self.families
+
+    def body(self, accept: str, accept_encoding: str, names: Sequence[str] | None) -> tuple[str, bytes, bool]:
+        """Content type, body, gzipped. A `name[]` selection is encoded for its request alone."""
+        encoder, content_type = choose_encoder(accept)
+        gzipped = gzip_accepted(accept_encoding)
+        if names is not None:
+            selection = CollectorRegistry(auto_describe=False)
+            selection.register(self)
+            chosen = encoder(selection.restricted_registry(names))
+            return content_type, gzip.compress(chosen) if gzipped else chosen, gzipped
+        plain, packed = (content_type, False), (content_type, True)
+        with self._lock:
+            if plain not in self._bodies:
+                self._bodies[plain] = encoder(self)
+            if gzipped and packed not in self._bodies:
+                self._bodies[packed] = gzip.compress(self._bodies[plain])
+            return content_type, self._bodies[packed if gzipped else plain], gzipped
+
+
+class SharedExposition:
+    """GET /metrics: requests that arrive while a collection of the registry runs wait for it and are
+    answered from it; the first request after it ended runs the next one, in its own thread (so the
+    scrape's deadline, --scrape.timeout, bounds it as before). Nothing is kept once a collection ended:
+    a scrape is never answered with data collected before it arrived unless a collection was running."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._running: Future[_Collected] | None = None
+
+    def collection(self) -> _Collected:
+        """The running collection's result, or that of a new one this request runs."""
+        with self._lock:
+            running = self._running
+            if running is None:
+                running = self._running = Future()
+                leader = True
+            else:
+                leader = False
+        if not leader:
+            return running.result()
+        try:
+            collected = _Collected(list(self._registry.collect()))
+        except BaseException as exc:
+            self._ended(running).set_exception(exc)
+            raise
+        self._ended(running).set_result(collected)
+        return collected
+
+    def _ended(self, running: Future[_Collected]) -> Future[_Collected]:
+        """Takes the collection out of reach before its result is published: a request that arrives
+        after it ended (a scraper's next one, say) must start a new one, not read this one."""
+        with self._lock:
+            self._running = None
+        return running
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        content_type, body, gzipped = self.collection().body(
+            environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", ""), names
+        )
+        headers = [("Content-Type", content_type)]
+        if gzipped:
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]
+
+
 def make_app(
     registry: CollectorRegistry,
     scraper: ScrapeCollector,
@@ -101,15 +191,16 @@ def make_app(
     diagnose: WSGIApp | None = None,
 ) -> WSGIApp:
     """The routes; `diagnose` answers at DIAGNOSE_PATH (with --web.enable-diagnose; else 404 there)."""
-    metrics_app = make_wsgi_app(registry)
+    metrics = SharedExposition(registry)
+    other_methods = make_wsgi_app(registry)  # OPTIONS and 405 as prometheus-client words them
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
-            if environ.get("REQUEST_METHOD") == "HEAD":
-                # prometheus-client answers HEAD with 405; the server sends a HEAD answer's headers only.
-                environ = {**environ, "REQUEST_METHOD": "GET"}
-            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            # prometheus-client answers HEAD with 405; the server sends a HEAD answer's headers only.
+            if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+                return metrics(environ, start_response)
+            return other_methods(environ, start_response)  # type: ignore[no-any-return]
         if path == "/":
             body = _landing_page(scraper, telemetry_path)
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
