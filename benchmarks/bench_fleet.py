@@ -13,7 +13,8 @@ Measured, each as a user sees it:
   more than the exporters' answer cache (`OneAtATime.ttl`, 5 s) after the last, so every exporter
   diagnoses afresh; each answer is checked (exit 1, `KEPT OUT by D of N`, D hosts named, none not asked);
 - where its time could go: the command's own startup (the same command against a closed port: exit 2),
-  Prometheus's target list (GET in this process), and each exporter's /diagnose asked one after another;
+  Prometheus's target list (GET in this process), the asking alone (exporter.fleet.fleet_diagnosis called
+  in this process, its CONCURRENCY), and each exporter's /diagnose asked one after another;
 - the exporters' RSS (idle, after the runs) and CPU (start-up, per fleet run); Prometheus's RSS.
 Goal (issue 16): under 5 s. Every process started here is stopped by pid, also on failure or SIGTERM.
 """
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from benchmarks.bench_attacked_host import percentile, proc_cpu, proc_rss_mb
+from exporter import fleet
 from tests.builders import wrapped_sshd_host
 from tests.integration.harness import _stop
 from tests.integration.services import Prometheus, eventually
@@ -212,6 +214,12 @@ def measure(args: argparse.Namespace, base: Path, hosts: list[Host]) -> dict[str
             print(f"run {number + 1}: {seconds:.2f} s, exit {run.returncode}, {wrong or 'answer right'}")
             if wrong:
                 figures["wrong"].append(wrong)
+        figures["fan_out_s"] = []
+        for _ in range(3):  # the asking alone, without the command's start-up
+            time.sleep(CACHE_TTL_S + 1.0)
+            began = time.perf_counter()
+            fleet.fleet_diagnosis(ADDRESS, fleet.FleetOptions(prometheus=url))
+            figures["fan_out_s"].append(time.perf_counter() - began)
         figures["rss_after"] = [proc_rss_mb(host.proc.pid) for host in hosts]
         figures["prometheus_rss"] = proc_rss_mb(prometheus.proc.pid)
         figures["load_end"] = load()
@@ -230,6 +238,7 @@ def report(args: argparse.Namespace, hosts: list[Host], figures: dict[str, Any])
     verdict = "under" if statistics.median(runs) < 5.0 else "NOT under"
     print(f"diagnose --fleet, whole command, {len(runs)} runs: {spread(runs)} s ({verdict} the 5 s goal)")
     print(f"  its startup (closed Prometheus port, exit 2): {spread(figures['startup_s'])} s")
+    print(f"  fleet_diagnosis() in this process (no start-up): {spread(figures['fan_out_s'])} s")
     listing = spread(figures["targets_s"], 1000, 1)
     print(f"  Prometheus target list ({figures['targets_bytes']:,} bytes): {listing} ms")
     one = figures["one_exporter_s"]
