@@ -31,8 +31,9 @@ class BasicAuth:
     Timing tells no user names: a check the cache does not answer runs one bcrypt per cost the file
     uses (the user's own hash at its cost, a decoy at each other cost; decoys alone for an unknown
     user), so every user, known or not, costs the same whatever costs the file mixes. bcrypt releases the
-    GIL: up to BCRYPT_CONCURRENCY checks run side by side, so wrong passwords do not queue a good login
-    behind them one by one, and a flood of them takes no more cores than that.
+    GIL: up to BCRYPT_CONCURRENCY checks run side by side, and a flood of them takes no more cores than
+    that. Under the HTTP server, known() is asked first and check() runs outside its workers (see
+    BasicAuthGate in exporter/web/middleware.py), so a good login never waits for a wrong one's bcrypt.
     """
 
     def __init__(self, users: Mapping[str, str]) -> None:
@@ -45,21 +46,31 @@ class BasicAuth:
         self._bcrypt_slots = threading.BoundedSemaphore(BCRYPT_CONCURRENCY)
         self.bcrypt_calls = 0
 
-    def check(self, user: str, password: bytes) -> bool:
+    def known(self, user: str, password: bytes) -> bool:
+        """True when these credentials verified before: an HMAC and a constant-time compare, no bcrypt.
+        False says nothing: only check() (a bcrypt) tells a wrong password from one not yet verified."""
         hashed = self.users.get(user)
-        # bcrypt reads 72 bytes at most; Go's CompareHashAndPassword (and htpasswd) ignore the rest too.
-        password = password[:72]
-        digest = hmac.new(self._key, (hashed or b"") + b"\0" + password, hashlib.sha256).digest()
-        if hashed is not None:
-            with self._lock:
-                cached = self._verified.get(user)
-            if cached is not None and hmac.compare_digest(cached, digest):
-                return True
-        if not self._bcrypt(password, hashed):
+        if hashed is None:
             return False
         with self._lock:
-            self._verified[user] = digest
+            cached = self._verified.get(user)
+        return cached is not None and hmac.compare_digest(cached, self._digest(hashed, password))
+
+    def check(self, user: str, password: bytes) -> bool:
+        if self.known(user, password):
+            return True
+        hashed = self.users.get(user)
+        verified = self._bcrypt(password[:72], hashed)  # an unknown user pays it too (see the class)
+        if not verified or hashed is None:
+            return False
+        with self._lock:
+            self._verified[user] = self._digest(hashed, password)
         return True
+
+    def _digest(self, hashed: bytes, password: bytes) -> bytes:
+        """What the cache keeps of a verified password. bcrypt reads 72 bytes at most; Go's
+        CompareHashAndPassword (and htpasswd) ignore the rest too."""
+        return hmac.new(self._key, hashed + b"\0" + password[:72], hashlib.sha256).digest()
 
     def _bcrypt(self, password: bytes, hashed: bytes | None) -> bool:
         """True when `hashed` (None: an unknown user) matches; as long for every user (see the class)."""
@@ -81,19 +92,25 @@ class BasicAuth:
 
     def check_header(self, authorization: str | None) -> bool:
         """The `Authorization: Basic base64(user:password)` request header."""
-        if not authorization:
-            return False
-        scheme, _, encoded = authorization.strip().partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            raw = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        user, sep, password = raw.partition(b":")
-        if not sep:
-            return False
-        return self.check(user.decode("utf-8", errors="surrogateescape"), password)
+        credentials = basic_credentials(authorization)
+        return credentials is not None and self.check(*credentials)
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
+    """User and password of an `Authorization: Basic base64(user:password)` header; None if it is not one."""
+    if not authorization:
+        return None
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        raw = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = raw.partition(b":")
+    if not sep:
+        return None
+    return user.decode("utf-8", errors="surrogateescape"), password
 
 
 def _cost(hashed: bytes) -> int:

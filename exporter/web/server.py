@@ -9,6 +9,12 @@ answer is 503 at once rather than a queue without bound. Waiting requests are ta
 address, the one with the fewest requests running first: 20 connections sending wrong passwords (a
 bcrypt each) from one address do not queue another address's scrape behind all of theirs.
 
+An app may name a `Gate`, a check every request passes before the app (basic auth's password check). What
+it decides at once (a password it verified before, no credentials) goes straight to the pool; the rest
+wait in a pool of the gate's own, at most `checks_per_client` at once per address, then queue for the
+workers. So wrong passwords from the scraper's own address (an attacker behind its NAT) hold none of the
+workers while their bcrypt runs, and a login the gate knows does not queue behind them.
+
 Every wait has a deadline (`Limits`): the TLS handshake; a request's head, from its first byte (from the
 connection for the first request) as Go's ReadHeaderTimeout; the idle wait between keep-alive requests;
 a response the client does not read. A head is at most `max_head_bytes` (431 beyond), a connection serves
@@ -70,7 +76,23 @@ class Limits:
     max_requests_per_connection: int = 1000
     workers: int = 8  # a scrape mostly waits on the collectors' own threads (up to --scrape.timeout)
     queue: int = 256  # complete requests waiting for a worker (an environ each); past it, 503
+    checks_queue: int = 256  # requests waiting for the gate's slow check (see Gate); past it, 503
+    checks_per_client: int = 1  # the gate's checks running at once for one address (bcrypt: a core each)
     max_unsent_bytes: int = 64 << 20  # responses clients are slow to read; past it, 503
+
+
+class Gate(Protocol):
+    """A check every request passes before the app, which the server runs outside the worker pool.
+
+    `decided` runs in the event loop and must be cheap: it records its verdict in the environ and says
+    True, or says False when only the slow check can tell. `check` is that slow check (a bcrypt), run in
+    the gate's own `threads`; it records its verdict in the environ too. The app reads the verdict."""
+
+    threads: int
+
+    def decided(self, environ: dict[str, Any]) -> bool: ...
+
+    def check(self, environ: dict[str, Any]) -> None: ...
 
 
 class BadRequestError(Exception):
@@ -211,6 +233,14 @@ def response_bytes(response: Response, keep_alive: bool, http10: bool, head_only
     return head if head_only else head + body
 
 
+# The answer when a queue is full: at once, rather than a wait without bound.
+BUSY: Response = (
+    "503 Service Unavailable",
+    [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "1")],
+    b"busy\n",
+)
+
+
 def plain_response(
     status: str, text: str, keep_alive: bool, extra: list[tuple[str, str]] | None = None
 ) -> bytes:
@@ -240,11 +270,63 @@ class Episode:
 
 @dataclass(frozen=True)
 class Waiting:
-    """A complete request waiting for a worker."""
+    """A complete request waiting for a thread of a Stage."""
 
     arrival: int
     environ: dict[str, Any]
     answer: asyncio.Future[Response]
+
+
+class Stage:
+    """A thread pool and the requests waiting for it (used by the event loop only), taken in turn by client
+    address: the address with the fewest requests running first, then the oldest request, and no address
+    past `per_client` running at once. `work` runs in the pool; its result goes to `then`, the next stage,
+    or, with no next stage, is the answer."""
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[dict[str, Any]], Any],
+        threads: int,
+        queue: int,
+        per_client: int,
+        busy: Episode,
+        then: Stage | None = None,
+    ) -> None:
+        self.work, self.threads, self.queue, self.per_client = work, threads, queue, per_client
+        self.busy, self.then = busy, then
+        self.pending = 0  # requests running or waiting
+        self.running: dict[str, int] = {}  # by client address
+        self.waiting: dict[str, deque[Waiting]] = {}  # by client address, each in arrival order
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+    def full(self) -> bool:
+        return self.pending >= self.threads + self.queue
+
+    def add(self, client: str, waiting: Waiting) -> None:
+        self.pending += 1
+        self.waiting.setdefault(client, deque()).append(waiting)
+
+    def take(self) -> tuple[str, Waiting] | None:
+        """The next request to start, counted as running; None when no thread or no address may start one."""
+        if sum(self.running.values()) >= self.threads:
+            return None
+        ready = [client for client in self.waiting if self.running.get(client, 0) < self.per_client]
+        if not ready:
+            return None
+        client = min(ready, key=lambda c: (self.running.get(c, 0), self.waiting[c][0].arrival))
+        queue = self.waiting[client]
+        waiting = queue.popleft()
+        if not queue:
+            del self.waiting[client]
+        self.running[client] = self.running.get(client, 0) + 1
+        return client, waiting
+
+    def finished(self, client: str) -> None:
+        self.pending -= 1
+        self.running[client] -= 1
+        if not self.running[client]:
+            del self.running[client]
 
 
 class HttpServer:
@@ -262,17 +344,40 @@ class HttpServer:
         self.tls = tls
         self.limits = limits = limits or Limits()
         self.connections: set[Connection] = set()
-        self.pending = 0  # requests running or waiting
-        self.running: dict[str, int] = {}  # requests in the pool, by client address
-        self.waiting: dict[str, deque[Waiting]] = {}  # by client address, each in arrival order
         self._arrivals = itertools.count()
         self.unsent = 0  # bytes of responses waiting on slow readers
         self.full = Episode("too many connections, refusing new ones", "accepting connections again")
-        self.overloaded = Episode("HTTP workers busy, answering 503", "HTTP workers keep up again")
-        self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="http")
+        self.workers = Stage(
+            "http",
+            functools.partial(run_app, app),
+            limits.workers,
+            limits.queue,
+            limits.workers,
+            Episode("HTTP workers busy, answering 503", "HTTP workers keep up again"),
+        )
+        # WebConfigMiddleware names its basic auth here; any other WSGI app has no gate.
+        self.gate: Gate | None = getattr(app, "gate", None)
+        self.checks = (
+            Stage(
+                "http-check",
+                self.gate.check,
+                self.gate.threads,
+                limits.checks_queue,
+                limits.checks_per_client,
+                Episode("HTTP password checks busy, answering 503", "HTTP password checks keep up again"),
+                then=self.workers,
+            )
+            if self.gate is not None
+            else None
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = threading.Event()
+
+    @property
+    def pending(self) -> int:
+        """Requests running in the workers or waiting for one."""
+        return self.workers.pending
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -312,7 +417,9 @@ class HttpServer:
             server.close()
         for connection in list(self.connections):
             connection.abort()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for stage in (self.workers, self.checks):
+            if stage is not None:
+                stage.pool.shutdown(wait=False, cancel_futures=True)
 
     def admit(self, connection: Connection) -> bool:
         """Counts a new connection in, or refuses it past max_connections (logged once per episode)."""
@@ -324,51 +431,52 @@ class HttpServer:
         self.connections.add(connection)
         return True
 
-    def dispatch(self, environ: dict[str, Any]) -> asyncio.Future[Response] | None:
-        """The app's answer to come from the pool; None when the pool or the unsent bytes are full."""
-        limits = self.limits
-        if self.pending >= limits.workers + limits.queue or self.unsent > limits.max_unsent_bytes:
-            self.overloaded.begin(pending=self.pending, unsent_bytes=self.unsent)
-            return None
-        if self.pending < limits.workers:
-            self.overloaded.end(pending=self.pending)
-        self.pending += 1
+    def dispatch(self, environ: dict[str, Any]) -> asyncio.Future[Response]:
+        """The app's answer to come from the pool, after the gate's check if it needs one (BUSY when a
+        queue or the unsent bytes are full)."""
         answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        client = str(environ["REMOTE_ADDR"])
-        self.waiting.setdefault(client, deque()).append(Waiting(next(self._arrivals), environ, answer))
-        self._start_waiting()
+        waiting = Waiting(next(self._arrivals), environ, answer)
+        if self.checks is not None and self.gate is not None and not self.gate.decided(environ):
+            self._enter(self.checks, waiting)
+        else:
+            self._enter(self.workers, waiting)
         return answer
 
-    def _start_waiting(self) -> None:
-        """Fills free workers: from the address with the fewest requests running, then the oldest."""
-        while self.waiting and sum(self.running.values()) < self.limits.workers:
-            client = min(self.waiting, key=lambda c: (self.running.get(c, 0), self.waiting[c][0].arrival))
-            queue = self.waiting[client]
-            waiting = queue.popleft()
-            if not queue:
-                del self.waiting[client]
-            self.running[client] = self.running.get(client, 0) + 1
-            future = self._pool.submit(run_app, self.app, waiting.environ)
-            future.add_done_callback(functools.partial(self._done_threadsafe, client, waiting.answer))
+    def _enter(self, stage: Stage, waiting: Waiting) -> None:
+        if stage.full() or self.unsent > self.limits.max_unsent_bytes:
+            stage.busy.begin(pending=stage.pending, unsent_bytes=self.unsent)
+            waiting.answer.set_result(BUSY)
+            return
+        if stage.pending < stage.threads:
+            stage.busy.end(pending=stage.pending)
+        stage.add(str(waiting.environ["REMOTE_ADDR"]), waiting)
+        self._start_waiting(stage)
 
-    def _done_threadsafe(self, client: str, answer: asyncio.Future[Response], done: Future[Response]) -> None:
+    def _start_waiting(self, stage: Stage) -> None:
+        """Fills the stage's free threads (see Stage.take)."""
+        while (taken := stage.take()) is not None:
+            client, waiting = taken
+            future = stage.pool.submit(stage.work, waiting.environ)
+            future.add_done_callback(functools.partial(self._done_threadsafe, stage, client, waiting))
+
+    def _done_threadsafe(self, stage: Stage, client: str, waiting: Waiting, done: Future[Any]) -> None:
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed at shutdown
-                loop.call_soon_threadsafe(self._done, done, client, answer)
+                loop.call_soon_threadsafe(self._done, stage, client, waiting, done)
 
-    def _done(self, done: Future[Response], client: str, answer: asyncio.Future[Response]) -> None:
-        self.pending -= 1
-        self.running[client] -= 1
-        if not self.running[client]:
-            del self.running[client]
+    def _done(self, stage: Stage, client: str, waiting: Waiting, done: Future[Any]) -> None:
+        stage.finished(client)
+        answer = waiting.answer
         if done.cancelled():
             answer.cancel()
         elif (error := done.exception()) is not None:
             answer.set_exception(error)
+        elif stage.then is not None:
+            self._enter(stage.then, waiting)
         else:
             answer.set_result(done.result())
-        self._start_waiting()
+        self._start_waiting(stage)
 
 
 class Connection(asyncio.Protocol):
@@ -574,12 +682,6 @@ class Connection(asyncio.Protocol):
         )
         self._cancel_timer()
         future = self.server.dispatch(environ)
-        if future is None:
-            self._send(
-                plain_response("503 Service Unavailable", "busy", keep_alive, [("Retry-After", "1")]),
-                keep_alive,
-            )
-            return
         self.busy = True
         future.add_done_callback(lambda done: self._answer(done, request, keep_alive, http10))
 

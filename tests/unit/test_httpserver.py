@@ -273,3 +273,49 @@ def test_shutdown_is_prompt_with_connections_open(app: App) -> None:
     assert not thread.is_alive() and time.monotonic() - started < 2
     for sock in socks:
         sock.close()
+
+
+class GatedApp(App):
+    """App with a Gate: /checked needs the slow check, which waits until `checked` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = self
+        self.threads = 1
+        self.checked = threading.Event()
+        self.checks = 0
+
+    def decided(self, environ: dict[str, Any]) -> bool:
+        return bool(environ["PATH_INFO"] != "/checked")
+
+    def check(self, environ: dict[str, Any]) -> None:
+        self.checks += 1
+        self.checked.wait(10)
+
+
+def test_requests_waiting_for_the_gate_hold_no_worker_and_its_queue_is_bounded() -> None:
+    """A gate's slow check (basic auth's bcrypt) runs outside the worker pool: with the one worker free,
+    a request the gate decided at once answers while checks are still running, and past the checks'
+    queue the answer is 503 at once."""
+    app = GatedApp()
+    for server in _serve(app, Limits(workers=1, checks_queue=1)):
+        waiting = [_connect(server) for _ in range(2)]
+        try:
+            for sock in waiting:  # one address: one check at a time, the other one waits
+                sock.sendall(b"GET /checked HTTP/1.1\r\nHost: x\r\n\r\n")
+            _wait_for(server, lambda s: app.checks == 1)
+            with _connect(server) as sock:
+                sock.sendall(b"GET /checked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = _read_until_closed(sock)
+                assert _statuses(answer) == [503] and b"Retry-After: 1" in answer
+            with _connect(server) as sock:
+                sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert _statuses(_read_until_closed(sock)) == [200]
+            assert app.checks == 1 and app.paths == ["/ok"]
+            app.checked.set()
+            for sock in waiting:
+                assert _statuses(sock.recv(65536)) == [200]
+        finally:
+            for sock in waiting:
+                sock.close()
+    assert app.checks == 2

@@ -483,6 +483,29 @@ def test_middleware_auth_and_headers() -> None:
     assert _call(app, {"HTTP_AUTHORIZATION": numeric})[0].startswith("200")
 
 
+def test_the_gate_lets_a_verified_login_through_at_once_and_leaves_the_rest_to_bcrypt() -> None:
+    """What the HTTP server asks in its event loop: only credentials the cache cannot answer wait for a
+    bcrypt (outside the workers), and the middleware answers by the gate's verdict, with no second one."""
+    app = WebConfigMiddleware(_inner, WebConfig(basic_auth_users=(("alice", HASH),)))
+    assert app.gate is not None and app.auth is not None
+    good = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    wrong = "Basic " + base64.b64encode(b"alice:wrong").decode()
+    none: dict[str, Any] = {}
+    assert app.gate.decided(none) and _call(app, none)[0].startswith("401")
+    first: dict[str, Any] = {"HTTP_AUTHORIZATION": good}
+    assert not app.gate.decided(first)  # not verified yet: a bcrypt decides
+    app.gate.check(first)
+    assert _call(app, first)[0].startswith("200")
+    bad: dict[str, Any] = {"HTTP_AUTHORIZATION": wrong}
+    assert not app.gate.decided(bad)
+    app.gate.check(bad)
+    assert _call(app, bad)[0].startswith("401")
+    calls = app.auth.bcrypt_calls
+    again: dict[str, Any] = {"HTTP_AUTHORIZATION": good}
+    assert app.gate.decided(again) and _call(app, again)[0].startswith("200")
+    assert app.auth.bcrypt_calls == calls == 2
+
+
 def test_middleware_without_users_passes_through() -> None:
     status, _, body = _call(WebConfigMiddleware(_inner, WebConfig()), {})
     assert status.startswith("200")
