@@ -276,7 +276,7 @@ def diagnose(context: Context, network: Network) -> tuple[list[LayerVerdict], Ho
     options = dataclasses.replace(
         context.options.access(), fail2ban_config_dir=context.options.fail2ban.config_dir
     )
-    facts = AccessReader(context.paths, options, context.sshd_ports).read([network])
+    facts = AccessReader(context.paths, options, context.sshd_ports, context.firewall()).read([network])
     layers = verdicts(facts, network)
     try:
         snapshot, error = context.sshd().read(), ""

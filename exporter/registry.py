@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.config import FileConfig
 from exporter.options import Options
+from exporter.sources.firewall.reader import FirewallReader
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshd.reader import CachedPorts, SshdReader
 
@@ -26,17 +27,22 @@ SSHD_PORTS_TTL = 30.0
 
 
 class Context:
-    """What a collector is built from: the typed options, and the process's one SshdReader.
+    """What a collector is built from: the typed options, and the process's one SshdReader and one
+    FirewallReader.
 
     The sshd collector, the collectors that need sshd's ports (fail2ban, firewall, watchlist) and
-    `diagnose` share one reader, built on first use: its caches (the listener scan, `sshd -T`, the
-    trusted listeners) are then paid for once per process, not once per user of it."""
+    `diagnose` share one sshd reader, built on first use: its caches (the listener scan, `sshd -T`, the
+    trusted listeners) are then paid for once per process, not once per user of it. The firewall
+    collector and the watchlist share the firewall reader the same way: one `nft` listing for both when
+    they run in the same scrape, one listing of set elements while the ruleset does not change, one
+    lookup index per set."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
         self._lock = threading.Lock()
         self._sshd: SshdReader | None = None
         self._ports: CachedPorts | None = None
+        self._firewall: FirewallReader | None = None
 
     @property
     def paths(self) -> HostPaths:
@@ -52,6 +58,14 @@ class Context:
             if self._sshd is None:
                 self._sshd = SshdReader(self.paths, self.options.sshd.binary, self.options.sshd.config)
             return self._sshd
+
+    def firewall(self) -> FirewallReader:
+        """The shared reader of this network namespace's packet filter."""
+        with self._lock:
+            if self._firewall is None:
+                options = self.options.firewall
+                self._firewall = FirewallReader(self.paths, options.timeout, use_iptc=options.use_iptc)
+            return self._firewall
 
     def sshd_ports(self) -> frozenset[int]:
         """sshd's ports through the shared reader, asked again every SSHD_PORTS_TTL seconds."""

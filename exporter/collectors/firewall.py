@@ -21,7 +21,14 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from exporter.registry import Context, register_collector
 from exporter.sources.crowdsec import CrowdsecReader
 from exporter.sources.fail2ban.reader import DEFAULT_DB
-from exporter.sources.firewall.bans import Bans, crowdsec_bans, fail2ban_bans, sshguard_bans, unenforced
+from exporter.sources.firewall.addresses import SetIndexes
+from exporter.sources.firewall.bans import (
+    Bans,
+    UnenforcedCounts,
+    crowdsec_bans,
+    fail2ban_bans,
+    sshguard_bans,
+)
 from exporter.sources.firewall.enforcement import INPUT_HOOKS, Blocker, Enforcement, blockers
 from exporter.sources.firewall.model import Chain, Ruleset
 from exporter.sources.firewall.reader import FirewallReader
@@ -131,10 +138,18 @@ def unenforced_family(counts: dict[tuple[str, str], int]) -> GaugeMetricFamily:
     return family
 
 
-def families(ruleset: Ruleset, ports: frozenset[int], bans: Iterable[Bans]) -> Iterator[Metric]:
-    """Every family of one read: the ruleset, sshd's ports, and what the ban tools ban."""
+def families(
+    ruleset: Ruleset,
+    ports: frozenset[int],
+    bans: Iterable[Bans],
+    indexes: SetIndexes | None = None,
+    counts: UnenforcedCounts | None = None,
+) -> Iterator[Metric]:
+    """Every family of one read: the ruleset, sshd's ports, and what the ban tools ban (`indexes` and
+    `counts`: the reader's set indexes and the collector's last counts, kept between scrapes)."""
     found = blockers(ruleset.chains, ports)
-    enforcement = Enforcement(found, ruleset.sets)
+    enforcement = Enforcement(found, ruleset.sets, indexes)
+    counts = counts or UnenforcedCounts()
     yield GaugeMetricFamily(
         "ssh_access_firewall_legacy_tables",
         "Legacy iptables tables present (read through python-iptables).",
@@ -143,7 +158,7 @@ def families(ruleset: Ruleset, ports: frozenset[int], bans: Iterable[Bans]) -> I
     yield from set_families(ruleset, enforcement.referenced)
     yield from chain_families(ruleset.chains)
     yield from sshd_rule_families(found)
-    yield unenforced_family(unenforced(bans, enforcement.blocks))
+    yield unenforced_family(counts(bans, enforcement))
 
 
 class FirewallCollector:
@@ -161,6 +176,7 @@ class FirewallCollector:
         self.fail2ban_db = fail2ban_db
         self.crowdsec = crowdsec
         self.sshd_ports = sshd_ports or frozenset
+        self.unenforced = UnenforcedCounts()
 
     def bans(self, ruleset: Ruleset) -> list[Bans]:
         found = fail2ban_bans(self.reader.paths, self.fail2ban_db) + sshguard_bans(ruleset.sets)
@@ -170,12 +186,13 @@ class FirewallCollector:
 
     def collect(self) -> Iterator[Metric]:
         ruleset = self.reader.read()
-        yield from families(ruleset, self.sshd_ports(), self.bans(ruleset))
+        bans = self.bans(ruleset)
+        yield from families(ruleset, self.sshd_ports(), bans, self.reader.indexes, self.unenforced)
 
 
 def _factory(context: Context) -> FirewallCollector:
     options = context.options
-    reader = FirewallReader(context.paths, options.firewall.timeout, use_iptc=options.firewall.use_iptc)
+    reader = context.firewall()
     crowdsec = None
     if options.enabled("crowdsec"):  # its bans, when its own collector is on
         crowdsec = CrowdsecReader(context.paths, options.crowdsec.bouncer_config, options.crowdsec.cscli)

@@ -157,6 +157,33 @@ def test_an_nft_only_host_stays_as_it_was(netns: NetNs, tmp_path: Path) -> None:
     assert "legacy" not in netns.run(["iptables-nft-save"]).stderr  # no "legacy tables present" warning
 
 
+def _set_entries(found: Samples, name: str) -> float | None:
+    return value(found, "ssh_access_firewall_set_entries", backend="nft", family="ipv4", table="inet keep",
+                 set=name, owner="")  # fmt: skip
+
+
+def test_set_elements_follow_commits_and_timeouts(netns: NetNs, tmp_path: Path) -> None:
+    """Set elements are listed again only when the ruleset generation moves; an element that times out
+    leaves without a commit, and is gone at the next scrape all the same."""
+    sh(netns, "nft add table inet keep")
+    sh(netns, "nft add set inet keep plain { type ipv4_addr ; }")
+    sh(netns, "nft add set inet keep passing { type ipv4_addr ; flags timeout ; }")
+    sh(netns, "nft add element inet keep plain { 192.0.2.1 }")
+    sh(netns, "nft add element inet keep passing { 198.51.100.1 timeout 3s, 198.51.100.2 timeout 1h }")
+    sh(netns, "nft add chain inet keep in { type filter hook input priority 0 ; policy accept ; }")
+    sh(netns, "nft add rule inet keep in ip saddr @plain drop")
+    with Sshd(tmp_path / "sshd", netns=netns) as sshd, exporter(netns, sshd) as running:
+        found = running.scrape()
+        assert (_set_entries(found, "plain"), _set_entries(found, "passing")) == (1, 2)
+        assert _set_entries(running.scrape(), "plain") == 1  # the generation did not move
+        sh(netns, "nft add element inet keep plain { 192.0.2.2, 192.0.2.3 }")
+        assert _set_entries(running.scrape(), "plain") == 3  # a commit: listed again
+        found = running.wait_until(lambda f: _set_entries(f, "passing") == 1, timeout=15)
+        assert _set_entries(found, "passing") == 1  # timed out, no commit in between
+        assert _set_entries(found, "plain") == 3
+        assert value(found, "ssh_access_collector_success", collector="firewall") == 1
+
+
 # -- fail2ban's own ban actions ----------------------------------------------------------------------
 def _f2b_jail(action: str, port: int, log: Path) -> str:
     return (f"[sshd]\nenabled = true\nfilter = sshd\nport = {port}\nlogpath = {log}\n"

@@ -15,7 +15,7 @@ import pytest
 from exporter.collectors.firewall import FirewallCollector, families, owner
 from exporter.sources.fail2ban.database import current_addresses
 from exporter.sources.firewall import ipset, nft
-from exporter.sources.firewall.bans import Bans, fail2ban_bans, sshguard_bans, unenforced
+from exporter.sources.firewall.bans import Bans, UnenforcedCounts, fail2ban_bans, sshguard_bans
 from exporter.sources.firewall.enforcement import Enforcement, blockers
 from exporter.sources.firewall.iptables import IptablesError, complement, parse_rule, parse_save
 from exporter.sources.firewall.model import Chain, Rule, Ruleset, parse_ports
@@ -281,7 +281,7 @@ def test_unenforced_and_sshguard_sets() -> None:
     guard = sshguard_bans(ruleset.sets)
     assert {b.jail for b in guard} == {"ip sshguard attackers", "sshguard4"}
     bans = [*guard, Bans("fail2ban", "sshd", frozenset({"192.0.2.10", "192.0.2.1", "2001:db8::20"}))]
-    counts = unenforced(bans, enforcement.blocks)
+    counts = UnenforcedCounts()(bans, enforcement)
     assert counts == {
         ("sshguard", "ip sshguard attackers"): 0,
         ("sshguard", "sshguard4"): 0,

@@ -146,19 +146,23 @@ def read_journal(paths: HostPaths, since: float, timeout: float) -> list[LogLine
 
 
 class AccessReader:
-    """Gathers HostFacts under --path.rootfs; `sshd_ports` tells which ports sshd listens on."""
+    """Gathers HostFacts under --path.rootfs; `sshd_ports` tells which ports sshd listens on;
+    `firewall_reader` is the context's shared one (the watchlist), else one of its own."""
 
     def __init__(
         self,
         paths: HostPaths,
         options: AccessOptions | None = None,
         sshd_ports: Callable[[], frozenset[int]] | None = None,
+        firewall_reader: FirewallReader | None = None,
     ) -> None:
         self.paths = paths
         self.options = options or AccessOptions()
         self.sshd_ports = sshd_ports or frozenset
         self.wrappers = TcpWrappersReader(paths)
-        self.firewall_reader = FirewallReader(paths, self.options.firewall_timeout, self.options.use_iptc)
+        self.firewall_reader = firewall_reader or FirewallReader(
+            paths, self.options.firewall_timeout, self.options.use_iptc
+        )
         self._log_cache: dict[Path, tuple[tuple[int, int, int], list[LogLine]]] = {}
 
     def _log_lines(self, local: Path, since: float) -> list[LogLine]:

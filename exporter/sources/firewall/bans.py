@@ -11,11 +11,13 @@ A tool that is not installed or cannot be read contributes nothing (its own coll
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from exporter.sources.crowdsec import CrowdsecReader
 from exporter.sources.fail2ban.database import DatabaseError, current_addresses
+from exporter.sources.firewall.enforcement import Enforcement
 from exporter.sources.firewall.model import AddressSet
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshguard import IPSETS, NFT_SETS
@@ -64,6 +66,31 @@ def crowdsec_bans(reader: CrowdsecReader) -> list[Bans]:
     return [Bans("crowdsec", name, frozenset(values)) for name, values in sorted(scenarios.items())]
 
 
-def unenforced(bans: Iterable[Bans], blocks: Callable[[str], bool]) -> dict[tuple[str, str], int]:
-    """{(source, jail): banned addresses `blocks` says nothing blocks}."""
-    return {(b.source, b.jail): sum(1 for a in b.addresses if not blocks(a)) for b in bans}
+class UnenforcedCounts:
+    """{(source, jail): banned addresses nothing blocks}, kept between scrapes: a jail's count is asked
+    again only when its addresses or the firewall's answers (Enforcement.key) changed. 100,000 bans
+    against 100,000 set elements cost about 0.1 s of lookups; the same bans against the same sets cost
+    a comparison."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[frozenset[str], tuple[object, ...], int]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, bans: Iterable[Bans], enforcement: Enforcement) -> dict[tuple[str, str], int]:
+        key = enforcement.key
+        counts: dict[tuple[str, str], int] = {}
+        kept: dict[tuple[str, str], tuple[frozenset[str], tuple[object, ...], int]] = {}
+        with self._lock:
+            last = self._last
+        for ban in bans:
+            jail = (ban.source, ban.jail)
+            cached = last.get(jail)
+            if cached is not None and cached[1] == key and cached[0] == ban.addresses:
+                count = cached[2]
+            else:
+                count = sum(1 for address in ban.addresses if not enforcement.blocks(address))
+            counts[jail] = count
+            kept[jail] = (ban.addresses, key, count)
+        with self._lock:
+            self._last = kept
+        return counts

@@ -11,16 +11,16 @@ Rule order and earlier accepts are not modelled (an `accept` before the ban stil
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from exporter.sources.firewall.addresses import AddressIndex, SetIndexes, covered, span
 from exporter.sources.firewall.model import AddressSet, Chain, Rule
 
 INPUT_HOOKS = frozenset({"input", "prerouting", "ingress"})
 ANY_PORT = -1  # sshd's ports unknown: every port match admits it
 MAX_DEPTH = 64
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+VERSIONS = {"ipv4": (4,), "ipv6": (6,)}  # a chain's family; inet and netdev chains see both
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,65 +64,56 @@ def blockers(chains: Iterable[Chain], sshd_ports: frozenset[int]) -> list[Blocke
     return list(found.values())
 
 
-def _network(text: str) -> tuple[int, int, int] | None:
-    """(version, first, last) of `a/len` or `a-b`; None when not an address."""
-    try:
-        if "-" in text:
-            low, high = (ipaddress.ip_address(part) for part in text.split("-", 1))
-            return low.version, int(low), int(high)
-        network = ipaddress.ip_network(text, strict=False)
-        return network.version, int(network.network_address), int(network.broadcast_address)
-    except ValueError:
-        return None
-
-
 class Enforcement:
     """Answers "does the firewall block this address from sshd?" for many addresses at once.
 
-    The lookup tables are built on the first question: a scrape with no bans to check never walks a
-    100,000-entry set. nft and ipset print addresses canonically (inet_ntop), so a question in
-    canonical form is answered by one set lookup; prefixes and ranges are compared as integers.
+    The lookups are built on the first question: a scrape with no bans to check never walks a
+    100,000-entry set. A set's index comes from `indexes` (the reader's, kept while the set's elements
+    stay the same), so an unchanged set is indexed once, not at every scrape.
     """
 
-    def __init__(self, found: Iterable[Blocker], sets: Iterable[AddressSet]) -> None:
+    def __init__(
+        self, found: Iterable[Blocker], sets: Iterable[AddressSet], indexes: SetIndexes | None = None
+    ) -> None:
         found = list(found)
         self._found = [b for b in found if b.covers_sshd and not b.rule.negated]
         self._sets = {address_set.key: address_set for address_set in sets}
+        self._indexes = indexes if indexes is not None else SetIndexes()
         self.referenced = {key for b in found for key in b.rule.source_sets if b.rule.blocking}
-        self._built = False
-        self.everyone: set[str] = set()  # families in which every source is blocked
-        self.exact: set[str] = set()
-        self.ranges: list[tuple[int, int, int]] = []
+        self._lookups: list[AddressIndex] | None = None
+        self._literal: tuple[str, ...] = ()
+        self._sets_used: tuple[AddressIndex, ...] = ()
+        self.everyone: set[int] = set()  # IP versions in which every source is blocked
 
-    def _build(self) -> None:
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Equal for two Enforcements that answer every question alike: the same versions blocked
+        for everyone, the same literal sources, the same set indexes (the reader's, by identity)."""
+        if self._lookups is None:
+            self._lookups = self._build()
+        return (frozenset(self.everyone), self._literal, *self._sets_used)
+
+    def _build(self) -> list[AddressIndex]:
+        literal: list[str] = []
+        lookups: dict[str, AddressIndex] = {}
         for blocker in self._found:
             rule = blocker.rule
             if rule.any_source:
-                families = ("ipv4", "ipv6") if blocker.chain.family in ("inet", "netdev") else ()
-                self.everyone.update(families or (blocker.chain.family,))
+                self.everyone.update(VERSIONS.get(blocker.chain.family, (4, 6)))
                 continue
-            self._add(rule.sources or ())
+            literal.extend(rule.sources or ())
             for key in rule.source_sets:
-                if key in self._sets:
-                    self._add(self._sets[key].elements)
-        self._built = True
-
-    def _add(self, elements: Iterable[str]) -> None:
-        for text in elements:
-            if "/" in text or "-" in text:
-                network = _network(text)
-                if network:
-                    self.ranges.append(network)
-            else:
-                self.exact.add(text)
+                if key in self._sets and key not in lookups:
+                    lookups[key] = self._indexes.get(key, self._sets[key].elements)
+        self._literal = tuple(literal)
+        self._sets_used = tuple(lookups.values())  # compared by identity (AddressIndex has no __eq__)
+        return [index for index in (AddressIndex(literal), *lookups.values()) if index.size]
 
     def blocks(self, address: str) -> bool:
-        if not self._built:
-            self._build()
-        network = _network(address)  # an address, or a banned range: its first address decides
-        if network is None:
-            return False
-        version, first, _ = network
-        if f"ipv{version}" in self.everyone or str(ipaddress.ip_address(first)) in self.exact:
-            return True
-        return any(v == version and low <= first <= high for v, low, high in self.ranges)
+        if self._lookups is None:
+            self._lookups = self._build()
+        if self.everyone:
+            found = span(address)
+            if found is not None and found[0] in self.everyone:
+                return True
+        return covered(self._lookups, address)

@@ -10,6 +10,7 @@ same tokens `iptables-save` prints, so one parser reads both.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import ipaddress
 import shlex
@@ -21,6 +22,9 @@ from types import ModuleType
 from typing import Any
 
 from exporter.sources.firewall.model import Chain, PortRanges, Rule, parse_ports, set_key
+
+# Parsed legacy rules kept between scrapes: about 0.4 KB each, so at most a few MB for the largest tables.
+RULES_REMEMBERED = 16384
 
 HOOKS = {"INPUT": "input", "PREROUTING": "prerouting", "FORWARD": "forward", "OUTPUT": "output",
          "POSTROUTING": "postrouting"}  # fmt: skip
@@ -156,6 +160,13 @@ def _table(
     ]  # fmt: skip
 
 
+@functools.lru_cache(maxsize=RULES_REMEMBERED)
+def _parsed(tokens: tuple[str, ...], chains: frozenset[str]) -> Rule:
+    """parse_rule, remembered: a table read again each scrape holds (nearly) the same rules, and the
+    counters are the only part that changes (added by _with_counters)."""
+    return parse_rule(list(tokens), chains)
+
+
 def _with_counters(rule: Rule, packets: int, octets: int) -> Rule:
     return Rule(rule.verdict, rule.target, rule.sources, rule.source_sets, rule.ports, rule.negated,
                 packets, octets)  # fmt: skip
@@ -284,7 +295,8 @@ def read_iptc(tables: Iterable[str], family: str) -> list[Chain]:
                     tokens = _entry_tokens(table, entry, family)
                     if tokens is None:
                         tokens = _iptc_tokens(table.create_rule(entry, chain))
-                    rule = _with_counters(parse_rule(tokens, names), entry.counters.pcnt, entry.counters.bcnt)
+                    counters = entry.counters
+                    rule = _with_counters(_parsed(tuple(tokens), names), counters.pcnt, counters.bcnt)
                     rules.append(rule)
                     entry = table.next_rule(entry)
                 hook = HOOKS.get(chain.name) if policy else None

@@ -29,6 +29,7 @@ class NftRuleset:
     chains: tuple[Chain, ...]
     sets: tuple[AddressSet, ...]
     compat: frozenset[tuple[str, str]]  # (family, table) made by iptables-nft: read them from its -save
+    volatile: frozenset[str] = frozenset()  # keys of sets whose elements change without a commit
 
 
 def table_label(family: str, table: str) -> str:
@@ -145,6 +146,14 @@ def _set(body: dict[str, Any]) -> AddressSet | None:
     return AddressSet("nft", family, table, str(body["name"]), elements)
 
 
+def changes_without_commit(body: dict[str, Any]) -> bool:
+    """Elements that time out, or that rules add from the packet path (`dynamic`, meters), come and go
+    without moving the ruleset generation."""
+    flags = body.get("flags", ())
+    flags = [flags] if isinstance(flags, str) else flags if isinstance(flags, list) else []
+    return "timeout" in body or bool({"timeout", "dynamic"} & {str(flag) for flag in flags})
+
+
 def parse_ruleset(text: str) -> NftRuleset:
     """`nft -j list ruleset`: IP chains (with rules in order), address sets, iptables-nft's tables."""
     try:
@@ -156,6 +165,7 @@ def parse_ruleset(text: str) -> NftRuleset:
     rules: dict[tuple[str, str, str], list[Rule]] = {}
     sets: list[AddressSet] = []
     compat: set[tuple[str, str]] = set()
+    volatile: set[str] = set()
     try:
         for item in items:
             if not isinstance(item, dict):
@@ -176,6 +186,8 @@ def parse_ruleset(text: str) -> NftRuleset:
                 found = _set(item["set"])
                 if found is not None:
                     sets.append(found)
+                    if changes_without_commit(item["set"]):
+                        volatile.add(found.key)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise NftError(f"unexpected nft JSON: {type(exc).__name__}: {exc}") from exc
     result = tuple(
@@ -183,4 +195,4 @@ def parse_ruleset(text: str) -> NftRuleset:
               body.get("policy"), tuple(rules.get((family, table, name), ())))
         for (family, table, name), body in chains.items()
     )  # fmt: skip
-    return NftRuleset(result, tuple(sets), frozenset(compat))
+    return NftRuleset(result, tuple(sets), frozenset(compat), frozenset(volatile))
