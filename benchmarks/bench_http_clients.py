@@ -8,11 +8,13 @@ this host, node_exporter with a cheap collector set; the clients run in processe
    server closed, and when.
 2. 50 concurrent keep-alive scrapers for 30 s, each exporter alone: failures, p50/p99, scrapes/s.
 3. 20 clients sending a wrong password in a loop while a good login is timed, against its time alone.
-Needs prometheus-node-exporter (Debian package); root is not needed.
+`--phase hostile|crowd|auth` (repeatable) runs only those cases. Needs prometheus-node-exporter (Debian
+package); root is not needed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -26,6 +28,7 @@ import urllib.request
 from base64 import b64encode
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 
@@ -242,7 +245,14 @@ def auth_phase(targets: dict[str, tuple[str, int]], ports: dict[str, int]) -> di
     return rows
 
 
+PHASES_RUN = {"hostile": hostile_phase, "crowd": crowd_phase, "auth": auth_phase}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks http_clients")
+    parser.add_argument("--phase", action="append", choices=sorted(PHASES_RUN), help="default: all, in turn")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    phases = args.phase or list(PHASES_RUN)
     if not Path(NODE_EXPORTER).exists():
         print("needs prometheus-node-exporter (make system-deps)", file=sys.stderr)
         raise SystemExit(1)
@@ -275,12 +285,9 @@ def main() -> None:
                 ports = {"ssh-access-exporter": ours.port, "node_exporter": node_port}
                 for url, _ in targets.values():
                     assert isinstance(timed_get(url), float)  # the good login is cached from here on
-                result = {
-                    "cpus": os.cpu_count(),
-                    "hostile": hostile_phase(targets, ports),
-                    "crowd": crowd_phase(targets, ports),
-                    "auth": auth_phase(targets, ports),
-                }
+                result: dict[str, object] = {"cpus": os.cpu_count()}
+                for name in phases:
+                    result[name] = PHASES_RUN[name](targets, ports)
         finally:
             node.terminate()
             node.wait()
@@ -289,8 +296,18 @@ def main() -> None:
 
 
 def print_tables(result: Mapping[str, object]) -> None:
-    hostile = result["hostile"]
-    assert isinstance(hostile, dict)
+    hostile = result.get("hostile")
+    if isinstance(hostile, dict):
+        print_hostile(hostile)
+    crowd = result.get("crowd")
+    if isinstance(crowd, dict):
+        print_crowd(crowd)
+    auth = result.get("auth")
+    if isinstance(auth, dict):
+        print_auth(auth)
+
+
+def print_hostile(hostile: dict[str, Any]) -> None:
     print("\n| exporter, phase | scrapes | p50 | p99 | max | failures | threads max | RSS min-max |")
     print("|---|---|---|---|---|---|---|---|")
     for key, row in hostile["phases"].items():
@@ -299,21 +316,23 @@ def print_tables(result: Mapping[str, object]) -> None:
             f"| {row.get('max_ms')} ms | {len(row['failures'])} | {row['threads_max']} "
             f"| {row['rss_mb_min']}-{row['rss_mb_max']} MB |"
         )
+
+
+def print_crowd(crowd: dict[str, Any]) -> None:
     print("\n| exporter | 50 scrapers: scrapes | failures | p50 | p99 | scrapes/s | threads max | RSS max |")
     print("|---|---|---|---|---|---|---|---|")
-    crowd = result["crowd"]
-    assert isinstance(crowd, dict)
     for name, row in crowd.items():
         print(
             f"| {name} | {row['count']} | {row['failures']} | {row['p50_ms']} ms | {row['p99_ms']} ms "
             f"| {row['scrapes_per_s']} | {row['threads_max']} | {row['rss_mb_max']} MB |"
         )
+
+
+def print_auth(auth: dict[str, Any]) -> None:
     print(
         "\n| exporter | good login alone p50/p99 | with 20 wrong-password clients p50/p99 | factor p50/p99 |"
     )
     print("|---|---|---|---|")
-    auth = result["auth"]
-    assert isinstance(auth, dict)
     for name, row in auth.items():
         alone, during = row["alone"], row["with_bad_passwords"]
         print(
