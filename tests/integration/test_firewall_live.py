@@ -316,3 +316,42 @@ def test_python_iptables_reads_what_iptables_legacy_save_prints(netns: NetNs) ->
     checked = netns.run([sys.executable, "-c", code])
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.split() == ["10", "3"]
+
+
+def test_remembered_legacy_rules_follow_changes_and_counters(netns: NetNs) -> None:
+    """Each read reuses the rules parsed by the one before, keyed on what defines them: a rule replaced
+    in place, a jump whose chain moved, a set match after its set was swapped, and fresh counters all
+    read as iptables-legacy-save prints them, read after read, in one process."""
+    sh(netns, "ipset create first hash:ip")
+    sh(netns, "ipset create second hash:ip")
+    restore = (
+        "*filter\n:INPUT ACCEPT [0:0]\n:a - [0:0]\n:b - [0:0]\n"
+        "-A INPUT -p tcp -j a\n-A a -s 192.0.2.1/32 -p tcp -m tcp --dport 22 -j DROP\n"
+        "-A a -m set --match-set first src -j DROP\n-A b -j RETURN\nCOMMIT\n"
+    )
+    run = subprocess.run(
+        netns.command(["iptables-legacy-restore", "-c"]), input=restore, text=True, check=False
+    )
+    assert run.returncode == 0
+    steps = [
+        "",
+        "iptables-legacy -R a 1 -s 192.0.2.2/32 -p tcp -m tcp --dport 22 -j DROP",
+        "iptables-legacy -R INPUT 1 -p tcp -j b",
+        "iptables-legacy -R a 2 -m set --match-set second src -j DROP",
+        "iptables-legacy -Z",  # counters 7 and 3 become 0: the same rules, new counters
+    ]
+    code = (
+        "import json, subprocess, sys\n"
+        "from exporter.sources.firewall.iptables import parse_save, read_iptc\n"
+        "for command in json.loads(sys.argv[1]):\n"
+        "    if command:\n"
+        "        subprocess.run(command.split(), check=True)\n"
+        "    text = subprocess.run(['iptables-legacy-save', '-c'], capture_output=True, text=True).stdout\n"
+        "    a = sorted(read_iptc(['filter'], 'ipv4'), key=repr)\n"
+        "    b = sorted(parse_save(text, 'legacy', 'ipv4'), key=repr)\n"
+        "    assert a == b, (command, a, b)\n"
+        "    print(sum(len(c.rules) for c in a))\n"
+    )
+    checked = netns.run([sys.executable, "-c", code, json.dumps(steps)])
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.split() == ["4"] * len(steps)

@@ -10,7 +10,6 @@ same tokens `iptables-save` prints, so one parser reads both.
 from __future__ import annotations
 
 import ctypes
-import functools
 import importlib
 import ipaddress
 import shlex
@@ -23,9 +22,6 @@ from typing import Any
 
 from exporter.sources.firewall.model import Chain, PortRanges, Rule, parse_ports, set_key
 
-# Parsed legacy rules kept between scrapes: about 0.4 KB each, so at most a few MB for the largest tables.
-RULES_REMEMBERED = 16384
-
 HOOKS = {"INPUT": "input", "PREROUTING": "prerouting", "FORWARD": "forward", "OUTPUT": "output",
          "POSTROUTING": "postrouting"}  # fmt: skip
 VERDICTS = {"DROP": "drop", "REJECT": "reject", "ACCEPT": "accept", "RETURN": "return"}
@@ -33,6 +29,9 @@ TCP = frozenset({"tcp", "6", "all", "0", "ip"})
 PORT_OPTIONS = frozenset({"--dport", "--dports", "--destination-port", "--destination-ports"})
 IPTC_LOCK = threading.Lock()  # every python-iptables call, process-wide
 _iptc: ModuleType | None = None
+# The rules of each table's last read, by what identifies them (see _entry_key): a table read again each
+# scrape holds (nearly) the same rules, whose counters are the only part that changes.
+_last_read: dict[tuple[str, str], dict[tuple[tuple[bytes, ...], frozenset[str]], Rule]] = {}
 
 
 class IptablesError(Exception):
@@ -160,13 +159,6 @@ def _table(
     ]  # fmt: skip
 
 
-@functools.lru_cache(maxsize=RULES_REMEMBERED)
-def _parsed(tokens: tuple[str, ...], chains: frozenset[str]) -> Rule:
-    """parse_rule, remembered: a table read again each scrape holds (nearly) the same rules, and the
-    counters are the only part that changes (added by _with_counters)."""
-    return parse_rule(list(tokens), chains)
-
-
 def _with_counters(rule: Rule, packets: int, octets: int) -> Rule:
     return Rule(rule.verdict, rule.target, rule.sources, rule.source_sets, rule.ports, rule.negated,
                 packets, octets)  # fmt: skip
@@ -274,6 +266,25 @@ def _entry_tokens(table: Any, entry: Any, family: str) -> list[str] | None:
     return tokens
 
 
+def _entry_key(entry: Any, target: bytes | None) -> tuple[bytes, ...]:
+    """What _entry_tokens reads of an entry, undecoded: the address part, each match's name, revision
+    and data, and the target's name as libiptc resolves it (a jump's data is an offset, which names
+    another chain once rules move). Not the counters, and not the bytes after a name's NUL, which hold
+    whatever the kernel left there: equal rules have equal keys from one read to the next."""
+    raw = ctypes.string_at(ctypes.addressof(entry), entry.target_offset)
+    parts = [raw[: type(entry).nfcache.offset]]
+    offset = ctypes.sizeof(entry)
+    while offset + _MATCH_HEADER <= len(raw):
+        size = struct.unpack_from("=H", raw, offset)[0]
+        if size < _MATCH_HEADER:
+            parts.append(raw[offset:])
+            break
+        parts += [raw[offset + 2 : offset + 31].split(b"\0", 1)[0], raw[offset + 31 : offset + size]]
+        offset += size
+    parts.append(target or b"")
+    return tuple(parts)
+
+
 def read_iptc(tables: Iterable[str], family: str) -> list[Chain]:
     """The legacy tables' chains through python-iptables, fresh counters; ImportError when it cannot load."""
     with IPTC_LOCK:
@@ -287,18 +298,28 @@ def read_iptc(tables: Iterable[str], family: str) -> list[Chain]:
             table.refresh()
             chains = list(table.chains)
             names = frozenset(chain.name for chain in chains)
+            last = _last_read.get((family, name), {})
+            seen: dict[tuple[tuple[bytes, ...], frozenset[str]], Rule] = {}
             for chain in chains:
                 policy = table.get_policy(chain.name)[0].name.lower() if chain.is_builtin() else None
                 rules = []
                 entry = table.first_rule(chain.name)
                 while entry:
-                    tokens = _entry_tokens(table, entry, family)
-                    if tokens is None:
-                        tokens = _iptc_tokens(table.create_rule(entry, chain))
+                    key = (_entry_key(entry, table.get_target(entry)), names)
+                    parsed = last.get(key)
+                    if parsed is None:
+                        tokens = _entry_tokens(table, entry, family)
+                        if tokens is None:  # a set match: its data holds an index, not the set's name,
+                            rule = table.create_rule(entry, chain)  # so it is never remembered
+                            parsed = parse_rule(_iptc_tokens(rule), names)
+                        else:
+                            parsed = seen[key] = parse_rule(tokens, names)
+                    else:
+                        seen[key] = parsed
                     counters = entry.counters
-                    rule = _with_counters(_parsed(tuple(tokens), names), counters.pcnt, counters.bcnt)
-                    rules.append(rule)
+                    rules.append(_with_counters(parsed, counters.pcnt, counters.bcnt))
                     entry = table.next_rule(entry)
                 hook = HOOKS.get(chain.name) if policy else None
                 result.append(Chain("legacy", family, name, chain.name, hook, policy, tuple(rules)))
+            _last_read[(family, name)] = seen
         return result
