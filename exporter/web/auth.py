@@ -12,8 +12,15 @@ import secrets
 import threading
 from collections.abc import Mapping
 
-# bcrypt checks at once: one per core, as each is pure CPU; more would only slow every one of them.
-BCRYPT_CONCURRENCY = max(2, os.cpu_count() or 2)
+
+def bcrypt_concurrency(cpus: int | None) -> int:
+    """bcrypt checks at once: one per core, as each is pure CPU; more would only slow every one of them.
+    At most 4: the exporter is a guest on the host it watches, and wrong passwords from many addresses
+    must not take all of a large host's cores (the 8 HTTP workers were the bound while they ran bcrypt)."""
+    return min(4, max(2, cpus or 2))
+
+
+BCRYPT_CONCURRENCY = bcrypt_concurrency(os.cpu_count())
 _BCRYPT_HASH = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 
 

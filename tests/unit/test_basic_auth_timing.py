@@ -15,7 +15,7 @@ import bcrypt
 import pytest
 
 from exporter.web.app import make_http_server
-from exporter.web.auth import BCRYPT_CONCURRENCY, BasicAuth
+from exporter.web.auth import BCRYPT_CONCURRENCY, BasicAuth, bcrypt_concurrency
 from exporter.web.middleware import WebConfigMiddleware
 from exporter.web.settings import WebConfig
 
@@ -70,6 +70,12 @@ def test_bcrypt_checks_run_side_by_side_up_to_a_bound(monkeypatch: pytest.Monkey
         thread.join(10)
     assert 2 <= most <= BCRYPT_CONCURRENCY
     assert auth.bcrypt_calls == 8
+
+
+@pytest.mark.parametrize(("cpus", "checks"), [(None, 2), (1, 2), (2, 2), (4, 4), (64, 4)])
+def test_wrong_passwords_take_a_core_each_and_never_more_than_four(cpus: int | None, checks: int) -> None:
+    """Checks ran in the 8 workers, so 8 cores at most; now in a pool of their own, sized here."""
+    assert bcrypt_concurrency(cpus) == checks
 
 
 BCRYPT_SECONDS = 0.1  # a cost-10 bcrypt's time, slept rather than spent, so the test needs no free core
