@@ -1,0 +1,148 @@
+"""fail2ban's database is read again only when it changed; the clock still expires its bans at each call."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.fail2ban import database
+from exporter.sources.fail2ban.database import current_addresses, current_bans
+from tests.builders import V2_SCHEMA, V4_SCHEMA, make_db
+
+NOW = 1_790_000_000
+ROWS = [
+    ("192.0.2.1", "sshd", NOW - 100, 600),  # current until NOW + 500
+    ("192.0.2.2", "sshd", NOW - 700, 600),  # expired
+    ("192.0.2.3", "sshd", NOW - 10**6, -1),  # permanent
+    ("192.0.2.4", "sshd", NOW - 100, -2),  # the jail's bantime (600 unless told)
+    ("2001:db8::5", "sshd", NOW - 10, 600),
+]
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths the database module opens, one entry per connection."""
+    seen: list[Path] = []
+    connect = database.connect_readonly
+
+    def counting(path: Path) -> sqlite3.Connection:
+        seen.append(path)
+        return connect(path)
+
+    monkeypatch.setattr(database, "connect_readonly", counting)
+    return seen
+
+
+def _addresses(path: Path, now: int, bantimes: dict[str, int] | None = None) -> set[str]:
+    return {ban.ip for ban in current_bans(path, bantimes, now=now)}
+
+
+def test_unchanged_database_is_read_once(tmp_path: Path, opened: list[Path]) -> None:
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    first = current_bans(db, now=NOW)
+    assert current_bans(db, now=NOW + 1) == first
+    assert current_addresses(db, now=NOW + 2) == {"sshd": frozenset(ban.ip for ban in first)}
+    assert opened == [db]
+
+
+def test_a_ban_expires_by_the_clock_without_a_write(tmp_path: Path, opened: list[Path]) -> None:
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    assert _addresses(db, NOW + 499) == {"192.0.2.1", "192.0.2.3", "192.0.2.4", "2001:db8::5"}
+    assert _addresses(db, NOW + 500) == {"192.0.2.3", "2001:db8::5"}  # 192.0.2.1 and the -2 ban: 600 s
+    assert current_addresses(db, now=NOW + 590) == {"sshd": frozenset({"192.0.2.3"})}
+    assert len(opened) == 1
+
+
+def test_bantimes_apply_to_the_kept_rows(tmp_path: Path, opened: list[Path]) -> None:
+    """-2 takes the caller's jail bantime at each call (the socket's, or fail2ban's default)."""
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    assert "192.0.2.4" not in _addresses(db, NOW + 600)
+    assert "192.0.2.4" in _addresses(db, NOW + 600, {"sshd": 6000})
+    (forever,) = [ban for ban in current_bans(db, {"sshd": -1}, now=NOW + 10**7) if ban.ip == "192.0.2.4"]
+    assert forever.expires is None
+    assert len(opened) == 1
+
+
+def test_an_earlier_time_reads_again(tmp_path: Path, opened: list[Path]) -> None:
+    """The rows kept are those current at the read or later: an earlier question is asked of the file."""
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    assert "192.0.2.2" not in _addresses(db, NOW)
+    assert "192.0.2.2" in _addresses(db, NOW - 200)
+    assert len(opened) == 2
+
+
+def test_a_write_is_seen(tmp_path: Path, opened: list[Path]) -> None:
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    assert "198.51.100.7" not in _addresses(db, NOW)
+    assert _addresses(db, NOW + 1) == _addresses(db, NOW) and len(opened) == 1  # kept until the write
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO bips(ip, jail, timeofban, bantime) VALUES ('198.51.100.7', 'sshd', ?, 600)", (NOW,)
+        )
+        conn.execute("DELETE FROM bips WHERE ip = '192.0.2.3'")  # unbanned
+    conn.close()
+    assert _addresses(db, NOW) == {"192.0.2.1", "192.0.2.4", "2001:db8::5", "198.51.100.7"}
+    assert len(opened) == 2
+
+
+def test_a_write_held_in_the_wal_is_seen(tmp_path: Path, opened: list[Path]) -> None:
+    """fail2ban's writes may sit in the -wal while the database file itself is unchanged."""
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    writer = sqlite3.connect(db)
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        assert "198.51.100.8" not in _addresses(db, NOW)  # the first reader may make the -wal: a change
+        kept, count = _addresses(db, NOW), len(opened)
+        assert _addresses(db, NOW) == kept and len(opened) == count
+        main = os.stat(db)
+        writer.execute(
+            "INSERT INTO bips(ip, jail, timeofban, bantime) VALUES ('198.51.100.8', 'sshd', ?, 600)", (NOW,)
+        )
+        writer.commit()
+        assert (os.stat(db).st_size, os.stat(db).st_mtime_ns) == (main.st_size, main.st_mtime_ns)
+        assert "198.51.100.8" in _addresses(db, NOW)
+        assert len(opened) == count + 1
+    finally:
+        writer.close()
+
+
+def test_another_file_in_its_place_is_read(tmp_path: Path, opened: list[Path]) -> None:
+    """Same size and mtime, another inode (a restored backup): the signature changed, the kept rows
+    are not consulted."""
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], [("192.0.2.10", "sshd", NOW, 600)])
+    other = make_db(tmp_path / "other.sqlite3", V4_SCHEMA, [("sshd", 1)], [("192.0.2.11", "sshd", NOW, 600)])
+    stat = os.stat(db)
+    assert os.stat(other).st_size == stat.st_size
+    assert _addresses(db, NOW) == {"192.0.2.10"}
+    assert _addresses(db, NOW + 1) == {"192.0.2.10"} and len(opened) == 1
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(other, db)
+    assert _addresses(db, NOW) == {"192.0.2.11"}
+    assert len(opened) == 2
+
+
+def test_v2_bans_through_the_kept_rows(tmp_path: Path, opened: list[Path]) -> None:
+    """v2 has no per-ban bantime: an address's latest ban lasts the jail's bantime."""
+    rows = [
+        ("sshd", "192.0.2.1", NOW - 100),
+        ("sshd", "192.0.2.1", NOW - 50),
+        ("sshd", "192.0.2.2", NOW - 900),
+    ]
+    db = make_db(tmp_path / "v2.sqlite3", V2_SCHEMA, [("sshd", 1)], rows)
+    (ban,) = current_bans(db, now=NOW)
+    assert (ban.ip, ban.time, ban.expires) == ("192.0.2.1", NOW - 50, NOW + 550)
+    assert current_addresses(db, {"sshd": 1000}, now=NOW) == {"sshd": frozenset({"192.0.2.1", "192.0.2.2"})}
+    assert current_addresses(db, now=NOW + 550) == {"sshd": frozenset()}
+    assert len(opened) == 1
+
+
+def test_one_read_is_kept_per_database(tmp_path: Path) -> None:
+    """Reads of many databases (a test run, a changed --collector.fail2ban.db) do not pile up."""
+    for number in range(10):
+        db = make_db(tmp_path / f"{number}.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS[:1])
+        current_bans(db, now=NOW)
+    assert len(database._reads) <= database._KEPT_READS
