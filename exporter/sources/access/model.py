@@ -17,11 +17,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from exporter.sources.firewall.addresses import span
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Contract order (`diagnose --json` layers, `ssh_access_watched_address_blocked{layer}`).
 LAYERS = ("tcp_wrappers", "fail2ban", "sshguard", "denyhosts", "crowdsec", "firewall", "sshd_penalty")
 VERDICTS = ("deny", "allow", "no_match", "unknown")
+__all__ = ["LAYERS", "VERDICTS", "LayerVerdict", "Network", "label", "overlaps", "parse_target", "span"]
 
 
 @dataclass(frozen=True)
@@ -61,18 +64,6 @@ def label(network: Network) -> str:
     if network.prefixlen == network.max_prefixlen:
         return str(network.network_address)
     return str(network)
-
-
-def span(text: str) -> tuple[int, int, int] | None:
-    """(version, first, last) of an address, `a/len` prefix or `a-b` range; None when not one."""
-    try:
-        if "-" in text:
-            low, high = (ipaddress.ip_address(part.strip()) for part in text.split("-", 1))
-            return low.version, int(low), int(high)
-        network = ipaddress.ip_network(text.strip().strip("[]"), strict=False)
-    except ValueError:
-        return None
-    return network.version, int(network.network_address), int(network.broadcast_address)
 
 
 def overlaps(network: Network, text: str) -> bool:
