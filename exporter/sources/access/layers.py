@@ -3,6 +3,11 @@
 For a network a layer denies when it blocks any address in it: ban lists and firewall sources are
 compared as ranges; TCP wrappers are evaluated for every address of a network up to WRAPPER_SWEEP
 addresses, else for its first and last address and every address a rule names inside it.
+
+fail2ban's bans and the firewall's sets (100,000 addresses each on a host under attack) are searched
+through an AddressIndex, kept while they are unchanged (the database's read, the shared FirewallReader's
+`indexes`): a watched address costs a bisection, not a pass over every ban. Several matches are listed
+in the bans' or set's own order, as a pass over them would list them.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ import ipaddress
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from exporter.sources.access.model import LAYERS, LayerVerdict, Network, label, overlaps
 from exporter.sources.authlog.records import Event
 from exporter.sources.crowdsec import CrowdsecSnapshot
 from exporter.sources.fail2ban.database import DbBan
+from exporter.sources.firewall.addresses import AddressIndex, SetIndexes
 from exporter.sources.firewall.bans import SSHGUARD_SETS
-from exporter.sources.firewall.enforcement import Enforcement, blockers
+from exporter.sources.firewall.enforcement import Blocker, Enforcement, blockers
 from exporter.sources.firewall.model import AddressSet, Chain, Rule, Ruleset
 from exporter.sources.tcpwrappers import ClientInfo, evaluate
 from exporter.sources.tcpwrappers.evaluate import LookupTurn
@@ -29,12 +36,32 @@ MAX_EVIDENCE = 10
 PENALTY_EVENTS = frozenset({"penalty_applied", "penalty_drop"})
 
 
+def _matches(index: AddressIndex, network: Network) -> list[str]:
+    """The index's elements that share an address with the network."""
+    low, high = int(network.network_address), int(network.broadcast_address)
+    return index.overlapping(network.version, low, high)
+
+
 @dataclass(frozen=True)
 class Fail2banFacts:
     bans: tuple[DbBan, ...] | None  # the database's current bans; None: unreadable
     error: str = ""
     banned_in: dict[str, tuple[str, ...]] = field(default_factory=dict)  # address -> jails (socket)
     down_cause: str = ""  # why fail2ban-server is not running, when its config says (a jail without logs)
+    # Every ban's address, and maybe more (the reader's holds the rows of the database's read, some of
+    # them expired since); None: made from `bans` when first asked.
+    addresses: AddressIndex | None = field(default=None, compare=False)
+
+    @cached_property
+    def _index(self) -> AddressIndex:
+        if self.addresses is not None:
+            return self.addresses
+        return AddressIndex(ban.ip for ban in self.bans or ())
+
+    def overlapping(self, network: Network) -> list[DbBan]:
+        """The current bans of an address in the network, in the database's order."""
+        matched = set(_matches(self._index, network))
+        return [ban for ban in self.bans or () if ban.ip in matched] if matched else []
 
 
 @dataclass(frozen=True)
@@ -58,6 +85,41 @@ class PenaltyLog:
 
 
 @dataclass(frozen=True)
+class Blocking:
+    """The drop/reject rules on the way to sshd's ports (covering all of them, not negated), in order.
+
+    A ban tool's iptables action adds one rule per ban (100,000 on a host under attack): the rules' source
+    addresses are indexed, so a question visits the rules that match it and those matching through a set
+    or every source, not every rule."""
+
+    rules: tuple[Blocker, ...]
+    sources: AddressIndex  # every rule's source addresses
+    by_source: dict[str, tuple[int, ...]]  # source text -> the rules (positions) naming it
+    always: tuple[int, ...]  # rules matching every source or through sets: asked about every network
+
+    @classmethod
+    def of(cls, found: list[Blocker]) -> Blocking:
+        rules = tuple(b for b in found if b.covers_sshd and not b.rule.negated)
+        by_source: dict[str, list[int]] = {}
+        always = []
+        for position, blocker in enumerate(rules):
+            rule = blocker.rule
+            if rule.any_source or rule.source_sets:
+                always.append(position)
+            for text in rule.sources or ():
+                by_source.setdefault(text, []).append(position)
+        named = {text: tuple(positions) for text, positions in by_source.items()}
+        return cls(rules, AddressIndex(named), named, tuple(always))
+
+    def candidates(self, network: Network) -> list[Blocker]:
+        """The rules that may match the network, in order (a superset of those that do)."""
+        positions = set(self.always)
+        for text in _matches(self.sources, network):
+            positions.update(self.by_source[text])
+        return [self.rules[position] for position in sorted(positions)]
+
+
+@dataclass(frozen=True)
 class HostFacts:
     """What the layers need, read once; None (or False) for a layer not present or not asked for."""
 
@@ -72,6 +134,18 @@ class HostFacts:
     sshd_ports: frozenset[int] = frozenset()
     penalties: PenaltyLog | None = None
     now: float = field(default_factory=time.time)
+    # The index of each set's elements: the shared FirewallReader's, kept between reads; by default one
+    # for these facts only.
+    set_indexes: SetIndexes = field(default_factory=SetIndexes, compare=False)
+
+    @cached_property
+    def blockers(self) -> list[Blocker]:
+        """The ruleset's drop/reject rules on the way to sshd (enforcement.blockers), found once."""
+        return blockers(self.ruleset.chains, self.sshd_ports) if self.ruleset is not None else []
+
+    @cached_property
+    def blocking(self) -> Blocking:
+        return Blocking.of(self.blockers)
 
 
 # -- TCP wrappers (and the DenyHosts / sshguard entries in them) ---------------------------------
@@ -261,7 +335,7 @@ def fail2ban(facts: HostFacts, network: Network) -> LayerVerdict | None:
     found = facts.fail2ban
     if found is None:
         return None
-    from_db = [ban for ban in found.bans or () if overlaps(network, ban.ip)]
+    from_db = found.overlapping(network)
     jails: dict[str, list[str]] = {}
     socket = found.banned_in.get(label(network))
     if socket is not None:  # the server's own answer: its database may lag or be gone
@@ -298,10 +372,15 @@ def _where(chain: Chain) -> str:
     return f"{chain.backend} {chain.family} table {chain.table} chain {chain.name}"
 
 
-def _set_hits(found: AddressSet, network: Network) -> list[str]:
+def _set_hits(facts: HostFacts, found: AddressSet, network: Network) -> list[str]:
+    """The set's elements that share an address with the network, in the set's order."""
     if not _family_fits(found.family, network):
         return []
-    return [element for element in found.elements if overlaps(network, element)]
+    hits = _matches(facts.set_indexes.get(found.key, found.elements), network)
+    if len(hits) < 2:
+        return hits
+    matched = set(hits)
+    return [element for element in found.elements if element in matched]
 
 
 def _unlist(found: AddressSet, element: str) -> str:
@@ -310,7 +389,9 @@ def _unlist(found: AddressSet, element: str) -> str:
     return f"ipset del {found.name} {element}"
 
 
-def _rule_hits(rule: Rule, sets: dict[str, AddressSet], network: Network) -> Iterator[tuple[str, str]]:
+def _rule_hits(
+    facts: HostFacts, rule: Rule, sets: dict[str, AddressSet], network: Network
+) -> Iterator[tuple[str, str]]:
     """(what matches the network, how to undo it) for one blocking rule."""
     if rule.any_source:
         yield "every source", "delete the rule, or accept the address before it"
@@ -320,7 +401,7 @@ def _rule_hits(rule: Rule, sets: dict[str, AddressSet], network: Network) -> Ite
     for key in rule.source_sets:
         address_set = sets.get(key)
         if address_set is not None:
-            for element in _set_hits(address_set, network):
+            for element in _set_hits(facts, address_set, network):
                 yield f"set {address_set.key}, which holds {element}", _unlist(address_set, element)
 
 
@@ -332,11 +413,11 @@ def firewall(facts: HostFacts, network: Network) -> LayerVerdict | None:
     sets = {s.key: s for s in facts.ruleset.sets}
     evidence: list[str] = []
     remedy: list[str] = []
-    for blocker in blockers(facts.ruleset.chains, facts.sshd_ports):
+    for blocker in facts.blocking.candidates(network):
         rule = blocker.rule
-        if not blocker.covers_sshd or rule.negated or not _family_fits(blocker.chain.family, network):
+        if not _family_fits(blocker.chain.family, network):
             continue
-        for hit, undo in _rule_hits(rule, sets, network):
+        for hit, undo in _rule_hits(facts, rule, sets, network):
             evidence.append(f"{_where(blocker.chain)}: {rule.verdict} from {hit}")
             if undo not in remedy:
                 remedy.append(undo)
@@ -360,8 +441,10 @@ def sshguard(facts: HostFacts, network: Network) -> LayerVerdict | None:
     if facts.ruleset is None:
         detail = facts.firewall_error or "its sets could not be read"
         return LayerVerdict("sshguard", "unknown", detail=detail)
-    referenced = Enforcement(blockers(facts.ruleset.chains, facts.sshd_ports), ()).referenced
-    listed = [(s, e) for s in facts.ruleset.sets if s.key in SSHGUARD_SETS for e in _set_hits(s, network)]
+    referenced = Enforcement(facts.blockers, ()).referenced
+    listed = [
+        (s, e) for s in facts.ruleset.sets if s.key in SSHGUARD_SETS for e in _set_hits(facts, s, network)
+    ]
     if not listed:
         return LayerVerdict("sshguard", "no_match", detail="not in sshguard's sets or hosts.allow block")
     evidence = tuple(f"set {s.key} holds {e}" for s, e in listed)

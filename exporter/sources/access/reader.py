@@ -26,7 +26,7 @@ from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import configured_log_files, default_log_files
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
-from exporter.sources.fail2ban.database import DatabaseError, current_bans
+from exporter.sources.fail2ban.database import DatabaseError, ban_rows
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
 from exporter.sources.fail2ban.reader import (
     DEFAULT_DB,
@@ -185,15 +185,16 @@ class AccessReader:
     def _exists(self, paths: Iterable[str]) -> bool:
         return any(self.paths.exists(p) for p in paths if p)
 
-    def _fail2ban(self, networks: Sequence[Network]) -> Fail2banFacts | None:
+    def _fail2ban(self, networks: Sequence[Network], now: float) -> Fail2banFacts | None:
         o = self.options
         if not o.fail2ban or not self._exists((*INSTALL_MARKERS, o.fail2ban_socket, o.fail2ban_db)):
             return None
-        bans, errors, down = None, [], ""
+        bans, index, errors, down = None, None, [], ""
         database = self.paths.root_or_none(o.fail2ban_db) if o.fail2ban_db else None
         if database is not None and database.exists():
-            try:
-                bans = tuple(current_bans(database))
+            try:  # the bans and the index of the same read (kept while the database is unchanged)
+                rows = ban_rows(database, int(now))
+                bans, index = tuple(rows.bans(None, int(now))), rows.index
             except DatabaseError as exc:
                 errors.append(f"database: {exc}")
         banned_in: dict[str, tuple[str, ...]] = {}
@@ -217,7 +218,7 @@ class AccessReader:
             errors.append(f"neither {o.fail2ban_socket} nor {o.fail2ban_db} could be read")
         elif bans is None and database is not None and not database.exists():
             errors.append(f"no database at {o.fail2ban_db}")
-        return Fail2banFacts(bans, "; ".join(errors), banned_in, down)
+        return Fail2banFacts(bans, "; ".join(errors), banned_in, down, index)
 
     def _fail2ban_down_cause(self) -> str:
         """Why fail2ban-server is not running, as the collector says it (fail2ban-client -d: an enabled
@@ -274,7 +275,7 @@ class AccessReader:
             crowdsec = CrowdsecReader(self.paths, o.crowdsec_bouncer_config, o.cscli, o.timeout).read()
         return HostFacts(
             wrappers=wrappers,
-            fail2ban=self._fail2ban(networks),
+            fail2ban=self._fail2ban(networks, now),
             sshguard=sshguard,
             denyhosts=o.denyhosts and DenyhostsReader(self.paths, o.denyhosts_work_dir).read().installed,
             crowdsec=crowdsec,
@@ -284,6 +285,7 @@ class AccessReader:
             sshd_ports=self.sshd_ports() if ruleset is not None else frozenset(),
             penalties=self._penalties(now),
             now=now,
+            set_indexes=self.firewall_reader.indexes,
         )
 
     def check(self, networks: Sequence[Network]) -> dict[Network, list[LayerVerdict]]:

@@ -1,0 +1,152 @@
+"""The watchlist and diagnose search bans and sets through indexes kept between reads, with the evidence
+and remedies (and their order) a pass over every ban and element gave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.access import AccessOptions, AccessReader, HostFacts, parse_target, verdicts
+from exporter.sources.access.layers import Fail2banFacts
+from exporter.sources.fail2ban import database
+from exporter.sources.fail2ban.database import DbBan
+from exporter.sources.firewall import addresses
+from exporter.sources.firewall.model import AddressSet, Chain, Rule, Ruleset
+from exporter.sources.firewall.reader import FirewallReader
+from exporter.sources.host.paths import HostPaths
+from tests.builders import V4_SCHEMA, make_db
+
+NOW = 1_790_000_000
+# Neither in address order: several matches are listed as the set and the database hold them.
+ELEMENTS = ("192.0.2.9", "198.51.100.7", "192.0.2.3", "192.0.2.0/30", "192.0.2.128-192.0.2.130")
+SET = AddressSet("nft", "ipv4", "inet f2b-table", "addr-set-sshd", ELEMENTS)
+RULESET = Ruleset(
+    (
+        Chain("nft", "inet", "inet f2b-table", "f2b-chain", "input", "accept",
+              (Rule("reject", source_sets=(SET.key,), ports=((22, 22),)),)),
+    ),
+    (SET,),
+)  # fmt: skip
+BANS = (
+    DbBan("sshd", "192.0.2.9", NOW, NOW + 600),
+    DbBan("recidive", "192.0.2.3", NOW, None),
+    DbBan("sshd", "198.51.100.7", NOW, NOW + 600),
+    DbBan("sshd", "192.0.2.3", NOW, NOW + 600),
+)
+
+
+class FedFirewall(FirewallReader):
+    """The shared reader with a ruleset instead of nft's."""
+
+    def read(self) -> Ruleset:
+        self.indexes.retain(found.key for found in RULESET.sets)
+        return RULESET
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each AddressIndex made."""
+    sizes: list[int] = []
+
+    class Counted(addresses.AddressIndex):
+        def __init__(self, elements: object) -> None:
+            super().__init__(elements)  # type: ignore[arg-type]
+            sizes.append(len(self))
+
+    monkeypatch.setattr(addresses, "AddressIndex", Counted)
+    monkeypatch.setattr(database, "AddressIndex", Counted)
+    return sizes
+
+
+def test_set_matches_keep_the_set_order() -> None:
+    facts = HostFacts(firewall=True, ruleset=RULESET, sshd_ports=frozenset({22}))
+    found = verdicts(facts, parse_target("192.0.2.0/24"))[0]
+    where = "nft inet table inet f2b-table chain f2b-chain: reject from set inet f2b-table addr-set-sshd"
+    held = ("192.0.2.9", "192.0.2.3", "192.0.2.0/30", "192.0.2.128-192.0.2.130")
+    assert found.evidence == tuple(f"{where}, which holds {element}" for element in held)
+    assert found.remedy == tuple(f"nft delete element inet f2b-table addr-set-sshd {{ {e} }}" for e in held)
+    single = verdicts(facts, parse_target("192.0.2.129"))[0]
+    assert single.evidence == (f"{where}, which holds 192.0.2.128-192.0.2.130",)
+    assert verdicts(facts, parse_target("192.0.2.4"))[0].verdict == "no_match"
+
+
+def test_fail2ban_matches_keep_the_database_order() -> None:
+    facts = HostFacts(fail2ban=Fail2banFacts(BANS))
+    found = verdicts(facts, parse_target("192.0.2.0/24"))[0]
+    assert found.evidence == (
+        "jail recidive: 192.0.2.3 banned, permanent",
+        "jail sshd: 192.0.2.9 banned, until 2026-09-21T14:23:20Z",
+        "jail sshd: 192.0.2.3 banned, until 2026-09-21T14:23:20Z",
+    )
+    assert found.remedy[:4] == (
+        "fail2ban-client set recidive unbanip 192.0.2.3",
+        "fail2ban-client set recidive unbanip 192.0.2.9",
+        "fail2ban-client set sshd unbanip 192.0.2.3",
+        "fail2ban-client set sshd unbanip 192.0.2.9",
+    )
+    assert verdicts(facts, parse_target("192.0.2.4"))[0].verdict == "no_match"
+
+
+def test_the_watchlist_builds_each_index_once(tmp_path: Path, built: list[int]) -> None:
+    """The set's index is the shared FirewallReader's, the bans' that of the database's read: a scrape
+    with nothing changed builds none."""
+    (tmp_path / "proc").mkdir()
+    rows = [(ban.ip, ban.jail, ban.time, -1 if ban.expires is None else 10**9) for ban in BANS]
+    make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1), ("recidive", 1)], rows)
+    paths = HostPaths(tmp_path, tmp_path / "proc")
+    options = AccessOptions(sshguard=False, crowdsec=False, authlog=False, fail2ban_socket="",
+                            fail2ban_db="/f2b.sqlite3")  # fmt: skip
+    firewall = FedFirewall(paths)
+    reader = AccessReader(paths, options, lambda: frozenset({22}), firewall)
+    watchlist = [parse_target(text) for text in ("192.0.2.3", "192.0.2.0/24", "198.51.100.7", "203.0.113.1")]
+    first = reader.check(watchlist)
+    assert sorted(built) == [4, len(ELEMENTS)]  # the bans' addresses, the set's elements
+    assert reader.check(watchlist) == first
+    assert len(built) == 2
+    layers = {v.layer: v for v in first[parse_target("192.0.2.3")]}
+    assert layers["fail2ban"].evidence == (
+        "jail recidive: 192.0.2.3 banned, permanent",
+        "jail sshd: 192.0.2.3 banned, until 2058-05-30T16:00:00Z",
+    )
+    assert layers["firewall"].verdict == "deny"
+    assert {v.layer: v.verdict for v in first[parse_target("203.0.113.1")]} == {
+        "fail2ban": "no_match",
+        "firewall": "no_match",
+    }
+
+
+def test_rule_sources_are_found_in_rule_order() -> None:
+    """One rule per ban (fail2ban's iptables actions), a set rule and a catch-all between them: each
+    matching rule once, in the chain's order, whichever way it matches."""
+    rules = (
+        Rule("reject", sources=("192.0.2.9/32",)),
+        Rule("drop", sources=("198.51.100.0/24", "192.0.2.0/28")),
+        Rule("reject", source_sets=(SET.key,)),
+        Rule("reject", sources=("192.0.2.9",), negated=True),  # all but it: never counted
+        Rule("drop", sources=("192.0.2.3/32",)),
+        Rule("drop", ports=((80, 80),)),  # not sshd's port
+        Rule("drop"),
+    )
+    chain = Chain("legacy", "ipv4", "filter", "INPUT", "input", "accept", rules)
+    facts = HostFacts(firewall=True, ruleset=Ruleset((chain,), (SET,)), sshd_ports=frozenset({22}))
+    where = "legacy ipv4 table filter chain INPUT"
+    found = verdicts(facts, parse_target("192.0.2.9"))[0]
+    assert found.evidence == (
+        f"{where}: reject from source 192.0.2.9/32",
+        f"{where}: drop from source 192.0.2.0/28",
+        f"{where}: reject from set inet f2b-table addr-set-sshd, which holds 192.0.2.9",
+        f"{where}: drop from every source",
+    )
+    assert found.remedy == (
+        "delete the rule, or accept the address before it",
+        "nft delete element inet f2b-table addr-set-sshd { 192.0.2.9 }",
+    )
+    network = verdicts(facts, parse_target("192.0.2.0/29"))[0]
+    assert [line.removeprefix(f"{where}: ") for line in network.evidence] == [
+        "drop from source 192.0.2.0/28",
+        "reject from set inet f2b-table addr-set-sshd, which holds 192.0.2.3",
+        "reject from set inet f2b-table addr-set-sshd, which holds 192.0.2.0/30",
+        "drop from source 192.0.2.3/32",
+        "drop from every source",
+    ]
