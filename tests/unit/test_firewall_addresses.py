@@ -78,7 +78,7 @@ def test_index_finds_what_a_scan_finds(elements: list[str], question: str) -> No
 
 def test_covered_by_text_by_value_and_by_a_range() -> None:
     index = AddressIndex(["2001:db8::1", "192.0.2.0/24", "198.51.100.10-198.51.100.20", "junk"])
-    assert len(index) == 3
+    assert len(index) == 3  # junk is no element
     assert covered([index], "2001:db8::1")  # by its text
     assert covered([index], "2001:db8:0:0::1")  # by value: the same address written otherwise
     assert covered([index], "192.0.2.77") and covered([index], "198.51.100.15")
