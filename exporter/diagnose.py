@@ -48,6 +48,7 @@ from exporter.options import DIAGNOSE, CollectorSwitch, Options, add_host_flags
 from exporter.registry import Context, registrations
 from exporter.sources.access import AccessReader, HostFacts, LayerVerdict, Network, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
+from exporter.sources.sshd.processes import ListenerTitle
 from exporter.sources.sshd.reader import ConfigState, SshdSnapshot
 from exporter.sources.tcpwrappers.reader import TcpWrappersSnapshot
 
@@ -72,8 +73,14 @@ class HostCauses:
     error: str = ""  # why sshd's state could not be read
 
 
+def _full(title: ListenerTitle | None) -> bool:
+    return title is not None and bool(title.full) and title.startups >= title.full
+
+
 def _sshd_causes(snapshot: SshdSnapshot, config: list[str]) -> tuple[list[str], list[str]]:
-    """(every finding about sshd, `config`'s refusals after whether it runs; those refusing every client)."""
+    """(every finding about sshd, `config`'s refusals after whether it runs; those refusing every client).
+    A listener with MaxStartups full refuses every client only when no other listener accepts: a
+    second sshd (another port or namespace, a test's) that is full keeps no one out of the first."""
     causes: list[str] = []
     refusing: list[str] = []
     if not snapshot.listeners and not snapshot.socket_activated:
@@ -81,14 +88,19 @@ def _sshd_causes(snapshot: SshdSnapshot, config: list[str]) -> tuple[list[str], 
         causes.append(stopped)
         refusing.append(stopped)
     causes.extend(config)
+    full = [state for state in snapshot.listeners if _full(state.listener.title)]
+    everyone = bool(full) and len(full) == len(snapshot.listeners)  # another listener still accepts
     for state in snapshot.listeners:
         title = state.listener.title
         name = state.listener.config
-        if title is not None and title.full and title.startups >= title.full:
-            full = (f"MaxStartups full ({name}): {title.startups} unauthenticated connections, "
-                    f"every new connection is refused")  # fmt: skip
-            causes.append(full)
-            refusing.append(full)
+        if title is not None and state in full:
+            found = f"MaxStartups full ({name}): {title.startups} unauthenticated connections, "
+            if everyone:
+                found += "every new connection is refused"
+                refusing.append(found)
+            else:
+                found += "every new connection to this listener is refused (another sshd listener accepts)"
+            causes.append(found)
         elif title is not None and title.start and title.startups >= title.start:
             causes.append(f"MaxStartups saturated ({name}): {title.startups} unauthenticated connections "
                           f"from start {title.start}: new connections are dropped at random")  # fmt: skip

@@ -108,6 +108,21 @@ def test_exit_1_when_maxstartups_is_full(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0
 
 
+def test_a_full_listener_keeps_no_one_out_while_another_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second sshd (another port, a test's in its own namespace) with MaxStartups full: named, but
+    the host's sshd still accepts. It was called a cause refusing every client (exit 1)."""
+    host = _host(tmp_path, startups=0)
+    procfs = tmp_path / "proc"
+    add_process(procfs, 901, 1, LISTENER.format(100), start_ticks=600, exe=add_binary(tmp_path))
+    set_children(procfs, 901, [])
+    code, out, _ = _run(capsys, "192.0.2.7", "--json", *host)
+    document = json.loads(out)
+    assert (code, document["outcome"], document["host"]["keeps_everyone_out"]) == (0, "gets_in", [])
+    assert any("every new connection to this listener is refused" in c for c in document["host"]["causes"])
+
+
 def test_exit_1_when_tcp_wrappers_deny_everyone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "192.0.2.7", "--json", *_host(tmp_path, deny="ALL: ALL\n"))
     document = json.loads(out)
