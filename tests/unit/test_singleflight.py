@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
+from exporter.sources.host import singleflight as singleflight_module
 from exporter.sources.host.singleflight import singleflight
 
 
@@ -54,3 +56,19 @@ def test_failures_reach_every_waiter_and_nothing_is_kept() -> None:
     with pytest.raises(OSError):
         Slow("broken").read()  # a new read, not a remembered failure
     assert Slow.calls == 2
+
+
+def test_a_read_is_no_longer_in_flight_when_its_result_is_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller arriving between the result and the clean-up got the ended read: older state than its
+    own read would give, against the module's promise."""
+    in_flight_at_publish: list[int] = []
+    publish = Future.set_result
+
+    def watched(future: Future[object], result: object) -> None:
+        in_flight_at_publish.append(len(singleflight_module._INFLIGHT))
+        publish(future, result)
+
+    monkeypatch.setattr(Future, "set_result", watched)
+    Slow.calls = 0
+    assert Slow("a").read() == "state of a"
+    assert in_flight_at_publish == [0]

@@ -38,14 +38,17 @@ def shared_call(key: tuple[Any, ...], call: Callable[[], T]) -> T:
     try:
         result = call()
     except BaseException as exc:
+        _done(key)
         future.set_exception(exc)
         raise
-    else:
-        future.set_result(result)
-        return result
-    finally:
-        with _LOCK:
-            del _INFLIGHT[key]
+    _done(key)  # before the result is published: a caller arriving after the read ended reads anew
+    future.set_result(result)
+    return result
+
+
+def _done(key: tuple[Any, ...]) -> None:
+    with _LOCK:
+        del _INFLIGHT[key]
 
 
 def singleflight(method: Callable[[Any], T]) -> Callable[[Any], T]:
