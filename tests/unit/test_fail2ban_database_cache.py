@@ -146,3 +146,13 @@ def test_one_read_is_kept_per_database(tmp_path: Path) -> None:
         db = make_db(tmp_path / f"{number}.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS[:1])
         current_bans(db, now=NOW)
     assert len(database._reads) <= database._KEPT_READS
+
+
+def test_rows_without_numeric_times_are_left_out(tmp_path: Path) -> None:
+    """A hand-edited row is not compared with the clock; the address's other bans still count."""
+    rows = [("192.0.2.1", "sshd", "soon", 600), ("192.0.2.2", "sshd", NOW, 600)]
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], rows)
+    assert _addresses(db, NOW) == {"192.0.2.2"}
+    v2 = [("sshd", "192.0.2.1", NOW - 10), ("sshd", "192.0.2.1", "later")]
+    db = make_db(tmp_path / "v2.sqlite3", V2_SCHEMA, [("sshd", 1)], v2)
+    assert [(ban.ip, ban.time) for ban in current_bans(db, now=NOW)] == [("192.0.2.1", NOW - 10)]

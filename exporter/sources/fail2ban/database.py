@@ -65,10 +65,16 @@ _IS_CURRENT_V4 = """(bantime = -1 OR (bantime = -2 AND timeofban + :unknown > :n
 _CURRENT_V4 = f"SELECT TOTAL(bantime = -1), TOTAL({_IS_CURRENT_V4}) FROM bips WHERE jail = :jail"
 _CURRENT_V2 = "SELECT 0, COUNT(DISTINCT ip) FROM bans WHERE jail = :jail AND timeofban + :unknown > :now"
 # One jail's rows that are current now or may be later (bantime -2 depends on the caller's jail bantime):
-# is_current decides at each call. v2 keeps every ban: its latest one per address decides.
-_ROWS_V4 = """SELECT ip, timeofban, bantime FROM bips WHERE jail = :jail
+# is_current decides at each call. v2 keeps every ban: its latest one per address decides. fail2ban
+# writes integer times; a row holding anything else (a hand-edited database) is left out rather than
+# compared with the clock.
+_NUMBER = "IN ('integer', 'real')"
+_ROWS_V4 = f"""SELECT ip, timeofban, bantime FROM bips WHERE jail = :jail
+              AND typeof(timeofban) {_NUMBER} AND typeof(bantime) {_NUMBER}
               AND (bantime = -1 OR bantime = -2 OR (bantime >= 0 AND timeofban + bantime > :now))"""
-_ROWS_V2 = "SELECT ip, MAX(timeofban), -2 FROM bans WHERE jail = :jail GROUP BY ip"
+_ROWS_V2 = (
+    f"SELECT ip, MAX(timeofban), -2 FROM bans WHERE jail = :jail AND typeof(timeofban) {_NUMBER} GROUP BY ip"
+)
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -242,22 +248,13 @@ def ban_rows(path: Path, now: float | None = None) -> BanRows:
     if kept is not None and kept.signature == signature and kept.read_at <= stamp:
         return kept
     version, jails = _per_jail(path, None, stamp, (_ROWS_V4, _ROWS_V2))
-    rows = tuple(
-        (name, enabled, tuple(row for row in found if _numbers(row))) for name, enabled, found in jails
-    )
-    read = BanRows(signature, stamp, version, rows)
+    read = BanRows(signature, stamp, version, tuple((name, on, tuple(rows)) for name, on, rows in jails))
     with _reads_lock:
         _reads.pop(path, None)
         _reads[path] = read
         while len(_reads) > _KEPT_READS:
             del _reads[next(iter(_reads))]
     return read
-
-
-def _numbers(row: tuple[Any, ...]) -> bool:
-    """fail2ban writes integer times; a row holding anything else (a hand-edited database) is left out
-    rather than compared with the clock."""
-    return all(isinstance(value, int | float) for value in row[1:])
 
 
 def current_addresses(
