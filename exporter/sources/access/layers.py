@@ -6,8 +6,9 @@ addresses, else for its first and last address and every address a rule names in
 
 fail2ban's bans and the firewall's sets (100,000 addresses each on a host under attack) are searched
 through an AddressIndex, kept while they are unchanged (the database's read, the shared FirewallReader's
-`indexes`): a watched address costs a bisection, not a pass over every ban. Several matches are listed
-in the bans' or set's own order, as a pass over them would list them.
+`indexes`), and the blocking rules' sources through one made per read (Blocking): a watched address
+costs a bisection, not a pass over every ban. Several matches are listed in the bans', set's or chain's
+own order, as a pass over them would list them.
 """
 
 from __future__ import annotations
