@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import html
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -30,6 +31,7 @@ from exporter.scrape import ScrapeCollector
 from exporter.status import Finding, HostStatus, Severity, down_reasons, host_status, utc
 from exporter.web.diagnose import PATH as DIAGNOSE_PATH
 from exporter.web.server import (
+    RECEIVED,
     HttpServer,
     Limits,
     StartResponse,
@@ -145,10 +147,17 @@ class SharedExposition:
         self._registry = registry
         self._lock = threading.Lock()
         self._running: Future[_Collected] | None = None
+        self._last: tuple[float, _Collected] | None = None  # when the last collection ended, and it
 
-    def collection(self) -> _Collected:
-        """The running collection's result, or that of a new one this request runs."""
+    def collection(self, received: float | None = None) -> _Collected:
+        """The running collection's result, or that of a new one this request runs. A request the
+        server received (`received`, its monotonic clock) before the last collection ended is answered
+        from it: it arrived while that collection ran (or before it started) and only waited in the
+        server's queue for a worker, so that answer is as fresh as joining the run would have been."""
         with self._lock:
+            last = self._last
+            if received is not None and last is not None and received < last[0]:
+                return last[1]
             running = self._running
             if running is None:
                 running = self._running = Future()
@@ -160,21 +169,23 @@ class SharedExposition:
         try:
             collected = _Collected(list(self._registry.collect()))
         except BaseException as exc:
-            self._ended(running).set_exception(exc)
+            self._ended(running, None).set_exception(exc)
             raise
-        self._ended(running).set_result(collected)
+        self._ended(running, collected).set_result(collected)
         return collected
 
-    def _ended(self, running: Future[_Collected]) -> Future[_Collected]:
+    def _ended(self, running: Future[_Collected], collected: _Collected | None) -> Future[_Collected]:
         """Takes the collection out of reach before its result is published: a request that arrives
         after it ended (a scraper's next one, say) must start a new one, not read this one."""
         with self._lock:
             self._running = None
+            if collected is not None:
+                self._last = (time.monotonic(), collected)
         return running
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
-        content_type, body, gzipped = self.collection().body(
+        content_type, body, gzipped = self.collection(environ.get(RECEIVED)).body(
             environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", ""), names
         )
         headers = [("Content-Type", content_type)]

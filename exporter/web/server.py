@@ -38,6 +38,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -153,6 +154,11 @@ def parse_head(head: bytes, limits: Limits) -> Request:
     return Request(parts[0].decode("ascii"), parts[1].decode("latin-1"), parts[2].decode("ascii"), headers)
 
 
+# The environ key of the moment (time.monotonic) the request's head was read: the app answers a request
+# that waited in the queue for a worker from a collection that ended after it arrived.
+RECEIVED = "exporter.received"
+
+
 def wsgi_environ(
     request: Request, server: tuple[str, int], peer: tuple[str, int], https: bool
 ) -> dict[str, Any]:
@@ -182,6 +188,7 @@ def wsgi_environ(
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
+        RECEIVED: time.monotonic(),
     }
     if https:
         environ["HTTPS"] = "on"

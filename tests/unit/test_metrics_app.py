@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from exporter.scrape import ScrapeCollector
 from exporter.web.app import make_app
+from exporter.web.server import RECEIVED
 from tests.exposition import samples, value
 
 SCRAPERS = 20
@@ -60,7 +61,17 @@ class Answer:
 
 
 def request(app: Any, method: str = "GET", query: str = "", **headers: str) -> Answer:
-    environ = {"PATH_INFO": "/metrics", "REQUEST_METHOD": method, "QUERY_STRING": query, **headers}
+    return received_at(app, None, method, query, **headers)
+
+
+def received_at(
+    app: Any, received: float | None, method: str = "GET", query: str = "", **headers: str
+) -> Answer:
+    """A request whose head the server read at `received` (its monotonic clock), as the server says."""
+    environ: dict[str, object] = {"PATH_INFO": "/metrics", "REQUEST_METHOD": method, "QUERY_STRING": query}
+    environ.update(headers)
+    if received is not None:
+        environ[RECEIVED] = received
     answer = Answer()
     answer.body = b"".join(app(environ, answer.start_response))
     return answer
@@ -272,3 +283,18 @@ def test_process_and_python_families_are_exposed() -> None:
     cpu = value(found, "process_cpu_seconds_total")
     assert cpu is not None and cpu > 0
     assert value(found, "ssh_access_test_run") == 1
+
+
+def test_a_request_queued_during_a_collection_is_answered_from_it() -> None:
+    """50 scrapers on 8 workers: a request the server received while a collection ran, and that waited
+    for a worker until it ended, is answered from it (it would have joined the run); one received after
+    it ended gets a new collection."""
+    held, other = Held(), Other()
+    app, _ = _app(held, other)
+    received = time.monotonic()  # the server read this request's head, then it waited for a worker
+    first = request(app)
+    assert value(samples(first.body.decode()), "ssh_access_test_run") == 1
+    queued = received_at(app, received)
+    assert value(samples(queued.body.decode()), "ssh_access_test_run") == 1 and held.runs == 1
+    later = received_at(app, time.monotonic())
+    assert value(samples(later.body.decode()), "ssh_access_test_run") == 2 and held.runs == 2
