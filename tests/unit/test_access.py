@@ -15,6 +15,7 @@ from exporter.collectors.watchlist import WatchlistCollector
 from exporter.config import parse_config
 from exporter.options import Options, add_host_flags
 from exporter.registry import registrations
+from exporter.sources import denyhosts
 from exporter.sources.access import (
     AccessOptions,
     AccessReader,
@@ -419,3 +420,26 @@ def test_fail2ban_from_the_database_says_the_server_did_not_answer(tmp_path: Pat
         f"not banned in any jail (from its database: {down})",
     )
     assert clear.unread is None  # read: from the database
+
+
+def test_the_watchlist_parses_denyhosts_entries_only_when_hosts_deny_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each check made a new DenyHosts reader, so a 50,000-entry hosts.deny was parsed at every scrape."""
+    parses: list[str] = []
+    parse = denyhosts.parse_hosts_deny
+
+    def counted(text: str) -> object:
+        parses.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(denyhosts, "parse_hosts_deny", counted)
+    deny = "# DenyHosts: Mon Nov 23 10:00:00 2026 | sshd: 192.0.2.11\nsshd: 192.0.2.11\n"
+    reader = AccessReader(_tree(tmp_path, deny=deny, allow=""), OFFLINE)
+    (tmp_path / "proc").mkdir()
+    for _ in range(3):
+        assert _layers(reader, "192.0.2.11")["denyhosts"].verdict == "deny"
+    assert len(parses) == 1
+    (tmp_path / "etc" / "hosts.deny").write_text(deny + "sshd: 192.0.2.12\n")
+    assert _layers(reader, "192.0.2.11")["denyhosts"].verdict == "deny"
+    assert len(parses) == 2
