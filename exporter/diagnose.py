@@ -46,7 +46,7 @@ from exporter.config import ConfigError
 from exporter.flagparse import FlagParser
 from exporter.options import DIAGNOSE, CollectorSwitch, Options, add_host_flags
 from exporter.registry import Context, registrations
-from exporter.sources.access import AccessReader, HostFacts, LayerVerdict, Network, parse_target, verdicts
+from exporter.sources.access import HostFacts, LayerVerdict, Network, parse_target, verdicts
 from exporter.sources.access.layers import PenaltyLog
 from exporter.sources.sshd.processes import ListenerTitle
 from exporter.sources.sshd.reader import ConfigState, SshdSnapshot
@@ -288,7 +288,7 @@ def diagnose(context: Context, network: Network) -> tuple[list[LayerVerdict], Ho
     options = dataclasses.replace(
         context.options.access(), fail2ban_config_dir=context.options.fail2ban.config_dir
     )
-    facts = AccessReader(context.paths, options, context.sshd_ports, context.firewall()).read([network])
+    facts = context.access(options).read([network])
     layers = verdicts(facts, network)
     try:
         snapshot, error = context.sshd().read(), ""

@@ -18,9 +18,12 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.config import FileConfig
 from exporter.options import Options
+from exporter.sources.access import AccessOptions, AccessReader
 from exporter.sources.firewall.reader import FirewallReader
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshd.reader import CachedPorts, SshdReader
+from exporter.sources.tcpwrappers.libwrap import BINARIES as WRAPPED_BINARIES
+from exporter.sources.tcpwrappers.reader import TcpWrappersReader
 
 # sshd's ports change when sshd restarts, not per scrape: asked again this often.
 SSHD_PORTS_TTL = 30.0
@@ -35,7 +38,7 @@ class Context:
     trusted listeners) are then paid for once per process, not once per user of it. The firewall
     collector and the watchlist share the firewall reader the same way: one `nft` listing for both when
     they run in the same scrape, one listing of set elements while the ruleset does not change, one
-    lookup index per set."""
+    lookup index per set; and the tcpwrappers collector and the watchlist share one parse of hosts.deny."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -43,6 +46,7 @@ class Context:
         self._sshd: SshdReader | None = None
         self._ports: CachedPorts | None = None
         self._firewall: FirewallReader | None = None
+        self._wrappers: TcpWrappersReader | None = None
 
     @property
     def paths(self) -> HostPaths:
@@ -66,6 +70,20 @@ class Context:
                 options = self.options.firewall
                 self._firewall = FirewallReader(self.paths, options.timeout, use_iptc=options.use_iptc)
             return self._firewall
+
+    def tcp_wrappers(self) -> TcpWrappersReader:
+        """The shared reader of hosts.allow and hosts.deny (the tcpwrappers collector's, the watchlist's and
+        diagnose's): a 50,000-line hosts.deny is parsed and indexed once (about 17 MB), not once each."""
+        with self._lock:
+            if self._wrappers is None:
+                sshd = self.options.sshd.binary or WRAPPED_BINARIES[0]
+                binaries = (sshd, *(b for b in WRAPPED_BINARIES if b != sshd))
+                self._wrappers = TcpWrappersReader(self.paths, binaries)
+            return self._wrappers
+
+    def access(self, options: AccessOptions) -> AccessReader:
+        """A reader of every layer for the watchlist or diagnose, on the shared readers."""
+        return AccessReader(self.paths, options, self.sshd_ports, self.firewall(), self.tcp_wrappers())
 
     def sshd_ports(self) -> frozenset[int]:
         """sshd's ports through the shared reader, asked again every SSHD_PORTS_TTL seconds."""

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.registry import Context, register_collector
-from exporter.sources.tcpwrappers.libwrap import BINARIES
 from exporter.sources.tcpwrappers.reader import VERDICTS, TcpWrappersReader, TcpWrappersSnapshot
 
 
@@ -85,9 +84,7 @@ class TcpWrappersCollector:
 
 
 def _factory(context: Context) -> TcpWrappersCollector:
-    sshd = context.options.sshd.binary or BINARIES[0]
-    binaries = (sshd, *(b for b in BINARIES if b != sshd))
-    return TcpWrappersCollector(TcpWrappersReader(context.paths, binaries))
+    return TcpWrappersCollector(context.tcp_wrappers())
 
 
 register_collector(

@@ -49,7 +49,7 @@ class WatchlistCollector:
 
 
 def _factory(context: Context) -> WatchlistCollector:
-    reader = AccessReader(context.paths, context.options.access(), context.sshd_ports, context.firewall())
+    reader = context.access(context.options.access())
     return WatchlistCollector(reader, context.config.watchlist, context.config.watchlist_entries)
 
 

@@ -23,7 +23,7 @@ from exporter.sources.access.model import parse_target
 from exporter.sources.access.reader import AccessOptions, AccessReader
 from exporter.sources.fail2ban.configcheck import failure_reason, parse_dump
 from exporter.sources.fail2ban.database import DatabaseError, read_database
-from exporter.sources.fail2ban.ports import ALL_PORTS, covers, parse_port_spec, parse_services
+from exporter.sources.fail2ban.ports import all_ports, covers, parse_port_spec, parse_services
 from exporter.sources.fail2ban.protocol import (
     END,
     Connection,
@@ -643,7 +643,7 @@ def test_coverage_is_the_union_of_actions() -> None:
     assert covers(["all"], frozenset({2222}), SERVICES) is True
     assert covers(["nonsense"], frozenset({22}), SERVICES) is None
     assert covers(["ssh"], frozenset(), SERVICES) is None
-    assert parse_port_spec("0:65535", SERVICES) == ALL_PORTS
+    assert parse_port_spec("0:65535", SERVICES) == all_ports()
 
 
 def test_flags_reach_the_reader(tmp_path: Path) -> None:

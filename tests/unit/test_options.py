@@ -14,6 +14,7 @@ from exporter.cli import serve_parser
 from exporter.collectors.families.bans import BanCollector
 from exporter.collectors.firewall import FirewallCollector
 from exporter.collectors.sshd import SshdCollector
+from exporter.collectors.tcpwrappers import TcpWrappersCollector
 from exporter.collectors.watchlist import WatchlistCollector
 from exporter.config import ConfigError, FileConfig
 from exporter.diagnose import parser as diagnose_parser
@@ -152,7 +153,8 @@ def test_a_bad_path_names_its_flag(tmp_path: Path) -> None:
 
 def test_one_sshd_reader_per_process(tmp_path: Path) -> None:
     """The sshd collector renders the context's reader, and fail2ban, firewall and watchlist ask the
-    context's ports: one listener scan, one set of caches, not four."""
+    context's ports: one listener scan, one set of caches, not four. The firewall and TCP wrappers
+    readers are shared the same way (two parses of a 50,000-line hosts.deny cost 17 MB more)."""
     (tmp_path / "var/log").mkdir(parents=True)
     (tmp_path / "var/log/auth.log").write_text("")
     context = Context(_options(tmp_path, "--collector.authlog.files=/var/log/auth.log"))
@@ -167,6 +169,11 @@ def test_one_sshd_reader_per_process(tmp_path: Path) -> None:
         assert isinstance(firewall, FirewallCollector) and firewall.sshd_ports == context.sshd_ports
         watchlist = collectors["watchlist"]
         assert isinstance(watchlist, WatchlistCollector) and watchlist.reader.sshd_ports == context.sshd_ports
+        # the firewall and the wrappers are read once for the collectors and the watchlist, too
+        assert firewall.reader is watchlist.reader.firewall_reader is context.firewall()
+        wrappers = collectors["tcpwrappers"]
+        assert isinstance(wrappers, TcpWrappersCollector)
+        assert wrappers.reader is watchlist.reader.wrappers is context.tcp_wrappers()
     finally:
         for collector in collectors.values():
             close = getattr(collector, "close", None)

@@ -147,7 +147,7 @@ def read_journal(paths: HostPaths, since: float, timeout: float) -> list[LogLine
 
 class AccessReader:
     """Gathers HostFacts under --path.rootfs; `sshd_ports` tells which ports sshd listens on;
-    `firewall_reader` is the context's shared one (the watchlist), else one of its own."""
+    `firewall_reader` and `wrappers` are the context's shared ones (the watchlist, diagnose), else its own."""
 
     def __init__(
         self,
@@ -155,11 +155,12 @@ class AccessReader:
         options: AccessOptions | None = None,
         sshd_ports: Callable[[], frozenset[int]] | None = None,
         firewall_reader: FirewallReader | None = None,
+        wrappers: TcpWrappersReader | None = None,
     ) -> None:
         self.paths = paths
         self.options = options or AccessOptions()
         self.sshd_ports = sshd_ports or frozenset
-        self.wrappers = TcpWrappersReader(paths)
+        self.wrappers = wrappers or TcpWrappersReader(paths)
         # Kept, as the wrappers': it parses hosts.deny's DenyHosts entries again only when the file changed
         # (50,000 entries: about 0.5 s, at every scrape while a new reader was made each time).
         self.denyhosts = DenyhostsReader(paths, self.options.denyhosts_work_dir)

@@ -7,6 +7,7 @@ are merged before they are expanded, so a spec costs at most 65,536 set entries 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,7 +16,6 @@ from exporter.sources.host.files import read_regular_text
 from exporter.sources.host.paths import HostPaths
 
 MAX_PORT = 65535
-ALL_PORTS = frozenset(range(MAX_PORT + 1))
 MAX_SERVICES_BYTES = 4 * 1024 * 1024  # Debian's /etc/services is 12 KB
 _MAX_TOKEN = 64  # longer than any service name or range of them
 _SPLIT = re.compile(r"[\s,]+")
@@ -67,6 +67,12 @@ def _union(ranges: list[tuple[int, int]]) -> frozenset[int]:
     return frozenset(ports)
 
 
+@functools.cache
+def all_ports() -> frozenset[int]:
+    """Every port: 4 MB as a set, so made on first use, not at import by every exporter."""
+    return frozenset(range(MAX_PORT + 1))
+
+
 def parse_port_spec(spec: str, services: dict[str, int]) -> frozenset[int] | None:
     """The ports a spec names; None when no part of it can be resolved."""
     ranges: list[tuple[int, int]] = []
@@ -75,7 +81,7 @@ def parse_port_spec(spec: str, services: dict[str, int]) -> frozenset[int] | Non
         if len(token) > _MAX_TOKEN:
             continue
         if token.lower() in ("all", "any"):
-            return ALL_PORTS
+            return all_ports()
         single = _port(token, services)
         if single is not None:
             ranges.append((single, single))
