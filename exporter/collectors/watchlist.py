@@ -8,11 +8,14 @@ ssh_access_watched_address_blocked{address="198.51.100.0/24",layer="fail2ban"} 0
 `address` is the watchlist entry (`--config.file`, key `watchlist`): an address, or a network in CIDR
 form (for a network a layer counts when it blocks any address in it). A layer not present on the host
 has no series; one that could not be read (verdict unknown) reports 0. Read at scrape time through the
-same model as `diagnose`; nothing is emitted when the watchlist is empty.
+same model as `diagnose` (but fail2ban-server is asked only when its database cannot be read: the
+database answers alike, and the server's answer costs it 0.1-0.3 s per scrape with 100,000 bans); nothing
+is emitted when the watchlist is empty.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -49,7 +52,8 @@ class WatchlistCollector:
 
 
 def _factory(context: Context) -> WatchlistCollector:
-    reader = context.access(context.options.access())
+    options = dataclasses.replace(context.options.access(), fail2ban_ask_server=False)
+    reader = context.access(options)
     return WatchlistCollector(reader, context.config.watchlist, context.config.watchlist_entries)
 
 
