@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -45,13 +45,16 @@ def _matches(index: AddressIndex, network: Network) -> list[str]:
 
 @dataclass(frozen=True)
 class Fail2banFacts:
-    bans: tuple[DbBan, ...] | None  # the database's current bans; None: unreadable
+    bans: tuple[DbBan, ...] | None  # the database's current bans (or () with `lookup`); None: unreadable
     error: str = ""
     banned_in: dict[str, tuple[str, ...]] = field(default_factory=dict)  # address -> jails (socket)
     down_cause: str = ""  # why fail2ban-server is not running, when its config says (a jail without logs)
     # Every ban's address, and maybe more (the reader's holds the rows of the database's read, some of
     # them expired since); None: made from `bans` when first asked.
     addresses: AddressIndex | None = field(default=None, compare=False)
+    # The current bans of some addresses from the database's read (the reader's): made for the matches
+    # alone, not kept for the 100,000 bans; None: taken from `bans`.
+    lookup: Callable[[Collection[str]], list[DbBan]] | None = field(default=None, compare=False)
 
     @cached_property
     def _index(self) -> AddressIndex:
@@ -62,7 +65,11 @@ class Fail2banFacts:
     def overlapping(self, network: Network) -> list[DbBan]:
         """The current bans of an address in the network, in the database's order."""
         matched = set(_matches(self._index, network))
-        return [ban for ban in self.bans or () if ban.ip in matched] if matched else []
+        if not matched:
+            return []
+        if self.lookup is not None:
+            return self.lookup(matched)
+        return [ban for ban in self.bans or () if ban.ip in matched]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the live framing and classification), kept for `penalty_window` seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import configured_log_files, default_log_files
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
-from exporter.sources.fail2ban.database import DatabaseError, ban_rows
+from exporter.sources.fail2ban.database import DatabaseError, DbBan, ban_rows
 from exporter.sources.fail2ban.protocol import Connection, ProtocolError
 from exporter.sources.fail2ban.reader import (
     DEFAULT_DB,
@@ -197,12 +198,14 @@ class AccessReader:
         o = self.options
         if not o.fail2ban or not self._exists((*INSTALL_MARKERS, o.fail2ban_socket, o.fail2ban_db)):
             return None
-        bans, index, errors, down = None, None, [], ""
+        bans: tuple[DbBan, ...] | None = None
+        index, lookup, errors, down = None, None, [], ""
         database = self.paths.root_or_none(o.fail2ban_db) if o.fail2ban_db else None
         if database is not None and database.exists():
             try:  # the bans and the index of the same read (kept while the database is unchanged)
-                rows = ban_rows(database, int(now))
-                bans, index = tuple(rows.bans(None, int(now))), rows.index
+                rows, stamp = ban_rows(database, int(now)), int(now)
+                bans, index = (), rows.index
+                lookup = functools.partial(rows.bans, None, stamp)
             except DatabaseError as exc:
                 errors.append(f"database: {exc}")
         banned_in: dict[str, tuple[str, ...]] = {}
@@ -227,7 +230,7 @@ class AccessReader:
             errors.append(f"neither {o.fail2ban_socket} nor {o.fail2ban_db} could be read")
         elif bans is None and database is not None and not database.exists():
             errors.append(f"no database at {o.fail2ban_db}")
-        return Fail2banFacts(bans, "; ".join(errors), banned_in, down, index)
+        return Fail2banFacts(bans, "; ".join(errors), banned_in, down, index, lookup)
 
     def _fail2ban_down_cause(self) -> str:
         """Why fail2ban-server is not running, as the collector says it (fail2ban-client -d: an enabled
