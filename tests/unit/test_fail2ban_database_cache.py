@@ -156,3 +156,13 @@ def test_rows_without_numeric_times_are_left_out(tmp_path: Path) -> None:
     v2 = [("sshd", "192.0.2.1", NOW - 10), ("sshd", "192.0.2.1", "later")]
     db = make_db(tmp_path / "v2.sqlite3", V2_SCHEMA, [("sshd", 1)], v2)
     assert [(ban.ip, ban.time) for ban in current_bans(db, now=NOW)] == [("192.0.2.1", NOW - 10)]
+
+
+def test_the_same_sets_while_no_ban_expires(tmp_path: Path, opened: list[Path]) -> None:
+    """Asked each scrape, the enforcement check's sets are gathered again only when a ban expired."""
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    first = current_addresses(db, now=NOW + 10)
+    assert current_addresses(db, now=NOW + 499) is first
+    later = current_addresses(db, now=NOW + 500)  # 192.0.2.1 expired
+    assert later is not first and "192.0.2.1" not in later["sshd"]
+    assert len(opened) == 1

@@ -25,8 +25,8 @@ import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +180,17 @@ class JailRows:
     banned_at: array.array[float]
     bantimes: array.array[int]  # -1: permanent, -2: unknown (the jail's bantime)
 
+    def first_expiry(self, positions: Iterable[int], bantimes: dict[str, int] | None) -> int:
+        """The first moment one of these rows stops being current (2**62: none expires)."""
+        unknown = _unknown(bantimes, self.name)
+        first = 1 << 62
+        for position in positions:
+            bantime = self.bantimes[position]
+            seconds = unknown if bantime == -2 else bantime
+            if bantime != -1:
+                first = min(first, int(self.banned_at[position] + seconds))
+        return first
+
     @classmethod
     def of(cls, name: str, enabled: bool, rows: Sequence[Row]) -> JailRows:
         return cls(
@@ -214,26 +225,49 @@ class BanRows:
     read_at: int
     version: int
     jails: tuple[JailRows, ...]
+    # addresses()' last answer: {bantimes: (asked at, valid until, sets)}
+    _addresses: dict[tuple[tuple[str, int], ...], tuple[int, int, dict[str, frozenset[str]]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def addresses(self, bantimes: dict[str, int] | None, now: int) -> dict[str, frozenset[str]]:
-        """Each enabled jail's addresses banned at `now` (not before read_at)."""
-        return {
-            jail.name: frozenset(jail.ips[p] for p in jail.current(bantimes, now))
-            for jail in self.jails
-            if jail.enabled
-        }
+        """Each enabled jail's addresses banned at `now` (not before read_at). The same sets as the last
+        call's while no ban of them has expired since (asked each scrape: 100,000 addresses cost
+        about 40 ms to gather, and the enforcement check compares them with the last scrape's)."""
+        key = tuple(sorted((bantimes or {}).items()))
+        with self._lock:
+            kept = self._addresses.get(key)
+        if kept is not None and kept[0] <= now < kept[1]:
+            return kept[2]
+        found: dict[str, frozenset[str]] = {}
+        until = 1 << 62
+        for jail in self.jails:
+            if jail.enabled:
+                positions = list(jail.current(bantimes, now))
+                found[jail.name] = frozenset(jail.ips[p] for p in positions)
+                until = min(until, jail.first_expiry(positions, bantimes))
+        with self._lock:
+            self._addresses.clear()  # one answer kept (the dict itself: the dataclass is frozen)
+            self._addresses[key] = (now, until, found)
+        return found
 
     def bans(
         self, bantimes: dict[str, int] | None, now: int, only: Collection[str] | None = None
     ) -> list[DbBan]:
         """Every enabled jail's bans current at `now` (not before read_at), in the database's order; with
         `only`, those of these addresses alone (a DbBan is made for each ban returned, not kept)."""
-        found = []
+        found: list[DbBan] = []
         for jail in self.jails:
-            if jail.enabled:
-                for position in jail.current(bantimes, now):
-                    if only is None or jail.ips[position] in only:
-                        found.append(jail.ban(position, bantimes))
+            if not jail.enabled:
+                continue
+            if only is None:
+                found.extend(jail.ban(position, bantimes) for position in jail.current(bantimes, now))
+                continue
+            unknown = _unknown(bantimes, jail.name)
+            for position, ip in enumerate(jail.ips):  # the address first: a set lookup, not a date check
+                if ip in only and is_current(jail.banned_at[position], jail.bantimes[position], unknown, now):
+                    found.append(jail.ban(position, bantimes))
         return found
 
     @cached_property
