@@ -21,6 +21,7 @@ from typing import NoReturn
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from exporter import __version__
+from exporter.allocator import Trimmer, limit_arenas
 from exporter.config import ConfigError
 from exporter.diagnose import diagnosis, to_json
 from exporter.flagparse import FlagParser
@@ -92,6 +93,7 @@ def serve_parser(
 def serve(argv: Sequence[str], subcommands: Sequence[str] = ()) -> int:
     """Serves until SIGTERM or SIGINT, then ends the process itself (see _exit_after): only a start-up
     error returns."""
+    limit_arenas()  # before any thread starts (exporter.allocator)
     switches = registrations()
     parser = serve_parser(switches, subcommands)
     args = parser.parse_args(argv)
@@ -111,7 +113,7 @@ def serve(argv: Sequence[str], subcommands: Sequence[str] = ()) -> int:
     except (ConfigError, ValueError) as exc:
         parser.error(str(exc))
 
-    scraper = ScrapeCollector(collectors, timeout=float(getattr(args, "scrape.timeout")))
+    scraper = ScrapeCollector(collectors, timeout=float(getattr(args, "scrape.timeout")), trimmer=Trimmer())
     registry = CollectorRegistry(auto_describe=False)
     registry.register(scraper)
     ProcessCollector(registry=registry)

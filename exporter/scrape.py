@@ -33,6 +33,7 @@ from prometheus_client.metrics_core import METRIC_TYPES, GaugeMetricFamily, Info
 from prometheus_client.samples import Sample
 
 from exporter import __version__
+from exporter.allocator import Trimmer
 from exporter.registry import Collector, PartialFailureError
 
 log = logging.getLogger(__name__)
@@ -220,9 +221,12 @@ class _Exposition:
 class ScrapeCollector:
     """Registered into the exporter's own CollectorRegistry; everything else hangs off it."""
 
-    def __init__(self, collectors: dict[str, Collector], timeout: float = 8.0) -> None:
+    def __init__(
+        self, collectors: dict[str, Collector], timeout: float = 8.0, trimmer: Trimmer | None = None
+    ) -> None:
         self.collectors = dict(sorted(collectors.items()))
         self.timeout = timeout
+        self.trimmer = trimmer  # hands the scrape's freed buffers back to the kernel (exporter.allocator)
         self.status = {name: CollectorStatus() for name in self.collectors}
         self._inflight: dict[str, Future[Run]] = {}
         self._logged: dict[tuple[str, str], str] = {}
@@ -287,6 +291,8 @@ class ScrapeCollector:
         families = (*exposition.families.values(), success, duration, build)
         with self._lock:
             self._last = Collection(families, dict(self.status), time.time())
+        if self.trimmer is not None:
+            self.trimmer.maybe()
         yield from families
 
     def last_collection(self) -> Collection | None:
