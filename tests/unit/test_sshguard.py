@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,29 @@ def test_not_installed_emits_nothing_and_says_absent_once(
     caplog.set_level(logging.INFO)
     assert list(collector.collect()) == list(collector.collect()) == []
     assert [(r.levelname, r.msg) for r in caplog.records] == [("INFO", "ban source absent")]
+
+
+def test_one_proc_pass_serves_the_asks_of_one_scrape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sshguard, DenyHosts and the watchlist each ask whether a daemon runs: on a host with 1,000 sshd
+    children each pass costs 50-80 ms, so asks within MAX_AGE share one; a later ask sees a change."""
+    from exporter.sources.host import procscan  # noqa: PLC0415
+
+    procfs = tmp_path / "proc"
+    (procfs / "42").mkdir(parents=True)
+    (procfs / "42" / "comm").write_text("sshg-blocker\n")
+    passes: list[Path] = []
+    scan = procscan._scan
+
+    def counted(path: Path) -> frozenset[str]:
+        passes.append(path)
+        return scan(path)
+
+    monkeypatch.setattr(procscan, "_scan", counted)
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    assert all(procscan.running(procfs, frozenset({"sshg-blocker"})) for _ in range(3))
+    assert len(passes) == 1
+    (procfs / "42" / "comm").write_text("bash\n")
+    clock[0] += procscan.MAX_AGE
+    assert not procscan.running(procfs, frozenset({"sshg-blocker"}))
+    assert len(passes) == 2
