@@ -307,17 +307,20 @@ def read_iptc(tables: Iterable[str], family: str) -> list[Chain]:
                 while entry:
                     key = (_entry_key(entry, table.get_target(entry)), names)
                     parsed = last.get(key)
+                    remember = True
                     if parsed is None:
                         tokens = _entry_tokens(table, entry, family)
                         if tokens is None:  # a set match: its data holds an index, not the set's name,
-                            rule = table.create_rule(entry, chain)  # so it is never remembered
+                            rule, remember = table.create_rule(entry, chain), False  # so it is not kept
                             parsed = parse_rule(_iptc_tokens(rule), names)
                         else:
-                            parsed = seen[key] = parse_rule(tokens, names)
-                    else:
-                        seen[key] = parsed
+                            parsed = parse_rule(tokens, names)
                     counters = entry.counters
-                    rules.append(_with_counters(parsed, counters.pcnt, counters.bcnt))
+                    if (parsed.packets, parsed.bytes) != (counters.pcnt, counters.bcnt):
+                        parsed = _with_counters(parsed, counters.pcnt, counters.bcnt)  # else: the last one
+                    if remember:
+                        seen[key] = parsed
+                    rules.append(parsed)
                     entry = table.next_rule(entry)
                 hook = HOOKS.get(chain.name) if policy else None
                 result.append(Chain("legacy", family, name, chain.name, hook, policy, tuple(rules)))
