@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.sources.fail2ban import database
-from exporter.sources.fail2ban.database import current_addresses, current_bans
+from exporter.sources.fail2ban.database import current_addresses, current_bans, read_database
 from tests.builders import V2_SCHEMA, V4_SCHEMA, make_db
 
 NOW = 1_790_000_000
@@ -165,4 +165,15 @@ def test_the_same_sets_while_no_ban_expires(tmp_path: Path, opened: list[Path]) 
     assert current_addresses(db, now=NOW + 499) is first
     later = current_addresses(db, now=NOW + 500)  # 192.0.2.1 expired
     assert later is not first and "192.0.2.1" not in later["sshd"]
+    assert len(opened) == 1
+
+
+def test_the_collectors_counts_follow_the_same_rule(tmp_path: Path, opened: list[Path]) -> None:
+    """read_database (the fail2ban collector's fallback) counted in SQL beside `is_current`: one rule now,
+    so its counts are the sizes of the sets the firewall's check and the watchlist see."""
+    db = make_db(tmp_path / "f2b.sqlite3", V4_SCHEMA, [("sshd", 1)], ROWS)
+    for now, bantimes in ((NOW, None), (NOW + 499, None), (NOW + 500, None), (NOW + 600, {"sshd": 6000})):
+        (jail,) = read_database(db, bantimes, now=now).jails
+        assert jail.current_bans == len(current_addresses(db, bantimes, now=now)["sshd"])
+    assert read_database(db, now=NOW).jails[0].permanent_bans == 1
     assert len(opened) == 1

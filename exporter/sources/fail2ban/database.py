@@ -14,8 +14,9 @@ The current bans and addresses (the watchlist, `diagnose`, the firewall's enforc
 the rows of the last read (`ban_rows`), kept while the file and its -wal and -journal are unchanged: a
 host with 100,000 bans would otherwise read them all at every scrape. A ban expires by the clock, with
 no write, so the rows kept are every one that is current or may still be at a later time (a row never
-becomes current without a write), and `is_current` applies `_IS_CURRENT_V4`'s condition again at each
-call. One read is kept per database path.
+becomes current without a write), and `is_current` applies fail2ban's condition again at each call; the
+ban counts of `read_database` (the fail2ban collector's fallback) come from the same rows. One read is
+kept per database path.
 """
 
 from __future__ import annotations
@@ -59,12 +60,6 @@ class DbSnapshot:
     jails: tuple[DbJail, ...]
 
 
-# A current v4 ban. -2 (unknown) takes the jail's bantime, :unknown.
-_IS_CURRENT_V4 = """(bantime = -1 OR (bantime = -2 AND timeofban + :unknown > :now)
-             OR (bantime >= 0 AND timeofban + bantime > :now))"""
-# One jail's permanent and current bans.
-_CURRENT_V4 = f"SELECT TOTAL(bantime = -1), TOTAL({_IS_CURRENT_V4}) FROM bips WHERE jail = :jail"
-_CURRENT_V2 = "SELECT 0, COUNT(DISTINCT ip) FROM bans WHERE jail = :jail AND timeofban + :unknown > :now"
 # One jail's rows that are current now or may be later (bantime -2 depends on the caller's jail bantime):
 # is_current decides at each call. v2 keeps every ban: its latest one per address decides. fail2ban
 # writes integer times; a row holding anything else (a hand-edited database) is left out rather than
@@ -138,13 +133,18 @@ def _per_jail(
 
 
 def read_database(path: Path, bantimes: dict[str, int] | None = None, now: float | None = None) -> DbSnapshot:
-    """Jails and current ban counts; bantimes maps jail -> bantime for bans the database cannot date."""
-    version, jails = _per_jail(path, bantimes, now, (_CURRENT_V4, _CURRENT_V2))
-    result = []
-    for name, enabled, rows in jails:
-        permanent, current = rows[0]
-        result.append(DbJail(name, enabled, int(current), int(permanent)))
-    return DbSnapshot(version, tuple(result))
+    """Jails and current ban counts; bantimes maps jail -> bantime for bans the database cannot date.
+    Counted from the kept rows (ban_rows) with `is_current`, the rule the watchlist and the firewall's
+    enforcement check use: one rule, not a second one in SQL."""
+    stamp = _stamp(now)
+    read = ban_rows(path, stamp)
+    jails = (
+        DbJail(
+            jail.name, jail.enabled, sum(1 for _ in jail.current(bantimes, stamp)), jail.bantimes.count(-1)
+        )
+        for jail in read.jails
+    )
+    return DbSnapshot(read.version, tuple(jails))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,8 @@ Row = tuple[str, Any, Any]  # (ip, timeofban, bantime) as the database holds the
 
 
 def is_current(timeofban: float, bantime: float, unknown: int, now: int) -> bool:
-    """`_IS_CURRENT_V4` for one row, `unknown` being the jail's bantime (_unknown)."""
+    """fail2ban's own condition for one row: current while `timeofban + bantime > now`, always for -1
+    (permanent), with the jail's bantime for -2 (unknown, from before the v4 upgrade: `unknown`, _unknown)."""
     if bantime == -1:
         return True
     if bantime == -2:
