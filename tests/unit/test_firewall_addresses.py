@@ -85,6 +85,7 @@ def test_covered_by_text_by_value_and_by_a_range() -> None:
     assert covered([index], "198.51.100.12/30")  # a banned range: its first address decides
     assert not covered([index], "198.51.100.21") and not covered([index], "not an address")
     assert not covered([], "192.0.2.1")
+    assert covered([], "192.0.2.1", {4}) and not covered([], "2001:db8::1", {4})  # a drop-all rule's family
 
 
 def test_set_indexes_are_kept_while_the_elements_are_the_same() -> None:

@@ -14,7 +14,7 @@ import bisect
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 Span = tuple[int, int, int]  # (version, first, last)
 _BITS = {4: 32, 6: 128}
@@ -174,10 +174,13 @@ class AddressIndex:
         return False
 
 
-def covered(indexes: Sequence[AddressIndex], text: str) -> bool:
-    """Does one of the indexes hold the address `text` (for a prefix or range: its first address)?"""
+def covered(indexes: Sequence[AddressIndex], text: str, versions: Collection[int] = ()) -> bool:
+    """Does one of the indexes hold the address `text` (for a prefix or range: its first address), or
+    is it of one of `versions` (IP versions in which every address is held)? The text is parsed once."""
     found = span(text)
-    return found is not None and any(index.holds(found[0], found[1]) for index in indexes)
+    if found is None:
+        return False
+    return found[0] in versions or any(index.holds(found[0], found[1]) for index in indexes)
 
 
 class SetIndexes:

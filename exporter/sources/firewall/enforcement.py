@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
-from exporter.sources.firewall.addresses import AddressIndex, SetIndexes, covered, span
+from exporter.sources.firewall.addresses import AddressIndex, SetIndexes, covered
 from exporter.sources.firewall.model import AddressSet, Chain, Rule
 
 INPUT_HOOKS = frozenset({"input", "prerouting", "ingress"})
@@ -64,6 +65,17 @@ def blockers(chains: Iterable[Chain], sshd_ports: frozenset[int]) -> list[Blocke
     return list(found.values())
 
 
+@dataclass(frozen=True)
+class _Lookups:
+    """What Enforcement answers from: IP versions in which every source is blocked, the literal sources,
+    the indexes of the sets the rules match against (the reader's), and every non-empty index."""
+
+    everyone: frozenset[int]
+    literal: tuple[str, ...]
+    sets: tuple[AddressIndex, ...]  # compared by identity (AddressIndex has no __eq__)
+    indexes: tuple[AddressIndex, ...]
+
+
 class Enforcement:
     """Answers "does the firewall block this address from sshd?" for many addresses at once.
 
@@ -80,40 +92,30 @@ class Enforcement:
         self._sets = {address_set.key: address_set for address_set in sets}
         self._indexes = indexes if indexes is not None else SetIndexes()
         self.referenced = {key for b in found for key in b.rule.source_sets if b.rule.blocking}
-        self._lookups: list[AddressIndex] | None = None
-        self._literal: tuple[str, ...] = ()
-        self._sets_used: tuple[AddressIndex, ...] = ()
-        self.everyone: set[int] = set()  # IP versions in which every source is blocked
 
-    @property
-    def key(self) -> tuple[object, ...]:
-        """Equal for two Enforcements that answer every question alike: the same versions blocked
-        for everyone, the same literal sources, the same set indexes (the reader's, by identity)."""
-        if self._lookups is None:
-            self._lookups = self._build()
-        return (frozenset(self.everyone), self._literal, *self._sets_used)
-
-    def _build(self) -> list[AddressIndex]:
+    @cached_property
+    def _lookups(self) -> _Lookups:
+        everyone: set[int] = set()
         literal: list[str] = []
         lookups: dict[str, AddressIndex] = {}
         for blocker in self._found:
             rule = blocker.rule
             if rule.any_source:
-                self.everyone.update(VERSIONS.get(blocker.chain.family, (4, 6)))
+                everyone.update(VERSIONS.get(blocker.chain.family, (4, 6)))
                 continue
             literal.extend(rule.sources or ())
             for key in rule.source_sets:
                 if key in self._sets and key not in lookups:
                     lookups[key] = self._indexes.get(key, self._sets[key].elements)
-        self._literal = tuple(literal)
-        self._sets_used = tuple(lookups.values())  # compared by identity (AddressIndex has no __eq__)
-        return [index for index in (AddressIndex(literal), *lookups.values()) if index.size]
+        indexes = tuple(index for index in (AddressIndex(literal), *lookups.values()) if index.size)
+        return _Lookups(frozenset(everyone), tuple(literal), tuple(lookups.values()), indexes)
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Equal for two Enforcements that answer every question alike: the same versions blocked
+        for everyone, the same literal sources, the same set indexes (the reader's, by identity)."""
+        lookups = self._lookups
+        return (lookups.everyone, lookups.literal, *lookups.sets)
 
     def blocks(self, address: str) -> bool:
-        if self._lookups is None:
-            self._lookups = self._build()
-        if self.everyone:
-            found = span(address)
-            if found is not None and found[0] in self.everyone:
-                return True
-        return covered(self._lookups, address)
+        return covered(self._lookups.indexes, address, self._lookups.everyone)
