@@ -1,9 +1,10 @@
-"""Loopback helpers for tests: free ports and waiting for a listener."""
+"""Loopback helpers for tests: free ports, waiting for a listener, timing a scrape."""
 
 from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 
 
 def free_port() -> int:
@@ -22,3 +23,12 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def timed_scrape(url: str) -> float:
+    """Seconds for one GET of `url` on a new connection, its whole body read (it must answer 200)."""
+    started = time.monotonic()
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        response.read()
+    return time.monotonic() - started

@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ import pytest
 from exporter.registry import registrations
 from exporter.web.server import Limits
 from tests.integration.harness import Exporter
+from tests.net import timed_scrape
 
 IDLE = TRICKLE = 1000
 # Descriptors: the exporter holds one per client socket, the client process one per socket of its own.
@@ -37,14 +37,6 @@ def _status(pid: int) -> tuple[int, float]:
     rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
     assert threads and rss
     return int(threads.group(1)), int(rss.group(1)) / 1024
-
-
-def _scrape_seconds(url: str) -> float:
-    started = time.monotonic()
-    with urllib.request.urlopen(url, timeout=30) as response:
-        assert response.status == 200
-        response.read()
-    return time.monotonic() - started
 
 
 def _clients(port: int, *args: str) -> subprocess.Popen[str]:
@@ -86,7 +78,7 @@ def test_idle_and_trickling_clients_are_cut_at_their_deadline_while_scrapes_answ
     deadline = Limits().request_timeout  # for the first request, counted from the connection
     with Exporter(*[f"--no-collector.{reg.name}" for reg in registrations()]) as exporter:
         pid = exporter.proc.pid
-        unloaded = [_scrape_seconds(exporter.url) for _ in range(20)]
+        unloaded = [timed_scrape(exporter.url) for _ in range(20)]
         threads_before, rss_before = _status(pid)
 
         holder = _clients(exporter.port, "hold", str(IDLE), str(TRICKLE), str(3 * deadline))
@@ -94,7 +86,7 @@ def test_idle_and_trickling_clients_are_cut_at_their_deadline_while_scrapes_answ
         loaded, statuses = [], []
         started = time.monotonic()
         while time.monotonic() - started < deadline / 2:  # all 2,000 still open (closed at `deadline`)
-            loaded.append(_scrape_seconds(exporter.url))
+            loaded.append(timed_scrape(exporter.url))
             statuses.append(_status(pid))
             time.sleep(0.2)
         clients = _result(holder, timeout=6 * deadline)

@@ -19,6 +19,7 @@ from pathlib import Path
 from exporter.registry import registrations
 from tests.exposition import samples, value
 from tests.integration.harness import Exporter
+from tests.net import timed_scrape
 
 
 def _no_collectors() -> list[str]:
@@ -38,14 +39,6 @@ def _read_until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
     while chunk := sock.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _timed_scrape(url: str) -> float:
-    started = time.monotonic()
-    with urllib.request.urlopen(url, timeout=30) as response:
-        assert response.status == 200
-        response.read()
-    return time.monotonic() - started
 
 
 @contextlib.contextmanager
@@ -73,7 +66,7 @@ def test_idle_and_half_sent_connections_hold_no_thread() -> None:
         ):
             time.sleep(0.5)
             assert _threads(exporter.proc.pid) < 30
-            assert _timed_scrape(exporter.url) < 2
+            assert timed_scrape(exporter.url) < 2
             assert len(idle) + len(half) == 350
         assert exporter.proc.poll() is None
 
@@ -91,7 +84,7 @@ def test_listen_backlog_holds_a_crowd_of_scrapers() -> None:
 
         def scraper() -> None:
             for _ in range(5):
-                times.append(_timed_scrape(exporter.url))
+                times.append(timed_scrape(exporter.url))
 
         threads = [threading.Thread(target=scraper) for _ in range(50)]
         for thread in threads:
