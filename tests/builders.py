@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import struct
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from prometheus_client.metrics_core import Metric
 
 from exporter.sources.firewall import ipset, nft
 from exporter.sources.firewall.iptables import parse_save
@@ -124,3 +127,23 @@ def wrapped_sshd_host(root: Path, deny: str) -> list[str]:
     add_process(procfs, 900, 1, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", exe=binary)
     set_children(procfs, 900, [])
     return [f"--path.rootfs={root}", f"--path.procfs={procfs}", *OFFLINE_LAYERS]
+
+
+class HeldCollector:
+    """A collector that counts its runs and can be held in each (clear `release`) until released: to show
+    which requests share a run and which wait for one. A subclass says what a run yields (`families`)."""
+
+    hold_s = 10.0  # the longest a run is held
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.release = threading.Event()
+        self.release.set()
+
+    def collect(self) -> Iterator[Metric]:
+        self.runs += 1
+        self.release.wait(self.hold_s)
+        yield from self.families()
+
+    def families(self) -> Iterator[Metric]:
+        raise NotImplementedError

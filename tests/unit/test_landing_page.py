@@ -15,21 +15,17 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from exporter.scrape import ScrapeCollector
 from exporter.status import Finding, HostStatus, Severity
 from exporter.web.app import RUNBOOK_URL, make_app, render_landing_page
+from tests.builders import HeldCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _Sshd:
+class _Sshd(HeldCollector):
     """sshd not running; counts its runs, and can be held to show that page requests share one."""
 
-    def __init__(self) -> None:
-        self.runs = 0
-        self.release = threading.Event()
-        self.release.set()
+    hold_s = 5.0
 
-    def collect(self) -> Iterator[Metric]:
-        self.runs += 1
-        self.release.wait(5)
+    def families(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("ssh_access_sshd_listeners", "listeners", value=0)
         yield GaugeMetricFamily("ssh_access_sshd_socket_activated", "socket", value=0)
 

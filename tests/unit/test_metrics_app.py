@@ -19,23 +19,17 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from exporter.scrape import ScrapeCollector
 from exporter.web.app import make_app
 from exporter.web.server import RECEIVED
+from tests.builders import HeldCollector
 from tests.exposition import samples, value
 
 SCRAPERS = 20
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-class Held:
+class Held(HeldCollector):
     """A collector that counts its runs and exposes the count; held until released when asked to."""
 
-    def __init__(self) -> None:
-        self.runs = 0
-        self.release = threading.Event()
-        self.release.set()
-
-    def collect(self) -> Iterator[Metric]:
-        self.runs += 1
-        self.release.wait(10)
+    def families(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("ssh_access_test_run", "which run this is", value=self.runs)
 
 
