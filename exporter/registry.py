@@ -19,6 +19,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.config import FileConfig
 from exporter.options import Options
 from exporter.sources.access import AccessOptions, AccessReader
+from exporter.sources.denyhosts import DenyhostsReader
 from exporter.sources.firewall.reader import FirewallReader
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.sshd.reader import CachedPorts, SshdReader
@@ -38,7 +39,8 @@ class Context:
     trusted listeners) are then paid for once per process, not once per user of it. The firewall
     collector and the watchlist share the firewall reader the same way: one `nft` listing for both when
     they run in the same scrape, one listing of set elements while the ruleset does not change, one
-    lookup index per set; and the tcpwrappers collector and the watchlist share one parse of hosts.deny."""
+    lookup index per set; and the tcpwrappers and denyhosts collectors share with the watchlist their
+    parses of hosts.deny."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -47,6 +49,7 @@ class Context:
         self._ports: CachedPorts | None = None
         self._firewall: FirewallReader | None = None
         self._wrappers: TcpWrappersReader | None = None
+        self._denyhosts: DenyhostsReader | None = None
 
     @property
     def paths(self) -> HostPaths:
@@ -81,9 +84,19 @@ class Context:
                 self._wrappers = TcpWrappersReader(self.paths, binaries)
             return self._wrappers
 
+    def denyhosts(self) -> DenyhostsReader:
+        """The shared reader of DenyHosts' entries in hosts.deny (the denyhosts collector's, the
+        watchlist's and diagnose's): 50,000 entries parsed once, not once each."""
+        with self._lock:
+            if self._denyhosts is None:
+                self._denyhosts = DenyhostsReader(self.paths, self.options.denyhosts.work_dir)
+            return self._denyhosts
+
     def access(self, options: AccessOptions) -> AccessReader:
         """A reader of every layer for the watchlist or diagnose, on the shared readers."""
-        return AccessReader(self.paths, options, self.sshd_ports, self.firewall(), self.tcp_wrappers())
+        return AccessReader(
+            self.paths, options, self.sshd_ports, self.firewall(), self.tcp_wrappers(), self.denyhosts()
+        )
 
     def sshd_ports(self) -> frozenset[int]:
         """sshd's ports through the shared reader, asked again every SSHD_PORTS_TTL seconds."""

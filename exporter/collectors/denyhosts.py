@@ -54,7 +54,7 @@ def make_collector(reader: DenyhostsReader) -> BanCollector[DenyhostsSnapshot]:
 
 
 def _factory(context: Context) -> BanCollector[DenyhostsSnapshot]:
-    return make_collector(DenyhostsReader(context.paths, context.options.denyhosts.work_dir))
+    return make_collector(context.denyhosts())
 
 
 register_collector("denyhosts", _factory, enabled=True, help="DenyHosts' hosts.deny entries")

@@ -174,6 +174,9 @@ def test_one_sshd_reader_per_process(tmp_path: Path) -> None:
         wrappers = collectors["tcpwrappers"]
         assert isinstance(wrappers, TcpWrappersCollector)
         assert wrappers.reader is watchlist.reader.wrappers is context.tcp_wrappers()
+        denyhosts = collectors["denyhosts"]
+        assert isinstance(denyhosts, BanCollector)
+        assert denyhosts.reader is watchlist.reader.denyhosts is context.denyhosts()
     finally:
         for collector in collectors.values():
             close = getattr(collector, "close", None)

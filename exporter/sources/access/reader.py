@@ -152,7 +152,8 @@ def read_journal(paths: HostPaths, since: float, timeout: float) -> list[LogLine
 
 class AccessReader:
     """Gathers HostFacts under --path.rootfs; `sshd_ports` tells which ports sshd listens on;
-    `firewall_reader` and `wrappers` are the context's shared ones (the watchlist, diagnose), else its own."""
+    `firewall_reader`, `wrappers` and `denyhosts` are the context's shared ones (the watchlist, diagnose),
+    else its own."""
 
     def __init__(
         self,
@@ -161,6 +162,7 @@ class AccessReader:
         sshd_ports: Callable[[], frozenset[int]] | None = None,
         firewall_reader: FirewallReader | None = None,
         wrappers: TcpWrappersReader | None = None,
+        denyhosts: DenyhostsReader | None = None,
     ) -> None:
         self.paths = paths
         self.options = options or AccessOptions()
@@ -168,7 +170,7 @@ class AccessReader:
         self.wrappers = wrappers or TcpWrappersReader(paths)
         # Kept, as the wrappers': it parses hosts.deny's DenyHosts entries again only when the file changed
         # (50,000 entries: about 0.5 s, at every scrape while a new reader was made each time).
-        self.denyhosts = DenyhostsReader(paths, self.options.denyhosts_work_dir)
+        self.denyhosts = denyhosts or DenyhostsReader(paths, self.options.denyhosts_work_dir)
         self.firewall_reader = firewall_reader or FirewallReader(
             paths, self.options.firewall_timeout, self.options.use_iptc
         )
