@@ -18,7 +18,6 @@ import html
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -28,6 +27,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
 from exporter.scrape import ScrapeCollector
+from exporter.sources.host.singleflight import shared_call
 from exporter.status import Finding, HostStatus, Severity, down_reasons, host_status, utc
 from exporter.web.diagnose import PATH as DIAGNOSE_PATH
 from exporter.web.server import (
@@ -139,15 +139,19 @@ class _Collected:
 
 class SharedExposition:
     """GET /metrics: requests that arrive while a collection of the registry runs wait for it and are
-    answered from it; the first request after it ended runs the next one, in its own thread (so the
-    scrape's deadline, --scrape.timeout, bounds it as before). Nothing is kept once a collection ended:
-    a scrape is never answered with data collected before it arrived unless a collection was running."""
+    answered from it (host.singleflight's shared_call: the one in-flight mechanism of the exporter); the
+    first request after it ended runs the next one, in its own worker thread, so the scrape's deadline
+    (--scrape.timeout) bounds it as before. The last collection is kept only to answer the requests the
+    server received before it ended: a scrape is never answered with data collected before it arrived
+    unless a collection was running when it did."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
         self._lock = threading.Lock()
-        self._running: Future[_Collected] | None = None
-        self._last: tuple[float, _Collected] | None = None  # when the last collection ended, and it
+        self._last: tuple[_Collected, float] | None = None  # the last collection, and when it ended
+
+    def _collect(self) -> tuple[_Collected, float]:
+        return _Collected(list(self._registry.collect())), time.monotonic()
 
     def collection(self, received: float | None = None) -> _Collected:
         """The running collection's result, or that of a new one this request runs. A request the
@@ -156,32 +160,13 @@ class SharedExposition:
         server's queue for a worker, so that answer is as fresh as joining the run would have been."""
         with self._lock:
             last = self._last
-            if received is not None and last is not None and received < last[0]:
-                return last[1]
-            running = self._running
-            if running is None:
-                running = self._running = Future()
-                leader = True
-            else:
-                leader = False
-        if not leader:
-            return running.result()
-        try:
-            collected = _Collected(list(self._registry.collect()))
-        except BaseException as exc:
-            self._ended(running, None).set_exception(exc)
-            raise
-        self._ended(running, collected).set_result(collected)
-        return collected
-
-    def _ended(self, running: Future[_Collected], collected: _Collected | None) -> Future[_Collected]:
-        """Takes the collection out of reach before its result is published: a request that arrives
-        after it ended (a scraper's next one, say) must start a new one, not read this one."""
-        with self._lock:
-            self._running = None
-            if collected is not None:
-                self._last = (time.monotonic(), collected)
-        return running
+        if received is not None and last is not None and received < last[1]:
+            return last[0]
+        collected = shared_call((SharedExposition, id(self)), self._collect)
+        with self._lock:  # every request that shared it offers the same pair; a late one, no older pair
+            if self._last is None or self._last[1] < collected[1]:
+                self._last = collected
+        return collected[0]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
