@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -387,3 +389,18 @@ def test_sshd_ports_from_the_config_file_without_running_sshd(tmp_path: Path) ->
     assert reader.ports() == {2200, 2201}
     config.unlink()
     assert reader.ports() == frozenset()
+
+
+def test_python_iptables_loads_without_setuptools() -> None:
+    """iptc imports `distutils.sysconfig`; in a virtualenv that was all of setuptools (31 MB resident)."""
+    script = (
+        "import sys\n"
+        "from exporter.sources.firewall.iptables import load_iptc\n"
+        "assert load_iptc() is not None\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'setuptools', 'pkg_resources'}))\n"
+        "print(sys.modules.get('distutils', 'absent'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    loaded, distutils = out.splitlines()
+    assert loaded == "[]"
+    assert distutils == "absent"  # not left blocked for whoever imports it later

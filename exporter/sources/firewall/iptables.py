@@ -9,14 +9,16 @@ same tokens `iptables-save` prints, so one parser reads both.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import ipaddress
 import shlex
 import socket
 import struct
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -170,10 +172,28 @@ def load_iptc() -> ModuleType | None:
     global _iptc
     if _iptc is None:
         try:
-            _iptc = importlib.import_module("iptc")
+            with _without_distutils():
+                _iptc = importlib.import_module("iptc")
         except (ImportError, OSError, AttributeError):  # missing, or libiptc not loadable
             return None
     return _iptc
+
+
+@contextlib.contextmanager
+def _without_distutils() -> Iterator[None]:
+    """python-iptables asks `distutils.sysconfig` for a fallback library directory and takes `sysconfig`'s
+    when distutils is missing. In a virtualenv with setuptools, `import distutils` loads all of setuptools
+    (121 modules: 15 MB of objects, 31 MB resident in a daemon that otherwise needs 12 MB), so distutils is
+    made missing while iptc imports; a distutils someone already imported is left alone."""
+    if "distutils" in sys.modules:
+        yield
+        return
+    sys.modules["distutils"] = None  # type: ignore[assignment]  # import raises ModuleNotFoundError
+    try:
+        yield
+    finally:
+        if sys.modules.get("distutils", 0) is None:
+            del sys.modules["distutils"]
 
 
 def _prefix(source: str) -> tuple[bool, str | None]:
