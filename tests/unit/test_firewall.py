@@ -6,6 +6,7 @@ Fixtures were made with the real tools in a network namespace (tests/fixtures/fi
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from exporter.collectors.firewall import FirewallCollector, families, owner
 from exporter.sources.fail2ban.database import current_addresses
-from exporter.sources.firewall import ipset, nft
+from exporter.sources.firewall import ipset, legacy_entries, nft
 from exporter.sources.firewall.bans import Bans, UnenforcedCounts, fail2ban_bans, sshguard_bans
 from exporter.sources.firewall.enforcement import Enforcement, blockers
 from exporter.sources.firewall.iptables import IptablesError, complement, parse_rule, parse_save
@@ -404,3 +405,18 @@ def test_python_iptables_loads_without_setuptools() -> None:
     loaded, distutils = out.splitlines()
     assert loaded == "[]"
     assert distutils == "absent"  # not left blocked for whoever imports it later
+
+
+def test_a_legacy_blob_not_laid_out_as_x_tables_writes_it_is_a_layout_error() -> None:
+    """The kernel's blob is trusted only as far as its layout checks out: anything else (cut short, an
+    entry of no size, no end) is LayoutError, and the table is read through libiptc instead."""
+    chunks = random.Random(16)
+    blobs = [bytes(112), bytes(50), b"\xff" * 300, *(chunks.randbytes(n) for n in (0, 90, 113, 4096) * 50)]
+    for family in ("ipv4", "ipv6"):
+        for data in blobs:
+            blob = legacy_entries.TableBlob(family, {"INPUT": 0}, {"INPUT": 0}, data)
+            try:
+                found = legacy_entries.layout(blob)
+            except legacy_entries.LayoutError:
+                continue
+            assert found.holds(blob)

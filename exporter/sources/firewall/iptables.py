@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import importlib
 import ipaddress
+import logging
 import shlex
 import socket
 import struct
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from exporter.sources.firewall import legacy_entries
 from exporter.sources.firewall.model import Chain, PortRanges, Rule, parse_ports, set_key
 
 HOOKS = {"INPUT": "input", "PREROUTING": "prerouting", "FORWARD": "forward", "OUTPUT": "output",
@@ -29,6 +33,7 @@ HOOKS = {"INPUT": "input", "PREROUTING": "prerouting", "FORWARD": "forward", "OU
 VERDICTS = {"DROP": "drop", "REJECT": "reject", "ACCEPT": "accept", "RETURN": "return"}
 TCP = frozenset({"tcp", "6", "all", "0", "ip"})
 PORT_OPTIONS = frozenset({"--dport", "--dports", "--destination-port", "--destination-ports"})
+log = logging.getLogger(__name__)
 IPTC_LOCK = threading.Lock()  # every python-iptables call, process-wide
 _iptc: ModuleType | None = None
 # The rules of each table's last read, by what identifies them (see _entry_key): a table read again each
@@ -311,38 +316,107 @@ def read_iptc(tables: Iterable[str], family: str) -> list[Chain]:
         iptc = load_iptc()
         if iptc is None:
             raise ImportError("python-iptables unavailable")
-        table_class = iptc.Table if family == "ipv4" else iptc.Table6
-        result: list[Chain] = []
-        for name in tables:
-            table = table_class(name)
-            table.refresh()
-            chains = list(table.chains)
-            names = frozenset(chain.name for chain in chains)
-            last = _last_read.get((family, name), {})
-            seen: dict[tuple[tuple[bytes, ...], frozenset[str]], Rule] = {}
-            for chain in chains:
-                policy = table.get_policy(chain.name)[0].name.lower() if chain.is_builtin() else None
-                rules = []
-                entry = table.first_rule(chain.name)
-                while entry:
-                    key = (_entry_key(entry, table.get_target(entry)), names)
-                    parsed = last.get(key)
-                    remember = True
-                    if parsed is None:
-                        tokens = _entry_tokens(table, entry, family)
-                        if tokens is None:  # a set match: its data holds an index, not the set's name,
-                            rule, remember = table.create_rule(entry, chain), False  # so it is not kept
-                            parsed = parse_rule(_iptc_tokens(rule), names)
-                        else:
-                            parsed = parse_rule(tokens, names)
-                    counters = entry.counters
-                    if (parsed.packets, parsed.bytes) != (counters.pcnt, counters.bcnt):
-                        parsed = _with_counters(parsed, counters.pcnt, counters.bcnt)  # else: the last one
-                    if remember:
-                        seen[key] = parsed
-                    rules.append(parsed)
-                    entry = table.next_rule(entry)
-                hook = HOOKS.get(chain.name) if policy else None
-                result.append(Chain("legacy", family, name, chain.name, hook, policy, tuple(rules)))
-            _last_read[(family, name)] = seen
-        return result
+        return [chain for name in tables for chain in _read_table(iptc, name, family)]
+
+
+def _read_table(iptc: ModuleType, name: str, family: str) -> list[Chain]:
+    """One table: the last read's chains with this blob's counters while its shape holds (the entries,
+    counters aside, are the same: legacy_entries), else read through libiptc and kept with its layout."""
+    before = _blob(name, family)
+    kept = _kept.get((family, name))
+    if before is not None and kept is not None and kept.layout.holds(before):
+        chains = [_recounted(chain, kept.layout.counters(before, chain.name)) for chain in kept.chains]
+        _kept[(family, name)] = _Kept(kept.layout, chains)
+        return chains
+    chains, keepable = _read_libiptc(iptc, name, family)
+    after = _blob(name, family) if before is not None and keepable else None
+    found = _layout(after) if after is not None else None
+    rules = {chain.name: len(chain.rules) for chain in chains}
+    if (
+        before is not None
+        and found is not None
+        and found.holds(before)
+        and rules == {chain: len(offsets) for chain, offsets in found.chains.items()}
+    ):
+        _kept[(family, name)] = _Kept(found, chains)  # libiptc read between two blobs of one shape
+    else:
+        _kept.pop((family, name), None)
+    return chains
+
+
+@dataclass(frozen=True)
+class _Kept:
+    layout: legacy_entries.Layout
+    chains: list[Chain]
+
+
+# Each table's last chains with the layout of the blob they were read from (see _read_table).
+_kept: dict[tuple[str, str], _Kept] = {}
+
+
+def _blob(name: str, family: str) -> legacy_entries.TableBlob | None:
+    try:
+        return legacy_entries.read_table(name, family)
+    except OSError as exc:  # no CAP_NET_RAW for the socket, say: libiptc answers (or says why not)
+        log.debug("legacy table %s/%s not read as a blob: %s", family, name, exc)
+        return None
+
+
+def _layout(blob: legacy_entries.TableBlob) -> legacy_entries.Layout | None:
+    try:
+        return legacy_entries.layout(blob)
+    except legacy_entries.LayoutError as exc:
+        log.info("legacy table layout not understood, read through libiptc each time: %s", exc)
+        return None
+
+
+def _recounted(chain: Chain, counters: list[tuple[int, int]]) -> Chain:
+    """The chain with these counters; the same objects where none moved."""
+    rules = tuple(
+        rule if (rule.packets, rule.bytes) == pair else _with_counters(rule, *pair)
+        for rule, pair in zip(chain.rules, counters, strict=True)
+    )
+    if all(new is old for new, old in zip(rules, chain.rules, strict=True)):
+        return chain
+    return dataclasses.replace(chain, rules=rules)
+
+
+def _read_libiptc(iptc: ModuleType, name: str, family: str) -> tuple[list[Chain], bool]:
+    """The table through libiptc, and whether it may be kept: not when a rule has a `set` match, whose
+    data is an ipset index (`ipset swap` changes the set it names, not the blob)."""
+    table_class = iptc.Table if family == "ipv4" else iptc.Table6
+    result: list[Chain] = []
+    keepable = True
+    table = table_class(name)
+    table.refresh()
+    chains = list(table.chains)
+    names = frozenset(chain.name for chain in chains)
+    last = _last_read.get((family, name), {})
+    seen: dict[tuple[tuple[bytes, ...], frozenset[str]], Rule] = {}
+    for chain in chains:
+        policy = table.get_policy(chain.name)[0].name.lower() if chain.is_builtin() else None
+        rules = []
+        entry = table.first_rule(chain.name)
+        while entry:
+            key = (_entry_key(entry, table.get_target(entry)), names)
+            parsed = last.get(key)
+            remember = True
+            if parsed is None:
+                tokens = _entry_tokens(table, entry, family)
+                if tokens is None:  # a set match: its data holds an index, not the set's name,
+                    rule, remember = table.create_rule(entry, chain), False  # so it is not kept
+                    keepable = False
+                    parsed = parse_rule(_iptc_tokens(rule), names)
+                else:
+                    parsed = parse_rule(tokens, names)
+            counters = entry.counters
+            if (parsed.packets, parsed.bytes) != (counters.pcnt, counters.bcnt):
+                parsed = _with_counters(parsed, counters.pcnt, counters.bcnt)  # else: the last one
+            if remember:
+                seen[key] = parsed
+            rules.append(parsed)
+            entry = table.next_rule(entry)
+        hook = HOOKS.get(chain.name) if policy else None
+        result.append(Chain("legacy", family, name, chain.name, hook, policy, tuple(rules)))
+    _last_read[(family, name)] = seen
+    return result, keepable
