@@ -467,10 +467,12 @@ def extend_table(table: Table, appended: str) -> Table:
 _ADDRESS = r"[0-9.]{1,64}|\[[0-9A-Fa-f:.]{1,64}\]"
 _NOT_MARKER = f"(?!{re.escape(HOSTS_MARKER[1:])})(?!{re.escape(DENY_DELIMITER[1:])})"
 _DENYHOSTS_MARK = rf"{re.escape(DENY_DELIMITER)} [^\n|\\\x00]{{0,1024}}{re.escape(ENTRY_DELIMITER)}"
-# DenyHosts' pairs in a row, one daemon name throughout, each rule line what its mark names: all marked
+# DenyHosts' pairs in a row, one daemon name throughout, each rule line what its mark names: all marked.
+# The repeat is possessive: nothing follows it to backtrack for, and a greedy one saved its groups for
+# every pair (32 MB of regex stack for 50,000 pairs, freed after; possessive: 3 KB, and twice as fast).
 _RUN = (
     rf"(?P<run>{_DENYHOSTS_MARK}(?P<first>(?P<run_daemons>[A-Za-z0-9_-]{{1,64}}): (?:{_ADDRESS}))\n"
-    rf"(?P=first)\n(?:{_DENYHOSTS_MARK}(?P<next>(?P=run_daemons): (?:{_ADDRESS}))\n(?P=next)\n)*)"
+    rf"(?P=first)\n(?:{_DENYHOSTS_MARK}(?P<next>(?P=run_daemons): (?:{_ADDRESS}))\n(?P=next)\n)*+)"
 )
 _RUN_RULES = re.compile(r"[^\n]*\n([^\n:]*: ([^\n]*))\n")  # a run's (rule line, address)
 _FAST_LINES = re.compile(
