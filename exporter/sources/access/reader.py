@@ -3,7 +3,7 @@
 The options are the collectors' own (exporter.options builds them from the same settings), so `diagnose`
 and the watchlist read exactly what the collectors read; a layer whose collector is switched off is not
 asked. PerSourcePenalties come from the end of the auth log files (the last TAIL_BYTES of each, through
-the live framing and classification), kept for `penalty_window` seconds.
+the live framing and classification, read as it grows: logtail), kept for `penalty_window` seconds.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from exporter.sources.access.layers import Fail2banFacts, HostFacts, LogLine, PenaltyLog, verdicts
+from exporter.sources.access.logtail import TAIL_BYTES, LogTail, events_of
 from exporter.sources.access.model import LayerVerdict, Network, label
-from exporter.sources.authlog.framing import Framer
 from exporter.sources.authlog.journal import journal_matches, parse_journal_json
-from exporter.sources.authlog.records import SyslogRecord
-from exporter.sources.authlog.stats import Stats
 from exporter.sources.authlog.tail import configured_log_files, default_log_files
 from exporter.sources.crowdsec import BOUNCER_CONFIG, CSCLI, CrowdsecReader
 from exporter.sources.denyhosts import WORK_DIR, DenyhostsReader
@@ -47,9 +44,7 @@ from exporter.sources.sshguard import PROCESS_NAMES as SSHGUARD_PROCESSES
 from exporter.sources.tcpwrappers.reader import FILES, TcpWrappersReader
 
 log = logging.getLogger(__name__)
-TAIL_BYTES = 4 << 20
 PENALTY_WINDOW = 600.0
-LOG_EVENTS = frozenset({"penalty_applied", "penalty_drop", "maxstartups_drop"})
 
 
 @dataclass(frozen=True)
@@ -83,58 +78,24 @@ class AccessOptions:
     timeout: float = 3.0
 
 
-def _events_of(
-    records: Sequence[SyslogRecord | None],
-    texts: Sequence[str],
-    name: str,
-    numbers: Sequence[int],
-    since: float,
-) -> list[LogLine]:
-    """Penalty and MaxStartups events after `since`, through the live classification; `numbers` are
-    the lines' numbers in their file (0: unknown)."""
-    events = Stats(top_n=0).feed_batch(records, name)
-    found = []
-    for number, text, event in zip(numbers, texts, events, strict=True):
-        if event is not None and event.event in LOG_EVENTS and (event.time is None or event.time >= since):
-            found.append(LogLine(name, number, text.strip(), event))
-    return found
-
-
-def _may_hold_log_event(line: str) -> bool:
-    """classify finds LOG_EVENTS only in messages whose first word is `drop` or `srclimit_penalise:`,
-    the listener's lines, which name their own address (no address carried over from a connection's
-    earlier lines): the rest of a busy log's tail need not be framed and classified at every scrape."""
-    return "drop" in line or "srclimit_penalise:" in line
-
-
 def read_log_tail(
     path: Path, name: str, since: float, tail_bytes: int = TAIL_BYTES, *, paths: HostPaths | None = None
 ) -> list[LogLine]:
     """Penalty and MaxStartups events after `since` in the last `tail_bytes` of one log file (a regular
     file, opened inside `paths.rootfs`: a FIFO or a link out of the rootfs is an OSError)."""
     with os.fdopen(open_regular_file(path, paths=paths), "rb") as stream:
-        return _tail_events(stream, name, since, tail_bytes)
+        return _since(LogTail(name, tail_bytes).events(stream), since)
 
 
-def _tail_events(stream: BinaryIO, name: str, since: float, tail_bytes: int) -> list[LogLine]:
-    size = os.fstat(stream.fileno()).st_size
-    start = max(0, size - tail_bytes)
-    stream.seek(start)
-    data = stream.read(tail_bytes)
-    lines = data.decode("utf-8", "replace").splitlines()
-    if start > 0:
-        lines = lines[1:]  # the first line is cut, and line numbers are unknown
-    picked = [(number, line) for number, line in enumerate(lines, 1) if _may_hold_log_event(line)]
-    texts = [line for _, line in picked]
-    numbers = [number if start == 0 else 0 for number, _ in picked]
-    return _events_of(Framer().parse_many(texts), texts, name, numbers, since)
+def _since(lines: list[LogLine], since: float) -> list[LogLine]:
+    return [line for line in lines if line.event.time is None or line.event.time >= since]
 
 
 def journal_lines(output: str, since: float) -> list[LogLine]:
     """The events of `journalctl -o json` output (one entry a line)."""
     records = [parse_journal_json(line)[0] for line in output.splitlines()]
     texts = [record.message if record else "" for record in records]
-    return _events_of(records, texts, "journal", [0] * len(records), since)
+    return events_of(records, texts, "journal", [0] * len(records), since)
 
 
 def read_journal(paths: HostPaths, since: float, timeout: float) -> list[LogLine]:
@@ -174,18 +135,16 @@ class AccessReader:
         self.firewall_reader = firewall_reader or FirewallReader(
             paths, self.options.firewall_timeout, self.options.use_iptc
         )
-        self._log_cache: dict[Path, tuple[tuple[int, int, int], list[LogLine]]] = {}
+        self._log_tails: dict[Path, LogTail] = {}
 
     def _log_lines(self, local: Path, since: float) -> list[LogLine]:
-        """A file's events after `since`; the file is read again only when it changed (each scrape)."""
+        """A file's events after `since`; what the file gained since the last read is read (each scrape on
+        a busy host), the whole tail only when it was replaced, shrank or rewritten (logtail)."""
+        tail = self._log_tails.get(local)
+        if tail is None:
+            tail = self._log_tails[local] = LogTail(self.paths.unroot(local))
         with os.fdopen(open_regular_file(local, paths=self.paths), "rb") as stream:
-            stat = os.fstat(stream.fileno())
-            signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-            cached = self._log_cache.get(local)
-            if cached is None or cached[0] != signature:
-                cached = (signature, _tail_events(stream, self.paths.unroot(local), 0.0, TAIL_BYTES))
-                self._log_cache[local] = cached
-        return [line for line in cached[1] if line.event.time is None or line.event.time >= since]
+            return _since(tail.events(stream), since)
 
     def _present(self, host_path: str) -> bool:
         """Something is at the path, readable or not: a link loop too (libwrap denies on a hosts.deny it
