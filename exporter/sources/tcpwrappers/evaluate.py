@@ -19,9 +19,11 @@ import bisect
 import functools
 import heapq
 import ipaddress
+import itertools
 import re
 import socket
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Literal
@@ -427,6 +429,23 @@ def _literal_key(token: str) -> str | None:
         return None
 
 
+def _packed_literal(token: str) -> bytes | None:
+    """_literal_key's address packed (4 bytes for IPv4, 16 for IPv6): equal keys, equal packed bytes."""
+    try:
+        if token.startswith("[") and token.endswith("]"):
+            packed = socket.inet_pton(socket.AF_INET6, token[1:-1])
+            return None if packed.startswith(_MAPPED) else packed
+        packed = socket.inet_pton(socket.AF_INET, token)
+        return packed if socket.inet_ntoa(packed) == token else None
+    except (OSError, ValueError):  # ValueError: a NUL byte
+        return None
+
+
+def _packed_client(address: str) -> bytes:
+    """A canonical, unmapped client address packed as _packed_literal packs the token naming it."""
+    return socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+
+
 def _entries(table: Table, allow_file: bool, start: int = 0) -> list[tuple[Rule, bool]]:
     """(general rule, in hosts.allow) from `start`; a broken hosts.deny ends in a rule denying everyone."""
     entries = [(r, allow_file) for r in table.general[start:]]
@@ -438,6 +457,49 @@ def _entries(table: Table, allow_file: bool, start: int = 0) -> list[tuple[Rule,
 
 _DENY_ORDER = 1 << 48  # hosts.deny's rules come after hosts.allow's: order = line (+ this in hosts.deny)
 _Entry = tuple[int, Rule | tuple[Table, int], bool]  # (order, rule or (table, simple line), in hosts.allow)
+
+
+@dataclass(frozen=True)
+class _SimpleKeys:
+    """Simple lines of one table (from position `first` on) that each name one exact address: the
+    hash of each packed address, sorted, with the line's position beside it (ties in file order).
+
+    12 bytes a line, where a dict of address strings to entry tuples held 50,000 DenyHosts entries in
+    about 150 bytes each; a lookup is a binary search, then the line's own address is compared (two
+    addresses may share a hash)."""
+
+    table: Table
+    allow_file: bool
+    keys: array[int]  # "q": hash(packed address), ascending
+    positions: array[int]  # "i": the simple line's position in `table`, for each key
+
+    @classmethod
+    def of(cls, table: Table, allow_file: bool, found: Iterable[int]) -> _SimpleKeys:
+        """From `(hash << 32) | position` values: sorting them sorts by hash, then position."""
+        ordered = sorted(found)
+        keys = array("q", (value >> 32 for value in ordered))
+        return cls(table, allow_file, keys, array("i", (value & 0xFFFFFFFF for value in ordered)))
+
+    def merged(self, later: _SimpleKeys) -> _SimpleKeys:
+        """These and a later stretch of the same file (`later.table` is this one's, grown) as one."""
+        values = itertools.chain(
+            ((key << 32) | position for key, position in zip(self.keys, self.positions, strict=True)),
+            ((key << 32) | position for key, position in zip(later.keys, later.positions, strict=True)),
+        )
+        return _SimpleKeys.of(later.table, later.allow_file, values)
+
+    def first(self, address: str, packed: bytes) -> tuple[int, int] | None:
+        """(position, line) of the first line naming the address (canonical, and packed), if any does."""
+        key, keys = hash(packed), self.keys
+        index = bisect.bisect_left(keys, key)
+        while index < len(keys) and keys[index] == key:
+            position = self.positions[index]
+            line = self.table.simple_line(position)
+            # an IPv4 token is indexed only when written as inet_ntoa writes it: the same text
+            if line[3] == address or (line[3][0] == "[" and _packed_literal(line[3]) == packed):
+                return position, line[0]
+            index += 1
+        return None
 
 
 def _rule(entry: _Entry) -> tuple[Rule, bool]:
@@ -488,13 +550,14 @@ class _Index:
     """Rules for one daemon: the first rule naming each exact address, and every other rule in order.
 
     DenyHosts writes one `sshd: ADDR` line per ban; with 50,000 of them, a lookup replaces the scan.
-    Rules are ordered by (file, line); a simple line (Table.simple) is built as a Rule only when it
-    decides a verdict."""
+    Rules are ordered by (file, line); the simple lines naming one address are searched through
+    _SimpleKeys (no object per line), and one is built as a Rule only when it decides a verdict."""
 
-    exact: dict[str, _Entry]
+    exact: dict[str, _Entry]  # general rules (Rule objects): the first naming each address
     others: tuple[tuple[int, Rule, bool], ...]  # (order, rule, in hosts.allow), in file order
     spans: tuple[tuple[int, int, int, _Entry], ...] = ()  # (version, first, last, rule): `net/mask` rules
     ranges: _Spans | None = None  # the spans, searchable
+    simple: tuple[_SimpleKeys, ...] = ()  # simple lines naming one exact address, stretches in file order
 
     @classmethod
     def build(cls, allow: Table, deny: Table, daemon: str) -> _Index:
@@ -537,35 +600,71 @@ class _Index:
             spans.extend((version, first, last, entry) for version, first, last in named[1])
         simple: list[tuple[int, Rule, bool]] = []
         lists: dict[tuple[str, ...], int] = {}
-        for position in range(simple_start, table.simple_count):
-            line, _, daemons, address, _ = table.simple[position]
+        found: list[int] = []  # (hash << 32) | position of each line naming an exact address
+        lines = table.iter_simple(simple_start)
+        for position, (line, _, daemons, address, _) in enumerate(lines, simple_start):
             takes = lists.get(daemons)
             if takes is None:
                 takes = lists[daemons] = _applies(daemons, daemon)
             if takes == NO:
                 continue
-            literal = _literal_key(address) if takes == YES else None
-            if literal is None:
+            packed = _packed_literal(address) if takes == YES else None
+            if packed is None:
                 simple.append((offset + line, table.simple_rule(position), allow_file))
-                continue
-            first = added.get(literal)
-            if first is None or offset + line < first[0]:
-                added[literal] = (offset + line, (table, position), allow_file)
-        exact = dict(self.exact)
-        for key, entry in added.items():
-            exact.setdefault(key, entry)
+            else:
+                found.append((hash(packed) << 32) | position)
+        exact = self.exact
+        if added:
+            exact = dict(exact)
+            for key, entry in added.items():
+                exact.setdefault(key, entry)
         others = (*self.others, *heapq.merge(general, simple, key=itemgetter(0)))
+        keyed = self._with_keys(_SimpleKeys.of(table, allow_file, found)) if found else self.simple
         if not spans:
-            return _Index(exact, others, self.spans, self.ranges)
+            return _Index(exact, others, self.spans, self.ranges, keyed)
         every_span = (*self.spans, *spans)
-        return _Index(exact, others, every_span, _Spans.build(every_span))
+        return _Index(exact, others, every_span, _Spans.build(every_span), keyed)
 
-    def scan(self, ctx: _Context) -> tuple[tuple[Rule, bool] | None, list[tuple[Rule, bool, set[str]]]]:
-        """The first surely matching rule, and the maybe-matching rules before it."""
-        listed = self.exact.get(_unmapped(ctx.client))
-        ranged = self.ranges.first(ctx.client) if self.ranges is not None else None
+    def _with_keys(self, added: _SimpleKeys) -> tuple[_SimpleKeys, ...]:
+        """The stretches with `added` after them, merged into the last while it is of the same file and
+        not more than twice as large (as a binary counter carries): DenyHosts appending one line at a
+        time leaves O(log n) stretches to search, each line merged O(log n) times."""
+        stretches = list(self.simple)
+        while (
+            stretches
+            and stretches[-1].allow_file == added.allow_file
+            and len(stretches[-1].keys) <= 2 * len(added.keys)
+        ):
+            added = stretches.pop().merged(added)
+        return (*stretches, added)
+
+    def listed(self, client: str) -> _Entry | None:
+        """The first rule that matches the client by its address alone: one naming it exactly (a
+        general rule or a simple line), or one whose `net/mask` takes it in. Whatever the lookups."""
+        unmapped = _unmapped(client)
+        listed = self.exact.get(unmapped)
+        if self.simple:
+            packed = _packed_client(unmapped)
+            for stretch in self.simple:  # in file order: the first one naming it has the first line
+                found = stretch.first(unmapped, packed)
+                if found is not None:
+                    position, line = found
+                    order = line if stretch.allow_file else _DENY_ORDER + line
+                    if listed is None or order < listed[0]:
+                        listed = (order, (stretch.table, position), stretch.allow_file)
+                    break
+        ranged = self.ranges.first(client) if self.ranges is not None else None
         if ranged is not None and (listed is None or ranged[0] < listed[0]):
             listed = ranged
+        return listed
+
+    def scan(
+        self, ctx: _Context, listed: _Entry | Literal[False] | None = False
+    ) -> tuple[tuple[Rule, bool] | None, list[tuple[Rule, bool, set[str]]]]:
+        """The first surely matching rule, and the maybe-matching rules before it; `listed`: what
+        `listed(ctx.client)` gave (False: not asked yet)."""
+        if listed is False:
+            listed = self.listed(ctx.client)
         limit = listed[0] if listed is not None else 2 * _DENY_ORDER
         maybes: list[tuple[Rule, bool, set[str]]] = []
         for order, rule, allow_file in self.others:
@@ -611,8 +710,9 @@ def evaluate(rules: AccessRules, daemon: str = "sshd", *, client: ClientInfo) ->
     server = canonical_address(client.server_address) if client.server_address else None
     index = rules.index(daemon)
     patterns = PatternExpander(rules.pattern_files)
-    decided, maybes = index.scan(_Context(address, server, daemon, False, patterns))
-    fallback, _ = index.scan(_Context(address, server, daemon, True, patterns))
+    listed = index.listed(address)  # the same in both modes: no lookup changes it
+    decided, maybes = index.scan(_Context(address, server, daemon, False, patterns), listed)
+    fallback, _ = index.scan(_Context(address, server, daemon, True, patterns), listed)
     if_unresolved = rule_verdict(*fallback)[0] if fallback else "allow"
     final, twist = rule_verdict(*decided) if decided else ("allow", False)
     rule = decided[0] if decided else None

@@ -150,7 +150,7 @@ def _count_simple(
             first = 0
     if not allow_file or first is None:
         return None
-    return next((s[0] for s in table.simple[start:] if daemons_apply(s[2], daemon) != NO), None)
+    return next((s[0] for s in table.iter_simple(start) if daemons_apply(s[2], daemon) != NO), None)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ Nothing here opens a file: `parse_table` takes text, pattern files are read by t
 
 from __future__ import annotations
 
+import bisect
 import functools
 import heapq
 import itertools
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -90,7 +92,9 @@ SimpleLine = tuple[int, str, tuple[str, ...], str, str | None]
 class SimpleRun:
     """Consecutive pairs as DenyHosts writes them, `# DenyHosts: <asctime> | D: ADDR` then `D: ADDR`,
     with one daemon D throughout: `count` rules marked by DenyHosts, the first on `line`, then every
-    other line. Kept as text; its SimpleLines are read from it only when asked for."""
+    other line. Kept as text (the parsed file's own string when the file is one run) and where each
+    rule line starts in it: a SimpleLine is cut from the text when asked for, and not kept (50,000
+    of them held 12 MB; their starts take 4 bytes each)."""
 
     line: int
     text: str
@@ -98,15 +102,41 @@ class SimpleRun:
     count: int
 
     @functools.cached_property
-    def lines(self) -> tuple[SimpleLine, ...]:
-        daemons, first = self.daemons, self.line
-        return tuple(
-            (first + 2 * i, rule, daemons, address, "denyhosts")
-            for i, (rule, address) in enumerate(_RUN_RULES.findall(self.text))
+    def starts(self) -> array[int]:
+        """Where each rule line starts in `text`, in order (worked out on first use, then kept)."""
+        return array("i", (found.start(1) for found in _RUN_RULES.finditer(self.text)))
+
+    def line_at(self, index: int) -> SimpleLine:
+        """The `index`-th rule (0-based) as a SimpleLine; its text is exactly `D: ADDR`."""
+        start = self.starts[index]
+        rule = self.text[start : self.text.index("\n", start)]
+        return (self.line + 2 * index, rule, self.daemons, rule[len(self.daemons[0]) + 2 :], "denyhosts")
+
+    def iter_lines(self, skip: int = 0) -> Iterator[SimpleLine]:
+        """Its SimpleLines from the `skip`-th on, one at a time (none of them kept)."""
+        text, daemons, first, cut, starts = (
+            self.text,
+            self.daemons,
+            self.line,
+            len(self.daemons[0]) + 2,
+            self.starts,
         )
+        for index in range(skip, self.count):
+            start = starts[index]
+            rule = text[start : text.index("\n", start)]
+            yield (first + 2 * index, rule, daemons, rule[cut:], "denyhosts")
+
+    @property
+    def lines(self) -> tuple[SimpleLine, ...]:
+        """All of them (built on each call: Table.iter_simple and Table.simple_line do not need this)."""
+        return tuple(self.iter_lines())
 
 
 SimplePart = tuple[SimpleLine, ...] | SimpleRun
+
+
+def _part_size(part: SimplePart) -> int:
+    return part.count if isinstance(part, SimpleRun) else len(part)
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,29 +159,53 @@ class Table:
     def error_count(self) -> int:
         return len(self.errors) + self.more_errors
 
-    @functools.cached_property
+    @property
     def simple(self) -> tuple[SimpleLine, ...]:
+        """Every simple line, built on each call (and not kept): the index and the summary read them
+        through iter_simple and simple_line instead."""
         if len(self.compact) == 1 and isinstance(self.compact[0], tuple):
             return self.compact[0]
-        parts = (part.lines if isinstance(part, SimpleRun) else part for part in self.compact)
-        return tuple(itertools.chain.from_iterable(parts))
+        return tuple(self.iter_simple())
+
+    def iter_simple(self, start: int = 0) -> Iterator[SimpleLine]:
+        """The simple lines from position `start` on, one at a time (a run's are cut from its text)."""
+        position = 0
+        for part in self.compact:
+            size = _part_size(part)
+            if position + size > start:
+                skip = max(0, start - position)
+                yield from part.iter_lines(skip) if isinstance(part, SimpleRun) else part[skip:]
+            position += size
+
+    @functools.cached_property
+    def _part_starts(self) -> tuple[int, ...]:
+        """The position of each compact part's first simple line."""
+        return tuple(itertools.accumulate((_part_size(p) for p in self.compact[:-1]), initial=0))
+
+    def simple_line(self, position: int) -> SimpleLine:
+        """The simple line at `position` (0-based, in file order): a binary search for its part."""
+        if position < 0:
+            raise IndexError(position)
+        index = bisect.bisect_right(self._part_starts, position) - 1
+        part, within = self.compact[index], position - self._part_starts[index]
+        return part.line_at(within) if isinstance(part, SimpleRun) else part[within]
 
     @property
     def simple_count(self) -> int:
-        return sum(p.count if isinstance(p, SimpleRun) else len(p) for p in self.compact)
+        return sum(_part_size(p) for p in self.compact)
 
     def simple_daemons(self, start: int = 0) -> dict[tuple[str, ...], int]:
         """How many simple lines from position `start` on have each daemon list (runs not read)."""
         counts: dict[tuple[str, ...], int] = {}
         position = 0
         for part in self.compact:
-            size = part.count if isinstance(part, SimpleRun) else len(part)
+            size = _part_size(part)
             if position + size > start:
-                if isinstance(part, SimpleRun) and position >= start:
-                    counts[part.daemons] = counts.get(part.daemons, 0) + size
+                if isinstance(part, SimpleRun):
+                    number = size - max(0, start - position)
+                    counts[part.daemons] = counts.get(part.daemons, 0) + number
                 else:
-                    lines = part.lines if isinstance(part, SimpleRun) else part
-                    for line in lines[max(0, start - position) :]:
+                    for line in part[max(0, start - position) :]:
                         counts[line[2]] = counts.get(line[2], 0) + 1
             position += size
         return counts
@@ -164,7 +218,7 @@ class Table:
         """The simple line at `position` as a Rule (built once)."""
         rule = self._built.get(position)
         if rule is None:
-            line, text, daemons, address, marked = self.simple[position]
+            line, text, daemons, address, marked = self.simple_line(position)
             rule = self._built[position] = Rule(self.file, line, text, daemons, (address,), None, marked)
         return rule
 
@@ -173,7 +227,7 @@ class Table:
         """Every rule in file order (the simple lines built as Rule objects)."""
         if not self.compact:
             return self.general
-        built = (self.simple_rule(i) for i in range(len(self.simple)))
+        built = (self.simple_rule(i) for i in range(self.simple_count))
         return tuple(heapq.merge(self.general, built, key=attrgetter("line")))
 
     @property
