@@ -3,15 +3,19 @@ and remedies (and their order) a pass over every ban and element gave."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from exporter.sources.access import AccessOptions, AccessReader, HostFacts, parse_target, verdicts
+from exporter.sources.access import AccessOptions, AccessReader, HostFacts, layers, parse_target, verdicts
 from exporter.sources.access.layers import Fail2banFacts
 from exporter.sources.fail2ban import database
 from exporter.sources.fail2ban.database import DbBan
-from exporter.sources.firewall import addresses
+from exporter.sources.firewall import addresses, enforcement
+from exporter.sources.firewall.enforcement import Blocker
 from exporter.sources.firewall.model import AddressSet, Chain, Rule, Ruleset
 from exporter.sources.firewall.reader import FirewallReader
 from exporter.sources.host.paths import HostPaths
@@ -114,6 +118,47 @@ def test_the_watchlist_builds_each_index_once(tmp_path: Path, built: list[int]) 
         "fail2ban": "no_match",
         "firewall": "no_match",
     }
+
+
+class SwappedFirewall(FirewallReader):
+    """The shared reader with a ruleset the test sets (each read a copy: equal, not the same objects)."""
+
+    ruleset = RULESET
+
+    def read(self) -> Ruleset:
+        return copy.deepcopy(self.ruleset)
+
+
+def test_the_blocking_rules_are_found_again_only_when_the_chains_or_ports_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 iptables rules walked at every scrape cost about 10 ms: the watchlist keeps what it found
+    while the ruleset's chains and sshd's ports are the same, and its verdicts stay those of a fresh walk."""
+    walks: list[int] = []
+
+    def counted(chains: Iterable[Chain], ports: frozenset[int]) -> list[Blocker]:
+        walks.append(1)
+        return enforcement.blockers(chains, ports)
+
+    monkeypatch.setattr(layers, "blockers", counted)
+    (tmp_path / "proc").mkdir()
+    paths = HostPaths(tmp_path, tmp_path / "proc")
+    options = AccessOptions(sshguard=False, crowdsec=False, authlog=False, fail2ban=False, tcp_wrappers=False)
+    ports = [22]
+    firewall = SwappedFirewall(paths)
+    reader = AccessReader(paths, options, lambda: frozenset(ports), firewall)
+    watchlist = [parse_target("192.0.2.9")]
+    first = reader.check(watchlist)
+    assert first[watchlist[0]][0].verdict == "deny" and len(walks) == 1
+    assert reader.check(watchlist) == first and len(walks) == 1  # equal chains: kept
+    moved = (Rule("reject", source_sets=(SET.key,), ports=((80, 80),)),)  # the rule now for another port
+    firewall.ruleset = Ruleset((dataclasses.replace(RULESET.chains[0], rules=moved),), (SET,))
+    assert reader.check(watchlist)[watchlist[0]][0].verdict == "no_match" and len(walks) == 2
+    ports[0] = 2222  # sshd moved: the set's rule is for port 22 only
+    firewall.ruleset = RULESET
+    assert reader.check(watchlist)[watchlist[0]][0].verdict == "no_match" and len(walks) == 3
+    ports[0] = 22
+    assert reader.check(watchlist) == first and len(walks) == 4
 
 
 def test_rule_sources_are_found_in_rule_order() -> None:

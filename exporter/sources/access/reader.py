@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources.access.layers import Fail2banFacts, HostFacts, LogLine, PenaltyLog, verdicts
+from exporter.sources.access.layers import (
+    Fail2banFacts,
+    HostFacts,
+    LogLine,
+    PenaltyLog,
+    SshdBlocking,
+    verdicts,
+)
 from exporter.sources.access.logtail import TAIL_BYTES, LogTail, events_of
 from exporter.sources.access.model import LayerVerdict, Network, label
 from exporter.sources.authlog.journal import journal_matches, parse_journal_json
@@ -136,6 +143,7 @@ class AccessReader:
             paths, self.options.firewall_timeout, self.options.use_iptc
         )
         self._log_tails: dict[Path, LogTail] = {}
+        self._blocking: SshdBlocking | None = None  # the last check's, for the next facts (HostFacts)
 
     def _log_lines(self, local: Path, since: float) -> list[LogLine]:
         """A file's events after `since`; what the file gained since the last read is read (each scrape on
@@ -259,9 +267,13 @@ class AccessReader:
             penalties=self._penalties(now),
             now=now,
             set_indexes=self.firewall_reader.indexes,
+            known_blocking=self._blocking,
         )
 
     def check(self, networks: Sequence[Network]) -> dict[Network, list[LayerVerdict]]:
         """Each network's layer verdicts from one read of the host."""
         facts = self.read(networks)
-        return {network: verdicts(facts, network) for network in networks}
+        found = {network: verdicts(facts, network) for network in networks}
+        if facts.ruleset is not None:  # found by the firewall or sshguard layer: kept for the next check
+            self._blocking = facts.sshd_blocking
+        return found
