@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from exporter.sources.access.layers import wrapper_outcome
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.tcpwrappers import ClientInfo, evaluate
+from exporter.sources.tcpwrappers import reader as wrappers_reader
 from exporter.sources.tcpwrappers.reader import TcpWrappersReader
+from exporter.sources.tcpwrappers.syntax import ParseState, Table, parse_table
 
 ENTRIES = 50_000
 MB = 1_000_000
@@ -84,3 +89,33 @@ def test_a_50000_entry_denyhosts_file_is_held_in_a_few_megabytes(tmp_path: Path)
         appended.write(_denyhosts(iter(["[2001:db8:2::1]"])))
     grown = reader.read()
     assert evaluate(grown.rules, client=ClientInfo("2001:db8:2::1")).line == 2 * ENTRIES + 2
+
+
+def test_readers_at_once_share_one_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collector, the watchlist and diagnose read at the same time in a scrape: one of them parses,
+    the others get its tables (each parse kept its own copy of a 4.5 MB text while it was used)."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hosts.deny").write_text("sshd: 192.0.2.1\n")
+    parsing, release = threading.Event(), threading.Event()
+    parsed: list[str] = []
+
+    def slow_parse(text: str, file: str, state: ParseState | None = None) -> Table:
+        parsed.append(file)
+        parsing.set()
+        assert release.wait(10)
+        return parse_table(text, file, state)
+
+    monkeypatch.setattr(wrappers_reader, "parse_table", slow_parse)
+    reader = TcpWrappersReader(HostPaths(rootfs=tmp_path))
+    snapshots: list[object] = []
+    threads = [threading.Thread(target=lambda: snapshots.append(reader.read())) for _ in range(3)]
+    threads[0].start()
+    assert parsing.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    time.sleep(0.2)  # the others reach read() while the first one parses (later, they find it cached)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert parsed == ["/etc/hosts.deny"]
+    assert len(snapshots) == 3 and all(s is snapshots[0] for s in snapshots)

@@ -17,6 +17,7 @@ from pathlib import Path
 from exporter.sources.denyhosts import HOSTS_FILE_MAX_BYTES
 from exporter.sources.host.files import Signature, file_signature, read_regular_file, read_regular_text
 from exporter.sources.host.paths import HostPaths
+from exporter.sources.host.singleflight import singleflight
 from exporter.sources.tcpwrappers.evaluate import (
     NO,
     YES,
@@ -267,6 +268,8 @@ class TcpWrappersReader:
             self._pattern_paths = (allow, deny, tuple(paths))
         return self._pattern_paths[2]
 
+    # the collector, the watchlist and diagnose at once: one parse (and one 4.5 MB text held), not two
+    @singleflight
     def read(self) -> TcpWrappersSnapshot:
         allow, deny = self._table(HOSTS_ALLOW), self._table(HOSTS_DENY)
         referenced = self._referenced(allow.table, deny.table)
