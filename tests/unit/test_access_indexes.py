@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from exporter.sources.access import AccessOptions, AccessReader, HostFacts, layers, parse_target, verdicts
-from exporter.sources.access.layers import Fail2banFacts
+from exporter.sources.access.layers import Fail2banFacts, wrapper_outcome
+from exporter.sources.access.model import Network
 from exporter.sources.fail2ban import database
 from exporter.sources.fail2ban.database import DbBan
 from exporter.sources.firewall import addresses, enforcement
@@ -19,6 +20,7 @@ from exporter.sources.firewall.enforcement import Blocker
 from exporter.sources.firewall.model import AddressSet, Chain, Rule, Ruleset
 from exporter.sources.firewall.reader import FirewallReader
 from exporter.sources.host.paths import HostPaths
+from exporter.sources.tcpwrappers.reader import TcpWrappersSnapshot
 from tests.builders import V4_SCHEMA, make_db
 
 NOW = 1_790_000_000
@@ -159,6 +161,38 @@ def test_the_blocking_rules_are_found_again_only_when_the_chains_or_ports_change
     assert reader.check(watchlist)[watchlist[0]][0].verdict == "no_match" and len(walks) == 3
     ports[0] = 22
     assert reader.check(watchlist) == first and len(walks) == 4
+
+
+def test_tcp_wrappers_outcomes_are_found_again_only_when_the_rules_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watched /24 is 256 addresses run through hosts.allow and hosts.deny, by the tcp_wrappers,
+    denyhosts and sshguard layers each: each network's outcome is found once while the files are the
+    same, and again (with its new verdict) once they change."""
+    found: list[Network] = []
+
+    def counted(snapshot: TcpWrappersSnapshot, network: Network) -> layers.WrapperOutcome:
+        found.append(network)
+        return wrapper_outcome(snapshot, network)
+
+    monkeypatch.setattr(layers, "wrapper_outcome", counted)
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hosts.allow").write_text("")
+    deny = tmp_path / "etc/hosts.deny"
+    deny.write_text("sshd: 192.0.2.128/25\n")
+    paths = HostPaths(tmp_path, tmp_path / "proc")
+    options = AccessOptions(sshguard=False, crowdsec=False, authlog=False, fail2ban=False, firewall=False)
+    reader = AccessReader(paths, options)
+    watchlist = [parse_target("192.0.2.0/24"), parse_target("203.0.113.1")]
+    first = reader.check(watchlist)
+    assert [v.verdict for v in first[watchlist[0]] if v.layer == "tcp_wrappers"] == ["deny"]
+    assert found == watchlist
+    assert reader.check(watchlist) == first and found == watchlist  # the same rules: kept
+    deny.write_text("sshd: 198.51.100.0/24\n")
+    again = reader.check(watchlist)
+    assert [v.verdict for v in again[watchlist[0]] if v.layer == "tcp_wrappers"] == ["no_match"]
+    assert found == watchlist * 2
 
 
 def test_rule_sources_are_found_in_rule_order() -> None:

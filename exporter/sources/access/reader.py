@@ -23,6 +23,7 @@ from exporter.sources.access.layers import (
     LogLine,
     PenaltyLog,
     SshdBlocking,
+    WrapperOutcomes,
     verdicts,
 )
 from exporter.sources.access.logtail import TAIL_BYTES, LogTail, events_of
@@ -143,7 +144,9 @@ class AccessReader:
             paths, self.options.firewall_timeout, self.options.use_iptc
         )
         self._log_tails: dict[Path, LogTail] = {}
-        self._blocking: SshdBlocking | None = None  # the last check's, for the next facts (HostFacts)
+        # The last check's blocking rules and TCP wrappers outcomes, for the next facts (HostFacts).
+        self._blocking: SshdBlocking | None = None
+        self._outcomes: WrapperOutcomes | None = None
 
     def _log_lines(self, local: Path, since: float) -> list[LogLine]:
         """A file's events after `since`; what the file gained since the last read is read (each scrape on
@@ -268,6 +271,7 @@ class AccessReader:
             now=now,
             set_indexes=self.firewall_reader.indexes,
             known_blocking=self._blocking,
+            known_outcomes=self._outcomes,
         )
 
     def check(self, networks: Sequence[Network]) -> dict[Network, list[LayerVerdict]]:
@@ -276,4 +280,6 @@ class AccessReader:
         found = {network: verdicts(facts, network) for network in networks}
         if facts.ruleset is not None:  # found by the firewall or sshguard layer: kept for the next check
             self._blocking = facts.sshd_blocking
+        if facts.wrappers is not None:
+            self._outcomes = facts.wrapper_outcomes
         return found
