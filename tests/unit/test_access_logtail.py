@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -121,6 +122,30 @@ def test_events_leave_with_the_lines_that_leave_the_tail(tmp_path: Path) -> None
     assert found[0].line == 0  # the tail starts inside the file: numbers unknown, as a fresh read says
     append(log, OTHER.format(3) * 6)
     assert read(tail, log) == [] == fresh(log, 500)
+
+
+def test_reads_at_once_from_two_threads_find_each_event_once(tmp_path: Path) -> None:
+    """A scrape's collector that outlived its timeout may still read when the next scrape asks."""
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    tail = LogTail("auth.log")
+    stop = threading.Event()
+
+    def reading() -> None:
+        while not stop.is_set():
+            read(tail, log)
+
+    threads = [threading.Thread(target=reading) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(300):
+            append(log, OTHER.format(n % 250) * 20 + DROP.format(n % 250))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert read(tail, log) == fresh(log, 4 << 20)
 
 
 LINE_PARTS = st.sampled_from(

@@ -22,6 +22,7 @@ import bisect
 import dataclasses
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -105,7 +106,7 @@ class _Found:
 
 
 class LogTail:
-    """One file's events in its last `tail_bytes`, kept from one read to the next (one thread at a time)."""
+    """One file's events in its last `tail_bytes`, kept from one read to the next."""
 
     def __init__(self, name: str, tail_bytes: int = TAIL_BYTES) -> None:
         self.name = name
@@ -117,9 +118,15 @@ class LogTail:
         self._mark = b""  # the file's bytes before _end, up to MARK_BYTES
         self._found: list[_Found] = []  # the complete lines' events, in file order
         self._answer: list[LogLine] = []
+        self._lock = threading.Lock()
 
     def events(self, stream: BinaryIO) -> list[LogLine]:
-        """The events in the last `tail_bytes` of the open file, whatever their time."""
+        """The events in the last `tail_bytes` of the open file, whatever their time. One read at a time:
+        a scrape's collector that outlived its timeout may still be reading when the next one asks."""
+        with self._lock:
+            return self._events(stream)
+
+    def _events(self, stream: BinaryIO) -> list[LogLine]:
         stat = os.fstat(stream.fileno())
         signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if signature == self._signature:
