@@ -79,6 +79,8 @@ def test_a_50000_entry_denyhosts_file_is_held_in_a_few_megabytes(tmp_path: Path)
         assert evaluate(snapshot.rules, client=ClientInfo("2001:db8:1::1")).verdict == "allow"
         outcome = wrapper_outcome(snapshot, ipaddress.ip_network("198.51.100.0/24"))  # the watchlist's way
         assert outcome.sure_deny and outcome.rule is not None and outcome.rule.line == 2 * 257
+        # the watchlist's pass over every rule (a network of more than 256 addresses) keeps none of them
+        assert sum(rule.marked_by == "denyhosts" for rule in snapshot.rules.deny.rules) == ENTRIES
         return reader
 
     held, peak = _traced(read_and_judge)

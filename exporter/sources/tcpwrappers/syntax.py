@@ -20,9 +20,10 @@ import heapq
 import itertools
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import overload
 
 from exporter.sources.denyhosts import DENY_DELIMITER, ENTRY_DELIMITER
 from exporter.sources.sshguard import HOSTS_MARKER
@@ -222,13 +223,11 @@ class Table:
             rule = self._built[position] = Rule(self.file, line, text, daemons, (address,), None, marked)
         return rule
 
-    @functools.cached_property
-    def rules(self) -> tuple[Rule, ...]:
-        """Every rule in file order (the simple lines built as Rule objects)."""
-        if not self.compact:
-            return self.general
-        built = (self.simple_rule(i) for i in range(self.simple_count))
-        return tuple(heapq.merge(self.general, built, key=attrgetter("line")))
+    @property
+    def rules(self) -> Sequence[Rule]:
+        """Every rule in file order; the simple lines are built as Rule objects while they are passed
+        over, and not kept (TableRules)."""
+        return TableRules(self) if self.compact else self.general
 
     @property
     def rule_count(self) -> int:
@@ -248,6 +247,46 @@ class Table:
         )
 
     __hash__ = object.__hash__
+
+
+class TableRules(Sequence[Rule]):
+    """A table's rules in file order, its simple lines built as Rule objects one at a time as a pass
+    reaches them: the watchlist's pass over every rule's clients (a network of more than 256 addresses)
+    kept 50,000 DenyHosts entries as 20 MB of Rules when they were built once and held. A pass builds
+    them again (about 50 ms for 50,000); indexing makes the whole tuple (only tests do)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return self._table.rule_count
+
+    def __iter__(self) -> Iterator[Rule]:
+        table = self._table
+        built = (
+            Rule(table.file, line, text, daemons, (address,), None, marked)
+            for line, text, daemons, address, marked in table.iter_simple()
+        )
+        return heapq.merge(table.general, built, key=attrgetter("line"))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to the same rules, held as a tuple or as another table's."""
+        if not isinstance(other, TableRules | tuple):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a tuple, and not hashed like one
+
+    @overload
+    def __getitem__(self, index: int) -> Rule: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Rule]: ...
+
+    def __getitem__(self, index: int | slice) -> Rule | Sequence[Rule]:
+        return tuple(self)[index]
 
 
 @dataclass(frozen=True)
