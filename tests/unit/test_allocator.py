@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import platform
+import threading
 
 import pytest
 
@@ -21,6 +23,8 @@ def test_arenas_are_limited_on_glibc() -> None:
 def test_trims_at_most_once_per_period() -> None:
     trimmer = allocator.Trimmer(every=3600)
     assert trimmer.maybe() is True
+    assert trimmer.thread is not None
+    trimmer.thread.join()
     assert [trimmer.maybe() for _ in range(5)] == [False] * 5
     assert allocator.Trimmer(every=0).maybe() is True
 
@@ -34,7 +38,18 @@ def test_nothing_happens_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
 class _Mallinfo2(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_size_t)
-        for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+        for name in [
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        ]
     ]
 
 
@@ -51,3 +66,23 @@ def test_large_buffers_stay_mappings_of_their_own_after_a_larger_one_was_freed()
     buffer = bytearray(1 << 20)
     assert mallinfo2().hblks == mapped + 1
     del buffer
+
+
+@glibc
+def test_the_first_trim_freezes_what_the_first_scrape_left_and_runs_off_the_callers_thread() -> None:
+    """Full collections stop walking the caches built by the first scrape (75-145 ms each, GIL held)."""
+    gc.unfreeze()
+    trimmer = allocator.Trimmer(every=0)
+    try:
+        assert trimmer.maybe() is True
+        assert trimmer.thread is not None and trimmer.thread is not threading.current_thread()
+        trimmer.thread.join()
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000
+        made_since = [[] for _ in range(10_000)]
+        assert trimmer.maybe() is True
+        assert trimmer.thread is not None
+        trimmer.thread.join()
+        assert gc.get_freeze_count() < frozen + len(made_since)  # frozen once, not again
+    finally:
+        gc.unfreeze()
