@@ -35,6 +35,7 @@ from prometheus_client.samples import Sample
 from exporter import __version__
 from exporter.allocator import Trimmer
 from exporter.registry import Collector, PartialFailureError
+from exporter.sources.host import singleflight
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ class ScrapeCollector:
 
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
+        singleflight.scrape_started()  # this scrape's reads are its own (but shared among its collectors)
         futures = {name: self._submit(name) for name in self.collectors}
         exposition = _Exposition()
         success = GaugeMetricFamily(

@@ -33,7 +33,7 @@ from exporter.sources.host.commands import run_command as run_tool
 from exporter.sources.host.files import read_regular_text
 from exporter.sources.host.paths import HostPaths
 from exporter.sources.host.replies import Deadline, ReplyError, loads_json
-from exporter.sources.host.singleflight import singleflight
+from exporter.sources.host.singleflight import MAX_AGE, reused_for
 from exporter.sources.host.yamltext import YAMLSyntaxError, parse_yaml
 
 if TYPE_CHECKING:
@@ -384,7 +384,7 @@ class CrowdsecReader:
         except CrowdsecError as exc:
             return None, f"bouncer config {self.bouncer_config}: {exc}"
 
-    @singleflight
+    @reused_for(MAX_AGE)  # the crowdsec and firewall collectors and the watchlist, one after another
     def read(self) -> CrowdsecSnapshot:
         bouncer, unusable = self._bouncer()
         markers = (*INSTALL_MARKERS, self.cscli)

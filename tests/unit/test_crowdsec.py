@@ -141,8 +141,10 @@ def test_cscli_when_no_bouncer_config(tmp_path: Path) -> None:
             "manual 'ban' from 'localhost'": 1,
         },
     )
-    cscli.write_text("#!/bin/sh\necho 'cannot reach the local API' >&2\nexit 1\n")
-    snapshot = CrowdsecReader(HostPaths(), "", str(cscli)).read()
+    down = tmp_path / "cscli-down"  # another binary: the same one's answer is reused for a second
+    down.write_text("#!/bin/sh\necho 'cannot reach the local API' >&2\nexit 1\n")
+    down.chmod(0o755)
+    snapshot = CrowdsecReader(HostPaths(), "", str(down)).read()
     assert (snapshot.up, snapshot.error) == (False, "cscli: cannot reach the local API")
 
 

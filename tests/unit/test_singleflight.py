@@ -72,3 +72,43 @@ def test_a_read_is_no_longer_in_flight_when_its_result_is_published(monkeypatch:
     Slow.calls = 0
     assert Slow("a").read() == "state of a"
     assert in_flight_at_publish == [0]
+
+
+def test_a_read_marked_reused_is_used_again_until_max_age_then_read_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The crowdsec collector, the firewall collector and the watchlist ask CrowdSec one after another
+    in one scrape: one `cscli` run serves them all; a second later, or in the next scrape, it runs again."""
+    clock = [500.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(singleflight_module, "_scrape_started", float("-inf"))
+    runs: list[str] = []
+
+    class Tool:
+        def __init__(self, setting: str) -> None:
+            self.setting = setting
+
+        @singleflight_module.reused_for(1.0)
+        def read(self) -> str:
+            runs.append(self.setting)
+            if self.setting == "broken":
+                raise OSError("tool failed")
+            return f"answer {len(runs)}"
+
+    assert [Tool("a").read() for _ in range(3)] == ["answer 1"] * 3  # three readers, one configuration
+    assert Tool("b").read() == "answer 2"  # another configuration reads for itself
+    clock[0] += 0.999
+    assert Tool("a").read() == "answer 1"
+    clock[0] += 0.001
+    assert Tool("a").read() == "answer 3"
+    for _ in range(2):
+        with pytest.raises(OSError):
+            Tool("broken").read()  # a failure is not kept
+    assert runs == ["a", "b", "a", "broken", "broken"]
+    clock[0] += 0.1
+    singleflight_module.scrape_started()  # a scrape gets no read that started before it
+    assert Tool("a").read() == "answer 6"
+    assert Tool("a").read() == "answer 6"
+    clock[0] += 5
+    Tool("c").read()
+    assert len(singleflight_module._RECENT) == 1  # the expired ones went

@@ -10,30 +10,17 @@ the next scrape.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 
+from exporter.sources.host import singleflight
 from exporter.sources.host.procfiles import read_proc_file
-from exporter.sources.host.singleflight import shared_call
 
-MAX_AGE = 1.0  # seconds: less than any scrape interval
-_recent: dict[str, tuple[float, frozenset[str]]] = {}
-_recent_lock = threading.Lock()
+MAX_AGE = singleflight.MAX_AGE
 
 
 def comm_names(procfs: Path) -> frozenset[str]:
     """The comm (executable or script name, 15 chars) of every process, as of at most MAX_AGE ago."""
-    with _recent_lock:
-        kept = _recent.get(str(procfs))
-    if kept is not None and 0 <= time.monotonic() - kept[0] < MAX_AGE:
-        return kept[1]
-    started = time.monotonic()  # before the pass: its age counts from before what it saw
-    names = shared_call(("comm_names", str(procfs)), lambda: _scan(procfs))
-    with _recent_lock:
-        _recent.clear()  # one procfs in use: bounded
-        _recent[str(procfs)] = (started, names)
-    return names
+    return singleflight.recent_call(("comm_names", str(procfs)), lambda: _scan(procfs), MAX_AGE)
 
 
 def _scan(procfs: Path) -> frozenset[str]:
