@@ -246,3 +246,39 @@ def test_a_denyhosts_run_is_kept_as_text() -> None:
     assert found.rule is not None and found.rule.marked_by == "denyhosts"
     assert evaluate(rules, client=ClientInfo("192.0.2.3")).line == 1  # the earlier general rule wins
     assert evaluate(rules, client=ClientInfo("192.0.2.4")).verdict == "allow"  # hosts.allow first
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(denyhosts_files(), min_size=2, max_size=40))
+def test_many_appends_give_the_verdicts_of_the_whole_file(parts: list[str]) -> None:
+    """DenyHosts appends ban after ban: the index grows by stretches, merged as they pile up, and
+    answers as one built from the whole file."""
+    allow = parse_table("sshd: 192.0.2.2\n", ALLOW)
+    grown = AccessRules(allow, parse_table(parts[0], FILE))
+    evaluate(grown, client=ClientInfo(PROBES[0]))  # the index that with_deny extends
+    text = parts[0]
+    for part in parts[1:]:
+        if grown.deny.end is None:
+            break
+        grown = grown.with_deny(extend_table(grown.deny, part))
+        text += part
+    whole = AccessRules(allow, parse_lines(text, FILE))
+    for probe in PROBES:
+        client = ClientInfo(probe)
+        assert evaluate(grown, client=client) == evaluate(whole, client=client)
+
+
+def test_appended_bans_are_found_among_few_stretches() -> None:
+    """One ban appended at a time, 300 times: every ban is found, in O(log n) stretches of the index."""
+    pair = "# DenyHosts: {0} | sshd: {1}\nsshd: {1}\n"
+    rules = AccessRules(parse_table("", ALLOW), parse_table(pair.format(STAMP, "192.0.2.1"), FILE))
+    evaluate(rules, client=ClientInfo("192.0.2.1"))
+    addresses = [f"[2001:db8::{n:x}]" for n in range(150)] + [f"198.51.100.{n}" for n in range(150)]
+    for address in addresses:
+        rules = rules.with_deny(extend_table(rules.deny, pair.format(STAMP, address)))
+    assert len(rules.index("sshd").simple) <= 12
+    for line, address in enumerate(addresses, 2):
+        found = evaluate(rules, client=ClientInfo(address.strip("[]")))
+        assert (found.verdict, found.line, found.rule_text) == ("deny", 2 * line, f"sshd: {address}")
+    assert evaluate(rules, client=ClientInfo("192.0.2.1")).line == 2
+    assert evaluate(rules, client=ClientInfo("203.0.113.1")).rule is None

@@ -23,7 +23,7 @@ import itertools
 import re
 import socket
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Literal
@@ -459,47 +459,84 @@ _DENY_ORDER = 1 << 48  # hosts.deny's rules come after hosts.allow's: order = li
 _Entry = tuple[int, Rule | tuple[Table, int], bool]  # (order, rule or (table, simple line), in hosts.allow)
 
 
+_LOW = (1 << 64) - 1
+_LINE = (1 << 32) - 1
+
+
+@dataclass(frozen=True)
+class _Sorted:
+    """The lines naming addresses of one family, by address: IPv4 in `high`, IPv6 as its first 64 bits
+    in `high` and the last 64 in `low`; each with the line's position and number (lines naming the same
+    address in file order)."""
+
+    high: array[int]  # "Q", ascending
+    low: array[int] | None  # "Q", ascending within each run of equal `high`; None: IPv4
+    positions: array[int]  # "i"
+    lines: array[int]  # "i"
+
+    @classmethod
+    def of(cls, values: Iterable[int], v6: bool) -> _Sorted:
+        """From `(address << 64) | (position << 32) | line` values: sorting them sorts by address, then
+        position."""
+        ordered = sorted(values)
+        high = array("Q", (value >> (128 if v6 else 64) for value in ordered))
+        low = array("Q", ((value >> 64) & _LOW for value in ordered)) if v6 else None
+        positions = array("i", ((value >> 32) & _LINE for value in ordered))
+        return cls(high, low, positions, array("i", (value & _LINE for value in ordered)))
+
+    def values(self) -> Iterator[int]:
+        """What `of` was made from."""
+        addresses = (
+            self.high
+            if self.low is None
+            else ((h << 64) | lo for h, lo in zip(self.high, self.low, strict=True))
+        )
+        for address, position, line in zip(addresses, self.positions, self.lines, strict=True):
+            yield (address << 64) | (position << 32) | line
+
+    def find(self, address: int) -> tuple[int, int] | None:
+        """(position, line) of the first line naming the address: one or two binary searches."""
+        if self.low is None:
+            index, end = bisect.bisect_left(self.high, address), len(self.high)
+            found = index < end and self.high[index] == address
+        else:
+            high, low = address >> 64, address & _LOW
+            start = bisect.bisect_left(self.high, high)
+            end = bisect.bisect_right(self.high, high, start)
+            index = bisect.bisect_left(self.low, low, start, end)
+            found = index < end and self.low[index] == low
+        return (self.positions[index], self.lines[index]) if found else None
+
+
 @dataclass(frozen=True)
 class _SimpleKeys:
-    """Simple lines of one table (from position `first` on) that each name one exact address: the
-    hash of each packed address, sorted, with the line's position beside it (ties in file order).
-
-    12 bytes a line, where a dict of address strings to entry tuples held 50,000 DenyHosts entries in
-    about 150 bytes each; a lookup is a binary search, then the line's own address is compared (two
-    addresses may share a hash)."""
+    """Simple lines of one table (a stretch of them, in file order) that each name one exact address,
+    sorted by address: about 16 bytes a line (24 for IPv6), where a dict of address strings to entry
+    tuples held 50,000 DenyHosts entries in about 150 bytes each. A lookup is a binary search."""
 
     table: Table
     allow_file: bool
-    keys: array[int]  # "q": hash(packed address), ascending
-    positions: array[int]  # "i": the simple line's position in `table`, for each key
+    v4: _Sorted
+    v6: _Sorted
 
     @classmethod
-    def of(cls, table: Table, allow_file: bool, found: Iterable[int]) -> _SimpleKeys:
-        """From `(hash << 32) | position` values: sorting them sorts by hash, then position."""
-        ordered = sorted(found)
-        keys = array("q", (value >> 32 for value in ordered))
-        return cls(table, allow_file, keys, array("i", (value & 0xFFFFFFFF for value in ordered)))
+    def of(cls, table: Table, allow_file: bool, v4: Iterable[int], v6: Iterable[int]) -> _SimpleKeys:
+        """From `(address << 64) | (position << 32) | line` values of each family."""
+        return cls(table, allow_file, _Sorted.of(v4, False), _Sorted.of(v6, True))
+
+    def __len__(self) -> int:
+        return len(self.v4.high) + len(self.v6.high)
 
     def merged(self, later: _SimpleKeys) -> _SimpleKeys:
         """These and a later stretch of the same file (`later.table` is this one's, grown) as one."""
-        values = itertools.chain(
-            ((key << 32) | position for key, position in zip(self.keys, self.positions, strict=True)),
-            ((key << 32) | position for key, position in zip(later.keys, later.positions, strict=True)),
-        )
-        return _SimpleKeys.of(later.table, later.allow_file, values)
+        v4 = itertools.chain(self.v4.values(), later.v4.values())
+        v6 = itertools.chain(self.v6.values(), later.v6.values())
+        return _SimpleKeys.of(later.table, later.allow_file, v4, v6)
 
-    def first(self, address: str, packed: bytes) -> tuple[int, int] | None:
-        """(position, line) of the first line naming the address (canonical, and packed), if any does."""
-        key, keys = hash(packed), self.keys
-        index = bisect.bisect_left(keys, key)
-        while index < len(keys) and keys[index] == key:
-            position = self.positions[index]
-            line = self.table.simple_line(position)
-            # an IPv4 token is indexed only when written as inet_ntoa writes it: the same text
-            if line[3] == address or (line[3][0] == "[" and _packed_literal(line[3]) == packed):
-                return position, line[0]
-            index += 1
-        return None
+    def first(self, packed: bytes) -> tuple[int, int] | None:
+        """(position, line) of the first line naming the packed address, if any does."""
+        family = self.v4 if len(packed) == 4 else self.v6
+        return family.find(int.from_bytes(packed, "big"))
 
 
 def _rule(entry: _Entry) -> tuple[Rule, bool]:
@@ -600,7 +637,7 @@ class _Index:
             spans.extend((version, first, last, entry) for version, first, last in named[1])
         simple: list[tuple[int, Rule, bool]] = []
         lists: dict[tuple[str, ...], int] = {}
-        found: list[int] = []  # (hash << 32) | position of each line naming an exact address
+        found: tuple[list[int], list[int]] = ([], [])  # IPv4, IPv6: (address << 64) | (position << 32) | line
         lines = table.iter_simple(simple_start)
         for position, (line, _, daemons, address, _) in enumerate(lines, simple_start):
             takes = lists.get(daemons)
@@ -612,14 +649,17 @@ class _Index:
             if packed is None:
                 simple.append((offset + line, table.simple_rule(position), allow_file))
             else:
-                found.append((hash(packed) << 32) | position)
+                value = int.from_bytes(packed, "big")
+                found[len(packed) == 16].append((value << 64) | (position << 32) | line)
         exact = self.exact
         if added:
             exact = dict(exact)
             for key, entry in added.items():
                 exact.setdefault(key, entry)
         others = (*self.others, *heapq.merge(general, simple, key=itemgetter(0)))
-        keyed = self._with_keys(_SimpleKeys.of(table, allow_file, found)) if found else self.simple
+        keyed = self.simple
+        if found[0] or found[1]:
+            keyed = self._with_keys(_SimpleKeys.of(table, allow_file, *found))
         if not spans:
             return _Index(exact, others, self.spans, self.ranges, keyed)
         every_span = (*self.spans, *spans)
@@ -633,7 +673,7 @@ class _Index:
         while (
             stretches
             and stretches[-1].allow_file == added.allow_file
-            and len(stretches[-1].keys) <= 2 * len(added.keys)
+            and len(stretches[-1]) <= 2 * len(added)
         ):
             added = stretches.pop().merged(added)
         return (*stretches, added)
@@ -646,7 +686,7 @@ class _Index:
         if self.simple:
             packed = _packed_client(unmapped)
             for stretch in self.simple:  # in file order: the first one naming it has the first line
-                found = stretch.first(unmapped, packed)
+                found = stretch.first(packed)
                 if found is not None:
                     position, line = found
                     order = line if stretch.allow_file else _DENY_ORDER + line
