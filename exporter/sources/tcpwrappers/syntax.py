@@ -145,8 +145,9 @@ class Table:
     """One access control file, parsed. A missing file is an empty table (libwrap's rule).
 
     The rules are `general` (any rule, as Rule objects) and `compact` (fast-path `DAEMONS: ADDRESS`
-    lines, in file order: SimpleLines and runs of DenyHosts pairs); `simple` is the compact lines as
-    SimpleLines and `rules` all of them as Rules in file order, each built on first use."""
+    lines, in file order: SimpleLines and runs of DenyHosts pairs). A simple line is read by position
+    (`simple_line`, `simple_rule`: the one that decides a verdict is built as a Rule, and kept) or in a
+    pass (`iter_simple`, `rules`), which keeps none of them."""
 
     file: str
     general: tuple[Rule, ...]
@@ -586,7 +587,7 @@ def parse_table(text: str, file: str, state: ParseState | None = None) -> Table:
     regex match each (finditer: one match at a time); any other line, with its continuations, goes
     through the general parser with the state reached, and so does a `###sshguard###` marker or a
     `# DenyHosts:` line not followed by a rule. The `DAEMONS: ADDRESS` lines are kept compact in
-    `Table.simple`, not built as Rule objects. state: go on after lines already parsed (text is what
+    `Table.compact`, not built as Rule objects. state: go on after lines already parsed (text is what
     was appended to them). TooManyRulesError past MAX_RULES."""
     state = state or ParseState()
     parser = _LineParser(file, state)
