@@ -13,7 +13,7 @@ import ipaddress
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,9 +44,8 @@ def _denyhosts(patterns: Iterator[str]) -> str:
     return "".join(f"# DenyHosts: {stamp} | sshd: {p}\nsshd: {p}\n" for p in patterns)
 
 
-def _traced(measure: object) -> tuple[int, int]:
+def _traced(measure: Callable[[], object]) -> tuple[int, int]:
     """(bytes still held, peak) by what `measure()` makes, after a garbage collection."""
-    assert callable(measure)
     gc.collect()
     tracemalloc.start()
     try:
