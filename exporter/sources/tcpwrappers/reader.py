@@ -217,7 +217,7 @@ class TcpWrappersReader:
     @staticmethod
     def _parsed(host_path: str, signature: Signature, data: bytes, cached: _Parsed | None) -> _Parsed:
         """The file's bytes as a table: the cached one touched or extended when only lines were added."""
-        prefix = hashlib.blake2b(data[: cached.size] if cached else b"")
+        prefix = hashlib.blake2b(memoryview(data)[: cached.size] if cached else b"")  # no 4.5 MB copy
         same_start = cached is not None and prefix.digest() == cached.digest
         if cached and same_start and cached.size == len(data):  # touched, not changed
             return _Parsed(signature, cached.table, None, cached.size, cached.digest, cached.table)
