@@ -533,11 +533,6 @@ class _SimpleKeys:
         v6 = itertools.chain(self.v6.values(), later.v6.values())
         return _SimpleKeys.of(later.table, later.allow_file, v4, v6)
 
-    def first(self, packed: bytes) -> tuple[int, int] | None:
-        """(position, line) of the first line naming the packed address, if any does."""
-        family = self.v4 if len(packed) == 4 else self.v6
-        return family.find(int.from_bytes(packed, "big"))
-
 
 def _rule(entry: _Entry) -> tuple[Rule, bool]:
     _, rule, allow_file = entry
@@ -685,8 +680,9 @@ class _Index:
         listed = self.exact.get(unmapped)
         if self.simple:
             packed = _packed_client(unmapped)
+            value, v6 = int.from_bytes(packed, "big"), len(packed) == 16
             for stretch in self.simple:  # in file order: the first one naming it has the first line
-                found = stretch.first(packed)
+                found = (stretch.v6 if v6 else stretch.v4).find(value)
                 if found is not None:
                     position, line = found
                     order = line if stretch.allow_file else _DENY_ORDER + line
