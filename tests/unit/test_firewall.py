@@ -19,7 +19,7 @@ from exporter.collectors.firewall import FirewallCollector, families, owner
 from exporter.sources.fail2ban.database import current_addresses
 from exporter.sources.firewall import ipset, legacy_entries, nft
 from exporter.sources.firewall.bans import Bans, UnenforcedCounts, fail2ban_bans, sshguard_bans
-from exporter.sources.firewall.enforcement import Enforcement, blockers
+from exporter.sources.firewall.enforcement import Blocker, Enforcement, blockers
 from exporter.sources.firewall.iptables import IptablesError, complement, parse_rule, parse_save
 from exporter.sources.firewall.model import Chain, Rule, Ruleset, parse_ports
 from exporter.sources.firewall.reader import FirewallError, FirewallReader
@@ -420,3 +420,39 @@ def test_a_legacy_blob_not_laid_out_as_x_tables_writes_it_is_a_layout_error() ->
             except legacy_entries.LayoutError:
                 continue
             assert found.holds(blob)
+
+
+def test_blockers_are_found_again_only_when_more_than_counters_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scrape on a host with 10,000 rules walked them all though only counters had moved; the kept
+    answer still reports this read's counters, and a rule that changed is walked again."""
+    from exporter.sources.firewall import enforcement  # noqa: PLC0415
+
+    walks: list[frozenset[int]] = []
+    walk = enforcement._walk
+
+    def counted_walk(chains: tuple[Chain, ...], ports: frozenset[int]) -> dict[tuple[int, int], Blocker]:
+        walks.append(ports)
+        return walk(chains, ports)
+
+    monkeypatch.setattr(enforcement, "_walk", counted_walk)
+    drop = Rule("drop", "", ("192.0.2.1",), (), ((22, 22),))
+    other = Rule("drop", "", ("192.0.2.2",), (), ((80, 80),))
+
+    def ruleset(packets: int, ports: tuple[tuple[int, int], ...] = ((22, 22),)) -> tuple[Chain, ...]:
+        counted = Rule("drop", "", ("192.0.2.1",), (), ports, packets=packets)
+        jump = Rule("", "ssh", None, (), None, packets=packets)
+        return (
+            Chain("legacy", "ipv4", "filter", "INPUT", "input", "accept", (jump, other)),
+            Chain("legacy", "ipv4", "filter", "ssh", rules=(drop, other, counted)),
+        )
+
+    first = blockers(ruleset(1), frozenset({22}))
+    assert [(b.chain.name, b.rule.packets) for b in first] == [("ssh", 0), ("ssh", 1)]
+    again = blockers(ruleset(7), frozenset({22}))
+    assert [(b.chain.name, b.rule.packets) for b in again] == [("ssh", 0), ("ssh", 7)]  # the same rule twice
+    assert len(walks) == 1
+    assert [b.rule.packets for b in blockers(ruleset(7, ((80, 80),)), frozenset({22}))] == [0]
+    assert blockers(ruleset(7), frozenset({2222})) == []
+    assert len(walks) == 3
