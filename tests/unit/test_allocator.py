@@ -79,7 +79,7 @@ def test_the_first_trim_freezes_what_the_first_scrape_left_and_runs_off_the_call
         trimmer.thread.join()
         frozen = gc.get_freeze_count()
         assert frozen > 1000
-        made_since = [[] for _ in range(10_000)]
+        made_since: list[list[object]] = [[] for _ in range(10_000)]
         assert trimmer.maybe() is True
         assert trimmer.thread is not None
         trimmer.thread.join()
