@@ -190,7 +190,7 @@ def test_not_installed_emits_nothing_and_says_absent_once(
 def test_one_proc_pass_serves_the_asks_of_one_scrape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """sshguard, DenyHosts and the watchlist each ask whether a daemon runs: on a host with 1,000 sshd
     children each pass costs 50-80 ms, so asks within MAX_AGE share one; a later ask sees a change."""
-    from exporter.sources.host import procscan  # noqa: PLC0415
+    from exporter.sources.host import procscan, singleflight  # noqa: PLC0415
 
     procfs = tmp_path / "proc"
     (procfs / "42").mkdir(parents=True)
@@ -203,6 +203,7 @@ def test_one_proc_pass_serves_the_asks_of_one_scrape(tmp_path: Path, monkeypatch
         return scan(path)
 
     monkeypatch.setattr(procscan, "_scan", counted)
+    monkeypatch.setattr(singleflight, "_scrape_started", float("-inf"))  # no scrape began on this clock
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     assert all(procscan.running(procfs, frozenset({"sshg-blocker"})) for _ in range(3))
