@@ -270,9 +270,9 @@ def _fail2ban_db(path: Path, bans: list[tuple[str, str, int]]) -> None:
 def test_fail2ban_current_addresses(tmp_path: Path) -> None:
     db = tmp_path / "f2b.sqlite3"
     _fail2ban_db(db, [("192.0.2.10", "sshd", 10), ("192.0.2.9", "sshd", 5000), ("192.0.2.8", "old", 1)])
-    assert current_addresses(db) == {"sshd": frozenset({"192.0.2.10"})}
+    assert current_addresses(db) == {"sshd": ("192.0.2.10",)}
     (bans,) = fail2ban_bans(HostPaths(tmp_path), "/f2b.sqlite3")
-    assert bans == Bans("fail2ban", "sshd", frozenset({"192.0.2.10"}))
+    assert bans == Bans("fail2ban", "sshd", ("192.0.2.10",))
     assert fail2ban_bans(HostPaths(tmp_path), "/missing") == []
     (tmp_path / "bad").write_text("not sqlite")
     assert fail2ban_bans(HostPaths(tmp_path), "/bad") == []

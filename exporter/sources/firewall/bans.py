@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from exporter.sources.crowdsec import CrowdsecReader
@@ -32,7 +32,7 @@ SSHGUARD_SETS = {f"{family} {table} {name}" for family, table, name in NFT_SETS}
 class Bans:
     source: str  # fail2ban | sshguard | crowdsec
     jail: str  # jail, set or scenario, as the source's collector labels it
-    addresses: frozenset[str]
+    addresses: Collection[str]  # each once
 
 
 def sshguard_bans(sets: Iterable[AddressSet]) -> list[Bans]:
@@ -73,13 +73,13 @@ class UnenforcedCounts:
     a comparison."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[frozenset[str], tuple[object, ...], int]] = {}
+        self._last: dict[tuple[str, str], tuple[Collection[str], tuple[object, ...], int]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, bans: Iterable[Bans], enforcement: Enforcement) -> dict[tuple[str, str], int]:
         key = enforcement.key
         counts: dict[tuple[str, str], int] = {}
-        kept: dict[tuple[str, str], tuple[frozenset[str], tuple[object, ...], int]] = {}
+        kept: dict[tuple[str, str], tuple[Collection[str], tuple[object, ...], int]] = {}
         with self._lock:
             last = self._last
         for ban in bans:
