@@ -23,7 +23,7 @@ import dataclasses
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -85,11 +85,12 @@ def events_of(
     since: float,
 ) -> list[LogLine]:
     """The events (classified) at or after `since` (those without a time always)."""
-    return [
-        line
-        for line in classified(records, texts, name, numbers)
-        if line is not None and (line.event.time is None or line.event.time >= since)
-    ]
+    return after([line for line in classified(records, texts, name, numbers) if line is not None], since)
+
+
+def after(lines: Iterable[LogLine], since: float) -> list[LogLine]:
+    """The events at or after `since`; those without a time always."""
+    return [line for line in lines if line.event.time is None or line.event.time >= since]
 
 
 def _line_ends(data: bytes, start: int, end: int, others: bool) -> int:

@@ -26,7 +26,7 @@ from exporter.sources.access.layers import (
     WrapperOutcomes,
     verdicts,
 )
-from exporter.sources.access.logtail import TAIL_BYTES, LogTail, events_of
+from exporter.sources.access.logtail import TAIL_BYTES, LogTail, after, events_of
 from exporter.sources.access.model import LayerVerdict, Network, label
 from exporter.sources.authlog.journal import journal_matches, parse_journal_json
 from exporter.sources.authlog.tail import configured_log_files, default_log_files
@@ -92,11 +92,7 @@ def read_log_tail(
     """Penalty and MaxStartups events after `since` in the last `tail_bytes` of one log file (a regular
     file, opened inside `paths.rootfs`: a FIFO or a link out of the rootfs is an OSError)."""
     with os.fdopen(open_regular_file(path, paths=paths), "rb") as stream:
-        return _since(LogTail(name, tail_bytes).events(stream), since)
-
-
-def _since(lines: list[LogLine], since: float) -> list[LogLine]:
-    return [line for line in lines if line.event.time is None or line.event.time >= since]
+        return after(LogTail(name, tail_bytes).events(stream), since)
 
 
 def journal_lines(output: str, since: float) -> list[LogLine]:
@@ -155,7 +151,7 @@ class AccessReader:
         if tail is None:
             tail = self._log_tails[local] = LogTail(self.paths.unroot(local))
         with os.fdopen(open_regular_file(local, paths=self.paths), "rb") as stream:
-            return _since(tail.events(stream), since)
+            return after(tail.events(stream), since)
 
     def _present(self, host_path: str) -> bool:
         """Something is at the path, readable or not: a link loop too (libwrap denies on a hosts.deny it
