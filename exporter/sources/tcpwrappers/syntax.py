@@ -220,9 +220,13 @@ class Table:
         """The simple line at `position` as a Rule (built once)."""
         rule = self._built.get(position)
         if rule is None:
-            line, text, daemons, address, marked = self.simple_line(position)
-            rule = self._built[position] = Rule(self.file, line, text, daemons, (address,), None, marked)
+            rule = self._built[position] = self.as_rule(self.simple_line(position))
         return rule
+
+    def as_rule(self, simple: SimpleLine) -> Rule:
+        """One of its simple lines as the Rule the general parser would have made of it."""
+        line, text, daemons, address, marked = simple
+        return Rule(self.file, line, text, daemons, (address,), None, marked)
 
     @property
     def rules(self) -> Sequence[Rule]:
@@ -266,10 +270,7 @@ class TableRules(Sequence[Rule]):
 
     def __iter__(self) -> Iterator[Rule]:
         table = self._table
-        built = (
-            Rule(table.file, line, text, daemons, (address,), None, marked)
-            for line, text, daemons, address, marked in table.iter_simple()
-        )
+        built = map(table.as_rule, table.iter_simple())
         return heapq.merge(table.general, built, key=attrgetter("line"))
 
     def __eq__(self, other: object) -> bool:
