@@ -340,21 +340,40 @@ def test_remembered_legacy_rules_follow_changes_and_counters(netns: NetNs) -> No
         "iptables-legacy -R a 2 -m set --match-set second src -j DROP",
         "iptables-legacy -Z",  # counters 7 and 3 become 0: the same rules, new counters
     ]
-    code = (
-        "import json, subprocess, sys\n"
-        "from exporter.sources.firewall.iptables import parse_save, read_iptc\n"
-        "for command in json.loads(sys.argv[1]):\n"
-        "    if command:\n"
-        "        subprocess.run(command.split(), check=True)\n"
-        "    text = subprocess.run(['iptables-legacy-save', '-c'], capture_output=True, text=True).stdout\n"
-        "    a = sorted(read_iptc(['filter'], 'ipv4'), key=repr)\n"
-        "    b = sorted(parse_save(text, 'legacy', 'ipv4'), key=repr)\n"
-        "    assert a == b, (command, a, b)\n"
-        "    print(sum(len(c.rules) for c in a))\n"
-    )
-    checked = netns.run([sys.executable, "-c", code, json.dumps(steps)])
+    assert [rules for rules, _ in _legacy_reads(netns, steps, ("ipv4",))] == [4] * len(steps)
+
+
+_LEGACY_READS = (
+    "import json, subprocess, sys\n"
+    "from exporter.sources.firewall import iptables\n"
+    "from exporter.sources.firewall.iptables import parse_save, read_iptc\n"
+    "through = iptables._read_libiptc\n"
+    "refreshes = []\n"
+    "iptables._read_libiptc = lambda *args: refreshes.append(1) or through(*args)\n"
+    "steps, families = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+    "for command in steps:\n"
+    "    if command:\n"
+    "        subprocess.run(command.split(), check=True)\n"
+    "    before, rules = len(refreshes), 0\n"
+    "    for family in families:\n"
+    "        save = 'iptables-legacy-save' if family == 'ipv4' else 'ip6tables-legacy-save'\n"
+    "        text = subprocess.run([save, '-c'], capture_output=True, text=True).stdout\n"
+    "        a = sorted(read_iptc(['filter'], family), key=repr)\n"
+    "        assert a == sorted(parse_save(text, 'legacy', family), key=repr), (command, a, text)\n"
+    "        rules += sum(len(c.rules) for c in a)\n"
+    "    print(rules, len(refreshes) - before)\n"
+)
+
+
+def _legacy_reads(netns: NetNs, steps: list[str], families: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Runs each command, then reads the filter table of each family in one process (read after read, as
+    a running exporter does), asserting each read equals iptables-legacy-save's: per step, the rules read
+    and how many tables were read through libiptc."""
+    checked = netns.run([sys.executable, "-c", _LEGACY_READS, json.dumps(steps), json.dumps(families)])
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.split() == ["4"] * len(steps)
+    return [
+        (int(rules), int(reads)) for rules, reads in (line.split() for line in checked.stdout.splitlines())
+    ]
 
 
 def test_legacy_tables_unchanged_but_for_counters_are_not_read_through_libiptc_again(netns: NetNs) -> None:
@@ -381,22 +400,5 @@ def test_legacy_tables_unchanged_but_for_counters_are_not_read_through_libiptc_a
         "iptables-legacy -E b c",
         "ip6tables-legacy -R x 1 -j DROP",
     ]
-    code = (
-        "import json, subprocess, sys\n"
-        "from exporter.sources.firewall import iptables\n"
-        "from exporter.sources.firewall.iptables import parse_save, read_iptc\n"
-        "refreshes, through = [], iptables._read_libiptc\n"
-        "iptables._read_libiptc = lambda *args: refreshes.append(1) or through(*args)\n"
-        "for command in json.loads(sys.argv[1]):\n"
-        "    if command:\n"
-        "        subprocess.run(command.split(), check=True)\n"
-        "    before = len(refreshes)\n"
-        "    for family, save in (('ipv4', 'iptables-legacy-save'), ('ipv6', 'ip6tables-legacy-save')):\n"
-        "        text = subprocess.run([save, '-c'], capture_output=True, text=True).stdout\n"
-        "        a = sorted(read_iptc(['filter'], family), key=repr)\n"
-        "        assert a == sorted(parse_save(text, 'legacy', family), key=repr), (command, a, text)\n"
-        "    print(len(refreshes) - before)\n"
-    )
-    checked = netns.run([sys.executable, "-c", code, json.dumps(steps)])
-    assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.split() == ["2", "0", "0", "0", "1", "1", "1", "1"]
+    reads = [through_libiptc for _, through_libiptc in _legacy_reads(netns, steps, ("ipv4", "ipv6"))]
+    assert reads == [2, 0, 0, 0, 1, 1, 1, 1]
