@@ -354,7 +354,12 @@ class Journald(Daemon):
 
 
 def ssh_password_attempt(netns: NetNs, port: int, source: str = "127.0.0.2", user: str = "nosuchuser") -> str:
-    """One failed password login from `source` inside netns; the client's last line of output."""
+    """One failed password login from `source` inside netns; the client's last line of output.
+
+    An invalid user's attempt logs two lines fail2ban's sshd filter counts as failures ("Invalid user"
+    and "Failed password"), so with maxretry 2 one attempt bans. Never make a second to be sure: the ban
+    can land in the middle of it, and a REJECT of an established connection leaves the client waiting
+    (TCP only notes the ICMP error it sends), past this call's 30-second timeout."""
     run = netns.run(
         ["sshpass", "-p", "wrong", "ssh", "-b", source, "-p", str(port), "-o", "PubkeyAuthentication=no",
          "-o", "PreferredAuthentications=password", "-o", "StrictHostKeyChecking=no",

@@ -583,9 +583,8 @@ def _ban_and_unenforce(
 ) -> None:
     host.wait_for_value("ssh_access_fail2ban_sshd_guarded", 1)
     assert not webhook.alerts("SshAccessWatchedAddressBlocked", host.instance)
-    for _ in range(2):  # maxretry 2; an invalid user logs two failures per attempt
-        if "Permission denied" not in ssh_password_attempt(netns, sshd.port, source=BRUTE_FORCER):
-            break  # banned already
+    # maxretry 2: this one attempt bans (see ssh_password_attempt's doc)
+    assert "Permission denied" in ssh_password_attempt(netns, sshd.port, source=BRUTE_FORCER)
     blocked = {"address": BRUTE_FORCER, "layer": "fail2ban"}
     pager, tickets = "ssh-access-pager", "ssh-access-tickets"
     _delivered(webhook, host, "SshAccessWatchedAddressBlocked", "firing", pager, blocked)
