@@ -108,10 +108,8 @@ class SimpleRun:
         return array("i", (found.start(1) for found in _RUN_RULES.finditer(self.text)))
 
     def line_at(self, index: int) -> SimpleLine:
-        """The `index`-th rule (0-based) as a SimpleLine; its text is exactly `D: ADDR`."""
-        start = self.starts[index]
-        rule = self.text[start : self.text.index("\n", start)]
-        return (self.line + 2 * index, rule, self.daemons, rule[len(self.daemons[0]) + 2 :], "denyhosts")
+        """The `index`-th rule (0 <= index < count) as a SimpleLine; its text is exactly `D: ADDR`."""
+        return next(self.iter_lines(index))
 
     def iter_lines(self, skip: int = 0) -> Iterator[SimpleLine]:
         """Its SimpleLines from the `skip`-th on, one at a time (none of them kept)."""
