@@ -1,9 +1,9 @@
 """A whole host under attack, every collector on, scraped as Prometheus would, beside node_exporter.
 
 `python -m benchmarks attacked_host [--duration SECONDS] [--interval SECONDS] [--rotate-every SECONDS]
-[--no-collector.NAME ...]` (the last to tell one collector's share). Needs root, sshd, fail2ban, nft,
-iptables-legacy and prometheus-node-exporter (`make system-deps`). Built in namespaces this benchmark
-creates, each part the way its own benchmark builds it:
+[--bans-per-second N] [--no-collector.NAME ...]` (the last to tell one collector's share). Needs root,
+sshd, fail2ban, nft, iptables-legacy and prometheus-node-exporter (`make system-deps`). Built in
+namespaces this benchmark creates, each part the way its own benchmark builds it:
 
 - sshd in a server network namespace with 1,000 pre-auth connections held from a client namespace over a
   veth pair (bench_sshd_scrape);
@@ -16,7 +16,8 @@ creates, each part the way its own benchmark builds it:
   first-come), written by a separate process in batches every 10 ms, rotated every --rotate-every seconds
   alternately by rename+create and by copytruncate (each as logrotate does it: NAME.1 moved to NAME.2
   first), the writer pausing during a copytruncate, so no line is lost to the rotation itself;
-- a watchlist naming addresses the firewall set, fail2ban and hosts.deny block, and one nothing blocks.
+- a watchlist naming addresses the firewall set, fail2ban and hosts.deny block, and one nothing blocks;
+- with --bans-per-second, new bans while it runs, in fail2ban and the nft set (Banner).
 
 Measured: scrape latency (one scrape every --interval seconds, as Prometheus would; median and p99), the
 exporter's CPU per scrape (quiet phase: the host built, the log not growing; back-to-back scrapes minus the
@@ -49,12 +50,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from benchmarks.authlog_gen import generate
-from benchmarks.bench_fail2ban import JAIL, inject
+from benchmarks.bench_fail2ban import BANS, JAIL, inject
 from benchmarks.bench_fail2ban import address as ban_address
 from benchmarks.bench_firewall import populate
 from benchmarks.bench_sshd_scrape import CONNECTIONS, NODE_EXPORTER, SERVER_ADDRESS, hold, link
 from benchmarks.bench_tcpwrappers import addresses as deny_patterns
 from benchmarks.bench_tcpwrappers import hosts_deny
+from exporter.sources.fail2ban.protocol import Connection as Fail2banSocket
+from exporter.sources.fail2ban.protocol import ProtocolError
 from tests.integration.harness import Exporter, Fail2banServer, NetNs, Sshd
 
 RATE = 20_000
@@ -216,6 +219,33 @@ class LagProbe(threading.Thread):
                 self.unseen += 1
 
 
+class Banner(threading.Thread):
+    """`per_second` new bans a second, each as fail2ban with an nftables action makes it: `set JAIL banip`
+    on fail2ban's socket (its database changes) and the address added to the nft set (the ruleset's
+    generation moves). An attack goes on being banned; the host's other bans stay as they were built."""
+
+    def __init__(self, netns: NetNs, socket: Path, per_second: float) -> None:
+        super().__init__(daemon=True)
+        self.netns, self.socket, self.per_second = netns, socket, per_second
+        self.stop = threading.Event()
+        self.added = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        next_at = time.monotonic()
+        while not self.stop.wait(max(0.0, next_at - time.monotonic())):
+            new = ban_address(BANS + self.added)
+            try:
+                with Fail2banSocket(self.socket, timeout=10) as server:
+                    server.request("set", JAIL, "banip", new)
+                add = ["nft", "add", "element", "inet", "bench", "blocked", f"{{ {new} }}"]
+                subprocess.run(self.netns.command(add), check=True, capture_output=True, timeout=30)
+                self.added += 1
+            except (OSError, ProtocolError, subprocess.SubprocessError) as exc:
+                self.failures.append(str(exc))
+            next_at += 1 / self.per_second
+
+
 # ---- the host ----------------------------------------------------------------------------------------
 
 
@@ -257,6 +287,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between scrapes (1 or 5)")
     parser.add_argument("--rotate-every", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=RATE)
+    parser.add_argument(
+        "--bans-per-second", type=float, default=0.0, help="new bans a second, in fail2ban and the nft set"
+    )
     args, rest = parser.parse_known_args(sys.argv[1:])
     off = [flag for flag in rest if flag.startswith("--no-collector.")]  # to tell one collector's share
     if os.geteuid() != 0 or not Path(NODE_EXPORTER).exists():
@@ -307,7 +340,7 @@ def main() -> None:
                     binds={Path("/etc/hosts.deny"): deny, Path("/etc/hosts.allow"): allow},
                 )
                 with exporter:
-                    result = run(args, server, exporter, node, node_port, log)
+                    result = run(args, server, exporter, node, node_port, log, bans.socket)
                     result["exporter_log_tail"] = exporter.log().splitlines()[-5:]
             finally:
                 node.terminate()
@@ -375,7 +408,7 @@ def lines_read(netns: NetNs, url: str, log: Path) -> tuple[int, str]:
 
 def run(
     args: argparse.Namespace, netns: NetNs, exporter: Exporter, node: subprocess.Popen[bytes], node_port: int,
-    log: Path,
+    log: Path, bans_socket: Path,
 ) -> dict[str, object]:  # fmt: skip
     pid = exporter.proc.pid
     idle, cpu_per_scrape, body, rss_before_scrapes = quiet_phase(netns, exporter.url, pid)
@@ -389,18 +422,24 @@ def run(
     node_url = f"http://127.0.0.1:{node_port}/metrics"
     prometheus = Prometheus(netns, exporter.url, node_url, args.interval)
     probe = LagProbe(netns, exporter.url, ours)
+    banner = Banner(netns, bans_socket, args.bans_per_second)
     rss: list[tuple[float, float]] = []
     cpu0, node_cpu0, wall0 = proc_cpu(pid), proc_cpu(node.pid), time.monotonic()
     writer.start()
     prometheus.start()
     probe.start()
+    if args.bans_per_second > 0:
+        banner.start()
     while writer.is_alive():
         rss.append((round(time.monotonic() - wall0, 1), round(proc_rss_mb(pid), 1)))
         writer.join(RSS_EVERY_S)
     prometheus.stop.set()
     probe.stop.set()
+    banner.stop.set()
     probe.join()
     prometheus.join()
+    if banner.is_alive():
+        banner.join()
     done = probe.done or ours.recv()
     while done[0] != "done":  # a marker answer still in the pipe
         done = ours.recv()
@@ -427,6 +466,9 @@ def run(
         "duration_s": args.duration,
         "scrape_interval_s": args.interval,
         "rotate_every_s": args.rotate_every,
+        "bans_per_second": args.bans_per_second,
+        "bans_added": banner.added,
+        "ban_failures": banner.failures[:5],
         "collectors_failing_at_start": failing,
         "sshd_startups": startups[1] if startups else None,
         "lines_written": written,
