@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.sources.firewall import generation
-from exporter.sources.firewall.addresses import AddressIndex, SetIndexes, covered, span
+from exporter.sources.firewall.addresses import AddressIndex, SetIndexes, count_uncovered, covered, span
 from exporter.sources.firewall.bans import Bans, UnenforcedCounts
 from exporter.sources.firewall.enforcement import Enforcement
 from exporter.sources.firewall.model import AddressSet, Chain, Rule
@@ -76,6 +77,33 @@ def test_index_finds_what_a_scan_finds(elements: list[str], question: str) -> No
     assert index.holds(version, low) == any(s is not None and s[1] <= low <= s[2] for s in spans)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(element_texts(), max_size=40), max_size=3), st.sets(st.sampled_from([4, 6])), st.data()
+)
+def test_uncovered_counted_at_once_as_one_by_one(
+    sets: list[list[str]], versions: set[int], data: st.DataObject
+) -> None:
+    """count_uncovered walks each index beside the sorted addresses (or bisects for a few of them):
+    the count holds() gives asked one address at a time, repeats, the sets' own elements and
+    non-addresses included."""
+    own = [text for elements in sets for text in elements] or ["192.0.2.1"]
+    texts = data.draw(st.lists(st.one_of(element_texts(), st.sampled_from([*own, "junk"])), max_size=60))
+    indexes = [AddressIndex(elements) for elements in sets]
+
+    def held(text: str) -> bool:
+        found = span(text)
+        return found is not None and (
+            found[0] in versions or any(i.holds(found[0], found[1]) for i in indexes)
+        )
+
+    assert count_uncovered(indexes, texts, versions) == sum(1 for text in texts if not held(text))
+    for index in indexes:
+        for version in (4, 6):
+            asked = sorted(s[1] for t in texts if (s := span(t)) is not None and s[0] == version)
+            assert index.not_held(version, asked) == [v for v in asked if not index.holds(version, v)]
+
+
 def test_covered_by_text_by_value_and_by_a_range() -> None:
     index = AddressIndex(["2001:db8::1", "192.0.2.0/24", "198.51.100.10-198.51.100.20", "junk"])
     assert len(index) == 3  # junk is no element
@@ -113,9 +141,10 @@ def test_unenforced_counts_are_asked_again_only_when_something_changed() -> None
     asked: list[str] = []
 
     class Counting(Enforcement):
-        def blocks(self, address: str) -> bool:
-            asked.append(address)
-            return super().blocks(address)
+        def unblocked(self, addresses: Iterable[str]) -> int:
+            addresses = list(addresses)
+            asked.extend(addresses)
+            return super().unblocked(addresses)
 
     def run(sets: tuple[AddressSet, ...], found: list[Bans]) -> dict[tuple[str, str], int]:
         plain = _enforcement(sets, indexes)

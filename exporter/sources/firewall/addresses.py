@@ -157,11 +157,15 @@ class AddressIndex:
 
     def holds(self, version: int, value: int) -> bool:
         """Does an element hold this address? (overlapping's question for one address, without
-        building its answer: the enforcement check asks it for each of 100,000 bans)"""
+        building its answer)"""
         singles = self._singles[version]
         index = singles.where(value, after=False)
         if index < len(singles.positions) and singles.value(index) == value:
             return True
+        return self._in_spans(version, value)
+
+    def _in_spans(self, version: int, value: int) -> bool:
+        """Does a prefix or range hold this address?"""
         firsts = self._firsts[version]
         if not firsts:
             return False
@@ -173,14 +177,55 @@ class AddressIndex:
             index -= 1
         return False
 
+    def not_held(self, version: int, values: list[int]) -> list[int]:
+        """The addresses (ascending, repeats allowed) no element holds, in the same order. Many of them
+        (the enforcement check asks for each of 100,000 bans) are walked beside the sorted singles in
+        one pass: holds() bisects the packed arrays three times for each (5 µs; 0.5 s for 100,000)."""
+        singles = self._singles[version]
+        size = len(singles)
+        if len(values) * _WALK_AT_LEAST < size:  # a few addresses against a large set: bisect each
+            return [value for value in values if not self.holds(version, value)]
+        value_at, missing, index = singles.value, [], 0
+        current = value_at(0) if size else -1
+        for value in values:
+            while index < size and current < value:
+                index += 1
+                current = value_at(index) if index < size else -1
+            if not (index < size and current == value) and not self._in_spans(version, value):
+                missing.append(value)
+        return missing
+
+
+_WALK_AT_LEAST = 16  # not_held walks the singles when asked about at least 1/16 as many addresses
+
+
+def count_uncovered(
+    indexes: Sequence[AddressIndex], texts: Iterable[str], versions: Collection[int] = ()
+) -> int:
+    """How many of the texts no index holds (for a prefix or range: its first address) and are not of
+    one of `versions` (IP versions in which every address is held); a text that is no address counts.
+    Each text is parsed once; each index is asked about all of them at once (not_held)."""
+    uncovered = 0
+    asked: dict[int, list[int]] = {4: [], 6: []}
+    for text in texts:
+        found = span(text)
+        if found is None:
+            uncovered += 1
+        elif found[0] not in versions:
+            asked[found[0]].append(found[1])
+    for version, values in asked.items():
+        left = sorted(values)
+        for index in indexes:
+            if not left:
+                break
+            left = index.not_held(version, left)
+        uncovered += len(left)
+    return uncovered
+
 
 def covered(indexes: Sequence[AddressIndex], text: str, versions: Collection[int] = ()) -> bool:
-    """Does one of the indexes hold the address `text` (for a prefix or range: its first address), or
-    is it of one of `versions` (IP versions in which every address is held)? The text is parsed once."""
-    found = span(text)
-    if found is None:
-        return False
-    return found[0] in versions or any(index.holds(found[0], found[1]) for index in indexes)
+    """Does one of the indexes hold the address `text`, or is it of one of `versions`?"""
+    return count_uncovered(indexes, (text,), versions) == 0
 
 
 class SetIndexes:

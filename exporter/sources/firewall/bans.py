@@ -69,8 +69,8 @@ def crowdsec_bans(reader: CrowdsecReader) -> list[Bans]:
 class UnenforcedCounts:
     """{(source, jail): banned addresses nothing blocks}, kept between scrapes: a jail's count is asked
     again only when its addresses or the firewall's answers (Enforcement.key) changed. 100,000 bans
-    against 100,000 set elements cost about 0.1 s of lookups; the same bans against the same sets cost
-    a comparison."""
+    against 100,000 set elements cost about 0.12 s (Enforcement.unblocked; 0.6 s asked one by one), and
+    under an attack each new ban changes both; the same bans against the same sets cost a comparison."""
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], tuple[Collection[str], tuple[object, ...], int]] = {}
@@ -88,7 +88,7 @@ class UnenforcedCounts:
             if cached is not None and cached[1] == key and cached[0] == ban.addresses:
                 count = cached[2]
             else:
-                count = sum(1 for address in ban.addresses if not enforcement.blocks(address))
+                count = enforcement.unblocked(ban.addresses)
             counts[jail] = count
             kept[jail] = (ban.addresses, key, count)
         with self._lock:
