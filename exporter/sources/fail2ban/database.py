@@ -73,8 +73,8 @@ _ROWS_V4 = f"""SELECT ip, timeofban AS banned, bantime FROM bips WHERE jail = :j
 _ROWS_V2 = f"""SELECT ip, MAX(timeofban) AS banned, -2 AS bantime FROM bans WHERE jail = :jail
               AND typeof(timeofban) {_NUMBER} GROUP BY ip"""
 # The rows of one of those queries by column, each a JSON array, in the rows' order. sqlite3 makes a tuple
-# and three objects per row, 185 ms for 100,000 rows, where these arrays cost 70 ms to build and 35 to
-# decode: under an attack fail2ban bans every few seconds, and every ban is a new read. An address is
+# and three objects per row (175 ms for 100,000 rows); the arrays cost 136 ms to build and decode, and
+# under an attack fail2ban bans every few seconds: every ban is a new read. An address is
 # text as fail2ban writes it (anything else as sqlite quotes it: no address, never a JSON error). A time
 # fail2ban wrote is an integer; a fractional one (hand-edited) goes as 17-digit text, since sqlite's JSON
 # keeps 15 digits and writes infinity as `Inf`, which no JSON reader takes. A bantime is whole seconds
