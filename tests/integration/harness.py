@@ -368,6 +368,18 @@ def ssh_password_attempt(netns: NetNs, port: int, source: str = "127.0.0.2", use
     return (run.stderr.strip().splitlines() or [""])[-1]
 
 
+def wait_until_listed(netns: NetNs, listing: list[str], address: str, timeout: float = 20.0) -> None:
+    """Wait until the firewall listing (`iptables -w -S`, `nft list ruleset`) in netns names `address`.
+
+    fail2ban counts a ban before its action has put it in the firewall, so "banned" in its status or in
+    the exporter's metrics does not yet mean a new connection is refused; and one started before the
+    rule lands hangs (see ssh_password_attempt). Ask the firewall itself first."""
+    deadline = time.monotonic() + timeout
+    while address not in (shown := netns.run(listing).stdout):
+        assert time.monotonic() < deadline, f"{address} not in {' '.join(listing)}:\n{shown}"
+        time.sleep(0.1)
+
+
 class Sshguard(Daemon):
     """sshguard in a network namespace reading `log`; backend `nft-sets` or `ipset` (a private copy of
     sshguard.conf is bind-mounted in the mount namespace `ip netns exec` creates, the host's untouched)."""

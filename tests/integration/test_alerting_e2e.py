@@ -55,6 +55,7 @@ from tests.integration.harness import (
     _stop,
     require_root_and,
     ssh_password_attempt,
+    wait_until_listed,
 )
 from tests.integration.services import RULES, Held, Prometheus, SocketUnit, eventually
 from tests.net import free_port, wait_for_port
@@ -588,10 +589,9 @@ def _ban_and_unenforce(
     blocked = {"address": BRUTE_FORCER, "layer": "fail2ban"}
     pager, tickets = "ssh-access-pager", "ssh-access-tickets"
     _delivered(webhook, host, "SshAccessWatchedAddressBlocked", "firing", pager, blocked)
-    eventually(  # the ban is real: nft in the namespace rejects the brute forcer
-        lambda: "Connection refused" in ssh_password_attempt(netns, sshd.port, source=BRUTE_FORCER),
-        what="the ban to be enforced",
-    )
+    # the ban is real: nft in the namespace rejects the brute forcer (once the action has run)
+    wait_until_listed(netns, ["nft", "list", "ruleset"], BRUTE_FORCER)
+    assert "Connection refused" in ssh_password_attempt(netns, sshd.port, source=BRUTE_FORCER)
     with _connected(netns, sshd.port):  # an ESTABLISHED connection, for the TCP states panel
         _every_panel_has_data(host)
 

@@ -29,6 +29,7 @@ from tests.integration.harness import (
     Sshd,
     require_root_and,
     ssh_password_attempt,
+    wait_until_listed,
 )
 
 
@@ -101,7 +102,8 @@ def test_real_bans_restart_and_stop(stack: Stack) -> None:
         failures = value(found, "ssh_access_fail2ban_jail_failures_total", jail="sshd")
         assert failures is not None and failures >= 2
         assert promtool_check(exporter.text()) is None
-        # the ban is real: iptables in the namespace rejects 127.0.0.2
+        # the ban is real: iptables in the namespace rejects 127.0.0.2 (once its action has run)
+        wait_until_listed(stack.netns, ["iptables", "-w", "-S"], "127.0.0.2")
         assert "Connection refused" in ssh_password_attempt(stack.netns, stack.sshd.port)
 
         # a hung server costs one scrape: up 0, the scrape intact; it recovers when it answers again
