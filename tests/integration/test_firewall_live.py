@@ -227,10 +227,20 @@ def test_fail2ban_ban_actions(
             found = running.scrape()
             assert unenforced(found, "fail2ban", "sshd") == 0  # nothing banned yet: exported as 0
             server.client("set", "sshd", "banip", "192.0.2.10", "192.0.2.11")
-            found = running.wait_until(
-                lambda f: value(f, "ssh_access_banned_addresses", source="fail2ban", jail="sshd") == 2
-            )
             kind, family, table, name = where
+
+            def in_the_firewall(f: Samples) -> bool:  # fail2ban counts a ban before its action runs
+                if kind == "chain":
+                    return chain(f, "chain_blocked_addresses", backend, family, table, name) == 2
+                return value(f, "ssh_access_firewall_set_entries", backend=backend, family=family,
+                             table=table, set=name, owner="fail2ban") == 2  # fmt: skip
+
+            found = running.wait_until(
+                lambda f: (
+                    value(f, "ssh_access_banned_addresses", source="fail2ban", jail="sshd") == 2
+                    and in_the_firewall(f)
+                )
+            )
             if kind == "chain":
                 assert chain(found, "chain_blocked_addresses", backend, family, table, name) == 2
                 assert chain(found, "sshd_blocking_rules", backend, family, table, name) == 2
@@ -243,7 +253,8 @@ def test_fail2ban_ban_actions(
             assert promtool_check(running.text()) is None
 
             _delete_f2b_rule(netns, action, sshd.port)  # the classic: the ban stays, its rule is gone
-            found = running.scrape()
+            # fail2ban writes its database apart from the ban itself: the count follows it
+            found = running.wait_until(lambda f: unenforced(f, "fail2ban", "sshd") == 2)
             assert unenforced(found, "fail2ban", "sshd") == 2
             assert value(found, "ssh_access_collector_success", collector="firewall") == 1
 
