@@ -32,6 +32,7 @@ from tests.integration.harness import (
     Sshd,
     require_root_and,
     ssh_password_attempt,
+    wait_until_listed,
 )
 from tests.net import free_port
 
@@ -117,6 +118,7 @@ def blocked(tmp_path: Path) -> Iterator[Blocked]:
             )
             with Fail2banServer(tmp_path / "fail2ban", netns, jail) as fail2ban:
                 fail2ban.client("set", "sshd", "banip", "127.0.0.3")
+                wait_until_listed(netns, ["iptables", "-w", "-S"], "127.0.0.3")  # the action ran
                 reject = [
                     "iptables",
                     "-I",
