@@ -231,11 +231,6 @@ def count_uncovered(
     return uncovered
 
 
-def covered(indexes: Sequence[AddressIndex], text: str, versions: Collection[int] = ()) -> bool:
-    """Does one of the indexes hold the address `text`, or is it of one of `versions`?"""
-    return count_uncovered(indexes, (text,), versions) == 0
-
-
 class SetIndexes:
     """The index of each address set, kept while its elements stay the same: a ruleset read again
     (every scrape) with an unchanged 100,000-element set costs a comparison, not a rebuild. Holds

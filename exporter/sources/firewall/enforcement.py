@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from exporter.sources.firewall.addresses import AddressIndex, SetIndexes, count_uncovered, covered
+from exporter.sources.firewall.addresses import AddressIndex, SetIndexes, count_uncovered
 from exporter.sources.firewall.model import AddressSet, Chain, Rule
 
 INPUT_HOOKS = frozenset({"input", "prerouting", "ingress"})
@@ -156,9 +156,6 @@ class Enforcement:
         lookups = self._lookups
         return (lookups.everyone, lookups.literal, *lookups.sets)
 
-    def blocks(self, address: str) -> bool:
-        return covered(self._lookups.indexes, address, self._lookups.everyone)
-
     def unblocked(self, addresses: Iterable[str]) -> int:
-        """How many of the addresses nothing blocks: blocks() for each, asked of each index at once."""
+        """How many of the addresses nothing blocks (each index is asked about all of them at once)."""
         return count_uncovered(self._lookups.indexes, addresses, self._lookups.everyone)
